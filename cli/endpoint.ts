@@ -1,0 +1,40 @@
+/**
+ * Where the CLI finds the controller: --addr, else $CORRAL_ADDR, else the endpoints file `corral up` wrote,
+ * else the local cluster's default port.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from './local-cluster.ts';
+
+export const LOCAL_STATE_DIR = join(REPO_ROOT, '.corral', 'local');
+export const ENDPOINTS_FILE = join(LOCAL_STATE_DIR, 'endpoints.json');
+export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:7070';
+
+export interface LocalEndpoints {
+  grpc: string;
+  http?: string;
+  pid: number;
+}
+
+export function resolveControllerAddress(flag: string | undefined): string {
+  if (flag) return flag;
+  if (process.env.CORRAL_ADDR) return process.env.CORRAL_ADDR;
+  if (existsSync(ENDPOINTS_FILE)) {
+    try {
+      const parsed = JSON.parse(readFileSync(ENDPOINTS_FILE, 'utf8')) as LocalEndpoints;
+      if (parsed.grpc && isAlive(parsed.pid)) return parsed.grpc;
+    } catch {
+      // a damaged file is ignored like a missing one
+    }
+  }
+  return DEFAULT_GRPC_ADDRESS;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,67 @@
+/** `corral status`: workers, their engines and the deployments, as the controller sees them now. */
+import type { ServiceError } from '@grpc/grpc-js';
+import type { ClusterStatus } from '../proto/gen/corral/v1/control.ts';
+import { EngineState } from '../proto/gen/corral/v1/worker.ts';
+import type { CommandSpec } from './args.ts';
+import { controlClient, fetchStatus } from './clients.ts';
+import { resolveControllerAddress } from './endpoint.ts';
+import { table } from './table.ts';
+
+export const statusSpec: CommandSpec = {
+  usage: 'corral status [--addr HOST:PORT] [--json]',
+  options: { addr: { type: 'string' }, json: { type: 'boolean' } },
+};
+
+export async function runStatus(values: Record<string, unknown>, out = process.stdout): Promise<number> {
+  const address = resolveControllerAddress(values.addr as string | undefined);
+  const client = controlClient(address);
+  try {
+    const status = await fetchStatus(client);
+    out.write(values.json ? `${JSON.stringify(status)}\n` : formatStatus(status));
+    return 0;
+  } catch (e) {
+    process.stderr.write(
+      `error: cannot reach the controller at ${address}: ${(e as ServiceError).details}\n`,
+    );
+    return 1;
+  } finally {
+    client.close();
+  }
+}
+
+export function engineStateName(state: EngineState): string {
+  return (EngineState[state] ?? 'UNKNOWN').replace('ENGINE_STATE_', '').toLowerCase();
+}
+
+export function formatStatus(status: ClusterStatus): string {
+  const deployments = table(
+    ['DEPLOYMENT', 'MODEL', 'READY', 'OUTSTANDING'],
+    status.deployments.map((d) => [
+      d.name,
+      d.model,
+      `${d.readyReplicas}/${d.desiredReplicas}`,
+      String(d.outstandingRequests),
+    ]),
+  );
+  const engines: string[][] = [];
+  for (const w of status.workers) {
+    const inv = w.inventory;
+    const ageS = ((status.nowMs - w.lastHeartbeatMs) / 1000).toFixed(1);
+    const node = `${inv?.nodeName ?? '?'} (${inv?.gpus?.count ?? 0}x ${inv?.gpus?.type ?? '?'})`;
+    const conn = w.connected ? `${w.draining ? 'draining, ' : ''}heartbeat ${ageS}s ago` : 'LOST';
+    if (w.engines.length === 0) engines.push([node, conn, '-', '-', '-', '']);
+    for (const e of w.engines) {
+      const exit = e.lastExit ? ` last exit: ${e.lastExit.signal || `code ${e.lastExit.code}`}` : '';
+      engines.push([
+        node,
+        conn,
+        e.engineId,
+        engineStateName(e.state),
+        `${e.running}/${e.waiting}/${(e.kvCacheUsage * 100).toFixed(0)}%`,
+        `${e.detail}${exit}${e.restarts > 0 ? ` restarts: ${e.restarts}` : ''}`,
+      ]);
+    }
+  }
+  const workers = table(['WORKER', 'CONNECTION', 'ENGINE', 'STATE', 'RUN/WAIT/KV', 'DETAIL'], engines);
+  return `${deployments}\n${workers}`;
+}

@@ -1,0 +1,105 @@
+/**
+ * `corral up`: the local cluster on simulated GPUs. Starts the controller and the workers, waits until the
+ * model is served, prints the endpoints and a command to try, and on Ctrl-C stops everything it started.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CommandSpec, intFlag, UsageError } from './args.ts';
+import { ENDPOINTS_FILE, LOCAL_STATE_DIR, type LocalEndpoints } from './endpoint.ts';
+import { LocalCluster, type WorkerSpec } from './local-cluster.ts';
+import { localClusterConfig } from './local-config.ts';
+
+export const upSpec: CommandSpec = {
+  usage:
+    'corral up [--nodes N] [--gpus-per-node G] [--gpu-type h100-80g] [--port 7070] [--ready-timeout-s 600]',
+  options: {
+    nodes: { type: 'string' },
+    'gpus-per-node': { type: 'string' },
+    'gpu-type': { type: 'string' },
+    port: { type: 'string' },
+    'ready-timeout-s': { type: 'string' },
+  },
+};
+
+export async function runUp(values: Record<string, unknown>): Promise<number> {
+  const nodes = intFlag(values, 'nodes') ?? 2;
+  const gpus = intFlag(values, 'gpus-per-node') ?? 8;
+  const port = intFlag(values, 'port') ?? 7070;
+  const readyTimeoutS = intFlag(values, 'ready-timeout-s') ?? 600;
+  const gpuType = (values['gpu-type'] as string | undefined) ?? 'h100-80g';
+  if (nodes < 1 || nodes > 64) throw new UsageError('--nodes must be between 1 and 64');
+  if (gpus < 1 || gpus > 16) throw new UsageError('--gpus-per-node must be between 1 and 16');
+
+  const started = Date.now();
+  const say = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
+  rmSync(join(LOCAL_STATE_DIR, 'logs'), { recursive: true, force: true });
+  mkdirSync(LOCAL_STATE_DIR, { recursive: true });
+
+  const workers: WorkerSpec[] = Array.from({ length: nodes }, (_, i) => ({
+    nodeName: `node-${i + 1}`,
+    gpus,
+    gpuType,
+    labels: { 'topology.corral.dev/rack': 'rack-1' },
+  }));
+  let cluster: LocalCluster | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping the local cluster...');
+    await cluster?.stop();
+    rmSync(ENDPOINTS_FILE, { force: true });
+    say('stopped; no process left running');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  try {
+    cluster = await LocalCluster.start({
+      dir: LOCAL_STATE_DIR,
+      config: localClusterConfig({ nodes, gpusPerNode: gpus }),
+      controllerListen: `127.0.0.1:${port}`,
+      workers,
+      onProgress: say,
+    });
+    say('loading the model on the simulated GPUs...');
+    await cluster.waitReady(readyTimeoutS * 1000);
+  } catch (e) {
+    say(`error: ${(e as Error).message}`);
+    say(`logs: ${join(LOCAL_STATE_DIR, 'logs')}`);
+    await stop(1);
+    return 1;
+  }
+
+  const endpoints: LocalEndpoints = { grpc: cluster.grpcAddress, pid: process.pid };
+  writeFileSync(ENDPOINTS_FILE, `${JSON.stringify(endpoints)}\n`);
+  const status = await cluster.status();
+  const model = status.deployments[0]?.name ?? 'MODEL';
+  process.stdout.write(
+    [
+      '',
+      `corral is up (${nodes} simulated nodes x ${gpus} ${gpuType}).`,
+      `  gRPC   ${cluster.grpcAddress}   (corral.v1.Inference, corral.v1.Control; reflection on)`,
+      `  logs   ${join(LOCAL_STATE_DIR, 'logs')}`,
+      '',
+      'Try, in another terminal:',
+      `  ./bin/corral generate --model ${model} "Tell me about the Rocky Mountains"`,
+      '  ./bin/corral status',
+      '',
+      'Ctrl-C stops the cluster.',
+      '',
+    ].join('\n'),
+  );
+  for (const p of [cluster.controller, ...cluster.workers.values()]) {
+    void p.exited.then((x) => {
+      if (!stopping) {
+        say(`${p.name} exited unexpectedly (${x.signal ?? `code ${x.code}`}); last output:`);
+        for (const line of p.logTail(10)) say(`  ${line}`);
+        void stop(1);
+      }
+    });
+  }
+  await new Promise(() => {}); // runs until a signal stops it
+  return 0;
+}
