@@ -15,6 +15,7 @@ afterAll(async () => {
   const leaks = await waitForNoLeaks(baseline);
   const problems: string[] = [];
   if (leaks.processes.length > 0) problems.push(`processes still running: ${leaks.processes.join(', ')}`);
-  if (leaks.listeningPorts.length > 0) problems.push(`ports still listening: ${leaks.listeningPorts.join(', ')}`);
+  if (leaks.listeningPorts.length > 0)
+    problems.push(`ports still listening: ${leaks.listeningPorts.join(', ')}`);
   if (problems.length > 0) throw new Error(`test file leaked resources: ${problems.join('; ')}`);
 });
