@@ -1,0 +1,269 @@
+/**
+ * The agent of one GPU node: owns the engine supervisors (one per engine id), serves the Worker gRPC service,
+ * keeps the Registry stream to the controller, and drains on SIGTERM. Wiring and policy only; the engine
+ * lifecycle lives in worker/engine/supervisor.ts and the wire protocol in registry-connection.ts.
+ */
+import { credentials } from '@grpc/grpc-js';
+import type { Clock } from '../../common/clock.ts';
+import { KEEPALIVE_OPTIONS, type RunningGrpcServer, startGrpcServer } from '../../common/grpc-server.ts';
+import type { Logger } from '../../common/log.ts';
+import {
+  type ControllerMessage,
+  type LaunchEngine,
+  RegistryClient,
+} from '../../proto/gen/corral/v1/registry.ts';
+import { type EngineStatus, type Inventory, WorkerService } from '../../proto/gen/corral/v1/worker.ts';
+import type { EngineHttpClient } from '../engine/engine-client.ts';
+import type { EngineSpec } from '../engine/launch-command.ts';
+import { DEFAULT_RESTART_POLICY } from '../engine/restart-policy.ts';
+import type { Spawner } from '../engine/spawner.ts';
+import { isFinal } from '../engine/state-machine.ts';
+import { EngineSupervisor, type SupervisorConfig } from '../engine/supervisor.ts';
+import type { WorkerConfig } from '../options.ts';
+import { InFlight } from './in-flight.ts';
+import { RegistryConnection } from './registry-connection.ts';
+import { workerService } from './worker-service.ts';
+
+export const WORKER_VERSION = '0.1.0';
+
+export interface AgentDeps {
+  spawner: Spawner;
+  http: EngineHttpClient;
+  clock: Clock;
+  random: () => number;
+  pickPort: (host: string) => Promise<number>;
+  log: Logger;
+}
+
+export class WorkerAgent {
+  private readonly engines = new Map<string, EngineSupervisor>();
+  /** Launch/stop directives for one engine id run one after another (a replace must stop the old first). */
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly inFlight = new InFlight();
+  private readonly supervisorConfig: SupervisorConfig;
+  private server: RunningGrpcServer | undefined;
+  private registry: RegistryConnection | undefined;
+  private registryClient: RegistryClient | undefined;
+  private draining = false;
+  private shutdownPromise: Promise<void> | undefined;
+  private address = '';
+
+  constructor(
+    readonly config: WorkerConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.supervisorConfig = {
+      command: config.engine,
+      engineHost: config.engineHost,
+      startTimeoutMs: config.engineStartTimeoutMs,
+      healthPollMs: 200,
+      restart: {
+        ...DEFAULT_RESTART_POLICY,
+        initialDelayMs: config.restartBackoffMs,
+        maxRestarts: config.maxRestarts,
+      },
+      stopGraceMs: config.engineStopGraceMs,
+      logTailLines: 50,
+      env: { VLLM_HOST_IP: config.engineHost },
+    };
+  }
+
+  /** Starts the Worker service (logs `listening` with its address), then dials the controller. */
+  async start(): Promise<{ grpc: string }> {
+    const { listen } = this.config;
+    this.server = await startGrpcServer({
+      host: listen.host,
+      port: listen.port,
+      protoFiles: ['corral/v1/worker.proto'],
+      services: [
+        {
+          name: 'corral.v1.Worker',
+          definition: WorkerService,
+          implementation: workerService({
+            workerId: this.config.workerId,
+            engine: (id) => {
+              const e = this.engines.get(id);
+              if (!e) return undefined;
+              return {
+                engineId: id,
+                state: e.state.t,
+                httpAddress: e.httpAddress,
+                servedModel: e.servedModel,
+                headless: e.spec.headless,
+              };
+            },
+            engineStatuses: () => this.engineStatuses(),
+            inventory: () => this.inventory(),
+            inFlight: this.inFlight,
+            http: this.deps.http,
+            clock: this.deps.clock,
+            log: this.deps.log.child({ component: 'worker-service' }),
+          }),
+        },
+      ],
+    });
+    this.server.setServing(true);
+    this.address = this.config.advertise ?? this.server.address;
+    this.deps.log.info('listening', { grpc: this.server.address, workerId: this.config.workerId });
+
+    this.registryClient = new RegistryClient(this.config.controller, credentials.createInsecure(), {
+      ...KEEPALIVE_OPTIONS,
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5000,
+    });
+    const client = this.registryClient;
+    this.registry = new RegistryConnection({
+      open: () => client.register(),
+      hello: () => ({ inventory: this.inventory() }),
+      refresh: () => this.scrapeAll(),
+      heartbeat: () => ({
+        engines: this.engineStatuses(),
+        sentAtMs: this.deps.clock.now(),
+        draining: this.draining,
+      }),
+      onDirective: (m) => this.onDirective(m),
+      random: this.deps.random,
+      log: this.deps.log.child({ component: 'registry' }),
+      heartbeatMs: this.config.heartbeatMs,
+    });
+    this.registry.start();
+    return { grpc: this.server.address };
+  }
+
+  inventory(): Inventory {
+    const c = this.config;
+    return {
+      workerId: c.workerId,
+      nodeName: c.nodeName,
+      address: this.address,
+      gpus: c.gpus,
+      labels: c.labels,
+      version: WORKER_VERSION,
+      engineHost: c.engineHost,
+    };
+  }
+
+  engineStatuses(): EngineStatus[] {
+    return [...this.engines.values()].map((e) => e.status());
+  }
+
+  /** Controller's Drain: refuse new work, say so in heartbeats; engines keep running until stopped. */
+  drain(): void {
+    if (this.draining) return;
+    this.deps.log.info('draining: refusing new Generate calls', { inFlight: this.inFlight.size });
+    this.draining = true;
+    this.inFlight.close();
+    this.registry?.heartbeatNow();
+  }
+
+  /** SIGTERM: drain, wait for in-flight calls (up to the drain timeout), stop engines, close everything. */
+  shutdown(reason: string): Promise<void> {
+    this.shutdownPromise ??= this.doShutdown(reason);
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(reason: string): Promise<void> {
+    this.deps.log.info('shutting down', { reason, inFlight: this.inFlight.size });
+    this.drain();
+    const idle = await this.inFlight.idle(this.config.drainTimeoutMs);
+    if (!idle) {
+      this.deps.log.warn('drain timeout passed with requests still in flight; stopping engines anyway', {
+        drainTimeoutMs: this.config.drainTimeoutMs,
+        inFlight: this.inFlight.size,
+      });
+    }
+    await Promise.all([...this.engines.values()].map((e) => e.stop(`worker shutting down (${reason})`)));
+    await this.registry?.stop();
+    this.registryClient?.close();
+    await this.server?.close(1000);
+    this.deps.log.info('shut down');
+  }
+
+  private onDirective(m: ControllerMessage): void {
+    const msg = m.msg;
+    switch (msg?.$case) {
+      case 'launch':
+        this.serialize(msg.value.engineId, () => this.launch(msg.value));
+        break;
+      case 'stop': {
+        const { engineId, graceMs } = msg.value;
+        this.serialize(engineId, async () => {
+          const e = this.engines.get(engineId);
+          if (!e) {
+            this.deps.log.warn('StopEngine for an unknown engine', { engineId });
+            return;
+          }
+          await e.stop('StopEngine from the controller', graceMs > 0 ? graceMs : undefined);
+        });
+        break;
+      }
+      case 'drain':
+        this.drain();
+        break;
+      case 'welcome':
+      case undefined:
+        break;
+    }
+  }
+
+  private async launch(l: LaunchEngine): Promise<void> {
+    const log = this.deps.log.child({ engineId: l.engineId });
+    if (l.engineId === '') {
+      log.error('LaunchEngine without engine_id ignored');
+      return;
+    }
+    if (this.draining) {
+      log.warn('LaunchEngine ignored: worker is draining');
+      return;
+    }
+    const spec: EngineSpec = {
+      engineId: l.engineId,
+      model: l.model,
+      args: l.args,
+      env: l.env,
+      gpus: l.gpus,
+      headless: l.headless,
+    };
+    const existing = this.engines.get(l.engineId);
+    if (existing && !isFinal(existing.state) && sameSpec(existing.spec, spec)) {
+      // A controller that reconnects re-sends what it wants; reloading 405B for that would cost minutes.
+      log.info('LaunchEngine for an engine already running with the same spec: kept');
+      return;
+    }
+    if (existing) await existing.stop('replaced by a new LaunchEngine');
+    const supervisor = new EngineSupervisor(spec, this.supervisorConfig, {
+      spawner: this.deps.spawner,
+      http: this.deps.http,
+      clock: this.deps.clock,
+      random: this.deps.random,
+      pickPort: this.deps.pickPort,
+      log: this.deps.log.child({ component: 'engine' }),
+      onChange: () => this.registry?.heartbeatNow(),
+    });
+    this.engines.set(l.engineId, supervisor);
+    supervisor.start();
+  }
+
+  private serialize(engineId: string, task: () => Promise<void>): void {
+    const prev = this.chains.get(engineId) ?? Promise.resolve();
+    const next = prev.then(task).catch((e: unknown) => {
+      this.deps.log.error('engine directive failed', { engineId, error: e instanceof Error ? e : String(e) });
+    });
+    this.chains.set(engineId, next);
+  }
+
+  private async scrapeAll(): Promise<void> {
+    const timeout = Math.min(2000, Math.max(100, Math.floor(this.config.heartbeatMs / 2)));
+    await Promise.all([...this.engines.values()].map((e) => e.scrape(timeout)));
+  }
+}
+
+function sameSpec(a: EngineSpec, b: EngineSpec): boolean {
+  return (
+    a.model === b.model &&
+    a.gpus === b.gpus &&
+    a.headless === b.headless &&
+    JSON.stringify(a.args) === JSON.stringify(b.args) &&
+    JSON.stringify(Object.entries(a.env).sort()) === JSON.stringify(Object.entries(b.env).sort())
+  );
+}
