@@ -247,6 +247,45 @@ describe('worker process', () => {
     expect(unavailable?.details).toBe('engine e2 is not ready (state stopped)');
   });
 
+  it('aborts the engine request when the call deadline passes', async () => {
+    const call = client.generate({ engineId: 'e1', request: request({ maxTokens: 500 }) }, new Metadata(), {
+      deadline: Date.now() + 300,
+    });
+    call.on('data', () => undefined);
+    const error = await new Promise<ServiceError>((resolve) => call.on('error', resolve));
+    expect(error.code).toBe(status.DEADLINE_EXCEEDED);
+    const address = registry.engine('e1')?.httpAddress ?? '';
+    const running = async () =>
+      readEngineLoad(await (await fetch(`http://${address}/metrics`)).text()).running;
+    const deadline = Date.now() + 10_000;
+    while ((await running()) !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await running()).toBe(0);
+  });
+
+  it('reports an engine stream that breaks mid-way as UNAVAILABLE with the token count', async () => {
+    registry.send({
+      msg: {
+        $case: 'launch',
+        value: {
+          engineId: 'e3',
+          model: 'brk',
+          args: ['brk'],
+          env: { FAKE_BREAK_AFTER: '3' },
+          gpus: 1,
+          headless: false,
+        },
+      },
+    });
+    await waitFor('e3 ready', () => registry.engine('e3')?.state === EngineState.ENGINE_STATE_READY);
+    const { events, done } = generate('e3', request({ model: 'brk', maxTokens: 50 }));
+    const error = await done;
+    expect(error?.code).toBe(status.UNAVAILABLE);
+    expect(error?.details).toMatch(/^engine e3 stream broke after 3 tokens/);
+    expect(events.filter((e) => e.event?.$case === 'delta')).toHaveLength(3);
+    registry.send({ msg: { $case: 'stop', value: { engineId: 'e3', graceMs: 1000 } } });
+    await waitFor('e3 stopped', () => registry.engine('e3')?.state === EngineState.ENGINE_STATE_STOPPED);
+  });
+
   it('on SIGTERM drains: reports draining, refuses new calls, finishes in-flight ones, stops engines, exits 0', async () => {
     const inflight = generate('e1', request({ maxTokens: 150 }));
     await waitFor('in-flight tokens', () => inflight.events.length >= 2);

@@ -70,7 +70,7 @@ const USAGE = `data: ${JSON.stringify({ model: 'served', choices: [], usage: { p
 
 describe('runGeneration', () => {
   it('posts the translated request with headers and streams events, even when chunks split events', async () => {
-    const whole = tok('a', 1) + tok('b', 2, 'length') + USAGE + 'data: [DONE]\n\n';
+    const whole = [tok('a', 1), tok('b', 2, 'length'), USAGE, 'data: [DONE]\n\n'].join('');
     const pieces = whole.match(/.{1,7}/gs) ?? [];
     const { http, sent } = engine(() => sse(pieces));
     const { events, error } = await run(http);
