@@ -65,6 +65,7 @@ export class WorkerAgent {
       stopGraceMs: config.engineStopGraceMs,
       logTailLines: 50,
       env: { VLLM_HOST_IP: config.engineHost },
+      unhealthyThreshold: 3,
     };
   }
 

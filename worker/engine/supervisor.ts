@@ -35,6 +35,12 @@ export interface SupervisorConfig {
   logTailLines: number;
   /** Extra environment for every engine (e.g. VLLM_HOST_IP). */
   env: NodeJS.ProcessEnv;
+  /**
+   * A ready engine whose /health answers non-200 this many scrapes in a row is restarted. vLLM keeps the
+   * process alive after its engine core died (EngineDeadError): /health turns 503, every request gets 500,
+   * and only a restart brings it back. Timeouts do not count (a busy engine answers slowly, it is not dead).
+   */
+  unhealthyThreshold: number;
 }
 
 export interface SupervisorDeps {
@@ -69,6 +75,7 @@ export class EngineSupervisor {
   private failAfterStop: string | undefined;
   private load: EngineLoad = EMPTY_LOAD;
   private maxModelLen = 0;
+  private unhealthy = 0;
   private readonly finalWaiters: Array<() => void> = [];
   readonly servedModel: string;
 
@@ -121,17 +128,27 @@ export class EngineSupervisor {
     return done;
   }
 
-  /** Reads /metrics into the load reported with the next heartbeat. */
+  /** Reads /metrics into the load reported with the next heartbeat, and checks /health (see unhealthyThreshold). */
   async scrape(timeoutMs: number): Promise<void> {
     const address = this.httpAddress;
-    if (this.s.t !== 'ready' || address === '') {
+    const proc = this.proc;
+    if (this.s.t !== 'ready' || address === '' || !proc) {
       this.load = EMPTY_LOAD;
       return;
     }
-    try {
-      this.load = readEngineLoad(await this.deps.http.metrics(address, timeoutMs));
-    } catch (e) {
-      this.log.warn('metrics scrape failed', { error: e instanceof Error ? e : String(e) });
+    const [metrics, health] = await Promise.allSettled([
+      this.deps.http.metrics(address, timeoutMs),
+      this.deps.http.health(address, timeoutMs),
+    ]);
+    if (metrics.status === 'fulfilled') this.load = readEngineLoad(metrics.value);
+    else this.log.warn('metrics scrape failed', { error: errorOf(metrics.reason) });
+    if (health.status !== 'fulfilled') return;
+    this.unhealthy = health.value === 200 ? 0 : this.unhealthy + 1;
+    if (this.unhealthy === this.config.unhealthyThreshold && this.proc === proc && this.s.t === 'ready') {
+      const why = `[corral] GET /health answered ${health.value} ${this.unhealthy} times in a row; restarting the engine`;
+      this.ring.push(why);
+      this.log.error('engine unhealthy; restarting it', { httpStatus: health.value, times: this.unhealthy });
+      this.terminate(proc, this.config.stopGraceMs);
     }
   }
 
@@ -175,6 +192,7 @@ export class EngineSupervisor {
     if (this.s.t !== 'starting') return; // stopped while we chose the port
     const { command, args } = engineArgv(this.config.command, this.spec, host, port);
     this.ring.clear();
+    this.unhealthy = 0;
     const proc = this.deps.spawner.spawn(
       command,
       args,
@@ -299,6 +317,10 @@ export class EngineSupervisor {
 
 function describeExit(exit: ExitInfo): string {
   return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+function errorOf(e: unknown): Error | string {
+  return e instanceof Error ? e : String(e);
 }
 
 function sleep(ms: number): Promise<void> {

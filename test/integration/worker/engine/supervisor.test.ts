@@ -32,6 +32,7 @@ function supervise(env: Record<string, string>, config: Partial<SupervisorConfig
       stopGraceMs: 2000,
       logTailLines: 20,
       env: {},
+      unhealthyThreshold: 3,
       ...config,
     },
     {
@@ -131,5 +132,22 @@ describe('EngineSupervisor with real processes', () => {
     expect(s.status().lastExit).toMatchObject({ code: -1, signal: 'SIGKILL' });
     await waitFor('ready again', () => s.state.t === 'ready' && s.state.pid !== pid);
     expect(s.status().restarts).toBe(1);
+  });
+
+  it('restarts a ready engine whose /health keeps answering 503 (dead engine core, live process)', async () => {
+    const { s, changes } = supervise({ FAKE_DIE_AFTER_MS: '1500' });
+    await waitFor('ready', () => s.state.t === 'ready');
+    // nothing happens while /health is 200
+    await s.scrape(2000);
+    expect(s.state.t).toBe('ready');
+    while (s.state.t === 'ready') {
+      await s.scrape(2000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitFor('exited', () => s.status().lastExit !== undefined);
+    expect(s.status().lastExit?.logTail.join('\n')).toContain('GET /health answered 503 3 times in a row');
+    await waitFor('ready again', () => s.state.t === 'ready' && s.status().restarts === 1);
+    // after the exit: the restart enters starting, then reports again once the new process is spawned
+    expect(changes).toEqual(['starting', 'ready', 'exited', 'starting', 'starting', 'ready']);
   });
 });
