@@ -9,7 +9,7 @@ module.exports = {
       name: 'common-is-a-leaf',
       severity: 'error',
       from: { path: '^common/' },
-      to: { path: '^(cli|controller|worker|sim|bench)/' },
+      to: { path: '^(cli|client|controller|worker|sim|bench)/' },
     },
     {
       name: 'pure-cores-no-io',

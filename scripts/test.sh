@@ -8,5 +8,5 @@ step() { printf '\n== %s\n' "$*"; }
 step "generated code matches proto/";  scripts/check-proto-drift.sh
 step "typecheck";                      npx tsc -p .
 step "lint and format";                npx biome check .
-step "import rules";                   npx depcruise --config .dependency-cruiser.cjs cli common controller worker sim bench
+step "import rules";                   npx depcruise --config .dependency-cruiser.cjs cli client common controller worker sim bench
 step "tests";                          npx vitest run "$@"
