@@ -48,6 +48,13 @@ export class FakeRegistry {
     this.current.write(message);
   }
 
+  /** Ends the worker's stream with UNAVAILABLE, as a controller restart would. */
+  breakStream(): void {
+    const call = this.current;
+    this.current = undefined;
+    call?.emit('error', { code: status.UNAVAILABLE, details: 'controller restarting' });
+  }
+
   get connected(): boolean {
     return this.current !== undefined;
   }

@@ -247,6 +247,19 @@ describe('worker process', () => {
     expect(unavailable?.details).toBe('engine e2 is not ready (state stopped)');
   });
 
+  it('reconnects when the controller drops the stream and reports the engines that kept running', async () => {
+    const hellos = registry.hellos.length;
+    const brokenAt = Date.now();
+    registry.breakStream();
+    await waitFor('a new Hello', () => registry.hellos.length > hellos);
+    registry.send({ msg: { $case: 'welcome', value: { heartbeatIntervalMs: 60_000 } } });
+    const hb = await waitFor('a heartbeat on the new stream', () =>
+      registry.heartbeats.find((h) => h.at >= brokenAt),
+    );
+    expect(hb.heartbeat.engines.find((e) => e.engineId === 'e1')?.state).toBe(EngineState.ENGINE_STATE_READY);
+    expect(worker.lines.some((l) => l.includes('registry stream broke; reconnecting'))).toBe(true);
+  });
+
   it('aborts the engine request when the call deadline passes', async () => {
     const call = client.generate({ engineId: 'e1', request: request({ maxTokens: 500 }) }, new Metadata(), {
       deadline: Date.now() + 300,
