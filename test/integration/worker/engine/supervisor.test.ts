@@ -19,10 +19,15 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.stop('test over', 200)));
 });
 
-function supervise(env: Record<string, string>, config: Partial<SupervisorConfig> = {}, command = FAKE) {
+function supervise(
+  env: Record<string, string>,
+  config: Partial<SupervisorConfig> = {},
+  command = FAKE,
+  headless = false,
+) {
   const changes: string[] = [];
   const s = new EngineSupervisor(
-    { engineId: 'e1', model: 'fake-model', args: ['fake-model'], env, gpus: 1, headless: false },
+    { engineId: 'e1', model: 'fake-model', args: ['fake-model'], env, gpus: 1, headless },
     {
       command: { command, prefixArgs: ['serve'] },
       engineHost: '127.0.0.1',
@@ -149,5 +154,15 @@ describe('EngineSupervisor with real processes', () => {
     await waitFor('ready again', () => s.state.t === 'ready' && s.status().restarts === 1);
     // after the exit: the restart enters starting, then reports again once the new process is spawned
     expect(changes).toEqual(['starting', 'ready', 'exited', 'starting', 'starting', 'ready']);
+  });
+
+  it('runs a headless rank without a port and counts it ready once spawned', async () => {
+    const { s } = supervise({ FAKE_MODE: 'never-healthy' }, {}, FAKE, true);
+    await waitFor('ready', () => s.state.t === 'ready');
+    expect(s.httpAddress).toBe('');
+    expect(s.status().httpAddress).toBe('');
+    await waitFor('spawn line', () => s.logTail().length > 0);
+    expect(s.logTail()[0]).toMatch(/args serve fake-model --host 127\.0\.0\.1$/);
+    expect(s.logTail()[0]).not.toContain('--port');
   });
 });
