@@ -20,6 +20,7 @@ import type { Spawner } from '../engine/spawner.ts';
 import { isFinal } from '../engine/state-machine.ts';
 import { EngineSupervisor, type SupervisorConfig } from '../engine/supervisor.ts';
 import type { WorkerConfig } from '../options.ts';
+import { GpuAllocator } from './gpu-allocator.ts';
 import { InFlight } from './in-flight.ts';
 import { RegistryConnection } from './registry-connection.ts';
 import { workerService } from './worker-service.ts';
@@ -40,6 +41,7 @@ export class WorkerAgent {
   /** Launch/stop directives for one engine id run one after another (a replace must stop the old first). */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly inFlight = new InFlight();
+  private readonly gpus: GpuAllocator;
   private readonly supervisorConfig: SupervisorConfig;
   private server: RunningGrpcServer | undefined;
   private registry: RegistryConnection | undefined;
@@ -52,6 +54,7 @@ export class WorkerAgent {
     readonly config: WorkerConfig,
     private readonly deps: AgentDeps,
   ) {
+    this.gpus = new GpuAllocator(config.gpus.count);
     this.supervisorConfig = {
       command: config.engine,
       engineHost: config.engineHost,
@@ -232,6 +235,17 @@ export class WorkerAgent {
       return;
     }
     if (existing) await existing.stop('replaced by a new LaunchEngine');
+    if (this.draining) {
+      log.warn('LaunchEngine dropped: the worker started draining meanwhile');
+      return;
+    }
+    let gpuProblem: string | undefined;
+    if (spec.gpus > 0 && spec.env.CUDA_VISIBLE_DEVICES === undefined) {
+      const devices = this.gpus.allocate(spec.engineId, spec.gpus);
+      if (devices) spec.env = { ...spec.env, CUDA_VISIBLE_DEVICES: devices.join(',') };
+      else
+        gpuProblem = `engine ${spec.engineId} needs ${spec.gpus} GPUs; ${this.gpus.free} of ${this.config.gpus.count} are free`;
+    }
     const supervisor = new EngineSupervisor(spec, this.supervisorConfig, {
       spawner: this.deps.spawner,
       http: this.deps.http,
@@ -239,10 +253,14 @@ export class WorkerAgent {
       random: this.deps.random,
       pickPort: this.deps.pickPort,
       log: this.deps.log.child({ component: 'engine' }),
-      onChange: () => this.registry?.heartbeatNow(),
+      onChange: (e) => {
+        if (isFinal(e.state) && this.engines.get(e.spec.engineId) === e) this.gpus.release(e.spec.engineId);
+        this.registry?.heartbeatNow();
+      },
     });
     this.engines.set(l.engineId, supervisor);
-    supervisor.start();
+    if (gpuProblem) supervisor.failWithoutStarting(gpuProblem);
+    else supervisor.start();
   }
 
   private serialize(engineId: string, task: () => Promise<void>): void {

@@ -112,6 +112,11 @@ export class EngineSupervisor {
     void this.attempt();
   }
 
+  /** Gives up before spawning anything (e.g. the node has too few free GPUs for this engine). */
+  failWithoutStarting(detail: string): void {
+    if (this.s.t === 'starting' && this.proc === undefined && this.s.pid === 0) this.fail(detail);
+  }
+
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the engine is STOPPED (or FAILED). */
   stop(reason: string, graceMs = this.config.stopGraceMs): Promise<void> {
     const done = this.whenFinal();

@@ -109,7 +109,7 @@ describe('worker process', () => {
           model: 'fake-model',
           args: ['fake-model', '--served-model-name', 'fake'],
           env: { FAKE_TOKEN_MS: '10' },
-          gpus: 8,
+          gpus: 4,
           headless: false,
         },
       },
@@ -258,6 +258,22 @@ describe('worker process', () => {
     );
     expect(hb.heartbeat.engines.find((e) => e.engineId === 'e1')?.state).toBe(EngineState.ENGINE_STATE_READY);
     expect(worker.lines.some((l) => l.includes('registry stream broke; reconnecting'))).toBe(true);
+  });
+
+  it('fails a launch that needs more GPUs than are free, without spawning it', async () => {
+    registry.send({
+      msg: {
+        $case: 'launch',
+        value: { engineId: 'big', model: 'm', args: ['m'], env: {}, gpus: 8, headless: false },
+      },
+    });
+    const failed = await waitFor('big failed', () => {
+      const e = registry.engine('big');
+      return e?.state === EngineState.ENGINE_STATE_FAILED ? e : undefined;
+    });
+    // e1 holds 4; e2 held 1 until it stopped
+    expect(failed.detail).toBe('engine big needs 8 GPUs; 4 of 8 are free');
+    expect(failed.lastExit).toBeUndefined();
   });
 
   it('aborts the engine request when the call deadline passes', async () => {

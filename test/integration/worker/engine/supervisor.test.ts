@@ -162,7 +162,8 @@ describe('EngineSupervisor with real processes', () => {
     expect(s.httpAddress).toBe('');
     expect(s.status().httpAddress).toBe('');
     await waitFor('spawn line', () => s.logTail().length > 0);
-    expect(s.logTail()[0]).toMatch(/args serve fake-model --host 127\.0\.0\.1$/);
+    await waitFor('args line', () => s.logTail().length > 1);
+    expect(s.logTail()[1]).toMatch(/args serve fake-model --host 127\.0\.0\.1$/);
     expect(s.logTail()[0]).not.toContain('--port');
   });
 });
