@@ -10,6 +10,8 @@ export interface EngineHttpClient {
   metrics(address: string, timeoutMs: number): Promise<string>;
   /** GET /v1/models: the first model's max_model_len, if the engine reports one. */
   maxModelLen(address: string, timeoutMs: number): Promise<number | undefined>;
+  /** GET /version: `{"version":"x.y.z"}`. */
+  version(address: string, timeoutMs: number): Promise<string | undefined>;
   /** POST a streaming request; the caller reads `response.body` and aborts through `signal`. */
   post(
     address: string,
@@ -42,6 +44,11 @@ export function fetchEngineClient(apiKey?: string): EngineHttpClient {
       const body = (await res.json()) as { data?: { max_model_len?: unknown }[] };
       const len = body.data?.[0]?.max_model_len;
       return typeof len === 'number' ? len : undefined;
+    },
+    async version(address, timeoutMs) {
+      const res = await fetch(`http://${address}/version`, { signal: AbortSignal.timeout(timeoutMs) });
+      const body = (await res.json()) as { version?: unknown };
+      return typeof body.version === 'string' ? body.version : undefined;
     },
     post(address, path, body, headers, signal) {
       return fetch(`http://${address}${path}`, {

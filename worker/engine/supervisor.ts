@@ -10,6 +10,7 @@ import type { EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
 import type { EngineHttpClient } from './engine-client.ts';
 import { type EngineCommand, type EngineSpec, engineArgv, servedModelName } from './launch-command.ts';
 import { LogRing } from './log-ring.ts';
+import { MIN_SUPPORTED_VLLM, versionAtLeast } from './metric-names.ts';
 import { type EngineLoad, readEngineLoad } from './metrics.ts';
 import { decideRestart, type RestartPolicy } from './restart-policy.ts';
 import type { EngineProcess, ExitStatus, Spawner } from './spawner.ts';
@@ -252,7 +253,20 @@ export class EngineSupervisor {
       (len) => {
         if (len !== undefined) this.maxModelLen = len;
       },
-      (e: unknown) => this.log.warn('GET /v1/models failed', { error: e instanceof Error ? e : String(e) }),
+      (e: unknown) => this.log.warn('GET /v1/models failed', { error: errorOf(e) }),
+    );
+    this.deps.http.version(address, 5000).then(
+      (version) => {
+        if (version === undefined) return;
+        this.log.info('engine version', { version });
+        if (!versionAtLeast(version, MIN_SUPPORTED_VLLM)) {
+          this.log.warn('engine older than the oldest supported vLLM', {
+            version,
+            minimum: MIN_SUPPORTED_VLLM,
+          });
+        }
+      },
+      (e: unknown) => this.log.warn('GET /version failed', { error: errorOf(e) }),
     );
   }
 

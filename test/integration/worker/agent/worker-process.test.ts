@@ -120,6 +120,10 @@ describe('worker process', () => {
     });
     expect(ready).toMatchObject({ model: 'fake', restarts: 0 });
     expect(ready.httpAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    // the fake engine reports vLLM 0.9.0 on GET /version
+    await waitFor('version warning', () =>
+      worker.lines.some((l) => l.includes('older than the oldest supported vLLM')),
+    );
     const s = await workerStatus();
     expect(s.inventory?.workerId).toBe('n1');
     expect(s.engines.map((e) => [e.engineId, e.state])).toEqual([['e1', EngineState.ENGINE_STATE_READY]]);

@@ -21,6 +21,7 @@ function engine(respond: (signal: AbortSignal) => Response | Promise<Response>) 
     health: async () => 200,
     metrics: async () => '',
     maxModelLen: async () => undefined,
+    version: async () => undefined,
     post: async (_address, path, body, headers, signal) => {
       sent.push({ path, body, headers });
       return respond(signal);

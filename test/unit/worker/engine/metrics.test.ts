@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { versionAtLeast } from '../../../../worker/engine/metric-names.ts';
 import { parsePrometheusText, parseSampleLine, readEngineLoad } from '../../../../worker/engine/metrics.ts';
 
 const CURRENT = `
@@ -71,5 +72,16 @@ describe('engine metrics', () => {
   it('skips comments and malformed lines and keeps only wanted names', () => {
     const parsed = parsePrometheusText('# c\nbad line here\na 1\nb 2\na{x="1"} 3\n', new Set(['a']));
     expect([...parsed.entries()]).toEqual([['a', [1, 3]]]);
+  });
+
+  it.each([
+    ['0.10.2', true],
+    ['0.11.0', true],
+    ['1.0.0rc1', true],
+    ['0.10.1', false],
+    ['0.9.12', false],
+    ['0.10.2.dev5+g123', true],
+  ])('versionAtLeast(%s, 0.10.2) = %s', (v, expected) => {
+    expect(versionAtLeast(v, '0.10.2')).toBe(expected);
   });
 });
