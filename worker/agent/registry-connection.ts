@@ -28,8 +28,8 @@ export interface RegistryConnectionDeps {
   /** Opens a new Register stream (the gRPC channel itself reconnects underneath). */
   open(): RegistryStream;
   hello(): Hello;
-  /** Called before each periodic heartbeat, e.g. to scrape engine metrics; bounded by the caller. */
-  refresh(): Promise<void>;
+  /** Called before each periodic heartbeat, e.g. to scrape engine metrics, within `timeoutMs`. */
+  refresh(timeoutMs: number): Promise<void>;
   heartbeat(): Heartbeat;
   onDirective(message: ControllerMessage): void;
   random: () => number;
@@ -158,14 +158,21 @@ export class RegistryConnection {
 
   private scheduleTick(): void {
     clearTimeout(this.tickTimer);
+    if (this.s.t === 'closed') return;
     this.tickTimer = setTimeout(() => void this.tick(), this.heartbeatMs);
   }
 
+  /**
+   * Fixed rate: the next tick is scheduled before this one's refresh, and the refresh gets at most half the
+   * interval, so a hung engine's slow /metrics cannot stretch the heartbeat period into the controller's
+   * worker timeout.
+   */
   private async tick(): Promise<void> {
+    this.scheduleTick();
     if (this.ticking) return;
     this.ticking = true;
     try {
-      await this.deps.refresh();
+      await this.deps.refresh(Math.max(50, Math.floor(this.heartbeatMs / 2)));
     } catch (e) {
       this.deps.log.warn('heartbeat refresh failed', { error: e instanceof Error ? e : String(e) });
     } finally {
@@ -174,7 +181,6 @@ export class RegistryConnection {
     const s = this.s;
     if (s.t !== 'connected' && s.t !== 'connecting') return;
     this.send(s.stream, { msg: { $case: 'heartbeat', value: this.deps.heartbeat() } });
-    this.scheduleTick();
   }
 
   private send(stream: RegistryStream, m: WorkerMessage): void {

@@ -119,7 +119,7 @@ export class WorkerAgent {
     this.registry = new RegistryConnection({
       open: () => client.register(),
       hello: () => ({ inventory: this.inventory() }),
-      refresh: () => this.scrapeAll(),
+      refresh: (timeoutMs) => this.scrapeAll(Math.min(2000, timeoutMs)),
       heartbeat: () => ({
         engines: this.engineStatuses(),
         sentAtMs: this.deps.clock.now(),
@@ -271,9 +271,8 @@ export class WorkerAgent {
     this.chains.set(engineId, next);
   }
 
-  private async scrapeAll(): Promise<void> {
-    const timeout = Math.min(2000, Math.max(100, Math.floor(this.config.heartbeatMs / 2)));
-    await Promise.all([...this.engines.values()].map((e) => e.scrape(timeout)));
+  private async scrapeAll(timeoutMs: number): Promise<void> {
+    await Promise.all([...this.engines.values()].map((e) => e.scrape(timeoutMs)));
   }
 }
 
