@@ -1,0 +1,214 @@
+/**
+ * Per-request log of GenerateEvents in a Redis Stream, so any controller replica can serve any client and a
+ * client that reconnects resumes where it stopped. Entry ids encode the position, which is what makes
+ * appends idempotent:
+ *
+ *   0-1            Started
+ *   1-<i>          the TextDelta whose first generated token has index i (fields i, n = token count)
+ *   2-0            the terminal entry: Finished, or an error (k=error, code, msg) written by the queue
+ *
+ * A delta is appended only when i equals the next token index (last delta's i + n; 0 after Started). A delta
+ * already covered (i + n <= next) is a duplicate and is dropped: that is what lets a re-dispatched request
+ * (failover) or a retried write replay from an earlier point without the client ever seeing a token twice.
+ * A delta starting past the next index (a gap) or straddling it (an overlap) is refused with StreamLogError:
+ * the writer must continue exactly at nextTokenIndex().
+ * The check and the XADD run in one Lua script, so two writers racing for the same index cannot both win.
+ *
+ * TTL: ttlMs after every append while the request runs (a writer that died leaves no garbage forever), then
+ * endedTtlMs once the terminal entry is in.
+ */
+import type { Redis } from 'ioredis';
+import { CorralError } from '../../common/errors.ts';
+import { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
+import { logKey, queueBase } from './keys.ts';
+
+const APPEND = `
+local key, kind, idx, cnt, payload = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local ttl, endedTtl = ARGV[5], ARGV[6]
+local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+local topId = top and top[1] or nil
+if topId == '2-0' then return {'ended', 0} end
+local nextIdx = 0
+if topId and string.sub(topId, 1, 2) == '1-' then
+  local f = top[2]
+  local i, n = 0, 0
+  for j = 1, #f, 2 do
+    if f[j] == 'i' then i = tonumber(f[j + 1]) elseif f[j] == 'n' then n = tonumber(f[j + 1]) end
+  end
+  nextIdx = i + n
+end
+if kind == 'started' then
+  if topId then return {'duplicate', nextIdx} end
+  redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload)
+elseif kind == 'delta' then
+  if idx + cnt <= nextIdx then return {'duplicate', nextIdx} end
+  if idx > nextIdx then return {'gap', nextIdx} end
+  if idx < nextIdx then return {'overlap', nextIdx} end
+  redis.call('XADD', key, '1-' .. idx, 'k', 'event', 'i', idx, 'n', cnt, 'e', payload)
+  nextIdx = idx + cnt
+else
+  redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
+  redis.call('PEXPIRE', key, endedTtl)
+  return {'appended', nextIdx}
+end
+redis.call('PEXPIRE', key, ttl)
+return {'appended', nextIdx}
+`;
+
+/** The writer is not continuing at the log's next token index. */
+export class StreamLogError extends CorralError {
+  override name = 'StreamLogError';
+  constructor(
+    readonly requestId: string,
+    readonly problem: 'gap' | 'overlap' | 'empty_delta',
+    readonly nextTokenIndex: number,
+    readonly deltaIndex: number,
+  ) {
+    super(
+      'failed_precondition',
+      `stream log of ${requestId}: delta at token ${deltaIndex} is a ${problem}; the next token index is ${nextTokenIndex}`,
+      { requestId, problem, nextTokenIndex, deltaIndex },
+    );
+  }
+}
+
+export type AppendOutcome = 'appended' | 'duplicate' | 'ended';
+
+/** Where a reader is: the id of the last entry it saw. START: nothing seen yet. */
+export type Cursor = string;
+export const START: Cursor = '0-0';
+
+/** A client that has Started and tokens [0, received) resumes after this cursor. */
+export function cursorAfterTokens(received: number): Cursor {
+  return received <= 0 ? '0-1' : `1-${received - 1}`;
+}
+
+export type LogEntry =
+  | { t: 'event'; cursor: Cursor; event: GenerateEvent }
+  | { t: 'error'; cursor: Cursor; code: string; message: string };
+
+export function isTerminal(entry: LogEntry): boolean {
+  return entry.cursor === '2-0';
+}
+
+export interface StreamLogOptions {
+  /** For appends and non-blocking reads. Blocking reads use their own duplicate() connection. */
+  redis: Redis;
+  deployment: string;
+  prefix?: string;
+  /** Expiry while the request runs, refreshed on every append. Default 1 h. */
+  ttlMs?: number;
+  /** Expiry once the request ended: how long a client can still come back for the end. Default 10 min. */
+  endedTtlMs?: number;
+}
+
+type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<[string, number]> };
+
+export class StreamLog {
+  private readonly base: string;
+
+  constructor(private readonly options: StreamLogOptions) {
+    this.base = queueBase(options.prefix ?? 'corral', options.deployment);
+    options.redis.defineCommand('corralLogAppend', { numberOfKeys: 1, lua: APPEND });
+  }
+
+  key(id: string): string {
+    return logKey(this.base, id);
+  }
+
+  /** Append one event; idempotent by position (see the top of this file). */
+  async append(id: string, event: GenerateEvent): Promise<AppendOutcome> {
+    const ev = event.event;
+    let kind = 'finished';
+    let index = 0;
+    let count = 0;
+    if (ev?.$case === 'started') kind = 'started';
+    else if (ev?.$case === 'delta') {
+      kind = 'delta';
+      index = ev.value.index;
+      count = ev.value.tokenCount;
+      if (count < 1) throw new StreamLogError(id, 'empty_delta', -1, index);
+    } else if (ev?.$case !== 'finished') throw new Error(`stream log of ${id}: event without a case`);
+    const payload = JSON.stringify(GenerateEvent.toJSON(event));
+    const [outcome, next] = await (this.options.redis as unknown as AppendCommand).corralLogAppend(
+      this.key(id),
+      kind,
+      index,
+      count,
+      payload,
+      this.options.ttlMs ?? 3_600_000,
+      this.options.endedTtlMs ?? 600_000,
+    );
+    if (outcome === 'gap' || outcome === 'overlap') throw new StreamLogError(id, outcome, next, index);
+    return outcome as AppendOutcome;
+  }
+
+  /** The token index the next delta must start at (what a continuation on another group resumes from). */
+  async nextTokenIndex(id: string): Promise<number> {
+    const top = await this.options.redis.xrevrange(this.key(id), '(2-0', '1-0', 'COUNT', 1);
+    const fields = top[0]?.[1];
+    if (!fields) return 0;
+    const get = (name: string) => Number(fields[fields.indexOf(name) + 1] ?? 0);
+    return get('i') + get('n');
+  }
+
+  /** Entries after `after`, without waiting. */
+  async read(id: string, after: Cursor = START, count = 1000): Promise<LogEntry[]> {
+    const rows = await this.options.redis.xrange(this.key(id), `(${after}`, '+', 'COUNT', count);
+    return rows.map(([cursor, fields]) => parseEntry(cursor, fields));
+  }
+
+  /**
+   * Every entry after `after`, waiting for new ones (XREAD BLOCK), until the terminal entry or the signal.
+   * Each follower holds one Redis connection while it runs.
+   */
+  async *follow(
+    id: string,
+    after: Cursor = START,
+    signal?: AbortSignal,
+    blockMs = 5000,
+  ): AsyncGenerator<LogEntry> {
+    const conn = this.options.redis.duplicate();
+    const onAbort = () => conn.disconnect();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let cursor = after;
+    try {
+      while (!signal?.aborted) {
+        let res: [string, [string, string[]][]][] | null;
+        try {
+          res = (await conn.xread(
+            'COUNT',
+            1000,
+            'BLOCK',
+            blockMs,
+            'STREAMS',
+            this.key(id),
+            cursor,
+          )) as typeof res;
+        } catch (e) {
+          if (signal?.aborted) return;
+          throw e;
+        }
+        for (const [entryId, fields] of res?.[0]?.[1] ?? []) {
+          const entry = parseEntry(entryId, fields);
+          cursor = entryId;
+          yield entry;
+          if (isTerminal(entry)) return;
+        }
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      conn.disconnect();
+    }
+  }
+}
+
+function parseEntry(cursor: string, fields: string[]): LogEntry {
+  const get = (name: string) => {
+    const i = fields.indexOf(name);
+    return i >= 0 && i % 2 === 0 ? fields[i + 1] : undefined;
+  };
+  if (get('k') === 'error')
+    return { t: 'error', cursor, code: get('code') ?? 'internal', message: get('msg') ?? '' };
+  return { t: 'event', cursor, event: GenerateEvent.fromJSON(JSON.parse(get('e') ?? '{}')) };
+}

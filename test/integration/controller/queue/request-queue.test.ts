@@ -1,0 +1,271 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../common/clock.ts';
+import {
+  QueueFullError,
+  RequestExpiredError,
+  RequestIdConflictError,
+} from '../../../../controller/queue/errors.ts';
+import { MemoryQueue } from '../../../../controller/queue/memory-queue.ts';
+import type { PriorityClass } from '../../../../controller/queue/priority-class.ts';
+import { RequestQueue, type RequestQueueOptions } from '../../../../controller/queue/request-queue.ts';
+import { StreamLog } from '../../../../controller/queue/stream-log.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+
+let server: TestRedis;
+let redis: Redis;
+const T0 = 1_767_225_600_000; // 2026-01-01, a realistic epoch-ms magnitude for the Lua arithmetic
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url, { lazyConnect: true });
+  await redis.connect();
+});
+
+afterAll(async () => {
+  await redis?.quit();
+  await server?.stop();
+});
+
+function queue(name: string, extra: Partial<RequestQueueOptions> = {}) {
+  const clock = new ManualClock(T0);
+  const prefix = testPrefix(name);
+  const q = new RequestQueue({ redis, clock, prefix, deployment: 'llama-405b', ...extra });
+  const log = new StreamLog({ redis, prefix, deployment: 'llama-405b' });
+  return { q, clock, log };
+}
+
+const req = (id: string, cls: PriorityClass = 'standard', tenant = 't1', weight = 1) => ({
+  id,
+  tenant,
+  weight,
+  cls,
+  body: JSON.stringify({ prompt: `prompt of ${id}` }),
+});
+
+function shareOf(tenant: string, ids: { tenant: string }[]): number {
+  return ids.filter((r) => r.tenant === tenant).length / ids.length;
+}
+
+describe('RequestQueue on Redis', () => {
+  it('hands out by priority class, FIFO inside a class for one tenant', async () => {
+    const { q } = queue('priority');
+    await q.submit(req('b1', 'batch'));
+    await q.submit(req('s1', 'standard'));
+    await q.submit(req('i1', 'interactive'));
+    await q.submit(req('s2', 'standard'));
+    await q.submit(req('i2', 'interactive'));
+    expect((await q.take('ctl-a', 2)).map((r) => r.id)).toEqual(['i1', 'i2']);
+    expect((await q.take('ctl-a', 10)).map((r) => r.id)).toEqual(['s1', 's2', 'b1']);
+    expect(await q.take('ctl-a', 10)).toEqual([]);
+  });
+
+  it('returns what the gateway submitted, leased to the owner', async () => {
+    const { q, clock } = queue('taken');
+    await q.submit({ ...req('r1'), cost: 7, deadline: T0 + 60_000 });
+    const [r] = await q.take('ctl-a', 1);
+    expect(r).toEqual({
+      id: 'r1',
+      body: JSON.stringify({ prompt: 'prompt of r1' }),
+      tenant: 't1',
+      cls: 'standard',
+      attempt: 1,
+      deadline: T0 + 60_000,
+      submittedAt: T0,
+      cost: 7,
+    });
+    expect(await q.get('r1')).toMatchObject({
+      state: 'dispatched',
+      owner: 'ctl-a',
+      leaseUntil: clock.now() + 5000,
+    });
+  });
+
+  it('gives a tenant its weighted share under contention although another submits 10x as many', async () => {
+    for (const [lightWeight, expected] of [
+      [1, 0.5],
+      [3, 0.75],
+    ] as const) {
+      const { q } = queue(`fair-${lightWeight}`);
+      // heavy floods first, so arrival order alone would give it everything
+      for (let i = 0; i < 1000; i++) await q.submit(req(`h${i}`, 'standard', 'heavy', 1));
+      for (let i = 0; i < 100; i++) await q.submit(req(`l${i}`, 'standard', 'light', lightWeight));
+      const taken = [];
+      while (taken.length < 120) taken.push(...(await q.take('ctl-a', 8)));
+      const share = shareOf('light', taken);
+      expect(Math.abs(share - expected)).toBeLessThanOrEqual(0.1 * expected);
+    }
+  });
+
+  it('keeps weighted shares while both tenants keep arriving (10 heavy per light)', async () => {
+    const { q } = queue('fair-arrivals');
+    const taken = [];
+    let h = 0;
+    let l = 0;
+    for (let round = 0; round < 60; round++) {
+      for (let i = 0; i < 10; i++) await q.submit(req(`h${h++}`, 'standard', 'heavy', 1));
+      await q.submit(req(`l${l++}`, 'standard', 'light', 1));
+      if (round >= 10) taken.push(...(await q.take('ctl-a', 2))); // both backlogged from here on
+    }
+    // light submitted 60 and had a backlog throughout: half of the 100 hand-outs are its own
+    expect(Math.abs(shareOf('light', taken) - 0.5)).toBeLessThanOrEqual(0.05);
+  });
+
+  it('hands out exactly the sequence the pure policy (MemoryQueue) gives', async () => {
+    const { q, clock } = queue('reference');
+    const ref = new MemoryQueue();
+    let seed = 42;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const tenants = [
+      ['a', 1],
+      ['b', 2],
+      ['c', 0.5],
+      ['d', 7],
+    ] as const;
+    const classes: PriorityClass[] = ['interactive', 'standard', 'batch'];
+    const got: string[] = [];
+    const want: string[] = [];
+    for (let step = 0; step < 400; step++) {
+      clock.advance(10);
+      if (rand() < 0.7) {
+        const [tenant, weight] = tenants[Math.floor(rand() * tenants.length)] ?? ['a', 1];
+        const cls = classes[Math.floor(rand() * 3)] ?? 'standard';
+        const cost = 1 + Math.floor(rand() * 50);
+        const deadline = rand() < 0.2 ? clock.now() + Math.floor(rand() * 500) + 1 : undefined;
+        const item = { id: `r${step}`, tenant, weight, cls, cost, deadline };
+        ref.submit(item);
+        await q.submit({ ...item, body: '{}' });
+      } else {
+        const n = 1 + Math.floor(rand() * 4);
+        want.push(...ref.take(n, clock.now()).map((i) => i.id));
+        got.push(...(await q.take('ctl-a', n)).map((r) => r.id));
+      }
+    }
+    expect(want.length).toBeGreaterThan(50);
+    expect(got).toEqual(want);
+  });
+
+  it('never hands out a request whose deadline passed, and tells its stream', async () => {
+    const { q, clock, log } = queue('deadline');
+    await q.submit({ ...req('soon'), deadline: T0 + 1000 });
+    await q.submit({ ...req('later'), deadline: T0 + 5000 });
+    clock.advance(1000);
+    expect((await q.take('ctl-a', 10)).map((r) => r.id)).toEqual(['later']);
+    expect(await q.get('soon')).toMatchObject({ state: 'expired', error: { code: 'deadline_exceeded' } });
+    const entries = await log.read('soon');
+    expect(entries).toEqual([
+      { t: 'error', cursor: '2-0', code: 'deadline_exceeded', message: 'deadline passed before dispatch' },
+    ]);
+    await expect(q.submit({ ...req('past'), deadline: clock.now() })).rejects.toThrow(RequestExpiredError);
+  });
+
+  it('expires overdue requests in maintain() without taking any', async () => {
+    const { q, clock } = queue('maintain');
+    await q.submit({ ...req('x'), deadline: T0 + 10 });
+    clock.advance(10);
+    expect(await q.maintain()).toEqual({ leasesReclaimed: 0, deadlinesSwept: 1 });
+    expect((await q.load()).waiting.standard).toBe(0);
+  });
+
+  it('removes a request cancelled before dispatch; flags one cancelled after', async () => {
+    const { q, log } = queue('cancel');
+    await q.submit(req('a'));
+    await q.submit(req('b'));
+    expect(await q.cancel('a')).toEqual({ t: 'removed' });
+    expect((await q.take('ctl-a', 10)).map((r) => r.id)).toEqual(['b']);
+    expect((await q.get('a'))?.state).toBe('cancelled');
+    expect((await log.read('a'))[0]).toMatchObject({ t: 'error', code: 'cancelled' });
+    expect(await q.cancel('b')).toEqual({ t: 'dispatched', owner: 'ctl-a' });
+    expect(await q.renew('ctl-a', ['b'])).toEqual({ lost: [], cancelRequested: ['b'] });
+    expect(await q.cancel('a')).toEqual({ t: 'ended', state: 'cancelled' });
+    expect(await q.cancel('nope')).toEqual({ t: 'not_found' });
+  });
+
+  it('attaches a resubmission with the same body; refuses the id with another body or tenant', async () => {
+    const { q } = queue('idempotent');
+    expect(await q.submit(req('r1'))).toEqual({ t: 'enqueued' });
+    expect(await q.submit(req('r1'))).toEqual({ t: 'attached', state: 'queued' });
+    await expect(q.submit({ ...req('r1'), body: '{"prompt":"other"}' })).rejects.toThrow(
+      new RequestIdConflictError('r1'),
+    );
+    await expect(q.submit(req('r1', 'standard', 'someone-else'))).rejects.toThrow(RequestIdConflictError);
+    expect((await q.load()).waiting.standard).toBe(1);
+    await q.take('ctl-a', 1);
+    expect(await q.submit(req('r1'))).toEqual({ t: 'attached', state: 'dispatched' });
+    expect(await q.finish('ctl-a', 'r1')).toBe(true);
+    expect(await q.submit(req('r1'))).toEqual({ t: 'attached', state: 'finished' });
+    expect(await q.take('ctl-a', 10)).toEqual([]);
+  });
+
+  it('hands a request back when its owner stops renewing the lease', async () => {
+    const { q, clock } = queue('lease');
+    await q.submit(req('r1'));
+    await q.submit(req('r2'));
+    await q.take('ctl-a', 2);
+    clock.advance(3000);
+    expect(await q.renew('ctl-a', ['r2'])).toEqual({ lost: [], cancelRequested: [] });
+    clock.advance(2000); // r1's lease (5 s) ran out; r2 was renewed until 8 s
+    const takenOver = await q.take('ctl-b', 10);
+    expect(takenOver.map((r) => [r.id, r.attempt])).toEqual([['r1', 2]]);
+    expect(await q.renew('ctl-a', ['r1', 'r2'])).toEqual({ lost: ['r1'], cancelRequested: [] });
+    expect(await q.finish('ctl-a', 'r1')).toBe(false);
+    expect(await q.finish('ctl-b', 'r1')).toBe(true);
+  });
+
+  it('fails a request after maxAttempts hand-outs, with a clear error in its stream', async () => {
+    const { q, clock, log } = queue('attempts', { maxAttempts: 2, leaseMs: 1000 });
+    await q.submit(req('r1'));
+    await q.take('ctl-a', 1);
+    clock.advance(1000);
+    expect((await q.take('ctl-b', 1)).map((r) => r.attempt)).toEqual([2]);
+    clock.advance(1000);
+    expect(await q.maintain()).toEqual({ leasesReclaimed: 1, deadlinesSwept: 0 });
+    expect(await q.get('r1')).toMatchObject({ state: 'failed', error: { code: 'unavailable' } });
+    expect((await log.read('r1'))[0]).toMatchObject({
+      t: 'error',
+      code: 'unavailable',
+      message: 'gave up after 2 attempts (lease expired)',
+    });
+  });
+
+  it('release() puts a request back ahead of later arrivals in its class', async () => {
+    const { q } = queue('release');
+    await q.submit(req('first'));
+    await q.take('ctl-a', 1);
+    await q.submit(req('second'));
+    expect(await q.release('ctl-a', 'first', 'group lost')).toBe(true);
+    expect((await q.take('ctl-a', 2)).map((r) => [r.id, r.attempt])).toEqual([
+      ['first', 2],
+      ['second', 1],
+    ]);
+  });
+
+  it('sheds new requests past the depth or wait bound with a retry hint, but never a retry', async () => {
+    const { q } = queue('shed', { shed: { maxWaitMs: 2000, maxDepth: 5 }, loadMaxAgeMs: 0 });
+    for (let i = 0; i < 5; i++) await q.submit(req(`r${i}`));
+    const e = await q.submit(req('r5')).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(QueueFullError);
+    expect(e).toMatchObject({ code: 'resource_exhausted', reason: 'depth', retryAfterMs: 2000 });
+    expect(await q.submit(req('r0'))).toEqual({ t: 'attached', state: 'queued' });
+  });
+
+  it('sheds when the expected wait (waiting ahead / recent dispatch rate) passes the bound', async () => {
+    const { q, clock } = queue('shed-wait', { shed: { maxWaitMs: 2000, maxDepth: 100 }, loadMaxAgeMs: 0 });
+    for (let i = 0; i < 3; i++) await q.submit(req(`r${i}`));
+    await q.take('ctl-a', 2);
+    clock.advance(10);
+    // 2 dispatched in the 10 s window -> 0.2/s; 1 standard waiting -> 5 s expected, 3 s over the bound
+    const e = await q.submit(req('more')).catch((x: unknown) => x);
+    expect(e).toMatchObject({
+      name: 'QueueFullError',
+      reason: 'wait',
+      expectedWaitMs: 5000,
+      retryAfterMs: 3000,
+    });
+    // an interactive request has nobody ahead of it
+    expect(await q.submit(req('urgent', 'interactive'))).toEqual({ t: 'enqueued' });
+  });
+});

@@ -1,0 +1,137 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cursorAfterTokens,
+  type LogEntry,
+  StreamLog,
+  StreamLogError,
+} from '../../../../controller/queue/stream-log.ts';
+import { FinishReason, type GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+
+let server: TestRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url, { lazyConnect: true });
+  await redis.connect();
+});
+
+afterAll(async () => {
+  await redis?.quit();
+  await server?.stop();
+});
+
+const started = (id: string): GenerateEvent => ({
+  requestId: id,
+  event: { $case: 'started', value: { model: 'llama', promptTokens: 3, promptTokenIds: [1, 2, 3] } },
+});
+const delta = (id: string, index: number, text: string, tokenIds: number[]): GenerateEvent => ({
+  requestId: id,
+  event: { $case: 'delta', value: { text, index, tokenIds, tokenCount: tokenIds.length } },
+});
+const finished = (id: string): GenerateEvent => ({
+  requestId: id,
+  event: { $case: 'finished', value: { reason: FinishReason.FINISH_REASON_STOP, stopReason: '' } },
+});
+
+function texts(entries: LogEntry[]): string[] {
+  return entries.map((e) => {
+    if (e.t === 'error') return `error:${e.code}`;
+    const ev = e.event.event;
+    return ev?.$case === 'delta' ? ev.value.text : (ev?.$case ?? '?');
+  });
+}
+
+function log(name: string, extra: { ttlMs?: number; endedTtlMs?: number } = {}) {
+  return new StreamLog({ redis, prefix: testPrefix(name), deployment: 'llama-405b', ...extra });
+}
+
+describe('StreamLog on Redis', () => {
+  it('keeps the events in order and round-trips them exactly', async () => {
+    const l = log('roundtrip');
+    const events = [started('r'), delta('r', 0, 'Hel', [10, 11]), delta('r', 2, 'lo', [12]), finished('r')];
+    for (const e of events) expect(await l.append('r', e)).toBe('appended');
+    const entries = await l.read('r');
+    expect(entries.map((e) => e.cursor)).toEqual(['0-1', '1-0', '1-2', '2-0']);
+    expect(entries.map((e) => (e.t === 'event' ? e.event : undefined))).toEqual(events);
+  });
+
+  it('drops deltas already in the log, so a replayed attempt never duplicates a token', async () => {
+    const l = log('dupes');
+    await l.append('r', started('r'));
+    await l.append('r', delta('r', 0, 'a', [1, 2]));
+    await l.append('r', delta('r', 2, 'b', [3]));
+    // attempt 2 (failover) replays from the start before producing new tokens
+    expect(await l.append('r', started('r'))).toBe('duplicate');
+    expect(await l.append('r', delta('r', 0, 'a', [1, 2]))).toBe('duplicate');
+    expect(await l.append('r', delta('r', 2, 'b', [3]))).toBe('duplicate');
+    expect(await l.nextTokenIndex('r')).toBe(3);
+    expect(await l.append('r', delta('r', 3, 'c', [4]))).toBe('appended');
+    expect(texts(await l.read('r'))).toEqual(['started', 'a', 'b', 'c']);
+  });
+
+  it('refuses a gap or an overlap, naming the index to continue at', async () => {
+    const l = log('gaps');
+    await l.append('r', delta('r', 0, 'ab', [1, 2]));
+    await expect(l.append('r', delta('r', 3, 'x', [9]))).rejects.toThrow(
+      new StreamLogError('r', 'gap', 2, 3),
+    );
+    await expect(l.append('r', delta('r', 1, 'bc', [2, 3]))).rejects.toMatchObject({
+      problem: 'overlap',
+      nextTokenIndex: 2,
+    });
+    await expect(l.append('r', delta('r', 2, '', []))).rejects.toMatchObject({ problem: 'empty_delta' });
+  });
+
+  it('lets a reader resume after the tokens it has', async () => {
+    const l = log('resume');
+    await l.append('r', started('r'));
+    await l.append('r', delta('r', 0, 'a', [1]));
+    await l.append('r', delta('r', 1, 'bc', [2, 3]));
+    await l.append('r', delta('r', 3, 'd', [4]));
+    expect(texts(await l.read('r', cursorAfterTokens(0)))).toEqual(['a', 'bc', 'd']);
+    expect(texts(await l.read('r', cursorAfterTokens(3)))).toEqual(['d']);
+    expect(texts(await l.read('r', cursorAfterTokens(4)))).toEqual([]);
+  });
+
+  it('follows a live stream from a cursor until the terminal entry', async () => {
+    const l = log('follow');
+    await l.append('r', started('r'));
+    await l.append('r', delta('r', 0, 'a', [1]));
+    const seen: string[] = [];
+    const reader = (async () => {
+      for await (const e of l.follow('r', cursorAfterTokens(1), undefined, 200)) seen.push(...texts([e]));
+    })();
+    await new Promise((r) => setTimeout(r, 50)); // let the reader block, so it waits for new entries
+    await l.append('r', delta('r', 1, 'b', [2]));
+    await l.append('r', finished('r'));
+    await reader;
+    expect(seen).toEqual(['b', 'finished']);
+  });
+
+  it('stops following when aborted', async () => {
+    const l = log('abort');
+    const ac = new AbortController();
+    const seen: LogEntry[] = [];
+    const reader = (async () => {
+      for await (const e of l.follow('r', undefined, ac.signal, 60_000)) seen.push(e);
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    await reader;
+    expect(seen).toEqual([]);
+  });
+
+  it('accepts nothing after the end and expires once ended', async () => {
+    const l = log('ttl', { ttlMs: 60_000, endedTtlMs: 1000 });
+    await l.append('r', delta('r', 0, 'a', [1]));
+    expect(await redis.pttl(l.key('r'))).toBeGreaterThan(1000);
+    await l.append('r', finished('r'));
+    expect(await l.append('r', delta('r', 1, 'late', [2]))).toBe('ended');
+    const ttl = await redis.pttl(l.key('r'));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(1000);
+  });
+});
