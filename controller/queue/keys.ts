@@ -12,6 +12,7 @@
  *   B:disp:<second>   string  requests handed out during that second (dispatch rate, expires after 120 s)
  *   B:log:<id>        stream  the request's events (stream-log.ts); ids 0-1 Started, 1-<token index> deltas,
  *                             2-0 the terminal entry (Finished or an error)
+ *   B:wake            channel pub/sub: a request became queued (payload: its class)
  */
 export function queueBase(prefix: string, deployment: string): string {
   return `${prefix}:{${deployment}}`;

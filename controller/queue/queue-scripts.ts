@@ -13,6 +13,8 @@
  * Ended requests keep their hash (without the body) for retainMs, so a retry with the same id attaches to the
  * outcome instead of running again. Failed, cancelled and expired requests also get the terminal entry of
  * their stream log (id 2-0, `k=error`), so whoever reads the stream learns the outcome.
+ * Whenever a request becomes queued (submitted or handed back) the script PUBLISHes its class on B:wake, so
+ * idle dispatchers on every replica wake at once instead of polling (arrival-signal.ts).
  */
 
 const PRELUDE = `
@@ -32,6 +34,7 @@ local function requeue(base, id, cls, tag, deadline)
   redis.call('HSET', base .. ':r:' .. id, 'state', 'queued', 'owner', '', 'lease', '0')
   redis.call('ZADD', base .. ':ready:' .. cls, tag, id)
   if deadline > 0 then redis.call('ZADD', base .. ':deadlines', fmt(deadline), id) end
+  redis.call('PUBLISH', base .. ':wake', cls)
 end
 -- A dispatched request goes back to its class with its original tag (so ahead of later arrivals), unless it
 -- was cancelled meanwhile, used up its attempts or its deadline passed.
@@ -94,6 +97,7 @@ redis.call('HSET', rk, 'body', body, 'bh', bh, 'tenant', tenant, 'cls', cls, 'co
   'deadline', fmt(deadline), 'submitted', fmt(now), 'state', 'queued', 'attempts', '0', 'owner', '', 'lease', '0')
 redis.call('ZADD', base .. ':ready:' .. cls, fmt(tag), id)
 if deadline > 0 then redis.call('ZADD', base .. ':deadlines', fmt(deadline), id) end
+redis.call('PUBLISH', base .. ':wake', cls)
 return {'enqueued', 'queued'}
 `;
 

@@ -1,0 +1,97 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../common/clock.ts';
+import { silentLogger } from '../../../../common/log.ts';
+import { ArrivalSignal } from '../../../../controller/queue/arrival-signal.ts';
+import { LeaseKeeper } from '../../../../controller/queue/lease-keeper.ts';
+import { RequestQueue } from '../../../../controller/queue/request-queue.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+
+let server: TestRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url, { lazyConnect: true });
+  await redis.connect();
+});
+
+afterAll(async () => {
+  await redis?.quit();
+  await server?.stop();
+});
+
+const req = (id: string) => ({ id, tenant: 't', weight: 1, cls: 'standard' as const, body: '{}' });
+
+describe('LeaseKeeper', () => {
+  it('keeps held requests from being taken over, reports cancels once and losses', async () => {
+    const clock = new ManualClock(1_767_225_600_000);
+    const q = new RequestQueue({
+      redis,
+      clock,
+      prefix: testPrefix('keeper'),
+      deployment: 'd',
+      leaseMs: 5000,
+    });
+    const lost: string[] = [];
+    const cancelled: string[] = [];
+    const keeper = new LeaseKeeper(
+      q,
+      'ctl-a',
+      { lost: (id) => lost.push(id), cancelRequested: (id) => cancelled.push(id) },
+      silentLogger,
+    );
+    for (const id of ['a', 'b', 'c']) await q.submit(req(id));
+    for (const r of await q.take('ctl-a', 3)) keeper.hold(r.id);
+
+    clock.advance(4000);
+    await keeper.renewNow();
+    clock.advance(4000); // 8 s after take: held leases were renewed until 9 s
+    expect(await q.take('ctl-b', 10)).toEqual([]);
+
+    await q.cancel('b');
+    await keeper.renewNow();
+    await keeper.renewNow();
+    expect(cancelled).toEqual(['b']);
+
+    keeper.drop('c'); // e.g. this replica stalled on c: stop renewing it
+    clock.advance(3000);
+    await keeper.renewNow();
+    clock.advance(2000); // c's last renewal was 5 s ago; a and b were renewed 2 s ago
+    expect((await q.take('ctl-b', 10)).map((r) => r.id)).toEqual(['c']);
+    keeper.hold('c'); // the stalled work resumes and tries to keep it
+    await keeper.renewNow();
+    expect(lost).toEqual(['c']);
+    expect(keeper.size).toBe(2);
+  });
+});
+
+describe('ArrivalSignal', () => {
+  it('wakes a waiting dispatcher on submit and on hand-back, and times out when nothing comes', async () => {
+    const clock = new ManualClock(1_767_225_600_000);
+    const prefix = testPrefix('wake');
+    const q = new RequestQueue({ redis, clock, prefix, deployment: 'd' });
+    const signal = await ArrivalSignal.open(redis, 'd', prefix);
+    try {
+      expect(await signal.after(signal.generation, 20)).toBe(false);
+      let seen = signal.generation;
+      const woke = signal.after(seen, 30_000);
+      await q.submit(req('x'));
+      expect(await woke).toBe(true);
+
+      seen = signal.generation;
+      await q.take('ctl-a', 1);
+      await q.release('ctl-a', 'x', 'group lost');
+      // the arrival may already be counted: after() then returns at once
+      expect(await signal.after(seen, 30_000)).toBe(true);
+
+      // another deployment's arrivals do not wake this one
+      const other = new RequestQueue({ redis, clock, prefix, deployment: 'other' });
+      seen = signal.generation;
+      await other.submit(req('y'));
+      expect(await signal.after(seen, 200)).toBe(false);
+    } finally {
+      await signal.close();
+    }
+  });
+});
