@@ -1,0 +1,259 @@
+/**
+ * The controller's deployments file: options (what a person writes, YAML or JSON) -> compile -> Compiled (every
+ * default resolved, durations in ms). Validation collects every problem with its path, so a bad file is fixed in
+ * one go rather than one error per restart.
+ *
+ * Shape and defaults:
+ *   listen: 127.0.0.1:7070          # host:port of the gRPC server; `--listen` overrides it
+ *   heartbeatIntervalMs: 1000       # told to workers in Welcome
+ *   workerTimeoutMs: 3000           # no message from a worker for this long = worker lost (> heartbeatIntervalMs)
+ *   deployments:                    # at least one; names unique
+ *     - name: llama-3.1-8b-instruct # the model name clients use (vLLM --served-model-name); [a-z0-9._-]
+ *       model: meta-llama/Llama-3.1-8B-Instruct   # what the engine loads (first `vllm serve` argument)
+ *       replicas: 1                 # single-node engines, at most one per worker per deployment
+ *       gpusPerReplica: 1           # --tensor-parallel-size; the worker must have that many free GPUs
+ *       maxModelLen: 8192           # --max-model-len; the gateway checks prompt + max_tokens against it
+ *       maxNumSeqs: 256             # --max-num-seqs
+ *       gpuMemoryUtilization: 0.9   # --gpu-memory-utilization, in (0, 1]
+ *       defaultMaxTokens: 256       # max_tokens when a request leaves it unset (clamped to the context left)
+ *       maxPromptBytes: 1048576     # bigger prompts (UTF-8 bytes, all chat contents together): RESOURCE_EXHAUSTED
+ *       engineArgs: []              # extra flags appended to the engine's arguments
+ *       engineEnv: {}               # extra environment for the engine
+ */
+import { type FieldError, ValidationError } from '../../common/errors.ts';
+
+export interface DeploymentOptions {
+  name?: unknown;
+  model?: unknown;
+  replicas?: unknown;
+  gpusPerReplica?: unknown;
+  maxModelLen?: unknown;
+  maxNumSeqs?: unknown;
+  gpuMemoryUtilization?: unknown;
+  defaultMaxTokens?: unknown;
+  maxPromptBytes?: unknown;
+  engineArgs?: unknown;
+  engineEnv?: unknown;
+}
+
+export interface ControllerOptions {
+  listen?: unknown;
+  heartbeatIntervalMs?: unknown;
+  workerTimeoutMs?: unknown;
+  deployments?: unknown;
+}
+
+export interface Deployment {
+  readonly name: string;
+  readonly model: string;
+  readonly replicas: number;
+  readonly gpusPerReplica: number;
+  readonly maxModelLen: number;
+  readonly maxNumSeqs: number;
+  readonly gpuMemoryUtilization: number;
+  readonly defaultMaxTokens: number;
+  readonly maxPromptBytes: number;
+  readonly engineArgs: readonly string[];
+  readonly engineEnv: Readonly<Record<string, string>>;
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ControllerConfig {
+  readonly listen: ListenAddress;
+  readonly heartbeatIntervalMs: number;
+  readonly workerTimeoutMs: number;
+  readonly deployments: readonly Deployment[];
+}
+
+export const CONTROLLER_DEFAULTS = {
+  listen: '127.0.0.1:7070',
+  heartbeatIntervalMs: 1000,
+  workerTimeoutMs: 3000,
+} as const;
+
+export const DEPLOYMENT_DEFAULTS = {
+  replicas: 1,
+  gpusPerReplica: 1,
+  maxModelLen: 8192,
+  maxNumSeqs: 256,
+  gpuMemoryUtilization: 0.9,
+  defaultMaxTokens: 256,
+  maxPromptBytes: 1024 * 1024,
+} as const;
+
+const DEPLOYMENT_KEYS = new Set<string>([
+  'name',
+  'model',
+  ...Object.keys(DEPLOYMENT_DEFAULTS),
+  'engineArgs',
+  'engineEnv',
+]);
+const TOP_KEYS = new Set<string>([...Object.keys(CONTROLLER_DEFAULTS), 'deployments']);
+// Deployment names become engine ids and vLLM's --served-model-name; keep them to what both accept unquoted.
+const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+// The worker adds these itself (it owns ports and the bind address); passing them would fight it.
+const RESERVED_ENGINE_FLAGS = ['--host', '--port'];
+
+/** Parses `host:port` (`[::1]:7070` for IPv6); port 0 asks the OS for a free one. */
+export function parseListen(value: string): ListenAddress | string {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value.trim());
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!host || !Number.isInteger(port) || port > 65535) return 'must be host:port with a port in 0..65535';
+  return { host, port };
+}
+
+export function compileControllerConfig(input: unknown): ControllerConfig {
+  const errors: FieldError[] = [];
+  const at = (path: string, message: string) => errors.push({ path, message });
+  if (!isRecord(input))
+    throw new ValidationError('controller config', [{ path: '(root)', message: 'must be a mapping' }]);
+  const o = input as ControllerOptions & Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!TOP_KEYS.has(k)) at(k, 'unknown field');
+
+  let listen: ListenAddress = { host: '127.0.0.1', port: 7070 };
+  const listenRaw = o.listen ?? CONTROLLER_DEFAULTS.listen;
+  if (typeof listenRaw !== 'string') at('listen', 'must be a string host:port');
+  else {
+    const parsed = parseListen(listenRaw);
+    if (typeof parsed === 'string') at('listen', parsed);
+    else listen = parsed;
+  }
+  const heartbeatIntervalMs = positiveInt(
+    o.heartbeatIntervalMs,
+    CONTROLLER_DEFAULTS.heartbeatIntervalMs,
+    'heartbeatIntervalMs',
+    at,
+  );
+  const workerTimeoutMs = positiveInt(
+    o.workerTimeoutMs,
+    CONTROLLER_DEFAULTS.workerTimeoutMs,
+    'workerTimeoutMs',
+    at,
+  );
+  if (workerTimeoutMs <= heartbeatIntervalMs)
+    at('workerTimeoutMs', `must be greater than heartbeatIntervalMs (${heartbeatIntervalMs})`);
+
+  const deployments: Deployment[] = [];
+  if (!Array.isArray(o.deployments) || o.deployments.length === 0) {
+    at('deployments', 'must be a non-empty list');
+  } else {
+    const seen = new Map<string, number>();
+    o.deployments.forEach((raw: unknown, i: number) => {
+      const d = compileDeployment(raw, `deployments[${i}]`, at);
+      if (!d) return;
+      const first = seen.get(d.name);
+      if (first !== undefined)
+        at(`deployments[${i}].name`, `duplicate of deployments[${first}].name (${d.name})`);
+      else seen.set(d.name, i);
+      deployments.push(d);
+    });
+  }
+  if (errors.length > 0) throw new ValidationError('controller config', errors);
+  return { listen, heartbeatIntervalMs, workerTimeoutMs, deployments };
+}
+
+function compileDeployment(
+  raw: unknown,
+  path: string,
+  at: (path: string, message: string) => void,
+): Deployment | undefined {
+  if (!isRecord(raw)) {
+    at(path, 'must be a mapping');
+    return undefined;
+  }
+  const o = raw as DeploymentOptions & Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!DEPLOYMENT_KEYS.has(k)) at(`${path}.${k}`, 'unknown field');
+  let name = '';
+  if (typeof o.name !== 'string' || o.name === '') at(`${path}.name`, 'is required (a non-empty string)');
+  else if (!NAME_PATTERN.test(o.name))
+    at(`${path}.name`, 'must start with a lowercase letter or digit and contain only a-z 0-9 . _ -');
+  else name = o.name;
+  let model = '';
+  if (typeof o.model !== 'string' || o.model.trim() === '')
+    at(`${path}.model`, 'is required (a non-empty string)');
+  else model = o.model;
+
+  const D = DEPLOYMENT_DEFAULTS;
+  const replicas = nonNegativeInt(o.replicas, D.replicas, `${path}.replicas`, at);
+  const gpusPerReplica = positiveInt(o.gpusPerReplica, D.gpusPerReplica, `${path}.gpusPerReplica`, at);
+  const maxModelLen = positiveInt(o.maxModelLen, D.maxModelLen, `${path}.maxModelLen`, at);
+  const maxNumSeqs = positiveInt(o.maxNumSeqs, D.maxNumSeqs, `${path}.maxNumSeqs`, at);
+  const defaultMaxTokens = positiveInt(
+    o.defaultMaxTokens,
+    D.defaultMaxTokens,
+    `${path}.defaultMaxTokens`,
+    at,
+  );
+  const maxPromptBytes = positiveInt(o.maxPromptBytes, D.maxPromptBytes, `${path}.maxPromptBytes`, at);
+  if (defaultMaxTokens >= maxModelLen)
+    at(`${path}.defaultMaxTokens`, `must be less than maxModelLen (${maxModelLen})`);
+
+  let gpuMemoryUtilization: number = D.gpuMemoryUtilization;
+  if (o.gpuMemoryUtilization !== undefined) {
+    const v = o.gpuMemoryUtilization;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1)
+      at(`${path}.gpuMemoryUtilization`, 'must be a number in (0, 1]');
+    else gpuMemoryUtilization = v;
+  }
+
+  const engineArgs: string[] = [];
+  if (o.engineArgs !== undefined) {
+    if (!Array.isArray(o.engineArgs)) at(`${path}.engineArgs`, 'must be a list of strings');
+    else
+      o.engineArgs.forEach((a: unknown, j: number) => {
+        if (typeof a !== 'string') at(`${path}.engineArgs[${j}]`, 'must be a string (quote numbers)');
+        else if (RESERVED_ENGINE_FLAGS.some((f) => a === f || a.startsWith(`${f}=`)))
+          at(`${path}.engineArgs[${j}]`, `${a} is set by the worker and cannot be passed`);
+        else engineArgs.push(a);
+      });
+  }
+  const engineEnv: Record<string, string> = {};
+  if (o.engineEnv !== undefined) {
+    if (!isRecord(o.engineEnv)) at(`${path}.engineEnv`, 'must be a mapping of strings');
+    else
+      for (const [k, v] of Object.entries(o.engineEnv)) {
+        if (typeof v !== 'string') at(`${path}.engineEnv.${k}`, 'must be a string (quote numbers)');
+        else engineEnv[k] = v;
+      }
+  }
+  return {
+    name,
+    model,
+    replicas,
+    gpusPerReplica,
+    maxModelLen,
+    maxNumSeqs,
+    gpuMemoryUtilization,
+    defaultMaxTokens,
+    maxPromptBytes,
+    engineArgs,
+    engineEnv,
+  };
+}
+
+function positiveInt(v: unknown, dflt: number, path: string, at: (p: string, m: string) => void): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+    at(path, 'must be a positive integer');
+    return dflt;
+  }
+  return v;
+}
+
+function nonNegativeInt(v: unknown, dflt: number, path: string, at: (p: string, m: string) => void): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    at(path, 'must be a non-negative integer');
+    return dflt;
+  }
+  return v;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
