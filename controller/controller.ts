@@ -1,0 +1,140 @@
+/**
+ * The controller process's parts, wired: worker registry + Registry service, launcher, gateway (Inference),
+ * Control, on one gRPC server with health and reflection. main.ts adds flags and signals; integration tests start
+ * it in-process on 127.0.0.1:0.
+ */
+import { type Clock, systemClock } from '../common/clock.ts';
+import { UnavailableError } from '../common/errors.ts';
+import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.ts';
+import type { Logger } from '../common/log.ts';
+import { ControlService } from '../proto/gen/corral/v1/control.ts';
+import { InferenceService } from '../proto/gen/corral/v1/inference.ts';
+import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
+import type { ControllerConfig } from './config/controller-config.ts';
+import { controlService } from './control/control-service.ts';
+import { inferenceService } from './gateway/inference-service.ts';
+import { RequestTable } from './gateway/request-table.ts';
+import { ThreadTokenCounter, type TokenCounter } from './gateway/token-counter.ts';
+import { WorkerClients } from './gateway/worker-clients.ts';
+import { Launcher } from './launcher/launcher.ts';
+import { registryService } from './registry/registry-service.ts';
+import { WorkerRegistry } from './registry/worker-registry.ts';
+
+export interface ControllerDeps {
+  log: Logger;
+  clock?: Clock;
+  random?: () => number;
+  tokens?: TokenCounter;
+}
+
+export interface RunningController {
+  readonly address: string;
+  readonly registry: WorkerRegistry;
+  readonly requests: RequestTable;
+  /** Stops accepting, ends running requests after graceMs, drops worker streams, closes everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startController(
+  config: ControllerConfig,
+  deps: ControllerDeps,
+): Promise<RunningController> {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.log;
+  const registry = new WorkerRegistry({
+    workerTimeoutMs: config.workerTimeoutMs,
+    clock,
+    log: log.child({ component: 'registry' }),
+  });
+  const requests = new RequestTable();
+  const workers = new WorkerClients();
+  const tokens = deps.tokens ?? new ThreadTokenCounter();
+  const launcher = new Launcher({
+    deployments: config.deployments,
+    registry,
+    log: log.child({ component: 'launcher' }),
+  });
+
+  registry.onEvent((e) => {
+    if (e.t !== 'lost') return;
+    const n = requests.abortWorker(
+      e.workerId,
+      new UnavailableError(`worker ${e.workerId} lost: ${e.reason}`),
+    );
+    if (n > 0) log.warn('ended requests of a lost worker', { workerId: e.workerId, requests: n });
+  });
+
+  let server: RunningGrpcServer;
+  try {
+    server = await startGrpcServer({
+      host: config.listen.host,
+      port: config.listen.port,
+      protoFiles: ['corral/v1/inference.proto', 'corral/v1/registry.proto', 'corral/v1/control.proto'],
+      services: [
+        {
+          name: 'corral.v1.Inference',
+          definition: InferenceService,
+          implementation: inferenceService({
+            deployments: config.deployments,
+            registry,
+            requests,
+            workers,
+            tokens,
+            clock,
+            random: deps.random ?? Math.random,
+            log: log.child({ component: 'gateway' }),
+          }),
+        },
+        {
+          name: 'corral.v1.Registry',
+          definition: RegistryService,
+          implementation: registryService({
+            registry,
+            heartbeatIntervalMs: config.heartbeatIntervalMs,
+            log: log.child({ component: 'registry' }),
+          }),
+        },
+        {
+          name: 'corral.v1.Control',
+          definition: ControlService,
+          implementation: controlService({ deployments: config.deployments, registry, requests, clock }),
+        },
+      ],
+    });
+  } catch (e) {
+    await tokens.close();
+    throw e;
+  }
+  // A silent worker is found by this sweep; the tick bounds how late past workerTimeoutMs that happens.
+  const sweepMs = Math.max(50, Math.min(500, Math.floor(config.workerTimeoutMs / 10)));
+  const sweeper = setInterval(() => registry.sweep(), sweepMs);
+  launcher.start(config.heartbeatIntervalMs);
+  server.setServing(true);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs = 5000) => {
+    stopping ??= (async () => {
+      log.info('stopping', { running: requests.size });
+      clearInterval(sweeper);
+      launcher.stop();
+      server.setServing(false);
+      const closed = server.close(graceMs);
+      // Register streams never end on their own; end them so the graceful shutdown is not held up by them.
+      registry.closeAll('controller shutting down');
+      const ended = await waitIdle(requests, graceMs);
+      if (!ended) requests.abortAll(new UnavailableError('controller shutting down'));
+      await closed;
+      workers.closeAll();
+      await tokens.close();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  return { address: server.address, registry, requests, stop };
+}
+
+async function waitIdle(requests: RequestTable, graceMs: number): Promise<boolean> {
+  const deadline = Date.now() + graceMs;
+  while (requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return requests.size === 0;
+}

@@ -1,0 +1,76 @@
+/**
+ * The controller process: `node --import tsx controller/main.ts --config FILE [--listen HOST:PORT]`.
+ * Logs JSON lines on stderr; once serving, one line with `msg: "listening"` and `grpc: "HOST:PORT"` (the CLI
+ * and tests parse it). A bad config file exits 1 listing every problem. SIGTERM/SIGINT: stop accepting, let
+ * running requests finish (up to 10 s), exit 0.
+ */
+import { parseArgs } from 'node:util';
+import { ValidationError } from '../common/errors.ts';
+import { createLogger } from '../common/log.ts';
+import { loadControllerConfig } from './config/config-file.ts';
+import { parseListen } from './config/controller-config.ts';
+import { startController } from './controller.ts';
+
+const USAGE = 'usage: controller/main.ts --config FILE [--listen HOST:PORT]';
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main(): Promise<number> {
+  const log = createLogger('controller');
+  let values: { config?: string; listen?: string };
+  try {
+    ({ values } = parseArgs({
+      options: { config: { type: 'string' }, listen: { type: 'string' } },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (!values.config) {
+    process.stderr.write(`--config is required\n${USAGE}\n`);
+    return 2;
+  }
+  let config: ReturnType<typeof loadControllerConfig>;
+  try {
+    config = loadControllerConfig(values.config);
+    if (values.listen !== undefined) {
+      const listen = parseListen(values.listen);
+      if (typeof listen === 'string')
+        throw new ValidationError('--listen', [{ path: '--listen', message: listen }]);
+      config = { ...config, listen };
+    }
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    log.error('invalid configuration', { file: values.config, errors: e.errors });
+    process.stderr.write(
+      `${e.what} is invalid:\n${e.errors.map((x) => `  ${x.path}: ${x.message}`).join('\n')}\n`,
+    );
+    return 1;
+  }
+
+  const controller = await startController(config, { log });
+  log.info('listening', {
+    grpc: controller.address,
+    deployments: config.deployments.map((d) => d.name),
+  });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info('signal received; shutting down', { signal });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await controller.stop(SHUTDOWN_GRACE_MS);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    createLogger('controller').error('controller failed', { error: e instanceof Error ? e : String(e) });
+    process.exit(1);
+  },
+);
