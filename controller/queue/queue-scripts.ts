@@ -144,8 +144,15 @@ while #out < n do
   local rk = base .. ':r:' .. id
   local f = redis.call('HMGET', rk, 'body', 'tenant', 'attempts', 'deadline', 'submitted', 'cost', 'state')
   local deadline = tonumber(f[4]) or 0
+  local attempted = (tonumber(f[3]) or 0) > 0
   if f[7] ~= 'queued' then
     -- not reachable through these scripts; never hand out what is not queued
+  elseif attempted and #redis.call('XRANGE', base .. ':log:' .. id, '2-0', '2-0') > 0 then
+    -- an earlier owner wrote the end of the stream but died before finish(): it is done, do not run it again
+    if deadline > 0 then redis.call('ZREM', base .. ':deadlines', id) end
+    redis.call('HSET', rk, 'state', 'finished', 'ended', fmt(now))
+    redis.call('HDEL', rk, 'body')
+    redis.call('PEXPIRE', rk, retainMs)
   elseif deadline > 0 and deadline <= now then
     redis.call('ZREM', base .. ':deadlines', id)
     terminate(base, id, 'expired', 'deadline_exceeded', 'deadline passed before dispatch', now, retainMs)

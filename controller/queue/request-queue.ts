@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../common/clock.ts';
+import { ValidationError } from '../../common/errors.ts';
 import { QueueFullError, RequestExpiredError, RequestIdConflictError } from './errors.ts';
 import {
   type ClassShares,
@@ -138,7 +139,11 @@ export class RequestQueue {
     this.retainMs = options.retainMs ?? 3_600_000;
     const reserves = options.reserves ?? DEFAULT_RESERVES;
     const problems = validateReserves(reserves);
-    if (problems.length > 0) throw new Error(`invalid queue options: ${problems.join('; ')}`);
+    if (problems.length > 0)
+      throw new ValidationError(
+        'queue options',
+        problems.map((p) => ({ path: p.slice(0, p.indexOf(':')), message: p.slice(p.indexOf(':') + 2) })),
+      );
     this.reserves = PRIORITY_CLASSES.map((c) => reserveUnits(reserves[c]));
     this.windowSeconds = options.rateWindowSeconds ?? 10;
     this.loadMaxAgeMs = options.loadMaxAgeMs ?? 250;

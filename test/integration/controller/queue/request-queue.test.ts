@@ -10,6 +10,7 @@ import { MemoryQueue } from '../../../../controller/queue/memory-queue.ts';
 import type { PriorityClass } from '../../../../controller/queue/priority-class.ts';
 import { RequestQueue, type RequestQueueOptions } from '../../../../controller/queue/request-queue.ts';
 import { StreamLog } from '../../../../controller/queue/stream-log.ts';
+import { FinishReason } from '../../../../proto/gen/corral/v1/inference.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
 
 let server: TestRedis;
@@ -267,5 +268,51 @@ describe('RequestQueue on Redis', () => {
     });
     // an interactive request has nobody ahead of it
     expect(await q.submit(req('urgent', 'interactive'))).toEqual({ t: 'enqueued' });
+  });
+
+  it('does not run again a request whose earlier owner wrote its end but died before finish()', async () => {
+    const { q, clock, log } = queue('ended-not-finished');
+    await q.submit(req('r1'));
+    await q.submit(req('r2'));
+    await q.take('ctl-a', 2);
+    await log.append('r1', {
+      requestId: 'r1',
+      event: { $case: 'finished', value: { reason: FinishReason.FINISH_REASON_STOP, stopReason: '' } },
+    });
+    clock.advance(5000); // ctl-a is gone: both leases lapse
+    expect((await q.take('ctl-b', 10)).map((r) => r.id)).toEqual(['r2']);
+    expect((await q.get('r1'))?.state).toBe('finished');
+  });
+
+  it('never hands one request to two replicas taking at the same time', async () => {
+    const { q, clock } = queue('two-replicas');
+    const other = new Redis(server.url);
+    try {
+      await other.ping(); // connected, so both replicas start taking together
+      const q2 = new RequestQueue({
+        redis: other,
+        clock,
+        prefix: q.base.split(':{')[0] ?? '',
+        deployment: 'llama-405b',
+      });
+      for (let i = 0; i < 300; i++) await q.submit(req(`r${i}`, 'standard', `t${i % 3}`));
+      const got: string[][] = [[], []];
+      await Promise.all(
+        [q, q2].map(async (qq, k) => {
+          for (;;) {
+            const batch = await qq.take(`ctl-${k}`, 1 + k * 4);
+            if (batch.length === 0) return;
+            got[k]?.push(...batch.map((r) => r.id));
+          }
+        }),
+      );
+      const all = [...(got[0] ?? []), ...(got[1] ?? [])];
+      expect(new Set(all).size).toBe(300);
+      expect(all.length).toBe(300);
+      expect(got[0]?.length).toBeGreaterThan(0);
+      expect(got[1]?.length).toBeGreaterThan(0);
+    } finally {
+      await other.quit();
+    }
   });
 });
