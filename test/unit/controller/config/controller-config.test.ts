@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../../../common/errors.ts';
+import { parseControllerConfig } from '../../../../controller/config/config-file.ts';
+import {
+  CONTROLLER_DEFAULTS,
+  compileControllerConfig,
+  DEPLOYMENT_DEFAULTS,
+  parseListen,
+} from '../../../../controller/config/controller-config.ts';
+
+const minimal = { name: 'llama-3.1-8b-instruct', model: 'meta-llama/Llama-3.1-8B-Instruct' };
+
+function errorsOf(input: unknown): { path: string; message: string }[] {
+  try {
+    compileControllerConfig(input);
+  } catch (e) {
+    if (e instanceof ValidationError) return [...e.errors];
+    throw e;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('compileControllerConfig', () => {
+  it('fills every documented default', () => {
+    const c = compileControllerConfig({ deployments: [minimal] });
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 7070 });
+    expect(c.heartbeatIntervalMs).toBe(CONTROLLER_DEFAULTS.heartbeatIntervalMs);
+    expect(c.workerTimeoutMs).toBe(CONTROLLER_DEFAULTS.workerTimeoutMs);
+    expect(c.deployments[0]).toEqual({ ...minimal, ...DEPLOYMENT_DEFAULTS, engineArgs: [], engineEnv: {} });
+  });
+
+  it('keeps given values', () => {
+    const c = compileControllerConfig({
+      listen: '[::1]:0',
+      heartbeatIntervalMs: 500,
+      workerTimeoutMs: 2000,
+      deployments: [
+        {
+          ...minimal,
+          replicas: 0,
+          gpusPerReplica: 8,
+          maxModelLen: 4096,
+          maxNumSeqs: 64,
+          gpuMemoryUtilization: 0.85,
+          defaultMaxTokens: 32,
+          maxPromptBytes: 100,
+          engineArgs: ['--sim-ttft-ms', '20'],
+          engineEnv: { HF_TOKEN: 'x' },
+        },
+      ],
+    });
+    expect(c.listen).toEqual({ host: '::1', port: 0 });
+    expect(c.deployments[0]).toMatchObject({ replicas: 0, gpusPerReplica: 8, gpuMemoryUtilization: 0.85 });
+    expect(c.deployments[0]?.engineArgs).toEqual(['--sim-ttft-ms', '20']);
+    expect(c.deployments[0]?.engineEnv).toEqual({ HF_TOKEN: 'x' });
+  });
+
+  const d = (extra: Record<string, unknown>) => ({ deployments: [{ ...minimal, ...extra }] });
+  it.each([
+    ['root not a mapping', [1, 2], '(root)', 'must be a mapping'],
+    ['unknown top-level field', { ...d({}), replicas: 2 }, 'replicas', 'unknown field'],
+    ['listen not host:port', { ...d({}), listen: 'localhost' }, 'listen', 'must be host:port'],
+    ['listen port too big', { ...d({}), listen: 'a:70000' }, 'listen', 'must be host:port'],
+    ['listen not a string', { ...d({}), listen: 7070 }, 'listen', 'must be a string'],
+    [
+      'heartbeat zero',
+      { ...d({}), heartbeatIntervalMs: 0 },
+      'heartbeatIntervalMs',
+      'must be a positive integer',
+    ],
+    [
+      'timeout not above heartbeat',
+      { ...d({}), workerTimeoutMs: 1000 },
+      'workerTimeoutMs',
+      'must be greater than',
+    ],
+    [
+      'timeout a string',
+      { ...d({}), workerTimeoutMs: '3s' },
+      'workerTimeoutMs',
+      'must be a positive integer',
+    ],
+    ['no deployments', {}, 'deployments', 'must be a non-empty list'],
+    ['empty deployments', { deployments: [] }, 'deployments', 'must be a non-empty list'],
+    ['deployment not a mapping', { deployments: ['x'] }, 'deployments[0]', 'must be a mapping'],
+    ['missing name', { deployments: [{ model: 'm' }] }, 'deployments[0].name', 'is required'],
+    ['bad name', d({ name: 'Llama 8B' }), 'deployments[0].name', 'must start with'],
+    ['missing model', { deployments: [{ name: 'a' }] }, 'deployments[0].model', 'is required'],
+    ['unknown deployment field', d({ replica: 2 }), 'deployments[0].replica', 'unknown field'],
+    ['negative replicas', d({ replicas: -1 }), 'deployments[0].replicas', 'must be a non-negative integer'],
+    [
+      'fractional gpus',
+      d({ gpusPerReplica: 1.5 }),
+      'deployments[0].gpusPerReplica',
+      'must be a positive integer',
+    ],
+    ['zero maxModelLen', d({ maxModelLen: 0 }), 'deployments[0].maxModelLen', 'must be a positive integer'],
+    [
+      'string maxNumSeqs',
+      d({ maxNumSeqs: '256' }),
+      'deployments[0].maxNumSeqs',
+      'must be a positive integer',
+    ],
+    [
+      'utilization above 1',
+      d({ gpuMemoryUtilization: 1.2 }),
+      'deployments[0].gpuMemoryUtilization',
+      'in (0, 1]',
+    ],
+    ['utilization zero', d({ gpuMemoryUtilization: 0 }), 'deployments[0].gpuMemoryUtilization', 'in (0, 1]'],
+    [
+      'default max tokens fills context',
+      d({ maxModelLen: 100, defaultMaxTokens: 100 }),
+      'deployments[0].defaultMaxTokens',
+      'less than maxModelLen',
+    ],
+    [
+      'zero maxPromptBytes',
+      d({ maxPromptBytes: 0 }),
+      'deployments[0].maxPromptBytes',
+      'must be a positive integer',
+    ],
+    [
+      'engineArgs not a list',
+      d({ engineArgs: '--x' }),
+      'deployments[0].engineArgs',
+      'must be a list of strings',
+    ],
+    [
+      'engineArgs number',
+      d({ engineArgs: ['--sim-ttft-ms', 20] }),
+      'deployments[0].engineArgs[1]',
+      'must be a string',
+    ],
+    [
+      'engineArgs --port',
+      d({ engineArgs: ['--port=8000'] }),
+      'deployments[0].engineArgs[0]',
+      'set by the worker',
+    ],
+    ['engineEnv not a mapping', d({ engineEnv: ['A=1'] }), 'deployments[0].engineEnv', 'must be a mapping'],
+    ['engineEnv number', d({ engineEnv: { A: 1 } }), 'deployments[0].engineEnv.A', 'must be a string'],
+    [
+      'duplicate names',
+      { deployments: [minimal, minimal] },
+      'deployments[1].name',
+      'duplicate of deployments[0].name',
+    ],
+  ])('%s -> %s', (_name, input, path, message) => {
+    const errors = errorsOf(input);
+    const hit = errors.find((e) => e.path === path);
+    expect(hit, JSON.stringify(errors)).toBeDefined();
+    expect(hit?.message).toContain(message);
+  });
+
+  it('collects every error at once, each with its path', () => {
+    const errors = errorsOf({
+      heartbeatIntervalMs: -1,
+      deployments: [
+        { name: 'a', model: 'm', maxModelLen: 0 },
+        { model: 'm', replicas: 'two' },
+      ],
+    });
+    expect(errors.map((e) => e.path)).toEqual([
+      'heartbeatIntervalMs',
+      'deployments[0].maxModelLen',
+      'deployments[1].name',
+      'deployments[1].replicas',
+    ]);
+  });
+
+  it('names the path in the error message', () => {
+    expect(() => compileControllerConfig(d({ maxModelLen: 0 }))).toThrow(
+      'deployments[0].maxModelLen: must be a positive integer',
+    );
+  });
+});
+
+describe('parseControllerConfig', () => {
+  it('reads YAML and JSON alike', () => {
+    const yaml = parseControllerConfig(
+      `deployments:\n  - name: a\n    model: m\n    replicas: 2\n`,
+      'x.yaml',
+    );
+    const json = parseControllerConfig(
+      JSON.stringify({ deployments: [{ name: 'a', model: 'm', replicas: 2 }] }),
+      'x.json',
+    );
+    expect(yaml).toEqual(json);
+  });
+
+  it('reports a syntax error as a validation error of the file', () => {
+    expect(() => parseControllerConfig('deployments: [\n', 'bad.yaml')).toThrow(
+      /\(file\): not valid YAML\/JSON/,
+    );
+  });
+});
+
+describe('parseListen', () => {
+  it.each([
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::1]:7070', { host: '::1', port: 7070 }],
+    ['controller:7070', { host: 'controller', port: 7070 }],
+    [':7070', 'must be host:port with a port in 0..65535'],
+    ['a:b', 'must be host:port with a port in 0..65535'],
+  ])('%s', (input, expected) => {
+    expect(parseListen(input)).toEqual(expected);
+  });
+});
