@@ -8,6 +8,10 @@
  *   const got = await queue.take(owner, room);
  *   if (got.length === 0) await signal.after(seen, 1000);   // returns at once if something arrived meanwhile
  *
+ * It also relays cancels of dispatched requests (B:cancel) to onCancel listeners, so the owner aborts the
+ * engine request at once; the cancel flag stays in Redis and LeaseKeeper reports it at the next renewal too,
+ * in case this message was lost.
+ *
  * Pub/sub is fire-and-forget: a message lost while the connection reconnects costs at most one timeout,
  * because the dispatcher still calls take() after `timeoutMs` (the poll is the safety net, not the path).
  */
@@ -19,11 +23,15 @@ export class ArrivalSignal {
   private waiters = new Set<() => void>();
   private readonly sub: Redis;
   private readonly channel: string;
+  private readonly cancelChannel: string;
+  private readonly cancelListeners = new Set<(id: string) => void>();
 
   private constructor(redis: Redis, prefix: string, deployment: string) {
     this.channel = `${queueBase(prefix, deployment)}:wake`;
+    this.cancelChannel = `${queueBase(prefix, deployment)}:cancel`;
     this.sub = redis.duplicate();
-    this.sub.on('message', (channel: string) => {
+    this.sub.on('message', (channel: string, message: string) => {
+      if (channel === this.cancelChannel) for (const l of this.cancelListeners) l(message);
       if (channel !== this.channel) return;
       this.gen += 1;
       const waiters = this.waiters;
@@ -35,8 +43,14 @@ export class ArrivalSignal {
   /** Subscribed and ready: arrivals from now on are seen. */
   static async open(redis: Redis, deployment: string, prefix = 'corral'): Promise<ArrivalSignal> {
     const s = new ArrivalSignal(redis, prefix, deployment);
-    await s.sub.subscribe(s.channel);
+    await s.sub.subscribe(s.channel, s.cancelChannel);
     return s;
+  }
+
+  /** Called with the id of every dispatched request of this deployment that a client cancels. */
+  onCancel(listener: (id: string) => void): () => void {
+    this.cancelListeners.add(listener);
+    return () => this.cancelListeners.delete(listener);
   }
 
   /** Counts the arrivals seen so far. */

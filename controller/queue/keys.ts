@@ -13,6 +13,7 @@
  *   B:log:<id>        stream  the request's events (stream-log.ts); ids 0-1 Started, 1-<token index> deltas,
  *                             2-0 the terminal entry (Finished or an error)
  *   B:wake            channel pub/sub: a request became queued (payload: its class)
+ *   B:cancel          channel pub/sub: a dispatched request was cancelled (payload: its id)
  */
 export function queueBase(prefix: string, deployment: string): string {
   return `${prefix}:{${deployment}}`;

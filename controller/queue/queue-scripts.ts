@@ -14,7 +14,9 @@
  * outcome instead of running again. Failed, cancelled and expired requests also get the terminal entry of
  * their stream log (id 2-0, `k=error`), so whoever reads the stream learns the outcome.
  * Whenever a request becomes queued (submitted or handed back) the script PUBLISHes its class on B:wake, so
- * idle dispatchers on every replica wake at once instead of polling (arrival-signal.ts).
+ * idle dispatchers on every replica wake at once instead of polling (arrival-signal.ts); a cancel of a
+ * dispatched request PUBLISHes its id on B:cancel, so its owner can abort the engine request at once instead
+ * of at its next lease renewal.
  */
 
 const PRELUDE = `
@@ -233,6 +235,7 @@ if f[1] == 'queued' then
 end
 if f[1] == 'dispatched' then
   redis.call('HSET', rk, 'cancel', '1')
+  redis.call('PUBLISH', base .. ':cancel', id)
   return {'dispatched', f[3]}
 end
 return {'ended', f[1]}

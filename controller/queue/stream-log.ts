@@ -19,7 +19,7 @@
  */
 import type { Redis } from 'ioredis';
 import { CorralError } from '../../common/errors.ts';
-import { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
+import { GenerateEvent, type Started } from '../../proto/gen/corral/v1/inference.ts';
 import { logKey, queueBase } from './keys.ts';
 
 const APPEND = `
@@ -70,6 +70,16 @@ export class StreamLogError extends CorralError {
       { requestId, problem, nextTokenIndex, deltaIndex },
     );
   }
+}
+
+export interface Progress {
+  started: Started | undefined;
+  /** Generated token ids so far (present when the request asked for return_token_ids). */
+  tokenIds: number[];
+  text: string;
+  nextTokenIndex: number;
+  /** The terminal entry is in: nothing more to run. */
+  ended: boolean;
 }
 
 export type AppendOutcome = 'appended' | 'duplicate' | 'ended';
@@ -150,6 +160,32 @@ export class StreamLog {
     if (!fields) return 0;
     const get = (name: string) => Number(fields[fields.indexOf(name) + 1] ?? 0);
     return get('i') + get('n');
+  }
+
+  /**
+   * Everything a continuation on another group needs (VLLM.md, failover): the prompt's token ids from
+   * Started, the generated token ids and text so far, and the index the next delta must start at. The new
+   * attempt sends prompt ids + generated ids as the prompt, max_tokens minus what was generated, same seed.
+   */
+  async progress(id: string): Promise<Progress> {
+    const p: Progress = { started: undefined, tokenIds: [], text: '', nextTokenIndex: 0, ended: false };
+    let after: Cursor = START;
+    for (;;) {
+      const page = await this.read(id, after, 1000);
+      for (const e of page) {
+        after = e.cursor;
+        if (isTerminal(e)) p.ended = true;
+        if (e.t !== 'event') continue;
+        const ev = e.event.event;
+        if (ev?.$case === 'started') p.started = ev.value;
+        if (ev?.$case === 'delta') {
+          p.tokenIds.push(...ev.value.tokenIds);
+          p.text += ev.value.text;
+          p.nextTokenIndex = ev.value.index + ev.value.tokenCount;
+        }
+      }
+      if (page.length < 1000) return p;
+    }
   }
 
   /** Entries after `after`, without waiting. */

@@ -2,7 +2,6 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import { silentLogger } from '../../../../common/log.ts';
-import { ArrivalSignal } from '../../../../controller/queue/arrival-signal.ts';
 import { LeaseKeeper } from '../../../../controller/queue/lease-keeper.ts';
 import { RequestQueue } from '../../../../controller/queue/request-queue.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
@@ -63,35 +62,5 @@ describe('LeaseKeeper', () => {
     await keeper.renewNow();
     expect(lost).toEqual(['c']);
     expect(keeper.size).toBe(2);
-  });
-});
-
-describe('ArrivalSignal', () => {
-  it('wakes a waiting dispatcher on submit and on hand-back, and times out when nothing comes', async () => {
-    const clock = new ManualClock(1_767_225_600_000);
-    const prefix = testPrefix('wake');
-    const q = new RequestQueue({ redis, clock, prefix, deployment: 'd' });
-    const signal = await ArrivalSignal.open(redis, 'd', prefix);
-    try {
-      expect(await signal.after(signal.generation, 20)).toBe(false);
-      let seen = signal.generation;
-      const woke = signal.after(seen, 30_000);
-      await q.submit(req('x'));
-      expect(await woke).toBe(true);
-
-      seen = signal.generation;
-      await q.take('ctl-a', 1);
-      await q.release('ctl-a', 'x', 'group lost');
-      // the arrival may already be counted: after() then returns at once
-      expect(await signal.after(seen, 30_000)).toBe(true);
-
-      // another deployment's arrivals do not wake this one
-      const other = new RequestQueue({ redis, clock, prefix, deployment: 'other' });
-      seen = signal.generation;
-      await other.submit(req('y'));
-      expect(await signal.after(seen, 200)).toBe(false);
-    } finally {
-      await signal.close();
-    }
   });
 });

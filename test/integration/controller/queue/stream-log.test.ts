@@ -134,4 +134,27 @@ describe('StreamLog on Redis', () => {
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1000);
   });
+
+  it('reports the progress a continuation on another group starts from', async () => {
+    const l = log('progress');
+    expect(await l.progress('r')).toEqual({
+      started: undefined,
+      tokenIds: [],
+      text: '',
+      nextTokenIndex: 0,
+      ended: false,
+    });
+    await l.append('r', started('r'));
+    await l.append('r', delta('r', 0, 'Hel', [10, 11]));
+    await l.append('r', delta('r', 2, 'lo', [12]));
+    expect(await l.progress('r')).toEqual({
+      started: { model: 'llama', promptTokens: 3, promptTokenIds: [1, 2, 3] },
+      tokenIds: [10, 11, 12],
+      text: 'Hello',
+      nextTokenIndex: 3,
+      ended: false,
+    });
+    await l.append('r', finished('r'));
+    expect((await l.progress('r')).ended).toBe(true);
+  });
 });
