@@ -3,8 +3,18 @@ const PURE = '^controller/(scheduler|planner|autoscaler)/|^sim/engine/model/|/st
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
-    { name: 'controller-not-worker', severity: 'error', from: { path: '^controller/' }, to: { path: '^worker/' } },
-    { name: 'worker-not-controller', severity: 'error', from: { path: '^worker/' }, to: { path: '^controller/' } },
+    {
+      name: 'controller-not-worker',
+      severity: 'error',
+      from: { path: '^controller/' },
+      to: { path: '^worker/' },
+    },
+    {
+      name: 'worker-not-controller',
+      severity: 'error',
+      from: { path: '^worker/' },
+      to: { path: '^controller/' },
+    },
     {
       name: 'common-is-a-leaf',
       severity: 'error',
@@ -27,6 +37,10 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: {
+      extensions: ['.ts', '.js'],
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+    },
   },
 };
