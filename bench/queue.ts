@@ -158,7 +158,16 @@ function memoryPath(): Path {
   };
 }
 
-async function redisPath(url: string, deployment: string): Promise<Path & { close(): Promise<void> }> {
+interface ServerStats {
+  scriptCalls: number;
+  scriptUsec: number;
+  cpuSeconds: number;
+}
+
+async function redisPath(
+  url: string,
+  deployment: string,
+): Promise<Path & { close(): Promise<void>; serverStats(): Promise<ServerStats> }> {
   // separate connections, as a gateway and a dispatcher on different replicas would have
   const gw = new Redis(url);
   const disp = new Redis(url);
@@ -177,6 +186,14 @@ async function redisPath(url: string, deployment: string): Promise<Path & { clos
     },
     arrivals: () => signal.generation,
     waitArrival: (seen) => signal.after(seen, 100),
+    async serverStats() {
+      const info = await gw.info('commandstats');
+      const cpu = await gw.info('cpu');
+      const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(info);
+      const user = Number(/used_cpu_user:([\d.]+)/.exec(cpu)?.[1] ?? 0);
+      const sys = Number(/used_cpu_sys:([\d.]+)/.exec(cpu)?.[1] ?? 0);
+      return { scriptCalls: Number(m?.[1] ?? 0), scriptUsec: Number(m?.[2] ?? 0), cpuSeconds: user + sys };
+    },
     async close() {
       await signal.close();
       await gw.quit();
@@ -220,8 +237,18 @@ async function main(): Promise<void> {
     const memSat = await run(memoryPath(), o);
     progress('redis, saturated');
     const r1 = await redisPath(server.url, 'bench-saturated');
+    const before = await r1.serverStats();
     const redisSat = await run(r1, o);
+    const after = await r1.serverStats();
     await r1.close();
+    // where the time goes: Redis executing the scripts vs everything else (client, event loop, network)
+    const server_ = {
+      scriptUsecPerRequest: round((after.scriptUsec - before.scriptUsec) / Math.max(1, redisSat.requests)),
+      scriptCallsPerRequest: round((after.scriptCalls - before.scriptCalls) / Math.max(1, redisSat.requests)),
+      redisCpuUsecPerRequest: round(
+        ((after.cpuSeconds - before.cpuSeconds) * 1e6) / Math.max(1, redisSat.requests),
+      ),
+    };
     const rate = values.rate ? Number(values.rate) : Math.max(1, Math.round(redisSat.perSecond / 2));
     progress(`memory, paced at ${rate}/s`);
     const memPaced = await run(memoryPath(), { ...o, rate });
@@ -265,6 +292,7 @@ async function main(): Promise<void> {
       row(`redis ${rate}/s`, redisPaced),
       `added by the durable path at ${rate}/s: p50 ${report.paced.addedLatencyMs.p50} ms, p99 ${report.paced.addedLatencyMs.p99} ms (target <= 2 / 10)`,
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
+      `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
