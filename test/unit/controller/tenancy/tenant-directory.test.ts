@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../../common/errors.ts';
 import { UnauthenticatedError } from '../../../../controller/tenancy/errors.ts';
@@ -105,5 +108,26 @@ describe('TenantDirectory', () => {
         ],
       }),
     ).toThrow(ValidationError);
+  });
+});
+
+describe('TenantDirectory.fromFile', () => {
+  it('loads a tenant file and reports a bad one with its path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-tenants-'));
+    try {
+      const good = join(dir, 'tenants.json');
+      writeFileSync(good, JSON.stringify({ tenants: [{ id: 'alpha', keySha256: [sha256Hex(KEY_A)] }] }));
+      expect((await TenantDirectory.fromFile(good)).authenticate(KEY_A).id).toBe('alpha');
+      const bad = join(dir, 'bad.json');
+      writeFileSync(bad, JSON.stringify({ tenants: [{ id: 'alpha', weight: -1, keySha256: [] }] }));
+      await expect(TenantDirectory.fromFile(bad)).rejects.toThrow(
+        `invalid tenant file ${bad}: tenants[0].weight: must be > 0`,
+      );
+      const broken = join(dir, 'broken.json');
+      writeFileSync(broken, '{"tenants": [');
+      await expect(TenantDirectory.fromFile(broken)).rejects.toThrow(ValidationError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
