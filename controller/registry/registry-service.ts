@@ -28,6 +28,7 @@ function handleRegister(
   const peer = call.getPeer();
   let attached: { workerId: string; sessionId: number } | undefined;
   let ended = false;
+  let beforeWelcome: ControllerMessage[] | undefined = [];
   const fail = (e: unknown) => {
     if (ended) return;
     ended = true;
@@ -37,8 +38,12 @@ function handleRegister(
     call.emit('error', toServiceError(e));
   };
   const session: Session = {
+    // Directives decided while the worker is being attached (the launcher reacts to the attach at once) wait
+    // until Welcome is out: the worker expects Welcome first.
     send: (m) => {
-      if (!ended) call.write(m);
+      if (ended) return;
+      if (beforeWelcome) beforeWelcome.push(m);
+      else call.write(m);
     },
     close: (reason) => {
       if (ended) return;
@@ -62,6 +67,9 @@ function handleRegister(
         const sessionId = deps.registry.attach(inventory, peer, session);
         attached = { workerId: inventory.workerId, sessionId };
         call.write({ msg: { $case: 'welcome', value: { heartbeatIntervalMs: deps.heartbeatIntervalMs } } });
+        const queued = beforeWelcome ?? [];
+        beforeWelcome = undefined;
+        for (const q of queued) call.write(q);
         return;
       }
       if (msg?.$case === 'heartbeat')

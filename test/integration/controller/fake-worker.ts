@@ -1,0 +1,262 @@
+/**
+ * A fake worker for the controller's integration tests: a real grpc-js Registry client (Hello, heartbeats,
+ * directives recorded) and a real Worker gRPC server on 127.0.0.1:0 whose Generate follows a script per call
+ * (stream canned events, hang until cancelled, or fail with a status). Engines it is told to launch become
+ * READY at once unless `autoReady` is off.
+ */
+import {
+  type ClientDuplexStream,
+  credentials,
+  type Metadata,
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  type ServiceError,
+  type status,
+} from '@grpc/grpc-js';
+import { FinishReason, type GenerateEvent } from '../../../proto/gen/corral/v1/inference.ts';
+import {
+  type ControllerMessage,
+  RegistryClient,
+  type WorkerMessage,
+} from '../../../proto/gen/corral/v1/registry.ts';
+import {
+  EngineState,
+  type EngineStatus,
+  type Inventory,
+  type WorkerGenerateRequest,
+  WorkerService,
+} from '../../../proto/gen/corral/v1/worker.ts';
+
+export type Script =
+  | { t: 'stream'; deltas: string[] }
+  | { t: 'hang' }
+  | { t: 'fail'; code: status; details: string };
+
+export interface FakeCall {
+  request: WorkerGenerateRequest;
+  metadata: Metadata;
+  cancelled: boolean;
+  /** Resolves when the controller cancels the call. */
+  whenCancelled: Promise<void>;
+}
+
+export class FakeWorker {
+  readonly calls: FakeCall[] = [];
+  readonly directives: ControllerMessage[] = [];
+  readonly engines = new Map<string, EngineStatus>();
+  script: Script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
+  autoReady = true;
+  private readonly client: RegistryClient;
+  private stream: ClientDuplexStream<WorkerMessage, ControllerMessage> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private streamEnded: Promise<ServiceError | undefined> = Promise.resolve(undefined);
+
+  private constructor(
+    readonly workerId: string,
+    private readonly server: Server,
+    readonly address: string,
+    controller: string,
+    private readonly gpus: number,
+  ) {
+    this.client = new RegistryClient(controller, credentials.createInsecure());
+  }
+
+  static async start(controller: string, workerId: string, gpus = 8): Promise<FakeWorker> {
+    const server = new Server();
+    let worker: FakeWorker | undefined;
+    server.addService(WorkerService, {
+      generate: (call: ServerWritableStream<WorkerGenerateRequest, GenerateEvent>) =>
+        worker?.onGenerate(call),
+      status: (_c: unknown, cb: (e: null, r: unknown) => void) => cb(null, { engines: [] }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    worker = new FakeWorker(workerId, server, `127.0.0.1:${port}`, controller, gpus);
+    return worker;
+  }
+
+  inventory(over: Partial<Inventory> = {}): Inventory {
+    return {
+      workerId: this.workerId,
+      nodeName: this.workerId,
+      address: this.address,
+      gpus: { count: this.gpus, type: 'h100-80g', memoryBytes: 80 * 2 ** 30 },
+      labels: {},
+      version: 'fake',
+      engineHost: '127.0.0.1',
+      ...over,
+    };
+  }
+
+  /**
+   * Opens a Register stream and sends `first` (Hello with this inventory by default). Resolves with the first
+   * message from the controller, or rejects with the error that ended the stream.
+   */
+  register(first?: WorkerMessage): Promise<ControllerMessage> {
+    const stream = this.client.register();
+    this.stream = stream;
+    let resolveFirst: (m: ControllerMessage) => void = () => {};
+    let rejectFirst: (e: ServiceError) => void = () => {};
+    const firstMessage = new Promise<ControllerMessage>((res, rej) => {
+      resolveFirst = res;
+      rejectFirst = rej;
+    });
+    this.streamEnded = new Promise((resolve) => {
+      stream.on('error', (e: ServiceError) => {
+        rejectFirst(e);
+        resolve(e);
+      });
+      stream.on('end', () => resolve(undefined));
+    });
+    stream.on('data', (m: ControllerMessage) => {
+      resolveFirst(m);
+      this.directives.push(m);
+      if (m.msg?.$case === 'launch') {
+        const l = m.msg.value;
+        this.engines.set(l.engineId, {
+          engineId: l.engineId,
+          state: this.autoReady ? EngineState.ENGINE_STATE_READY : EngineState.ENGINE_STATE_STARTING,
+          model: l.model,
+          running: 0,
+          waiting: 0,
+          kvCacheUsage: 0,
+          prefixCacheQueries: 0,
+          prefixCacheHits: 0,
+          restarts: 0,
+          lastExit: undefined,
+          httpAddress: '127.0.0.1:1',
+          detail: this.autoReady ? '' : 'loading weights',
+          stateSinceMs: Date.now(),
+          maxModelLen: 0,
+        });
+        this.heartbeat();
+      }
+    });
+    stream.write(first ?? { msg: { $case: 'hello', value: { inventory: this.inventory() } } });
+    this.heartbeat();
+    this.timer = setInterval(() => this.heartbeat(), 100);
+    return firstMessage;
+  }
+
+  /** Resolves with the error that ended the current stream (undefined when it ended cleanly). */
+  ended(): Promise<ServiceError | undefined> {
+    return this.streamEnded;
+  }
+
+  setEngine(engineId: string, change: Partial<EngineStatus>): void {
+    const e = this.engines.get(engineId);
+    if (!e) throw new Error(`no engine ${engineId}`);
+    this.engines.set(engineId, { ...e, ...change });
+    this.heartbeat();
+  }
+
+  heartbeat(): void {
+    try {
+      this.stream?.write({
+        msg: {
+          $case: 'heartbeat',
+          value: { engines: [...this.engines.values()], sentAtMs: Date.now(), draining: false },
+        },
+      });
+    } catch {
+      // the stream already ended
+    }
+  }
+
+  /** Stops heartbeating but keeps the stream open (a hung worker). */
+  silence(): void {
+    clearInterval(this.timer);
+  }
+
+  launches(): ControllerMessage['msg'][] {
+    return this.directives.map((d) => d.msg).filter((m) => m?.$case === 'launch');
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.stream?.cancel();
+    this.client.close();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    this.server.forceShutdown();
+  }
+
+  private onGenerate(call: ServerWritableStream<WorkerGenerateRequest, GenerateEvent>): void {
+    let onCancel: () => void = () => {};
+    const whenCancelled = new Promise<void>((resolve) => {
+      onCancel = resolve;
+    });
+    const record: FakeCall = {
+      request: call.request,
+      metadata: call.metadata,
+      cancelled: false,
+      whenCancelled,
+    };
+    call.on('cancelled', () => {
+      record.cancelled = true;
+      onCancel();
+    });
+    this.calls.push(record);
+    const script = this.script;
+    const id = call.request.request?.requestId ?? '';
+    const started: GenerateEvent = {
+      requestId: id,
+      event: {
+        $case: 'started',
+        value: { model: call.request.engineId, promptTokens: 3, promptTokenIds: [] },
+      },
+    };
+    if (script.t === 'fail') {
+      call.emit('error', { code: script.code, details: script.details });
+      return;
+    }
+    call.write(started);
+    if (script.t === 'hang') {
+      call.write({
+        requestId: id,
+        event: { $case: 'delta', value: { text: 'first', index: 0, tokenIds: [], tokenCount: 1 } },
+      });
+      return;
+    }
+    for (const [index, text] of script.deltas.entries()) {
+      call.write({
+        requestId: id,
+        event: { $case: 'delta', value: { text, index, tokenIds: [], tokenCount: 1 } },
+      });
+    }
+    call.write({
+      requestId: id,
+      event: {
+        $case: 'finished',
+        value: {
+          reason: FinishReason.FINISH_REASON_STOP,
+          stopReason: '',
+          usage: {
+            promptTokens: 3,
+            completionTokens: script.deltas.length,
+            totalTokens: 3 + script.deltas.length,
+          },
+          timing: { queueMs: 0, timeToFirstTokenMs: 0, totalMs: 0 },
+        },
+      },
+    });
+    call.end();
+  }
+}
+
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
