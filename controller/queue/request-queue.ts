@@ -300,7 +300,7 @@ export class RequestQueue {
   }
 
   /** Waiting requests per class and the recent dispatch count: for shedding and for the autoscaler. */
-  async load(): Promise<QueueLoad & { dispatched: number }> {
+  async load(): Promise<QueueLoad & { leased: number }> {
     const now = this.options.clock.now();
     const second = Math.floor(now / 1000);
     const p = this.options.redis.pipeline();
@@ -314,7 +314,7 @@ export class RequestQueue {
     });
     return {
       waiting: { interactive: values[0] ?? 0, standard: values[1] ?? 0, batch: values[2] ?? 0 },
-      dispatched: values[3] ?? 0,
+      leased: values[3] ?? 0,
       dispatchedInWindow: values.slice(4).reduce((a, b) => a + b, 0),
       windowMs: this.windowSeconds * 1000,
     };
