@@ -80,6 +80,12 @@ describe('RequestQueue on Redis', () => {
       owner: 'ctl-a',
       leaseUntil: clock.now() + 5000,
     });
+    expect(await q.load()).toEqual({
+      waiting: { interactive: 0, standard: 0, batch: 0 },
+      leased: 1,
+      dispatchedInWindow: 1,
+      windowMs: 10_000,
+    });
   });
 
   it('gives a tenant its weighted share under contention although another submits 10x as many', async () => {
