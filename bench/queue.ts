@@ -12,7 +12,8 @@
  *   paced      the same 256 clients but an open-loop arrival rate (default: half the redis path's
  *              saturated rate): the latency a request sees when the queue is not the bottleneck
  * Latency = submit() called -> take() returned the request, in the dispatcher. Also split: submit and take
- * round trips. Not included: the stream log (first event append + the gateway's XREAD), measured elsewhere.
+ * round trips. The stream log hop (append of the first event -> the gateway's follow() yields it) is measured
+ * separately (queue-stream.ts): time-to-first-token through the durable path adds both.
  *
  * Usage: npm run bench:queue [-- --json] [-- --seconds 5 --concurrency 256 --batch 32 --rate N]
  */
@@ -24,6 +25,7 @@ import { ArrivalSignal } from '../controller/queue/arrival-signal.ts';
 import { MemoryQueue } from '../controller/queue/memory-queue.ts';
 import { RequestQueue } from '../controller/queue/request-queue.ts';
 import { startRedis } from '../test/helpers/redis.ts';
+import { measureStreamHop } from './queue-stream.ts';
 
 /** The queue as the bench drives it: enough to run the same loops over both paths. */
 interface Path {
@@ -256,6 +258,8 @@ async function main(): Promise<void> {
     const r2 = await redisPath(server.url, 'bench-paced');
     const redisPaced = await run(r2, { ...o, rate });
     await r2.close();
+    progress(`stream log hop, ${o.concurrency} followers`);
+    const streamHop = await measureStreamHop(server.url, o.concurrency, 4);
     const report = {
       bench: 'queue',
       concurrency: o.concurrency,
@@ -274,6 +278,7 @@ async function main(): Promise<void> {
           p99: round(redisPaced.latencyMs.p99 - memPaced.latencyMs.p99),
         },
       },
+      streamHop,
       target: { addedP50Ms: 2, addedP99Ms: 10 },
       rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
@@ -292,6 +297,7 @@ async function main(): Promise<void> {
       row(`redis ${rate}/s`, redisPaced),
       `added by the durable path at ${rate}/s: p50 ${report.paced.addedLatencyMs.p50} ms, p99 ${report.paced.addedLatencyMs.p99} ms (target <= 2 / 10)`,
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
+      `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
       `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
