@@ -2,7 +2,7 @@
  * Queue errors, mapped to a status by the gateway: RequestIdConflictError -> ALREADY_EXISTS,
  * QueueFullError -> RESOURCE_EXHAUSTED with `retryAfterMs`, RequestExpiredError -> DEADLINE_EXCEEDED.
  */
-import { CorralError } from '../../common/errors.ts';
+import { CorralError, ResourceExhaustedError } from '../../common/errors.ts';
 
 /** The request id is taken by a request with another body (or another tenant): never run two under one id. */
 export class RequestIdConflictError extends CorralError {
@@ -13,7 +13,7 @@ export class RequestIdConflictError extends CorralError {
 }
 
 /** The deployment's queue would make this request wait longer than its bound: come back later. */
-export class QueueFullError extends CorralError {
+export class QueueFullError extends ResourceExhaustedError {
   override name = 'QueueFullError';
   constructor(
     readonly deployment: string,
@@ -22,7 +22,6 @@ export class QueueFullError extends CorralError {
     readonly reason: 'wait' | 'depth',
   ) {
     super(
-      'resource_exhausted',
       `deployment ${deployment} is overloaded (${reason === 'wait' ? `expected wait ${Math.round(expectedWaitMs ?? 0)} ms` : 'queue full'}); retry in ${retryAfterMs} ms`,
       { deployment, retryAfterMs, expectedWaitMs, reason },
     );

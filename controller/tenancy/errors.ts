@@ -3,7 +3,7 @@
  * OverBudgetError -> RESOURCE_EXHAUSTED (HTTP 429) with `retryAfterMs` as the retry hint (gRPC trailer
  * `retry-after-ms`, HTTP `Retry-After` rounded up to whole seconds).
  */
-import { CorralError } from '../../common/errors.ts';
+import { CorralError, ResourceExhaustedError } from '../../common/errors.ts';
 
 /** Unknown, revoked or disabled API key. Never says which, so a caller cannot probe for valid keys. */
 export class UnauthenticatedError extends CorralError {
@@ -15,7 +15,7 @@ export class UnauthenticatedError extends CorralError {
 }
 
 /** A tenant's request-rate or token budget is spent for now; it refills, so the client may retry later. */
-export class OverBudgetError extends CorralError {
+export class OverBudgetError extends ResourceExhaustedError {
   override name = 'OverBudgetError';
   constructor(
     readonly tenant: string,
@@ -23,7 +23,6 @@ export class OverBudgetError extends CorralError {
     readonly retryAfterMs: number,
   ) {
     super(
-      'resource_exhausted',
       `tenant ${tenant} is over its ${budget} budget; retry in ${retryAfterMs} ms`,
       {
         tenant,
