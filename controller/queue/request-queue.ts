@@ -19,6 +19,9 @@
  * requests every leaseMs/3 (renew()). When a replica dies its leases run out and the next take() or
  * maintain() by any replica puts those requests back at the front of their class, to be continued from their
  * stream log (stream-log.ts); after maxAttempts hand-outs a request fails with a clear error instead.
+ * Lease times come from each replica's injected Clock (tests drive them with a ManualClock), so replicas'
+ * clocks must agree to well under leaseMs (NTP does: milliseconds); a replica whose clock runs ahead by s
+ * reclaims others' leases s early, and the stream log's idempotent appends keep even that from duplicating.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
