@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../../common/errors.ts';
 import { parseControllerConfig } from '../../../../controller/config/config-file.ts';
@@ -177,6 +178,15 @@ describe('compileControllerConfig', () => {
 });
 
 describe('parseControllerConfig', () => {
+  it('accepts the documented example file, whose values are the defaults but replicas', () => {
+    const text = readFileSync(
+      new URL('../../../../controller/config/deployments.example.yaml', import.meta.url),
+      'utf8',
+    );
+    const c = parseControllerConfig(text, 'deployments.example.yaml');
+    expect(c).toEqual(compileControllerConfig({ deployments: [{ ...minimal, replicas: 2 }] }));
+  });
+
   it('reads YAML and JSON alike', () => {
     const yaml = parseControllerConfig(
       `deployments:\n  - name: a\n    model: m\n    replicas: 2\n`,
