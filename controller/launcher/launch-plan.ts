@@ -22,7 +22,8 @@ export interface LaunchWorkerView {
   draining: boolean;
   gpuCount: number;
   engines: readonly { engineId: string; state: EngineState }[];
-  /** Engine ids launched on the current stream and not reported yet. */
+  /** Engine ids launched on the current stream whose launch the worker has not shown to take effect yet
+   * (whatever state it reports for that id meanwhile may describe the engine being replaced). */
   pending: readonly string[];
 }
 
@@ -60,7 +61,8 @@ export function planLaunches(
     }
     for (const id of w.pending) {
       const d = byId.get(id);
-      if (d && !w.engines.some((e) => e.engineId === id)) {
+      const reported = w.engines.find((e) => e.engineId === id);
+      if (d && !(reported && HOLDS_GPUS.has(reported.state))) {
         used += d.gpusPerReplica;
         count += 1;
       }
@@ -82,7 +84,7 @@ export function planLaunches(
           ready: e.state === EngineState.ENGINE_STATE_READY,
           pending: false,
         });
-      else if (!e && w.pending.includes(id))
+      else if (w.pending.includes(id))
         live.push({ workerId: w.workerId, engineId: id, ready: false, pending: true });
     }
 
@@ -109,7 +111,7 @@ export function planLaunches(
         const id = engineIdOf(d.name, w.workerId);
         const e = w.engines.find((x) => x.engineId === id);
         if (e && OCCUPIES_SLOT.has(e.state)) return false;
-        return !(w.pending.includes(id) && !e);
+        return !w.pending.includes(id);
       })
       .sort(
         (a, b) =>

@@ -11,6 +11,13 @@ import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { engineArgs } from './engine-args.ts';
 import { type LaunchAction, type LaunchWorkerView, planLaunches } from './launch-plan.ts';
 
+const TOOK_EFFECT: ReadonlySet<EngineState> = new Set([
+  EngineState.ENGINE_STATE_STARTING,
+  EngineState.ENGINE_STATE_READY,
+  EngineState.ENGINE_STATE_EXITED,
+  EngineState.ENGINE_STATE_FAILED,
+]);
+
 interface SentOnSession {
   sessionId: number;
   launches: Set<string>;
@@ -42,6 +49,10 @@ export class Launcher {
   }
 
   reconcile(): LaunchAction[] {
+    // Between Hello and the first heartbeat a worker's engines are unknown; planning then would re-launch
+    // engines it already runs (a reconnect after a network blip). Its first heartbeat follows Hello at once, and
+    // a worker that never sends one is dropped after workerTimeoutMs.
+    if (this.deps.registry.all().some((r) => r.conn.t === 'connected' && !r.reported)) return [];
     const views = this.views();
     const actions = planLaunches(this.deps.deployments, views);
     for (const a of actions) this.apply(a);
@@ -59,7 +70,9 @@ export class Launcher {
       }
       if (sent) {
         for (const e of r.engines) {
-          sent.launches.delete(e.engineId);
+          // Only a state the launch can have produced proves the worker acted on it: a STOPPED or STOPPING
+          // report may describe the engine it is replacing, and re-launching on that would loop.
+          if (TOOK_EFFECT.has(e.state)) sent.launches.delete(e.engineId);
           const stillServing =
             e.state === EngineState.ENGINE_STATE_STARTING ||
             e.state === EngineState.ENGINE_STATE_READY ||

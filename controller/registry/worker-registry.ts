@@ -33,6 +33,8 @@ export interface WorkerRecord {
   engines: EngineStatus[];
   lastHeartbeatMs: number;
   draining: boolean;
+  /** A heartbeat arrived on the current stream, so `engines` is what the worker runs now (not a stale list). */
+  reported: boolean;
   conn: WorkerConnection;
 }
 
@@ -80,6 +82,7 @@ export class WorkerRegistry {
       existing.lastHeartbeatMs = now;
       // Engines are re-reported by the heartbeat that follows Hello; until then keep none routable.
       existing.engines = [];
+      existing.reported = false;
       existing.draining = false;
       this.transition(existing, conn);
     } else {
@@ -88,6 +91,7 @@ export class WorkerRegistry {
         inventory,
         engines: [],
         lastHeartbeatMs: now,
+        reported: false,
         draining: false,
         conn,
       };
@@ -109,6 +113,7 @@ export class WorkerRegistry {
     r.lastHeartbeatMs = this.options.clock.now();
     r.engines = hb.engines;
     r.draining = hb.draining;
+    r.reported = true;
     this.emit({ t: 'updated', workerId });
   }
 
