@@ -76,7 +76,7 @@ export function explainReadiness(v: DeploymentView): string {
   const unplaced = v.desired - v.replicas.filter((r) => r.placed).length;
   if (unplaced > 0)
     reasons.push(
-      `${unplaced} not placed (no connected worker with ${v.deployment.gpusPerReplica} free GPU${v.deployment.gpusPerReplica === 1 ? '' : 's'})`,
+      `${unplaced} not placed (needs a connected worker with ${v.deployment.gpusPerReplica} free GPU${v.deployment.gpusPerReplica === 1 ? '' : 's'} where it has not failed)`,
     );
   return `${v.ready} of ${v.desired} ready${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`;
 }

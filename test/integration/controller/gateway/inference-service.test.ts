@@ -323,7 +323,7 @@ describe('bad input', () => {
       'no ready replica (never placed)',
       request({ model: 'llama-3.1-70b-instruct' }),
       status.UNAVAILABLE,
-      'no ready replica of model llama-3.1-70b-instruct (0 of 1 ready: 1 not placed (no connected worker with 16 free GPUs))',
+      'no ready replica of model llama-3.1-70b-instruct (0 of 1 ready: 1 not placed (needs a connected worker with 16 free GPUs where it has not failed))',
     ],
   ])('%s', async (_name, req, code, details) => {
     expect(await failure(req)).toEqual({ code, details });
@@ -343,8 +343,11 @@ describe('ListModels', () => {
 
 // Last: these change the workers for good.
 describe('replicas that are not ready', () => {
-  it('a starting engine is not routed to, and UNAVAILABLE explains why', async () => {
-    n2.setEngine(`${MODEL}-n2`, { state: EngineState.ENGINE_STATE_STARTING, detail: 'loading weights' });
+  it('restarting and failed engines are not routed to, and UNAVAILABLE explains why', async () => {
+    n2.setEngine(`${MODEL}-n2`, {
+      state: EngineState.ENGINE_STATE_FAILED,
+      detail: 'never became healthy within 600000 ms',
+    });
     n1.setEngine(`${MODEL}-n1`, { state: EngineState.ENGINE_STATE_EXITED, detail: 'restarting in 2 s' });
     await until('no ready engine', () =>
       controller.registry.all().every((w) => w.engines[0]?.state !== EngineState.ENGINE_STATE_READY)
@@ -353,7 +356,7 @@ describe('replicas that are not ready', () => {
     );
     expect(await failure(request())).toEqual({
       code: status.UNAVAILABLE,
-      details: `no ready replica of model ${MODEL} (0 of 2 ready: ${MODEL}-n1 exited (restarting in 2 s); ${MODEL}-n2 starting (loading weights))`,
+      details: `no ready replica of model ${MODEL} (0 of 2 ready: ${MODEL}-n1 exited (restarting in 2 s); ${MODEL}-n2 failed (never became healthy within 600000 ms); 1 not placed (needs a connected worker with 1 free GPU where it has not failed))`,
     });
     n1.setEngine(`${MODEL}-n1`, { state: EngineState.ENGINE_STATE_READY, detail: '' });
     await until('n1 ready', () =>
