@@ -49,7 +49,8 @@ async function main(): Promise<number> {
   }
 
   const controller = await startController(config, { log });
-  log.info('listening', {
+  // Printed whatever CORRAL_LOG_LEVEL says: `corral up` and the tests find the address in this line.
+  createLogger('controller', { level: 'info' }).info('listening', {
     grpc: controller.address,
     deployments: config.deployments.map((d) => d.name),
   });
