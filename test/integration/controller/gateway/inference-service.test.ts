@@ -162,6 +162,21 @@ describe('Inference.Generate relay', () => {
     await until('all cancelled', () => (controller.requests.size === 0 ? true : undefined));
   });
 
+  it('refuses a request id that is already running with ALREADY_EXISTS', async () => {
+    n1.script = { t: 'hang' };
+    n2.script = { t: 'hang' };
+    const first = generate(request({ requestId: 'dup' }));
+    first.on('error', () => {});
+    await new Promise((resolve) => first.once('data', resolve));
+    expect(await failure(request({ requestId: 'dup' }))).toEqual({
+      code: status.ALREADY_EXISTS,
+      details: 'request dup is already running; request ids must be unique',
+    });
+    expect(n1.calls.length + n2.calls.length).toBe(1);
+    first.cancel();
+    await until('released', () => (controller.requests.size === 0 ? true : undefined));
+  });
+
   it('passes a worker error through with its status and message', async () => {
     n1.script = { t: 'fail', code: status.RESOURCE_EXHAUSTED, details: 'engine waiting queue is full' };
     n2.script = n1.script;
