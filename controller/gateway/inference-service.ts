@@ -38,7 +38,7 @@ import { isServiceError, toServiceError } from '../grpc-status.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick } from '../scheduler/pick.ts';
 import { checkContext } from './context-check.ts';
-import type { RequestTable } from './request-table.ts';
+import type { RequestTable, Ticket } from './request-table.ts';
 import { resolveDeployment, validateRequest } from './request-validation.ts';
 import type { TokenCounter } from './token-counter.ts';
 import type { WorkerClients } from './worker-clients.ts';
@@ -118,12 +118,20 @@ async function handleGenerate(
     log.info('generate refused or failed', { code: status[se.code ?? status.UNKNOWN], details: se.details });
     call.emit('error', se);
   };
+  // Until dispatch, Cancel (or a shutdown) ends the client's stream directly; relay() replaces this handler.
+  let ticket: Ticket | undefined;
+  let onAbort = (error: CorralError) => {
+    ticket?.release();
+    fail(error);
+  };
   try {
     const d = resolveDeployment(req.model, deps.deployments);
     const prompt = validateRequest(req, d);
+    ticket = deps.requests.add({ requestId, deployment: d.name, abort: (error) => onAbort(error) });
     const budget = await checkContext(prompt, req.maxTokens, d, deps.tokens);
-    if (call.cancelled) {
-      log.info('client went away before dispatch');
+    if (finished || call.cancelled) {
+      log.info('request ended before dispatch', { clientCancelled: call.cancelled });
+      ticket.release();
       return;
     }
     const view = deploymentView(d, deps.registry.all(), deps.clock.now());
@@ -140,7 +148,12 @@ async function handleGenerate(
       });
     const replica = view.replicas.find((r) => r.engineId === choice.id);
     if (!replica) throw new Error(`scheduler picked unknown group ${choice.id}`);
+    ticket.assign(replica.engineId, replica.workerId);
     relay(call, deps, {
+      ticket,
+      setAbort: (handler) => {
+        onAbort = handler;
+      },
       requestId,
       log: log.child({ engineId: replica.engineId, workerId: replica.workerId }),
       traceparent: formatTraceparent(trace),
@@ -157,11 +170,14 @@ async function handleGenerate(
       },
     });
   } catch (e) {
+    ticket?.release();
     fail(e);
   }
 }
 
 interface Dispatch {
+  ticket: Ticket;
+  setAbort(handler: (error: CorralError) => void): void;
   requestId: string;
   log: Logger;
   traceparent: string;
@@ -191,21 +207,15 @@ function relay(
   let done = false;
   let firstTokenAt: number | undefined;
 
-  const release = deps.requests.add({
-    requestId: x.requestId,
-    deployment: x.deployment.name,
-    engineId: x.engineId,
-    workerId: x.workerId,
-    abort: (error) => {
-      if (done) return;
-      abortedWith = error;
-      upstream?.cancel();
-    },
+  x.setAbort((error) => {
+    if (done) return;
+    abortedWith = error;
+    upstream?.cancel();
   });
   const finish = (outcome: 'ok' | Partial<ServiceError>) => {
     if (done) return;
     done = true;
-    release();
+    x.ticket.release();
     x.onDone();
     call.off('cancelled', onClientCancel);
     const totalMs = deps.clock.now() - x.acceptedAt;

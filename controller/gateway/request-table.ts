@@ -1,16 +1,25 @@
 /**
- * The requests this controller is relaying right now: who serves each (for Cancel, for a lost worker, for the
- * outstanding counts the scheduler reads). An entry lives from dispatch to the end of the worker call.
+ * The requests this controller is handling right now: who serves each (for Cancel, for a lost worker, for the
+ * outstanding counts the scheduler reads). An entry lives from admission (after validation, so a Cancel during
+ * the token count finds it) to the end of the worker call.
  */
 import { CorralError } from '../../common/errors.ts';
 
 export interface RunningRequest {
   requestId: string;
   deployment: string;
-  engineId: string;
-  workerId: string;
-  /** Ends the request: cancels the worker call and ends the client's stream with this error. */
+  /** Set once the request is dispatched (before that it is being validated and counted). */
+  engineId?: string;
+  workerId?: string;
+  /** Ends the request: cancels the worker call (if any) and ends the client's stream with this error. */
   abort(error: CorralError): void;
+}
+
+/** A request's place in the table, from admission to the end of its stream. */
+export interface Ticket {
+  /** The request was sent to this engine: it now counts toward the engine's outstanding requests. */
+  assign(engineId: string, workerId: string): void;
+  release(): void;
 }
 
 export class RequestTable {
@@ -18,25 +27,33 @@ export class RequestTable {
   private readonly perEngine = new Map<string, number>();
 
   /** Registers a request; throws ALREADY_EXISTS when the id is already running here. */
-  add(r: RunningRequest): () => void {
+  add(r: RunningRequest): Ticket {
     if (this.byId.has(r.requestId))
       throw new CorralError(
         'already_exists',
         `request ${r.requestId} is already running; request ids must be unique`,
-        {
-          requestId: r.requestId,
-        },
+        { requestId: r.requestId },
       );
     this.byId.set(r.requestId, r);
-    this.perEngine.set(r.engineId, (this.perEngine.get(r.engineId) ?? 0) + 1);
-    let removed = false;
-    return () => {
-      if (removed) return;
-      removed = true;
-      this.byId.delete(r.requestId);
-      const n = (this.perEngine.get(r.engineId) ?? 1) - 1;
-      if (n <= 0) this.perEngine.delete(r.engineId);
-      else this.perEngine.set(r.engineId, n);
+    let state: 'admitted' | 'assigned' | 'released' = 'admitted';
+    return {
+      assign: (engineId, workerId) => {
+        if (state !== 'admitted') return;
+        state = 'assigned';
+        r.engineId = engineId;
+        r.workerId = workerId;
+        this.perEngine.set(engineId, (this.perEngine.get(engineId) ?? 0) + 1);
+      },
+      release: () => {
+        if (state === 'released') return;
+        const wasAssigned = state === 'assigned';
+        state = 'released';
+        this.byId.delete(r.requestId);
+        if (!wasAssigned || r.engineId === undefined) return;
+        const n = (this.perEngine.get(r.engineId) ?? 1) - 1;
+        if (n <= 0) this.perEngine.delete(r.engineId);
+        else this.perEngine.set(r.engineId, n);
+      },
     };
   }
 

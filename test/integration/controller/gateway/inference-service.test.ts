@@ -240,6 +240,46 @@ describe('cancellation and deadlines', () => {
   });
 });
 
+describe('before dispatch', () => {
+  it('Cancel finds a request whose prompt is still being counted and ends it with CANCELLED', async () => {
+    let releaseCount: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      releaseCount = resolve;
+    });
+    let counting = false;
+    const gated = await startController(config, {
+      log: silentLogger,
+      tokens: {
+        count: async (text) => {
+          counting = true;
+          await gate;
+          return text.split(' ').length;
+        },
+        close: async () => {},
+      },
+    });
+    const c = inferenceClient(gated.address);
+    try {
+      const call = c.generate(
+        request({ requestId: 'counting', input: { $case: 'prompt', value: 'hello '.repeat(20).trim() } }),
+        new Metadata(),
+      );
+      const ended = new Promise<ServiceError>((resolve) => call.on('error', resolve));
+      await until('the token count to start', () => (counting ? true : undefined));
+      expect((await unary(c.cancel.bind(c), { requestId: 'counting' })).found).toBe(true);
+      const e = await ended;
+      expect(e.code).toBe(status.CANCELLED);
+      expect(e.details).toBe('request counting cancelled by Cancel');
+      releaseCount();
+      await until('released', () => (gated.requests.size === 0 ? true : undefined));
+    } finally {
+      releaseCount();
+      c.close();
+      await gated.stop(1000);
+    }
+  });
+});
+
 describe('bad input', () => {
   it.each([
     [
