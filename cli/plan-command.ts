@@ -90,6 +90,7 @@ function resolveModel(name: string, configPath: string | undefined, read: ReadFi
     shape: parsed.value.shape,
     name,
     preQuantized: parsed.value.checkpointDtype === 'fp8' || suffixFp8 ? ('fp8' as const) : null,
+    fp8Scheme: parsed.value.fp8Scheme,
   };
 }
 

@@ -3,12 +3,14 @@
  * models) into a ModelShape. Errors come back as values, each with the path of the offending field.
  */
 import { err, type FieldError, ok, type Result } from '../errors.ts';
-import type { ModelShape, WeightDtype } from './model-shape.ts';
+import type { Fp8Scheme, ModelShape, WeightDtype } from './model-shape.ts';
 
 export interface HfModel {
   readonly shape: ModelShape;
   /** From `torch_dtype` (or `quantization_config`): the dtype of the checkpoint on disk. */
   readonly checkpointDtype: WeightDtype;
+  /** For FP8 checkpoints: fbgemm_fp8 is Meta's scheme, vLLM's own `fp8` format quantizes every linear layer. */
+  readonly fp8Scheme: Fp8Scheme;
 }
 
 function positiveInt(
@@ -58,13 +60,16 @@ export function parseHfConfig(id: string, json: unknown): Result<HfModel> {
   if (typeof tied !== 'boolean') errors.push({ path: 'tie_word_embeddings', message: 'must be a boolean' });
 
   let checkpointDtype: WeightDtype = 'bf16';
+  let fp8Scheme: Fp8Scheme = 'all-linear';
   const q = raw.quantization_config;
   if (q !== undefined) {
     const method =
       typeof q === 'object' && q !== null ? (q as Record<string, unknown>).quant_method : undefined;
     // fbgemm_fp8 is Meta's FP8 405B checkpoint; `fp8` is vLLM / llm-compressor's own format.
-    if (method === 'fbgemm_fp8' || method === 'fp8') checkpointDtype = 'fp8';
-    else
+    if (method === 'fbgemm_fp8' || method === 'fp8') {
+      checkpointDtype = 'fp8';
+      fp8Scheme = method === 'fbgemm_fp8' ? 'meta' : 'all-linear';
+    } else
       errors.push({
         path: 'quantization_config.quant_method',
         message: `unsupported: ${JSON.stringify(method)}`,
@@ -95,5 +100,6 @@ export function parseHfConfig(id: string, json: unknown): Result<HfModel> {
       tiedEmbeddings: tied === true,
     },
     checkpointDtype,
+    fp8Scheme,
   });
 }

@@ -15,21 +15,14 @@
  */
 import {
   embeddingParams,
+  type Fp8Scheme,
   type LayerParams,
   layerParams,
   type ModelShape,
   type WeightDtype,
 } from './model-shape.ts';
 
-/**
- * Which weights are FP8 under `dtype: 'fp8'`:
- * - `meta`: Meta's published FP8 405B (fbgemm_fp8). The Llama 3 paper (Dubey et al. 2024, sec. 6.2) quantizes
- *   the feed-forward weights only, leaves self-attention in BF16, and skips the first and last transformer
- *   layers; embeddings and lm_head stay BF16. 405B then weighs ~487 GB.
- * - `all-linear`: vLLM's `--quantization fp8` on a BF16 checkpoint quantizes every linear layer of every decoder
- *   layer (qkv, o, gate_up, down) on load; embeddings and lm_head stay BF16. 405B then weighs ~410 GB.
- */
-export type Fp8Scheme = 'meta' | 'all-linear';
+export type { Fp8Scheme };
 
 export interface ShardSpec {
   readonly tp: number;

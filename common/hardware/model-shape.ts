@@ -15,6 +15,16 @@
 
 export type WeightDtype = 'bf16' | 'fp8';
 
+/**
+ * Which weights are FP8 under `dtype: 'fp8'`:
+ * - `meta`: Meta's published FP8 405B (fbgemm_fp8). The Llama 3 paper (Dubey et al. 2024, sec. 6.2) quantizes
+ *   the feed-forward weights only, leaves self-attention in BF16, and skips the first and last transformer
+ *   layers; embeddings and lm_head stay BF16. 405B then weighs ~487 GB.
+ * - `all-linear`: vLLM's `--quantization fp8` on a BF16 checkpoint quantizes every linear layer of every decoder
+ *   layer (qkv, o, gate_up, down) on load; embeddings and lm_head stay BF16. 405B then weighs ~410 GB.
+ */
+export type Fp8Scheme = 'meta' | 'all-linear';
+
 export interface ModelShape {
   /** Short id, e.g. `llama-3.1-405b`. */
   readonly id: string;
@@ -92,6 +102,8 @@ export interface ModelRef {
    * checkpoint's quantization_config, so `--quantization fp8` must not be passed.
    */
   readonly preQuantized: WeightDtype | null;
+  /** Which layers are FP8 when the weights are FP8; default `meta` if pre-quantized, else `all-linear`. */
+  readonly fp8Scheme?: Fp8Scheme;
 }
 
 /**

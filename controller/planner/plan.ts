@@ -161,7 +161,7 @@ export function plan(
         tp: s.tp,
         pp: s.pp,
         dtype: dt,
-        fp8Scheme: model.preQuantized === 'fp8' ? ('meta' as const) : ('all-linear' as const),
+        fp8Scheme: model.fp8Scheme ?? (model.preQuantized === 'fp8' ? 'meta' : 'all-linear'),
         kvCacheDtype: kvCacheDtype as 'bf16' | 'fp8',
       };
       const g = groupMemory(m, inv.gpu, spec, { gpuMemoryUtilization: util, ...limits });

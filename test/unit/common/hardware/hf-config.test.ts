@@ -21,7 +21,7 @@ describe('parseHfConfig', () => {
     const r = parseHfConfig('llama-3.1-70b', llama70b);
     expect(r).toEqual({
       ok: true,
-      value: { shape: BUILTIN_MODELS['llama-3.1-70b'], checkpointDtype: 'bf16' },
+      value: { shape: BUILTIN_MODELS['llama-3.1-70b'], checkpointDtype: 'bf16', fp8Scheme: 'all-linear' },
     });
   });
 
@@ -36,6 +36,7 @@ describe('parseHfConfig', () => {
     expect(r.value.shape.headDim).toBe(96);
     expect(r.value.shape.tiedEmbeddings).toBe(true);
     expect(r.value.checkpointDtype).toBe('fp8');
+    expect(r.value.fp8Scheme).toBe('meta');
   });
 
   it('defaults num_key_value_heads to the query heads (no GQA)', () => {
