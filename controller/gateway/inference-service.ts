@@ -33,7 +33,7 @@ import type {
   ListModelsResponse,
 } from '../../proto/gen/corral/v1/inference.ts';
 import type { Deployment } from '../config/controller-config.ts';
-import { type DeploymentView, deploymentView, explainReadiness } from '../deployments/replica-view.ts';
+import { deploymentView, explainReadiness } from '../deployments/replica-view.ts';
 import { isServiceError, toServiceError } from '../grpc-status.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick } from '../scheduler/pick.ts';
@@ -158,7 +158,6 @@ async function handleGenerate(
       log: log.child({ engineId: replica.engineId, workerId: replica.workerId }),
       traceparent: formatTraceparent(trace),
       deployment: d,
-      view,
       engineId: replica.engineId,
       workerId: replica.workerId,
       workerAddress: replica.workerAddress,
@@ -182,7 +181,6 @@ interface Dispatch {
   log: Logger;
   traceparent: string;
   deployment: Deployment;
-  view: DeploymentView;
   engineId: string;
   workerId: string;
   workerAddress: string;
