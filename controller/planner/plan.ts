@@ -262,6 +262,9 @@ export function rankPlans(plans: readonly Plan[], inv: Inventory): Plan[] {
           `TP${inv.gpusPerNode}xPP${p.nodes} 6.6x faster than TP${p.tp} without InfiniBand; ranked below it`,
       );
     }
+    if (p.dtype === 'fp8' && inv.gpu.fp8 === 'weight-only') {
+      notes.push(`${inv.gpu.name} has no FP8 tensor cores: vLLM runs FP8 weight-only (Marlin), BF16 compute`);
+    }
     if (p.maxConcurrency < 2) {
       notes.push(`KV cache holds only ${p.maxConcurrency.toFixed(2)} sequences of ${p.maxModelLen} tokens`);
     }

@@ -142,6 +142,14 @@ describe('plan', () => {
     );
   });
 
+  it('gives every plan its reasons, and says when FP8 is weight-only (A100)', () => {
+    const r = plan(model('meta-llama/Meta-Llama-3.1-405B-Instruct-FP8'), 'fp8', inventory(1, 8, 'a100-80g'));
+    expect(r.plans[0]?.tp).toBe(8);
+    expect(r.plans[0]?.notes.join(' ')).toContain('FP8 weight-only (Marlin)');
+    const seventy = plan(model('llama-3.1-70b'), 'bf16', inventory(1, 8, 'h100-80g'));
+    for (const p of seventy.plans) expect(p.notes.length).toBeGreaterThan(0);
+  });
+
   it('counts the replicas an inventory holds', () => {
     const r = plan(model('llama-3.1-70b'), 'bf16', inventory(2, 8, 'h100-80g'));
     expect(r.plans.find((p) => p.tp === 4 && p.pp === 1)?.replicas).toBe(4);
