@@ -1,6 +1,7 @@
 /** The `corral` command: a local cluster and the operator's tools. */
 import { parseCommand, UsageError } from './args.ts';
 import { generateSpec, runGenerate } from './generate-command.ts';
+import { planSpec, runPlanCommand } from './plan-command.ts';
 import { runStatus, statusSpec } from './status-command.ts';
 import { runUp, upSpec } from './up-command.ts';
 
@@ -21,12 +22,18 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const specs = { up: upSpec, generate: generateSpec, status: statusSpec } as const;
+  const specs = { up: upSpec, generate: generateSpec, status: statusSpec, plan: planSpec } as const;
   if (rest.includes('--help') && command in specs) {
     process.stdout.write(`usage: ${specs[command as keyof typeof specs].usage}\n`);
     return 0;
   }
   switch (command) {
+    case 'plan': {
+      const result = runPlanCommand(rest);
+      process.stdout.write(result.stdout);
+      process.stderr.write(result.stderr);
+      return result.exitCode;
+    }
     case 'up': {
       const { values } = parseCommand(upSpec, rest);
       return runUp(values);
