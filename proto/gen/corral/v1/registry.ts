@@ -53,6 +53,12 @@ export interface LaunchEngine {
   gpus: number;
   /** a non-zero rank of a multi-node group: no HTTP API */
   headless: boolean;
+  /**
+   * A rank of a multi-node group: when it exits the worker reports it and does not restart it alone (its peers
+   * wait for it in NCCL collectives); the controller rebuilds the whole group instead. Unset: a single-node
+   * engine, which the worker restarts itself with backoff.
+   */
+  groupMember?: boolean | undefined;
 }
 
 export interface LaunchEngine_EnvEntry {
@@ -428,7 +434,7 @@ export const Welcome: MessageFns<Welcome> = {
 };
 
 function createBaseLaunchEngine(): LaunchEngine {
-  return { engineId: "", model: "", args: [], env: {}, gpus: 0, headless: false };
+  return { engineId: "", model: "", args: [], env: {}, gpus: 0, headless: false, groupMember: undefined };
 }
 
 export const LaunchEngine: MessageFns<LaunchEngine> = {
@@ -450,6 +456,9 @@ export const LaunchEngine: MessageFns<LaunchEngine> = {
     }
     if (message.headless !== false) {
       writer.uint32(48).bool(message.headless);
+    }
+    if (message.groupMember !== undefined) {
+      writer.uint32(56).bool(message.groupMember);
     }
     return writer;
   },
@@ -518,6 +527,14 @@ export const LaunchEngine: MessageFns<LaunchEngine> = {
             message.headless = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.groupMember = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -555,6 +572,11 @@ export const LaunchEngine: MessageFns<LaunchEngine> = {
         : {},
       gpus: isSet(object.gpus) ? globalThis.Number(object.gpus) : 0,
       headless: isSet(object.headless) ? globalThis.Boolean(object.headless) : false,
+      groupMember: isSet(object.groupMember)
+        ? globalThis.Boolean(object.groupMember)
+        : isSet(object.group_member)
+        ? globalThis.Boolean(object.group_member)
+        : undefined,
     };
   },
 
@@ -584,6 +606,9 @@ export const LaunchEngine: MessageFns<LaunchEngine> = {
     if (message.headless !== false) {
       obj.headless = message.headless;
     }
+    if (message.groupMember !== undefined) {
+      obj.groupMember = message.groupMember;
+    }
     return obj;
   },
 
@@ -606,6 +631,7 @@ export const LaunchEngine: MessageFns<LaunchEngine> = {
     );
     message.gpus = object.gpus ?? 0;
     message.headless = object.headless ?? false;
+    message.groupMember = object.groupMember ?? undefined;
     return message;
   },
 };
