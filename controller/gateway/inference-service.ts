@@ -16,6 +16,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
 import { CorralError, InvalidArgumentError, UnavailableError } from '../../common/errors.ts';
+import { isServiceError, toServiceError } from '../../common/grpc-status.ts';
 import type { Logger } from '../../common/log.ts';
 import {
   childContext,
@@ -34,7 +35,6 @@ import type {
 } from '../../proto/gen/corral/v1/inference.ts';
 import type { Deployment } from '../config/controller-config.ts';
 import { deploymentView, explainReadiness } from '../deployments/replica-view.ts';
-import { isServiceError, toServiceError } from '../grpc-status.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick } from '../scheduler/pick.ts';
 import { checkContext } from './context-check.ts';

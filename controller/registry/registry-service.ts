@@ -5,9 +5,9 @@
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { CorralError, InvalidArgumentError, ValidationError } from '../../common/errors.ts';
+import { toServiceError } from '../../common/grpc-status.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ControllerMessage, RegistryServer, WorkerMessage } from '../../proto/gen/corral/v1/registry.ts';
-import { toServiceError } from '../grpc-status.ts';
 import { inventoryErrors } from './inventory-validation.ts';
 import type { Session, WorkerRegistry } from './worker-registry.ts';
 

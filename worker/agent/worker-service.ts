@@ -5,6 +5,7 @@
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
 import { CorralError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../common/errors.ts';
+import { toServiceError } from '../../common/grpc-status.ts';
 import type { Logger } from '../../common/log.ts';
 import {
   childContext,
@@ -24,7 +25,6 @@ import type {
 import type { EngineHttpClient } from '../engine/engine-client.ts';
 import { type GenerationTarget, runGeneration } from '../engine/generation.ts';
 import type { EngineStateTag } from '../engine/state-machine.ts';
-import { toServiceError } from './grpc-status.ts';
 import type { InFlight } from './in-flight.ts';
 
 /** What the service needs to know about one engine. */

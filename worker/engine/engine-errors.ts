@@ -1,6 +1,6 @@
 /**
  * Errors from talking to an engine, classified by corral's error codes. The gRPC status is chosen only at the
- * Worker service boundary (worker/agent/grpc-status.ts).
+ * Worker service boundary (common/grpc-status.ts).
  */
 import { CorralError, type ErrorCode } from '../../common/errors.ts';
 

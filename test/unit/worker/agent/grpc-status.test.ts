@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../../../common/errors.ts';
-import { toServiceError } from '../../../../worker/agent/grpc-status.ts';
+import { toServiceError } from '../../../../common/grpc-status.ts';
 import { EngineHttpError, EngineUnavailableError } from '../../../../worker/engine/engine-errors.ts';
 
 describe('toServiceError', () => {
