@@ -13,6 +13,7 @@ import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
 import type { ControllerConfig } from './config/controller-config.ts';
 import { controlService } from './control/control-service.ts';
 import { inferenceService } from './gateway/inference-service.ts';
+import { createRequestPath, type RequestPath } from './gateway/request-path.ts';
 import { RequestTable } from './gateway/request-table.ts';
 import { ThreadTokenCounter, type TokenCounter } from './gateway/token-counter.ts';
 import { WorkerClients } from './gateway/worker-clients.ts';
@@ -31,6 +32,8 @@ export interface RunningController {
   readonly address: string;
   readonly registry: WorkerRegistry;
   readonly requests: RequestTable;
+  /** The request path both front doors share (gRPC Inference, OpenAI-compatible HTTP). */
+  readonly path: RequestPath;
   /** Stops accepting, ends running requests after graceMs, drops worker streams, closes everything. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -49,6 +52,16 @@ export async function startController(
   const requests = new RequestTable();
   const workers = new WorkerClients();
   const tokens = deps.tokens ?? new ThreadTokenCounter();
+  const path = createRequestPath({
+    deployments: config.deployments,
+    registry,
+    requests,
+    workers,
+    tokens,
+    clock,
+    random: deps.random ?? Math.random,
+    log: log.child({ component: 'gateway' }),
+  });
   const launcher = new Launcher({
     deployments: config.deployments,
     registry,
@@ -74,16 +87,7 @@ export async function startController(
         {
           name: 'corral.v1.Inference',
           definition: InferenceService,
-          implementation: inferenceService({
-            deployments: config.deployments,
-            registry,
-            requests,
-            workers,
-            tokens,
-            clock,
-            random: deps.random ?? Math.random,
-            log: log.child({ component: 'gateway' }),
-          }),
+          implementation: inferenceService(path),
         },
         {
           name: 'corral.v1.Registry',
@@ -130,7 +134,7 @@ export async function startController(
     })();
     return stopping;
   };
-  return { address: server.address, registry, requests, stop };
+  return { address: server.address, registry, requests, path, stop };
 }
 
 async function waitIdle(requests: RequestTable, graceMs: number): Promise<boolean> {
