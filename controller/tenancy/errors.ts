@@ -22,14 +22,11 @@ export class OverBudgetError extends ResourceExhaustedError {
     readonly budget: 'requests' | 'tokens',
     readonly retryAfterMs: number,
   ) {
-    super(
-      `tenant ${tenant} is over its ${budget} budget; retry in ${retryAfterMs} ms`,
-      {
-        tenant,
-        budget,
-        retryAfterMs,
-      },
-    );
+    super(`tenant ${tenant} is over its ${budget} budget; retry in ${retryAfterMs} ms`, {
+      tenant,
+      budget,
+      retryAfterMs,
+    });
   }
 }
 
