@@ -63,7 +63,6 @@ beforeAll(async () => {
       { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
       { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
     ],
-    env: { CORRAL_LOG_LEVEL: 'warn' },
   });
   await cluster.waitReady(60_000);
   client = inferenceClient(cluster.grpcAddress);
