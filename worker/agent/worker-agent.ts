@@ -38,6 +38,8 @@ export interface AgentDeps {
 
 export class WorkerAgent {
   private readonly engines = new Map<string, EngineSupervisor>();
+  /** Each engine's LaunchEngine as received, to recognise a repeated identical launch. */
+  private readonly requested = new Map<string, EngineSpec>();
   /** Launch/stop directives for one engine id run one after another (a replace must stop the old first). */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly inFlight = new InFlight();
@@ -229,7 +231,10 @@ export class WorkerAgent {
       headless: l.headless,
     };
     const existing = this.engines.get(l.engineId);
-    if (existing && !isFinal(existing.state) && sameSpec(existing.spec, spec)) {
+    const asRequested = this.requested.get(l.engineId);
+    this.requested.set(l.engineId, { ...spec, env: { ...spec.env } });
+    // Compare with what was asked, not with the running spec: the worker adds CUDA_VISIBLE_DEVICES itself.
+    if (existing && asRequested && !isFinal(existing.state) && sameSpec(asRequested, spec)) {
       // A controller that reconnects re-sends what it wants; reloading 405B for that would cost minutes.
       log.info('LaunchEngine for an engine already running with the same spec: kept');
       return;

@@ -129,6 +129,30 @@ describe('worker process', () => {
     expect(s.engines.map((e) => [e.engineId, e.state])).toEqual([['e1', EngineState.ENGINE_STATE_READY]]);
   });
 
+  it('keeps the running engine when the same LaunchEngine arrives again (the worker added CUDA_VISIBLE_DEVICES)', async () => {
+    const before = registry.engine('e1');
+    registry.send({
+      msg: {
+        $case: 'launch',
+        value: {
+          engineId: 'e1',
+          model: 'fake-model',
+          args: ['fake-model', '--served-model-name', 'fake'],
+          env: { FAKE_TOKEN_MS: '10' },
+          gpus: 4,
+          headless: false,
+        },
+      },
+    });
+    await waitFor('the repeated launch to be handled', () =>
+      worker.lines.some((l) => l.includes('already running with the same spec: kept')),
+    );
+    const after = registry.engine('e1');
+    expect(after?.state).toBe(EngineState.ENGINE_STATE_READY);
+    expect(after?.httpAddress).toBe(before?.httpAddress);
+    expect(after?.stateSinceMs).toBe(before?.stateSinceMs);
+  });
+
   it('streams a generation with exact token counts, forwarding request id and trace context', async () => {
     const md = new Metadata();
     md.set('x-request-id', 'req-42');
