@@ -229,6 +229,7 @@ export class WorkerAgent {
       env: l.env,
       gpus: l.gpus,
       headless: l.headless,
+      groupMember: l.groupMember ?? false,
     };
     const existing = this.engines.get(l.engineId);
     const asRequested = this.requested.get(l.engineId);
@@ -286,6 +287,7 @@ function sameSpec(a: EngineSpec, b: EngineSpec): boolean {
     a.model === b.model &&
     a.gpus === b.gpus &&
     a.headless === b.headless &&
+    a.groupMember === b.groupMember &&
     JSON.stringify(a.args) === JSON.stringify(b.args) &&
     JSON.stringify(Object.entries(a.env).sort()) === JSON.stringify(Object.entries(b.env).sort())
   );

@@ -12,6 +12,11 @@ export interface EngineSpec {
   env: Readonly<Record<string, string>>;
   gpus: number;
   headless: boolean;
+  /**
+   * A rank of a multi-node group: its peers wait for it inside NCCL collectives, so restarting it alone cannot
+   * heal the group. Its exit is reported and final (FAILED); the controller rebuilds the whole group.
+   */
+  groupMember: boolean;
 }
 
 export interface EngineCommand {

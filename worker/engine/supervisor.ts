@@ -290,6 +290,12 @@ export class EngineSupervisor {
       return;
     }
     if (s.t !== 'starting' && s.t !== 'ready') return;
+    if (this.spec.groupMember) {
+      this.fail(
+        `${describeExit(exit)}; a rank of a multi-node group is not restarted alone (the controller rebuilds the group)`,
+      );
+      return;
+    }
     const readyFor = s.t === 'ready' ? this.now() - s.since : 0;
     const decision = decideRestart(this.config.restart, this.consecutive, readyFor, this.deps.random);
     if (decision.t === 'give-up') {

@@ -24,10 +24,11 @@ function supervise(
   config: Partial<SupervisorConfig> = {},
   command = FAKE,
   headless = false,
+  groupMember = false,
 ) {
   const changes: string[] = [];
   const s = new EngineSupervisor(
-    { engineId: 'e1', model: 'fake-model', args: ['fake-model'], env, gpus: 1, headless },
+    { engineId: 'e1', model: 'fake-model', args: ['fake-model'], env, gpus: 1, headless, groupMember },
     {
       command: { command, prefixArgs: ['serve'] },
       engineHost: '127.0.0.1',
@@ -165,5 +166,19 @@ describe('EngineSupervisor with real processes', () => {
     await waitFor('args line', () => s.logTail().length > 1);
     expect(s.logTail()[1]).toMatch(/args serve fake-model --host 127\.0\.0\.1$/);
     expect(s.logTail()[0]).not.toContain('--port');
+  });
+
+  it('does not restart a rank of a multi-node group: its exit is reported and final', async () => {
+    const { s, changes } = supervise({}, {}, FAKE, false, true);
+    await waitFor('ready', () => s.state.t === 'ready');
+    const pid = s.state.t === 'ready' ? s.state.pid : 0;
+    process.kill(pid, 'SIGKILL');
+    await waitFor('failed', () => s.state.t === 'failed');
+    expect(s.status().lastExit).toMatchObject({ code: -1, signal: 'SIGKILL' });
+    expect(s.status().detail).toBe(
+      'killed by SIGKILL; a rank of a multi-node group is not restarted alone (the controller rebuilds the group)',
+    );
+    expect(s.status().restarts).toBe(0);
+    expect(changes).toEqual(['starting', 'ready', 'failed']);
   });
 });

@@ -14,6 +14,7 @@ const spec: EngineSpec = {
   env: {},
   gpus: 1,
   headless: false,
+  groupMember: false,
 };
 const vllm = { command: 'vllm', prefixArgs: ['serve'] };
 
