@@ -1,0 +1,96 @@
+/**
+ * `corral-engine-sim serve MODEL [flags]`: a stand-in for `vllm serve` (see options.ts for the flags). Opens the
+ * HTTP port only after the simulated start-up (weights + KV profiling), like vLLM; SIGTERM/SIGINT stop it with 0.
+ */
+import { systemClock } from '../../common/clock.ts';
+import { createLogger } from '../../common/log.ts';
+import { EngineCore } from './model/engine-core.ts';
+import { parseArgs, USAGE } from './options.ts';
+import { createSimHttpServer } from './server/http-server.ts';
+import { vllmLine, weightGiBPerGpu } from './vllm-log.ts';
+
+const parsed = parseArgs(process.argv.slice(2), process.env);
+if (parsed.kind === 'usage-error') {
+  process.stderr.write(`${USAGE}\nvllm serve: error: ${parsed.message}\n`);
+  process.exit(2);
+}
+if (parsed.kind === 'invalid') {
+  for (const e of parsed.errors) process.stderr.write(`vllm serve: error: ${e.path}: ${e.message}\n`);
+  process.exit(2);
+}
+const o = parsed.options;
+const log = createLogger('engine-sim');
+const out = (source: string, msg: string) => process.stdout.write(`${vllmLine('INFO', source, msg)}\n`);
+
+out('api_server.py:1839', `vLLM API server version ${'0.11.0'} (corral engine simulator)`);
+out(
+  'api_server.py:1840',
+  `args: model=${o.model} served_model_name=${o.servedModelName} tp=${o.tensorParallelSize} pp=${o.pipelineParallelSize} max_model_len=${o.maxModelLen} max_num_seqs=${o.maxNumSeqs}`,
+);
+
+const core = new EngineCore(
+  {
+    maxNumSeqs: o.maxNumSeqs,
+    schedulingPolicy: o.schedulingPolicy,
+    ttftMs: o.ttftMs,
+    itlMs: o.itlMs,
+    output: o.output,
+    eosProb: o.eosProb,
+    defaultSeed: o.seed,
+    kvTokens: o.kvTokens,
+  },
+  systemClock,
+  { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) },
+);
+const http = createSimHttpServer(
+  {
+    servedModelName: o.servedModelName,
+    maxModelLen: o.maxModelLen,
+    apiKey: o.apiKey,
+    priorityEnabled: o.schedulingPolicy === 'priority',
+  },
+  core,
+  log,
+);
+
+function stop(signal: string): void {
+  out('launcher.py:80', `Shutting down FastAPI HTTP server (${signal}).`);
+  http.server.close();
+  http.server.closeAllConnections();
+  process.exit(0);
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+
+const loadMs = o.startupMs * 0.7;
+setTimeout(() => {
+  const fp8 = /fp8/i.test(o.model);
+  const gib = weightGiBPerGpu(o.model, fp8, o.tensorParallelSize * o.pipelineParallelSize);
+  out(
+    'gpu_model_runner.py:2007',
+    `Model loading took ${gib.toFixed(4)} GiB and ${(loadMs / 1000).toFixed(6)} seconds`,
+  );
+}, loadMs);
+setTimeout(() => {
+  out('kv_cache_utils.py:1087', `GPU KV cache size: ${o.kvTokens.toLocaleString('en-US')} tokens`);
+  out(
+    'kv_cache_utils.py:1091',
+    `Maximum concurrency for ${o.maxModelLen.toLocaleString('en-US')} tokens per request: ${(o.kvTokens / o.maxModelLen).toFixed(2)}x`,
+  );
+  if (o.headless) {
+    out('core.py:90', 'Headless rank: serving no HTTP API.');
+    return;
+  }
+  http.server.on('error', (e) => {
+    process.stderr.write(`${vllmLine('ERROR', 'api_server.py:1900', `OSError: ${String(e)}`)}\n`);
+    process.exit(1);
+  });
+  http.server.listen(o.port, o.host, () => {
+    out(
+      'launcher.py:37',
+      `Available routes are: /health, /v1/models, /v1/completions, /v1/chat/completions, /tokenize, /detokenize, /version, /metrics`,
+    );
+    out('launcher.py:46', `Route: Started server process [${process.pid}]`);
+    out('on.py:62', 'Application startup complete.');
+  });
+}, o.startupMs);

@@ -1,0 +1,194 @@
+/**
+ * The simulator's command line, parsed like `vllm serve MODEL [flags]` (Python argparse: `--flag value` and
+ * `--flag=value`, unknown flags rejected with exit code 2), then compiled into validated options. Simulator-only
+ * knobs are `--sim-*` flags, each also readable from the environment as CORRAL_SIM_* (e.g. CORRAL_SIM_TTFT_MS), so
+ * a deployment can set them without changing the engine's arguments; a flag wins over the environment.
+ */
+import type { FieldError } from '../../common/errors.ts';
+
+type Kind = 'int' | 'float' | 'string' | 'bool';
+
+/** vLLM flags corral (and people) pass; accepted so a simulated launch uses the same command line as a real one. */
+const VLLM_FLAGS: Record<string, Kind> = {
+  host: 'string',
+  port: 'int',
+  'served-model-name': 'string',
+  'tensor-parallel-size': 'int',
+  'pipeline-parallel-size': 'int',
+  'data-parallel-size': 'int',
+  'max-model-len': 'int',
+  'max-num-seqs': 'int',
+  'max-num-batched-tokens': 'int',
+  'gpu-memory-utilization': 'float',
+  'api-key': 'string',
+  quantization: 'string',
+  dtype: 'string',
+  'kv-cache-dtype': 'string',
+  'scheduling-policy': 'string',
+  seed: 'int',
+  'block-size': 'int',
+  'swap-space': 'float',
+  'distributed-executor-backend': 'string',
+  nnodes: 'int',
+  'node-rank': 'int',
+  'master-addr': 'string',
+  'master-port': 'int',
+  headless: 'bool',
+  'enable-prefix-caching': 'bool',
+  'no-enable-prefix-caching': 'bool',
+  'enable-chunked-prefill': 'bool',
+  'enable-request-id-headers': 'bool',
+  'enforce-eager': 'bool',
+  'trust-remote-code': 'bool',
+  'disable-log-stats': 'bool',
+  'otlp-traces-endpoint': 'string',
+  'uvicorn-log-level': 'string',
+  'generation-config': 'string',
+};
+
+/** Simulator-only knobs (also CORRAL_SIM_<NAME> in the environment). */
+const SIM_FLAGS: Record<string, Kind> = {
+  'sim-startup-ms': 'int',
+  'sim-ttft-ms': 'float',
+  'sim-itl-ms': 'float',
+  'sim-seed': 'int',
+  'sim-output': 'string',
+  'sim-eos-prob': 'float',
+  'sim-kv-tokens': 'int',
+  'sim-gpu-type': 'string',
+};
+
+const FLAGS: Record<string, Kind> = { ...VLLM_FLAGS, ...SIM_FLAGS };
+
+export type OutputMode = 'random' | 'echo';
+
+export interface EngineSimOptions {
+  model: string;
+  servedModelName: string;
+  host: string;
+  port: number;
+  tensorParallelSize: number;
+  pipelineParallelSize: number;
+  maxModelLen: number;
+  maxNumSeqs: number;
+  gpuMemoryUtilization: number;
+  apiKey: string | undefined;
+  schedulingPolicy: 'fcfs' | 'priority';
+  headless: boolean;
+  startupMs: number;
+  ttftMs: number;
+  itlMs: number;
+  seed: number;
+  output: OutputMode;
+  /** Probability that a sampled token is end-of-text (when ignore_eos is false and min_tokens are out). */
+  eosProb: number;
+  kvTokens: number;
+}
+
+export type ParseResult =
+  | { kind: 'ok'; options: EngineSimOptions }
+  /** argparse's own failures: usage line and `vllm serve: error: ...`, exit code 2. */
+  | { kind: 'usage-error'; message: string }
+  | { kind: 'invalid'; errors: FieldError[] };
+
+export const USAGE = 'usage: vllm serve [model_tag] [options]';
+
+function envName(flag: string): string {
+  return `CORRAL_SIM_${flag.slice('sim-'.length).toUpperCase().replaceAll('-', '_')}`;
+}
+
+/** argv after `serve` (the launcher strips nothing: `serve` itself is expected as the first word). */
+export function parseArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ParseResult {
+  const args = [...argv];
+  if (args[0] !== 'serve')
+    return {
+      kind: 'usage-error',
+      message: `argument subparser: invalid choice: '${args[0] ?? ''}' (choose from 'serve')`,
+    };
+  args.shift();
+  const raw = new Map<string, string>();
+  const positionals: string[] = [];
+  const unknown: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (!a.startsWith('--')) {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+    const kind = FLAGS[name] ?? FLAGS[name.replaceAll('_', '-')];
+    if (kind === undefined) {
+      unknown.push(a);
+      continue;
+    }
+    const key = name.replaceAll('_', '-');
+    if (kind === 'bool') {
+      raw.set(key, eq >= 0 ? a.slice(eq + 1) : 'true');
+    } else if (eq >= 0) {
+      raw.set(key, a.slice(eq + 1));
+    } else {
+      const v = args[i + 1];
+      if (v === undefined || v.startsWith('--'))
+        return { kind: 'usage-error', message: `argument --${key}: expected one argument` };
+      raw.set(key, v);
+      i++;
+    }
+  }
+  if (positionals.length > 1) unknown.push(...positionals.slice(1));
+  if (unknown.length > 0)
+    return { kind: 'usage-error', message: `unrecognized arguments: ${unknown.join(' ')}` };
+  for (const flag of Object.keys(SIM_FLAGS)) {
+    const v = env[envName(flag)];
+    if (!raw.has(flag) && v !== undefined && v !== '') raw.set(flag, v);
+  }
+  return compile(positionals[0], raw);
+}
+
+function compile(model: string | undefined, raw: Map<string, string>): ParseResult {
+  const errors: FieldError[] = [];
+  const num = (flag: string, dflt: number, check: (n: number) => boolean, what: string): number => {
+    const v = raw.get(flag);
+    if (v === undefined) return dflt;
+    const n = FLAGS[flag] === 'int' ? Number(v) : Number.parseFloat(v);
+    if (!Number.isFinite(n) || (FLAGS[flag] === 'int' && !Number.isInteger(n)) || !check(n)) {
+      errors.push({ path: `--${flag}`, message: `must be ${what}, got "${v}"` });
+      return dflt;
+    }
+    return n;
+  };
+  const positiveInt = (n: number) => n >= 1;
+  if (model === undefined || model === '') errors.push({ path: 'model_tag', message: 'a model is required' });
+  const output = raw.get('sim-output') ?? 'random';
+  if (output !== 'random' && output !== 'echo')
+    errors.push({ path: '--sim-output', message: `must be random or echo, got "${output}"` });
+  const policy = raw.get('scheduling-policy') ?? 'fcfs';
+  if (policy !== 'fcfs' && policy !== 'priority')
+    errors.push({ path: '--scheduling-policy', message: `must be fcfs or priority, got "${policy}"` });
+  const options: EngineSimOptions = {
+    model: model ?? '',
+    servedModelName: raw.get('served-model-name') ?? model ?? '',
+    host: raw.get('host') ?? '0.0.0.0',
+    port: num('port', 8000, (n) => n >= 1 && n <= 65535, 'a port 1..65535'),
+    tensorParallelSize: num('tensor-parallel-size', 1, positiveInt, 'a positive integer'),
+    pipelineParallelSize: num('pipeline-parallel-size', 1, positiveInt, 'a positive integer'),
+    // vLLM's default is the model's max_position_embeddings: 131072 for every Llama 3.1.
+    maxModelLen: num('max-model-len', 131072, positiveInt, 'a positive integer'),
+    maxNumSeqs: num('max-num-seqs', 256, positiveInt, 'a positive integer'),
+    gpuMemoryUtilization: num('gpu-memory-utilization', 0.9, (n) => n > 0 && n <= 1, 'in (0, 1]'),
+    apiKey: raw.get('api-key'),
+    schedulingPolicy: policy === 'priority' ? 'priority' : 'fcfs',
+    headless: raw.get('headless') === 'true',
+    startupMs: num('sim-startup-ms', 2000, (n) => n >= 0, 'a non-negative integer'),
+    ttftMs: num('sim-ttft-ms', 50, (n) => n >= 0, 'non-negative'),
+    itlMs: num('sim-itl-ms', 10, (n) => n >= 0, 'non-negative'),
+    seed: num('sim-seed', 0, () => true, 'an integer'),
+    output: output === 'echo' ? 'echo' : 'random',
+    eosProb: num('sim-eos-prob', 0.005, (n) => n >= 0 && n <= 1, 'in [0, 1]'),
+    kvTokens: num('sim-kv-tokens', 524288, positiveInt, 'a positive integer'),
+  };
+  return errors.length > 0 ? { kind: 'invalid', errors } : { kind: 'ok', options };
+}

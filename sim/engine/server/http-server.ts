@@ -1,0 +1,260 @@
+/**
+ * The simulator's HTTP front end, shaped like vLLM's OpenAI-compatible server (VLLM.md): routes, SSE framing,
+ * error JSON, bearer-key check on /v1/*, X-Request-Id, and a client disconnect aborting the request.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../../../common/log.ts';
+import { decode, encodePrompt } from '../../../common/tokenizer.ts';
+import type { EngineCore } from '../model/engine-core.ts';
+import { badRequest, HttpError, type Kind, parseRequest, promptIds } from './openai-request.ts';
+
+/** The vLLM release whose interface this simulator imitates (GET /version). */
+export const SIMULATED_VLLM_VERSION = '0.11.0';
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export interface ServerConfig {
+  servedModelName: string;
+  maxModelLen: number;
+  apiKey: string | undefined;
+  priorityEnabled: boolean;
+}
+
+export interface SimHttpServer {
+  server: Server;
+  /** Marks the engine dead: /health answers 503 and generation requests 500 (vLLM's EngineDeadError). */
+  kill(): void;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function errorBody(e: HttpError) {
+  return { error: { message: e.message, type: e.type, param: null, code: e.status } };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'BadRequestError', 'request body too large');
+    chunks.push(c);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw badRequest('request body is not valid JSON');
+  }
+}
+
+export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Logger): SimHttpServer {
+  let dead = false;
+  const created = () => Math.floor(Date.now() / 1000);
+
+  async function generate(
+    kind: Kind,
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<void> {
+    const p = parseRequest(kind, await readJson(req), {
+      servedModelName: cfg.servedModelName,
+      maxModelLen: cfg.maxModelLen,
+      priorityEnabled: cfg.priorityEnabled,
+    });
+    if (dead)
+      throw new HttpError(
+        500,
+        'InternalServerError',
+        'EngineCore encountered an issue. See stack trace (above) for the root cause.',
+      );
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;
+    const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    const base = () => ({ id, object, created: created(), model: p.model });
+    const promptLen = p.gen.promptIds.length;
+    const ids: number[] = [];
+    let text = '';
+    let closed = false;
+
+    if (p.stream) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        'x-request-id': requestId,
+      });
+      res.flushHeaders();
+    }
+    const send = (obj: unknown) => {
+      if (!closed) res.write(`data: ${JSON.stringify(obj)}\n\n`);
+    };
+    const choice = (extra: Record<string, unknown>, tokenIds: number[] | undefined) => {
+      const c: Record<string, unknown> = { index: 0, ...extra, logprobs: null };
+      if (p.returnTokenIds && tokenIds) c.token_ids = tokenIds;
+      return c;
+    };
+    if (p.stream && kind === 'chat') {
+      send({
+        ...base(),
+        choices: [
+          { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
+        ],
+        ...(p.returnTokenIds ? { prompt_token_ids: p.gen.promptIds } : {}),
+      });
+    }
+    let first = true;
+    const abort = core.submit(
+      { id: requestId, ...p.gen },
+      {
+        token(tokenId, delta, end) {
+          ids.push(tokenId);
+          text += delta;
+          if (!p.stream) return;
+          const pick = kind === 'chat' ? { delta: { content: delta } } : { text: delta };
+          const fin = { finish_reason: end?.reason ?? null, stop_reason: end?.stopReason ?? null };
+          const c = choice({ ...pick, ...fin }, [tokenId]);
+          if (kind === 'completion' && first && p.returnTokenIds) c.prompt_token_ids = p.gen.promptIds;
+          first = false;
+          send({ ...base(), choices: [c] });
+        },
+        finish(reason, stopReason) {
+          const usage = {
+            prompt_tokens: promptLen,
+            total_tokens: promptLen + ids.length,
+            completion_tokens: ids.length,
+          };
+          if (p.stream) {
+            if (p.includeUsage) send({ ...base(), choices: [], usage });
+            if (!closed) res.end('data: [DONE]\n\n');
+            return;
+          }
+          const c =
+            kind === 'chat'
+              ? choice(
+                  {
+                    message: { role: 'assistant', content: text },
+                    finish_reason: reason,
+                    stop_reason: stopReason,
+                  },
+                  ids,
+                )
+              : choice({ text, finish_reason: reason, stop_reason: stopReason }, ids);
+          if (kind === 'completion' && p.returnTokenIds) c.prompt_token_ids = p.gen.promptIds;
+          sendJson(res, 200, {
+            id,
+            object: kind === 'chat' ? 'chat.completion' : 'text_completion',
+            created: created(),
+            model: p.model,
+            choices: [c],
+            usage,
+            ...(kind === 'chat' && p.returnTokenIds ? { prompt_token_ids: p.gen.promptIds } : {}),
+          });
+        },
+      },
+    );
+    res.on('close', () => {
+      closed = true;
+      if (!res.writableFinished) log.info('client disconnected: request aborted', { requestId });
+      abort();
+    });
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const requestId = (req.headers['x-request-id'] as string | undefined) || randomUUID().replaceAll('-', '');
+    res.setHeader('x-request-id', requestId);
+    if (path.startsWith('/v1/') && cfg.apiKey !== undefined) {
+      if (req.headers.authorization !== `Bearer ${cfg.apiKey}`)
+        return sendJson(res, 401, { error: 'Unauthorized' });
+    }
+    const method = req.method ?? 'GET';
+    const route = `${method} ${path}`;
+    switch (route) {
+      case 'GET /health':
+        res.writeHead(dead ? 503 : 200, { 'content-length': 0 });
+        return void res.end();
+      case 'GET /version':
+        return sendJson(res, 200, { version: SIMULATED_VLLM_VERSION });
+      case 'GET /v1/models':
+        return sendJson(res, 200, {
+          object: 'list',
+          data: [
+            {
+              id: cfg.servedModelName,
+              object: 'model',
+              created: created(),
+              owned_by: 'vllm',
+              root: cfg.servedModelName,
+              parent: null,
+              max_model_len: cfg.maxModelLen,
+              permission: [],
+            },
+          ],
+        });
+      case 'GET /metrics':
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+        return void res.end(
+          core.metrics.render(cfg.servedModelName, {
+            running: core.numRunning,
+            waiting: core.numWaiting,
+            kvUsage: core.kvUsage,
+          }),
+        );
+      case 'POST /v1/completions':
+        return generate('completion', req, res, requestId);
+      case 'POST /v1/chat/completions':
+        return generate('chat', req, res, requestId);
+      case 'POST /tokenize': {
+        const body = (await readJson(req)) as Record<string, unknown>;
+        const kind: Kind = body?.messages !== undefined ? 'chat' : 'completion';
+        const tokens =
+          kind === 'completion' && typeof body.prompt === 'string' && body.add_special_tokens === false
+            ? encodePrompt(body.prompt).slice(1)
+            : promptIds(kind, body);
+        return sendJson(res, 200, { count: tokens.length, max_model_len: cfg.maxModelLen, tokens });
+      }
+      case 'POST /detokenize': {
+        const body = (await readJson(req)) as { tokens?: unknown };
+        const t = body?.tokens;
+        if (!Array.isArray(t) || !t.every((x) => Number.isInteger(x)))
+          throw badRequest('tokens: must be a list of token ids');
+        return sendJson(res, 200, { prompt: decode(t as number[]) });
+      }
+      default:
+        if (
+          [
+            '/health',
+            '/version',
+            '/v1/models',
+            '/metrics',
+            '/v1/completions',
+            '/v1/chat/completions',
+            '/tokenize',
+            '/detokenize',
+          ].includes(path)
+        )
+          return sendJson(res, 405, { detail: 'Method Not Allowed' });
+        return sendJson(res, 404, { detail: 'Not Found' });
+    }
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((e: unknown) => {
+      const he = e instanceof HttpError ? e : new HttpError(500, 'InternalServerError', String(e));
+      if (he.status >= 500) log.error('request failed', { err: String(e) });
+      if (res.headersSent) {
+        if (!res.writableEnded) res.end(`data: ${JSON.stringify(errorBody(he))}\n\ndata: [DONE]\n\n`);
+      } else sendJson(res, he.status, errorBody(he));
+    });
+  });
+  return {
+    server,
+    kill() {
+      dead = true;
+    },
+  };
+}
