@@ -1,5 +1,5 @@
 /**
- * The controller process's parts, wired: worker registry + Registry service, launcher, gateway (Inference),
+ * The controller process's parts, wired: worker registry + Registry service, group applier, gateway (Inference),
  * Control, on one gRPC server with health and reflection. main.ts adds flags and signals; integration tests start
  * it in-process on 127.0.0.1:0.
  */
@@ -17,7 +17,7 @@ import { createRequestPath, type RequestPath } from './gateway/request-path.ts';
 import { RequestTable } from './gateway/request-table.ts';
 import { ThreadTokenCounter, type TokenCounter } from './gateway/token-counter.ts';
 import { WorkerClients } from './gateway/worker-clients.ts';
-import { Launcher } from './launcher/launcher.ts';
+import { GroupApplier } from './launcher/group-applier.ts';
 import { registryService } from './registry/registry-service.ts';
 import { WorkerRegistry } from './registry/worker-registry.ts';
 
@@ -62,10 +62,12 @@ export async function startController(
     random: deps.random ?? Math.random,
     log: log.child({ component: 'gateway' }),
   });
-  const launcher = new Launcher({
+  const groups = new GroupApplier({
     deployments: config.deployments,
     registry,
-    log: log.child({ component: 'launcher' }),
+    groups: config.groups,
+    clock,
+    log: log.child({ component: 'groups' }),
   });
 
   registry.onEvent((e) => {
@@ -101,7 +103,13 @@ export async function startController(
         {
           name: 'corral.v1.Control',
           definition: ControlService,
-          implementation: controlService({ deployments: config.deployments, registry, requests, clock }),
+          implementation: controlService({
+            deployments: config.deployments,
+            registry,
+            requests,
+            clock,
+            groups: () => groups.records(),
+          }),
         },
       ],
     });
@@ -112,7 +120,8 @@ export async function startController(
   // A silent worker is found by this sweep; the tick bounds how late past workerTimeoutMs that happens.
   const sweepMs = Math.max(50, Math.min(500, Math.floor(config.workerTimeoutMs / 10)));
   const sweeper = setInterval(() => registry.sweep(), sweepMs);
-  launcher.start(config.heartbeatIntervalMs);
+  // Heartbeats and stream ends drive the reconciler; the tick covers backoffs and start timeouts expiring.
+  groups.start(Math.min(config.heartbeatIntervalMs, 500));
   server.setServing(true);
 
   let stopping: Promise<void> | undefined;
@@ -120,7 +129,7 @@ export async function startController(
     stopping ??= (async () => {
       log.info('stopping', { running: requests.size });
       clearInterval(sweeper);
-      launcher.stop();
+      groups.stop();
       server.setServing(false);
       const closed = server.close(graceMs);
       // Register streams never end on their own; end them so the graceful shutdown is not held up by them.

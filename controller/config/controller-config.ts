@@ -7,11 +7,22 @@
  *   listen: 127.0.0.1:7070          # host:port of the gRPC server; `--listen` overrides it
  *   heartbeatIntervalMs: 1000       # told to workers in Welcome
  *   workerTimeoutMs: 3000           # no message from a worker for this long = worker lost (> heartbeatIntervalMs)
+ *   groups:                         # how the controller heals groups (one replica = one group of nodes)
+ *     maxRestarts: 3                # rebuilds after a failure before the group is `failed` (reason in status)
+ *     backoffBaseMs: 1000           # rebuild k waits min(base * 2^(k-1), max)
+ *     backoffMaxMs: 30000
+ *     startTimeoutMs: 900000        # launch to ready; probes in the wild allow 10 minutes for 405B to load
+ *     masterPortBase: 29500         # group g's ranks meet on --master-port base + g (groups may share a host)
  *   deployments:                    # at least one; names unique
  *     - name: llama-3.1-8b-instruct # the model name clients use (vLLM --served-model-name); [a-z0-9._-]
  *       model: meta-llama/Llama-3.1-8B-Instruct   # what the engine loads (first `vllm serve` argument)
- *       replicas: 1                 # single-node engines, at most one per worker per deployment
- *       gpusPerReplica: 1           # --tensor-parallel-size; the worker must have that many free GPUs
+ *       replicas: 1                 # groups; a single-node group is one engine, at most one per worker
+ *       tensorParallel: 1           # --tensor-parallel-size: GPUs per node of a group (TP stays inside a node)
+ *       pipelineParallel: 1         # --pipeline-parallel-size: nodes per group (PP goes across nodes)
+ *       gpusPerReplica: 1           # single-node shorthand for tensorParallel; with both, must be TP x PP
+ *       gpuType: h100-80g           # only workers reporting this GPU type (default: any)
+ *       topologyKey: rack           # the nodes of a group share this worker label's value (default: any)
+ *       quantization: fp8           # --quantization fp8 (quantize BF16 weights on load); default none
  *       maxModelLen: 8192           # --max-model-len; the gateway checks prompt + max_tokens against it
  *       maxNumSeqs: 256             # --max-num-seqs
  *       gpuMemoryUtilization: 0.9   # --gpu-memory-utilization, in (0, 1]
@@ -32,6 +43,11 @@ export interface DeploymentOptions {
   gpuMemoryUtilization?: unknown;
   defaultMaxTokens?: unknown;
   maxPromptBytes?: unknown;
+  tensorParallel?: unknown;
+  pipelineParallel?: unknown;
+  gpuType?: unknown;
+  topologyKey?: unknown;
+  quantization?: unknown;
   engineArgs?: unknown;
   engineEnv?: unknown;
 }
@@ -40,14 +56,25 @@ export interface ControllerOptions {
   listen?: unknown;
   heartbeatIntervalMs?: unknown;
   workerTimeoutMs?: unknown;
+  groups?: unknown;
   deployments?: unknown;
 }
 
 export interface Deployment {
   readonly name: string;
   readonly model: string;
+  /** Groups wanted. */
   readonly replicas: number;
+  /** GPUs of one group on all its nodes: tensorParallel x pipelineParallel. */
   readonly gpusPerReplica: number;
+  readonly tensorParallel: number;
+  readonly pipelineParallel: number;
+  /** Nodes per group (= pipelineParallel) and GPUs each of them gives the group (= tensorParallel). */
+  readonly nodes: number;
+  readonly gpusPerNode: number;
+  readonly gpuType?: string;
+  readonly topologyKey?: string;
+  readonly quantization?: 'fp8';
   readonly maxModelLen: number;
   readonly maxNumSeqs: number;
   readonly gpuMemoryUtilization: number;
@@ -62,10 +89,19 @@ export interface ListenAddress {
   readonly port: number;
 }
 
+export interface GroupsConfig {
+  readonly maxRestarts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly startTimeoutMs: number;
+  readonly masterPortBase: number;
+}
+
 export interface ControllerConfig {
   readonly listen: ListenAddress;
   readonly heartbeatIntervalMs: number;
   readonly workerTimeoutMs: number;
+  readonly groups: GroupsConfig;
   readonly deployments: readonly Deployment[];
 }
 
@@ -74,6 +110,14 @@ export const CONTROLLER_DEFAULTS = {
   heartbeatIntervalMs: 1000,
   workerTimeoutMs: 3000,
 } as const;
+
+export const GROUPS_DEFAULTS: GroupsConfig = {
+  maxRestarts: 3,
+  backoffBaseMs: 1000,
+  backoffMaxMs: 30_000,
+  startTimeoutMs: 900_000,
+  masterPortBase: 29500,
+};
 
 export const DEPLOYMENT_DEFAULTS = {
   replicas: 1,
@@ -89,14 +133,30 @@ const DEPLOYMENT_KEYS = new Set<string>([
   'name',
   'model',
   ...Object.keys(DEPLOYMENT_DEFAULTS),
+  'tensorParallel',
+  'pipelineParallel',
+  'gpuType',
+  'topologyKey',
+  'quantization',
   'engineArgs',
   'engineEnv',
 ]);
-const TOP_KEYS = new Set<string>([...Object.keys(CONTROLLER_DEFAULTS), 'deployments']);
+const TOP_KEYS = new Set<string>([...Object.keys(CONTROLLER_DEFAULTS), 'groups', 'deployments']);
 // Deployment names become engine ids and vLLM's --served-model-name; keep them to what both accept unquoted.
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 // The worker adds these itself (it owns ports and the bind address); passing them would fight it.
-const RESERVED_ENGINE_FLAGS = ['--host', '--port'];
+// The controller sets the parallelism and multi-node flags from tensorParallel/pipelineParallel per rank.
+const RESERVED_ENGINE_FLAGS = [
+  '--host',
+  '--port',
+  '--tensor-parallel-size',
+  '--pipeline-parallel-size',
+  '--nnodes',
+  '--node-rank',
+  '--master-addr',
+  '--master-port',
+  '--headless',
+];
 
 /** Parses `host:port` (`[::1]:7070` for IPv6); port 0 asks the OS for a free one. */
 export function parseListen(value: string): ListenAddress | string {
@@ -137,6 +197,7 @@ export function compileControllerConfig(input: unknown): ControllerConfig {
   );
   if (workerTimeoutMs <= heartbeatIntervalMs)
     at('workerTimeoutMs', `must be greater than heartbeatIntervalMs (${heartbeatIntervalMs})`);
+  const groups = compileGroups(o.groups, at);
 
   const deployments: Deployment[] = [];
   if (!Array.isArray(o.deployments) || o.deployments.length === 0) {
@@ -154,7 +215,27 @@ export function compileControllerConfig(input: unknown): ControllerConfig {
     });
   }
   if (errors.length > 0) throw new ValidationError('controller config', errors);
-  return { listen, heartbeatIntervalMs, workerTimeoutMs, deployments };
+  return { listen, heartbeatIntervalMs, workerTimeoutMs, groups, deployments };
+}
+
+function compileGroups(raw: unknown, at: (path: string, message: string) => void): GroupsConfig {
+  if (raw === undefined) return GROUPS_DEFAULTS;
+  if (!isRecord(raw)) {
+    at('groups', 'must be a mapping');
+    return GROUPS_DEFAULTS;
+  }
+  const G = GROUPS_DEFAULTS;
+  for (const k of Object.keys(raw)) if (!(k in G)) at(`groups.${k}`, 'unknown field');
+  const maxRestarts = nonNegativeInt(raw.maxRestarts, G.maxRestarts, 'groups.maxRestarts', at);
+  const backoffBaseMs = positiveInt(raw.backoffBaseMs, G.backoffBaseMs, 'groups.backoffBaseMs', at);
+  const backoffMaxMs = positiveInt(raw.backoffMaxMs, G.backoffMaxMs, 'groups.backoffMaxMs', at);
+  const startTimeoutMs = positiveInt(raw.startTimeoutMs, G.startTimeoutMs, 'groups.startTimeoutMs', at);
+  const masterPortBase = positiveInt(raw.masterPortBase, G.masterPortBase, 'groups.masterPortBase', at);
+  if (backoffMaxMs < backoffBaseMs)
+    at('groups.backoffMaxMs', `must be >= groups.backoffBaseMs (${backoffBaseMs})`);
+  // Group ordinals are added to the base; leave room for a few thousand groups below 65535.
+  if (masterPortBase < 1024 || masterPortBase > 60_000) at('groups.masterPortBase', 'must be in 1024..60000');
+  return { maxRestarts, backoffBaseMs, backoffMaxMs, startTimeoutMs, masterPortBase };
 }
 
 function compileDeployment(
@@ -180,7 +261,24 @@ function compileDeployment(
 
   const D = DEPLOYMENT_DEFAULTS;
   const replicas = nonNegativeInt(o.replicas, D.replicas, `${path}.replicas`, at);
-  const gpusPerReplica = positiveInt(o.gpusPerReplica, D.gpusPerReplica, `${path}.gpusPerReplica`, at);
+  const shorthand = positiveInt(o.gpusPerReplica, D.gpusPerReplica, `${path}.gpusPerReplica`, at);
+  const tensorParallel = positiveInt(o.tensorParallel, shorthand, `${path}.tensorParallel`, at);
+  const pipelineParallel = positiveInt(o.pipelineParallel, 1, `${path}.pipelineParallel`, at);
+  const gpusPerReplica = tensorParallel * pipelineParallel;
+  if (o.gpusPerReplica !== undefined && o.tensorParallel !== undefined && shorthand !== gpusPerReplica)
+    at(
+      `${path}.gpusPerReplica`,
+      `must equal tensorParallel x pipelineParallel (${gpusPerReplica}) when both are given`,
+    );
+  if (o.gpusPerReplica !== undefined && o.tensorParallel === undefined && o.pipelineParallel !== undefined)
+    at(`${path}.gpusPerReplica`, 'is the single-node shorthand; with pipelineParallel give tensorParallel');
+  const gpuType = optionalName(o.gpuType, `${path}.gpuType`, at);
+  const topologyKey = optionalName(o.topologyKey, `${path}.topologyKey`, at);
+  let quantization: 'fp8' | undefined;
+  if (o.quantization !== undefined) {
+    if (o.quantization !== 'fp8') at(`${path}.quantization`, 'must be fp8 (or left out)');
+    else quantization = 'fp8';
+  }
   const maxModelLen = positiveInt(o.maxModelLen, D.maxModelLen, `${path}.maxModelLen`, at);
   const maxNumSeqs = positiveInt(o.maxNumSeqs, D.maxNumSeqs, `${path}.maxNumSeqs`, at);
   const defaultMaxTokens = positiveInt(
@@ -208,7 +306,12 @@ function compileDeployment(
       o.engineArgs.forEach((a: unknown, j: number) => {
         if (typeof a !== 'string') at(`${path}.engineArgs[${j}]`, 'must be a string (quote numbers)');
         else if (RESERVED_ENGINE_FLAGS.some((f) => a === f || a.startsWith(`${f}=`)))
-          at(`${path}.engineArgs[${j}]`, `${a} is set by the worker and cannot be passed`);
+          at(
+            `${path}.engineArgs[${j}]`,
+            a.startsWith('--host') || a.startsWith('--port')
+              ? `${a} is set by the worker and cannot be passed`
+              : `${a} is set by the controller from tensorParallel/pipelineParallel and cannot be passed`,
+          );
         else engineArgs.push(a);
       });
   }
@@ -226,6 +329,13 @@ function compileDeployment(
     model,
     replicas,
     gpusPerReplica,
+    tensorParallel,
+    pipelineParallel,
+    nodes: pipelineParallel,
+    gpusPerNode: tensorParallel,
+    ...(gpuType ? { gpuType } : {}),
+    ...(topologyKey ? { topologyKey } : {}),
+    ...(quantization ? { quantization } : {}),
     maxModelLen,
     maxNumSeqs,
     gpuMemoryUtilization,
@@ -250,6 +360,15 @@ function nonNegativeInt(v: unknown, dflt: number, path: string, at: (p: string, 
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     at(path, 'must be a non-negative integer');
     return dflt;
+  }
+  return v;
+}
+
+function optionalName(v: unknown, path: string, at: (p: string, m: string) => void): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.trim() === '') {
+    at(path, 'must be a non-empty string');
+    return undefined;
   }
   return v;
 }

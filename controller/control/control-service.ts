@@ -1,10 +1,18 @@
-/** Control.Status for `corral status`: every worker the registry knows and every deployment's readiness. */
+/** Control.Status for `corral status`: every worker the registry knows, every deployment's readiness, and every
+ * group the reconciler formed (state, ranks on which workers, restarts, last failure). */
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
-import type { ClusterStatus, ControlServer, StatusRequest } from '../../proto/gen/corral/v1/control.ts';
+import type {
+  ClusterStatus,
+  ControlServer,
+  GroupSummary,
+  StatusRequest,
+} from '../../proto/gen/corral/v1/control.ts';
 import type { Deployment } from '../config/controller-config.ts';
 import { deploymentView } from '../deployments/replica-view.ts';
 import type { RequestTable } from '../gateway/request-table.ts';
+import { ranksOf } from '../groups/group-state.ts';
+import type { GroupRecord } from '../launcher/group-applier.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 
 export function clusterStatus(deps: {
@@ -12,6 +20,7 @@ export function clusterStatus(deps: {
   registry: WorkerRegistry;
   requests: RequestTable;
   clock: Clock;
+  groups?: () => readonly GroupRecord[];
 }): ClusterStatus {
   const now = deps.clock.now();
   const workers = deps.registry.all();
@@ -34,6 +43,27 @@ export function clusterStatus(deps: {
         outstandingRequests: deps.requests.outstandingOf(d.name),
       };
     }),
+    groups: (deps.groups?.() ?? []).map((r) => groupSummary(r, now)),
+  };
+}
+
+export function groupSummary({ group: g, lastFailure }: GroupRecord, now: number): GroupSummary {
+  const s = g.state;
+  let waitingFor = '';
+  if (s.t === 'pending') {
+    if (now < s.retryAt) waitingFor = `rebuild in ${((s.retryAt - now) / 1000).toFixed(1)} s (backoff)`;
+    else if (s.lastFailure?.startsWith('waiting')) waitingFor = s.lastFailure;
+  }
+  return {
+    id: g.id,
+    deployment: g.deployment,
+    state: s.t,
+    stateSinceMs: s.since,
+    ranks: ranksOf(s).map((r) => ({ rank: r.rank, workerId: r.workerId, engineId: r.engineId })),
+    restarts: g.restarts,
+    attempt: g.attempt,
+    lastFailure: s.t === 'failed' ? s.reason : lastFailure,
+    waitingFor,
   };
 }
 

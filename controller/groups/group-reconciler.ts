@@ -7,6 +7,10 @@
  * exited takes the whole group back to `pending` at once and stops the surviving ranks, because their collectives
  * would hang until NCCL's timeout. The group is rebuilt after backoff(restarts) = min(base * 2^restarts, max) on
  * whichever workers have room, and `failed` after maxRestarts rebuilds.
+ *
+ * A group of one node is the single-node engine of issue 2: the worker restarts an exited engine itself (it is
+ * no group member), so `exited` there is a restart in progress, not a broken group; only `failed` (the worker gave
+ * up), `stopped`, a lost worker or a missing engine break it.
  */
 import { type GroupState, type RankPlacement, ranksOf, transition } from './group-state.ts';
 
@@ -19,6 +23,8 @@ export interface WorkerView {
   draining: boolean;
   gpus: number;
   gpuType: string;
+  /** Where this worker's engines listen and peers reach them (VLLM_HOST_IP); rank 0's is the master address. */
+  engineHost?: string;
   labels: Readonly<Record<string, string>>;
   /** Engines this worker reports, by engine id. */
   engines: ReadonlyMap<string, { state: RankEngineState; detail?: string }>;
@@ -30,6 +36,8 @@ export interface LaunchSpec {
   env: Record<string, string>;
   gpus: number;
   headless: boolean;
+  /** A rank of a multi-node group: its worker must not restart it alone (the controller rebuilds the group). */
+  groupMember?: boolean;
 }
 
 /** What one deployment wants: how many groups, each of `nodes` workers with `gpusPerNode` free GPUs. */
@@ -41,6 +49,10 @@ export interface GroupTemplate {
   /** Workers of a group must share this label's value (e.g. one rack or NVLink domain); unset: any. */
   topologyKey?: string;
   gpuType?: string;
+  /** At most one group of this deployment per worker (replicas spread over nodes, as the issue-2 launcher did). */
+  onePerWorker?: boolean;
+  /** The engine id of a rank; default engineIdOf(group, attempt, rank). */
+  engineId?(group: { id: string; ordinal: number }, attempt: number, rank: number, workerId: string): string;
   /** The launch of one rank, given the worker that hosts rank 0. */
   launch(rank: number, leader: WorkerView, group: { id: string; ordinal: number }): LaunchSpec;
 }
@@ -85,6 +97,10 @@ export function backoffMs(restarts: number, policy: GroupPolicy): number {
 
 export function engineIdOf(groupId: string, attempt: number, rank: number): string {
   return `${groupId}.a${attempt}.r${rank}`;
+}
+
+function idOf(t: GroupTemplate, g: Group, attempt: number, rank: number, workerId: string): string {
+  return t.engineId ? t.engineId(g, attempt, rank, workerId) : engineIdOf(g.id, attempt, rank);
 }
 
 export function reconcileGroups(input: {
@@ -187,7 +203,7 @@ export function reconcileGroups(input: {
           const ranks = placement.map((w, rank) => ({
             rank,
             workerId: w.id,
-            engineId: engineIdOf(g.id, attempt, rank),
+            engineId: idOf(template, g, attempt, rank, w.id),
             gpus: template.gpusPerNode,
           }));
           const leader = placement[0]!;
@@ -203,7 +219,7 @@ export function reconcileGroups(input: {
         case 'ready':
         case 'draining': {
           // Before every rank has reported its engine once, a missing report only means "not yet".
-          const broken = brokenRank(s.ranks, workers, s.t !== 'launching');
+          const broken = brokenRank(s.ranks, workers, s.t !== 'launching', template.nodes > 1);
           if (broken) return s.t === 'draining' ? finishDrain(g, s.ranks, broken) : fail(g, broken);
           const states = s.ranks.map((r) => workers.get(r.workerId)?.engines.get(r.engineId)?.state);
           if (s.t === 'draining') return g; // the gateway reports when in-flight requests are done (drained())
@@ -253,6 +269,7 @@ function brokenRank(
   ranks: readonly RankPlacement[],
   workers: ReadonlyMap<string, WorkerView>,
   mustBeReported: boolean,
+  exitedIsBroken: boolean,
 ): string | undefined {
   for (const r of ranks) {
     const w = workers.get(r.workerId);
@@ -260,7 +277,7 @@ function brokenRank(
     const e = w.engines.get(r.engineId);
     // A worker that restarted faster than the heartbeat timeout comes back without the engine.
     if (!e && mustBeReported) return `rank ${r.rank} lost: worker ${r.workerId} no longer runs ${r.engineId}`;
-    if (e && (e.state === 'exited' || e.state === 'failed' || e.state === 'stopped')) {
+    if (e && ((exitedIsBroken && e.state === 'exited') || e.state === 'failed' || e.state === 'stopped')) {
       return `rank ${r.rank} lost: engine ${r.engineId} on ${r.workerId} ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
     }
   }
@@ -280,17 +297,26 @@ function place(
   workers: ReadonlyMap<string, WorkerView>,
 ): WorkerView[] | string {
   const used = new Map<string, number>();
+  const mine = new Set<string>();
   const current = new Map<string, Group>(previous.map((g) => [g.id, g]));
   for (const g of decided) current.set(g.id, g);
   for (const g of current.values()) {
     if (g.id === group.id) continue;
-    for (const r of ranksOf(g.state))
-      used.set(r.workerId, (used.get(r.workerId) ?? 0) + template.gpusPerNode);
+    for (const r of ranksOf(g.state)) {
+      used.set(r.workerId, (used.get(r.workerId) ?? 0) + r.gpus);
+      if (g.deployment === group.deployment) mine.add(r.workerId);
+    }
   }
+  // A worker that gave up on this very engine id (a single-node group keeps its id per worker) would only
+  // report FAILED again: the issue-2 launcher never relaunched there either; `corral status` shows why.
+  const gaveUp = (w: WorkerView) =>
+    template.nodes === 1 &&
+    w.engines.get(idOf(template, group, group.attempt + 1, 0, w.id))?.state === 'failed';
   const free = (w: WorkerView) => w.gpus - (used.get(w.id) ?? 0);
   const candidates = [...workers.values()]
     .filter((w) => w.live && !w.draining && (!template.gpuType || w.gpuType === template.gpuType))
     .filter((w) => free(w) >= template.gpusPerNode)
+    .filter((w) => !(template.onePerWorker && mine.has(w.id)) && !gaveUp(w))
     .sort((a, b) => free(a) - free(b) || a.id.localeCompare(b.id));
   const want = `${template.nodes} worker${template.nodes > 1 ? 's' : ''} with ${template.gpusPerNode} free ${template.gpuType ?? ''} GPUs`;
   if (!template.topologyKey) {

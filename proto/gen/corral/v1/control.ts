@@ -43,10 +43,37 @@ export interface DeploymentSummary {
   outstandingRequests: number;
 }
 
+/** One rank of a group: which worker runs it, under which engine id. */
+export interface GroupRank {
+  rank: number;
+  workerId: string;
+  engineId: string;
+}
+
+/** A group (one replica of a deployment: the ranks of its plan on concrete workers), as the reconciler sees it. */
+export interface GroupSummary {
+  id: string;
+  deployment: string;
+  /** pending | launching | loading | ready | draining | stopped | failed */
+  state: string;
+  stateSinceMs: number;
+  /** empty while pending, stopped or failed */
+  ranks: GroupRank[];
+  /** rebuilds after a failure */
+  restarts: number;
+  /** launches so far (part of multi-node engine ids) */
+  attempt: number;
+  /** why it last went down ("" if never); for failed, why it gave up */
+  lastFailure: string;
+  /** pending: what placement is waiting for */
+  waitingFor: string;
+}
+
 export interface ClusterStatus {
   workers: WorkerSummary[];
   deployments: DeploymentSummary[];
   nowMs: number;
+  groups: GroupSummary[];
 }
 
 function createBaseStatusRequest(): StatusRequest {
@@ -387,8 +414,336 @@ export const DeploymentSummary: MessageFns<DeploymentSummary> = {
   },
 };
 
+function createBaseGroupRank(): GroupRank {
+  return { rank: 0, workerId: "", engineId: "" };
+}
+
+export const GroupRank: MessageFns<GroupRank> = {
+  encode(message: GroupRank, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rank !== 0) {
+      writer.uint32(8).uint32(message.rank);
+    }
+    if (message.workerId !== "") {
+      writer.uint32(18).string(message.workerId);
+    }
+    if (message.engineId !== "") {
+      writer.uint32(26).string(message.engineId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupRank {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupRank();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.engineId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupRank {
+    return {
+      rank: isSet(object.rank) ? globalThis.Number(object.rank) : 0,
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      engineId: isSet(object.engineId)
+        ? globalThis.String(object.engineId)
+        : isSet(object.engine_id)
+        ? globalThis.String(object.engine_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GroupRank): unknown {
+    const obj: any = {};
+    if (message.rank !== 0) {
+      obj.rank = Math.round(message.rank);
+    }
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.engineId !== "") {
+      obj.engineId = message.engineId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupRank>): GroupRank {
+    return GroupRank.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupRank>): GroupRank {
+    const message = createBaseGroupRank();
+    message.rank = object.rank ?? 0;
+    message.workerId = object.workerId ?? "";
+    message.engineId = object.engineId ?? "";
+    return message;
+  },
+};
+
+function createBaseGroupSummary(): GroupSummary {
+  return {
+    id: "",
+    deployment: "",
+    state: "",
+    stateSinceMs: 0,
+    ranks: [],
+    restarts: 0,
+    attempt: 0,
+    lastFailure: "",
+    waitingFor: "",
+  };
+}
+
+export const GroupSummary: MessageFns<GroupSummary> = {
+  encode(message: GroupSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.deployment !== "") {
+      writer.uint32(18).string(message.deployment);
+    }
+    if (message.state !== "") {
+      writer.uint32(26).string(message.state);
+    }
+    if (message.stateSinceMs !== 0) {
+      writer.uint32(32).uint64(message.stateSinceMs);
+    }
+    for (const v of message.ranks) {
+      GroupRank.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.restarts !== 0) {
+      writer.uint32(48).uint32(message.restarts);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(56).uint32(message.attempt);
+    }
+    if (message.lastFailure !== "") {
+      writer.uint32(66).string(message.lastFailure);
+    }
+    if (message.waitingFor !== "") {
+      writer.uint32(74).string(message.waitingFor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deployment = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stateSinceMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.ranks.push(GroupRank.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.restarts = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.lastFailure = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.waitingFor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupSummary {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      deployment: isSet(object.deployment) ? globalThis.String(object.deployment) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      stateSinceMs: isSet(object.stateSinceMs)
+        ? globalThis.Number(object.stateSinceMs)
+        : isSet(object.state_since_ms)
+        ? globalThis.Number(object.state_since_ms)
+        : 0,
+      ranks: globalThis.Array.isArray(object?.ranks) ? object.ranks.map((e: any) => GroupRank.fromJSON(e)) : [],
+      restarts: isSet(object.restarts) ? globalThis.Number(object.restarts) : 0,
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      lastFailure: isSet(object.lastFailure)
+        ? globalThis.String(object.lastFailure)
+        : isSet(object.last_failure)
+        ? globalThis.String(object.last_failure)
+        : "",
+      waitingFor: isSet(object.waitingFor)
+        ? globalThis.String(object.waitingFor)
+        : isSet(object.waiting_for)
+        ? globalThis.String(object.waiting_for)
+        : "",
+    };
+  },
+
+  toJSON(message: GroupSummary): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.deployment !== "") {
+      obj.deployment = message.deployment;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.stateSinceMs !== 0) {
+      obj.stateSinceMs = Math.round(message.stateSinceMs);
+    }
+    if (message.ranks?.length) {
+      obj.ranks = message.ranks.map((e) => GroupRank.toJSON(e));
+    }
+    if (message.restarts !== 0) {
+      obj.restarts = Math.round(message.restarts);
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.lastFailure !== "") {
+      obj.lastFailure = message.lastFailure;
+    }
+    if (message.waitingFor !== "") {
+      obj.waitingFor = message.waitingFor;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSummary>): GroupSummary {
+    return GroupSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupSummary>): GroupSummary {
+    const message = createBaseGroupSummary();
+    message.id = object.id ?? "";
+    message.deployment = object.deployment ?? "";
+    message.state = object.state ?? "";
+    message.stateSinceMs = object.stateSinceMs ?? 0;
+    message.ranks = object.ranks?.map((e) => GroupRank.fromPartial(e)) || [];
+    message.restarts = object.restarts ?? 0;
+    message.attempt = object.attempt ?? 0;
+    message.lastFailure = object.lastFailure ?? "";
+    message.waitingFor = object.waitingFor ?? "";
+    return message;
+  },
+};
+
 function createBaseClusterStatus(): ClusterStatus {
-  return { workers: [], deployments: [], nowMs: 0 };
+  return { workers: [], deployments: [], nowMs: 0, groups: [] };
 }
 
 export const ClusterStatus: MessageFns<ClusterStatus> = {
@@ -401,6 +756,9 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
     }
     if (message.nowMs !== 0) {
       writer.uint32(24).uint64(message.nowMs);
+    }
+    for (const v of message.groups) {
+      GroupSummary.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -442,6 +800,14 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
             message.nowMs = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.groups.push(GroupSummary.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -467,6 +833,7 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
         : isSet(object.now_ms)
         ? globalThis.Number(object.now_ms)
         : 0,
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => GroupSummary.fromJSON(e)) : [],
     };
   },
 
@@ -481,6 +848,9 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
     if (message.nowMs !== 0) {
       obj.nowMs = Math.round(message.nowMs);
     }
+    if (message.groups?.length) {
+      obj.groups = message.groups.map((e) => GroupSummary.toJSON(e));
+    }
     return obj;
   },
 
@@ -492,6 +862,7 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
     message.workers = object.workers?.map((e) => WorkerSummary.fromPartial(e)) || [];
     message.deployments = object.deployments?.map((e) => DeploymentSummary.fromPartial(e)) || [];
     message.nowMs = object.nowMs ?? 0;
+    message.groups = object.groups?.map((e) => GroupSummary.fromPartial(e)) || [];
     return message;
   },
 };

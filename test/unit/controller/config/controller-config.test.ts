@@ -6,6 +6,7 @@ import {
   CONTROLLER_DEFAULTS,
   compileControllerConfig,
   DEPLOYMENT_DEFAULTS,
+  GROUPS_DEFAULTS,
   parseListen,
 } from '../../../../controller/config/controller-config.ts';
 
@@ -27,7 +28,62 @@ describe('compileControllerConfig', () => {
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 7070 });
     expect(c.heartbeatIntervalMs).toBe(CONTROLLER_DEFAULTS.heartbeatIntervalMs);
     expect(c.workerTimeoutMs).toBe(CONTROLLER_DEFAULTS.workerTimeoutMs);
-    expect(c.deployments[0]).toEqual({ ...minimal, ...DEPLOYMENT_DEFAULTS, engineArgs: [], engineEnv: {} });
+    expect(c.groups).toEqual(GROUPS_DEFAULTS);
+    expect(c.deployments[0]).toEqual({
+      ...minimal,
+      ...DEPLOYMENT_DEFAULTS,
+      tensorParallel: 1,
+      pipelineParallel: 1,
+      nodes: 1,
+      gpusPerNode: 1,
+      engineArgs: [],
+      engineEnv: {},
+    });
+  });
+
+  it.each([
+    ['gpusPerReplica alone is single-node TP', { gpusPerReplica: 8 }, [8, 1, 8]],
+    ['TP x PP over nodes', { tensorParallel: 8, pipelineParallel: 2 }, [8, 2, 16]],
+    ['both, consistent', { gpusPerReplica: 16, tensorParallel: 8, pipelineParallel: 2 }, [8, 2, 16]],
+  ])('parallelism: %s', (_name, extra, [tp, pp, total]) => {
+    const dep = compileControllerConfig({ deployments: [{ ...minimal, ...extra }] }).deployments[0];
+    expect(dep).toMatchObject({
+      tensorParallel: tp,
+      pipelineParallel: pp,
+      gpusPerReplica: total,
+      nodes: pp,
+      gpusPerNode: tp,
+    });
+  });
+
+  it('keeps placement and quantization options, and the groups policy', () => {
+    const c = compileControllerConfig({
+      groups: {
+        maxRestarts: 0,
+        backoffBaseMs: 200,
+        backoffMaxMs: 400,
+        startTimeoutMs: 5000,
+        masterPortBase: 40000,
+      },
+      deployments: [
+        {
+          ...minimal,
+          tensorParallel: 8,
+          pipelineParallel: 2,
+          gpuType: 'h100-80g',
+          topologyKey: 'rack',
+          quantization: 'fp8',
+        },
+      ],
+    });
+    expect(c.groups).toEqual({
+      maxRestarts: 0,
+      backoffBaseMs: 200,
+      backoffMaxMs: 400,
+      startTimeoutMs: 5000,
+      masterPortBase: 40000,
+    });
+    expect(c.deployments[0]).toMatchObject({ gpuType: 'h100-80g', topologyKey: 'rack', quantization: 'fp8' });
   });
 
   it('keeps given values', () => {
@@ -138,6 +194,59 @@ describe('compileControllerConfig', () => {
       d({ engineArgs: ['--port=8000'] }),
       'deployments[0].engineArgs[0]',
       'set by the worker',
+    ],
+    [
+      'engineArgs parallelism',
+      d({ engineArgs: ['--tensor-parallel-size', '8'] }),
+      'deployments[0].engineArgs[0]',
+      'set by the controller',
+    ],
+    [
+      'gpusPerReplica disagrees with TP x PP',
+      d({ gpusPerReplica: 8, tensorParallel: 8, pipelineParallel: 2 }),
+      'deployments[0].gpusPerReplica',
+      'must equal tensorParallel x pipelineParallel (16)',
+    ],
+    [
+      'gpusPerReplica with PP',
+      d({ gpusPerReplica: 16, pipelineParallel: 2 }),
+      'deployments[0].gpusPerReplica',
+      'single-node shorthand',
+    ],
+    ['zero PP', d({ pipelineParallel: 0 }), 'deployments[0].pipelineParallel', 'must be a positive integer'],
+    [
+      'TP a string',
+      d({ tensorParallel: '8' }),
+      'deployments[0].tensorParallel',
+      'must be a positive integer',
+    ],
+    ['empty gpuType', d({ gpuType: '' }), 'deployments[0].gpuType', 'must be a non-empty string'],
+    [
+      'topologyKey a number',
+      d({ topologyKey: 1 }),
+      'deployments[0].topologyKey',
+      'must be a non-empty string',
+    ],
+    ['quantization int4', d({ quantization: 'int4' }), 'deployments[0].quantization', 'must be fp8'],
+    ['groups not a mapping', { ...d({}), groups: 3 }, 'groups', 'must be a mapping'],
+    ['groups unknown field', { ...d({}), groups: { restarts: 1 } }, 'groups.restarts', 'unknown field'],
+    [
+      'negative maxRestarts',
+      { ...d({}), groups: { maxRestarts: -1 } },
+      'groups.maxRestarts',
+      'must be a non-negative integer',
+    ],
+    [
+      'backoff max below base',
+      { ...d({}), groups: { backoffBaseMs: 5000, backoffMaxMs: 1000 } },
+      'groups.backoffMaxMs',
+      'must be >= groups.backoffBaseMs',
+    ],
+    [
+      'master port too low',
+      { ...d({}), groups: { masterPortBase: 80 } },
+      'groups.masterPortBase',
+      'in 1024..60000',
     ],
     ['engineEnv not a mapping', d({ engineEnv: ['A=1'] }), 'deployments[0].engineEnv', 'must be a mapping'],
     ['engineEnv number', d({ engineEnv: { A: 1 } }), 'deployments[0].engineEnv.A', 'must be a string'],

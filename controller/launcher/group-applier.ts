@@ -1,0 +1,278 @@
+/**
+ * Applies the group reconciler (controller/groups/group-reconciler.ts) to the live cluster: on every registry
+ * event and on a timer it builds a WorkerView per registered worker, calls reconcileGroups, logs every group
+ * transition `OLD -> NEW` with its reason, and sends the LaunchEngine / StopEngine directives.
+ *
+ * Level-triggered: what it keeps is the groups (the reconciler's state), and per worker stream the launches the
+ * worker has not yet shown to take effect; everything else is read again from the registry each time. An engine
+ * of a deployment that belongs to no current group rank (a rank of a torn-down attempt, a stop lost with a
+ * stream) is stopped here, once per stream.
+ */
+import type { Clock } from '../../common/clock.ts';
+import type { Logger } from '../../common/log.ts';
+import { EngineState } from '../../proto/gen/corral/v1/worker.ts';
+import type { Deployment, GroupsConfig } from '../config/controller-config.ts';
+import {
+  type Directive,
+  type Group,
+  type GroupPolicy,
+  type GroupTemplate,
+  type RankEngineState,
+  reconcileGroups,
+  type WorkerView,
+} from '../groups/group-reconciler.ts';
+import { ranksOf } from '../groups/group-state.ts';
+import type { WorkerRegistry } from '../registry/worker-registry.ts';
+import { belongsTo, engineArgs, engineIdOf } from './engine-args.ts';
+
+const RANK_STATE: Partial<Record<EngineState, RankEngineState>> = {
+  [EngineState.ENGINE_STATE_STARTING]: 'starting',
+  [EngineState.ENGINE_STATE_READY]: 'ready',
+  [EngineState.ENGINE_STATE_EXITED]: 'exited',
+  [EngineState.ENGINE_STATE_FAILED]: 'failed',
+  [EngineState.ENGINE_STATE_STOPPING]: 'stopped',
+  [EngineState.ENGINE_STATE_STOPPED]: 'stopped',
+};
+
+// Only a state a launch can have produced proves the worker acted on it: a STOPPED report for the same id may
+// describe the engine it replaces (a single-node group keeps its id on a worker).
+const TOOK_EFFECT: ReadonlySet<EngineState> = new Set([
+  EngineState.ENGINE_STATE_STARTING,
+  EngineState.ENGINE_STATE_READY,
+  EngineState.ENGINE_STATE_EXITED,
+  EngineState.ENGINE_STATE_FAILED,
+]);
+
+const HOLDS_PROCESS: ReadonlySet<EngineState> = new Set([
+  EngineState.ENGINE_STATE_STARTING,
+  EngineState.ENGINE_STATE_READY,
+  EngineState.ENGINE_STATE_EXITED,
+]);
+
+interface SentOnSession {
+  sessionId: number;
+  launches: Set<string>;
+  stops: Set<string>;
+}
+
+export interface GroupRecord {
+  group: Group;
+  /** The latest failure that took the group down (kept after it is rebuilt), for `corral status`. */
+  lastFailure: string;
+}
+
+export class GroupApplier {
+  private groups: Group[] = [];
+  private nextOrdinal = 1;
+  private readonly lastFailure = new Map<string, string>();
+  private readonly sent = new Map<string, SentOnSession>();
+  private readonly templates: GroupTemplate[];
+  private readonly policy: GroupPolicy;
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly deps: {
+      deployments: readonly Deployment[];
+      registry: WorkerRegistry;
+      groups: GroupsConfig;
+      clock: Clock;
+      log: Logger;
+    },
+  ) {
+    const g = deps.groups;
+    this.policy = {
+      maxRestarts: g.maxRestarts,
+      backoffBaseMs: g.backoffBaseMs,
+      backoffMaxMs: g.backoffMaxMs,
+      startTimeoutMs: g.startTimeoutMs,
+    };
+    this.templates = deps.deployments.map((d) => templateOf(d, g.masterPortBase));
+  }
+
+  /** Reconciles on every registry event and every `tickMs`. */
+  start(tickMs: number): void {
+    this.deps.registry.onEvent(() => this.reconcile());
+    this.timer = setInterval(() => this.reconcile(), tickMs);
+    this.timer.unref();
+    this.reconcile();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Every group this controller formed, oldest first, with its last failure. */
+  records(): GroupRecord[] {
+    return this.groups.map((group) => ({ group, lastFailure: this.lastFailure.get(group.id) ?? '' }));
+  }
+
+  reconcile(): Directive[] {
+    // A directive sent from here reaches a session synchronously; a listener that re-enters would act on a
+    // half-applied result.
+    if (this.busy) return [];
+    // Between Hello and the first heartbeat a worker's engines are unknown: deciding then would take a group
+    // whose worker reconnected after a blip for broken. The first heartbeat follows Hello at once, and a worker
+    // that never sends one is dropped after workerTimeoutMs.
+    if (this.deps.registry.all().some((r) => r.conn.t === 'connected' && !r.reported)) return [];
+    this.busy = true;
+    try {
+      const result = reconcileGroups({
+        templates: this.templates,
+        groups: this.groups,
+        workers: this.views(),
+        policy: this.policy,
+        now: this.deps.clock.now(),
+        nextOrdinal: this.nextOrdinal,
+      });
+      this.groups = result.groups;
+      for (const g of this.groups) this.nextOrdinal = Math.max(this.nextOrdinal, g.ordinal + 1);
+      for (const e of result.events) {
+        const broken = e.from !== 'new' && (e.to === 'pending' || e.to === 'failed');
+        if (broken) this.lastFailure.set(e.groupId, e.reason);
+        const level = broken ? 'warn' : 'info';
+        this.deps.log[level](`group ${e.groupId}: ${e.from} -> ${e.to} (${e.reason})`, {
+          groupId: e.groupId,
+          from: e.from,
+          to: e.to,
+          reason: e.reason,
+        });
+      }
+      const directives = [...result.directives, ...this.orphans()];
+      for (const d of directives) this.apply(d);
+      return directives;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private views(): WorkerView[] {
+    const out: WorkerView[] = [];
+    for (const r of this.deps.registry.all()) {
+      const sessionId = r.conn.t === 'connected' ? r.conn.sessionId : undefined;
+      let sent = this.sent.get(r.workerId);
+      if (sent && sent.sessionId !== sessionId) {
+        this.sent.delete(r.workerId);
+        sent = undefined;
+      }
+      const engines = new Map<string, { state: RankEngineState; detail?: string }>();
+      for (const e of r.engines) {
+        if (sent) {
+          if (TOOK_EFFECT.has(e.state)) sent.launches.delete(e.engineId);
+          if (!HOLDS_PROCESS.has(e.state)) sent.stops.delete(e.engineId);
+          // Launched on this stream, not yet acted on: what it reports describes the engine it replaces.
+          if (sent.launches.has(e.engineId)) continue;
+        }
+        const state = RANK_STATE[e.state];
+        if (state) engines.set(e.engineId, { state, ...(e.detail ? { detail: e.detail } : {}) });
+      }
+      out.push({
+        id: r.workerId,
+        live: r.conn.t === 'connected',
+        draining: r.draining,
+        gpus: r.inventory.gpus?.count ?? 0,
+        gpuType: (r.inventory.gpus?.type ?? '').toLowerCase(),
+        engineHost: r.inventory.engineHost,
+        labels: r.inventory.labels,
+        engines,
+      });
+    }
+    return out;
+  }
+
+  /** Running engines of our deployments that no current group rank owns: stop them. */
+  private orphans(): Directive[] {
+    const owned = new Set<string>();
+    for (const g of this.groups) for (const r of ranksOf(g.state)) owned.add(r.engineId);
+    const out: Directive[] = [];
+    for (const r of this.deps.registry.all()) {
+      if (r.conn.t !== 'connected' || !r.reported) continue;
+      for (const e of r.engines) {
+        if (owned.has(e.engineId) || !HOLDS_PROCESS.has(e.state)) continue;
+        if (!this.deps.deployments.some((d) => belongsTo(e.engineId, d.name, r.workerId))) continue;
+        out.push({ t: 'stop', workerId: r.workerId, engineId: e.engineId });
+      }
+    }
+    return out;
+  }
+
+  private sentFor(workerId: string): SentOnSession | undefined {
+    const sessionId = this.deps.registry.sessionOf(workerId);
+    if (sessionId === undefined) return undefined;
+    let s = this.sent.get(workerId);
+    if (!s || s.sessionId !== sessionId) {
+      s = { sessionId, launches: new Set(), stops: new Set() };
+      this.sent.set(workerId, s);
+    }
+    return s;
+  }
+
+  private apply(d: Directive): void {
+    const sent = this.sentFor(d.workerId);
+    if (!sent) return;
+    const log = this.deps.log;
+    if (d.t === 'launch') {
+      log.info('launching engine', { workerId: d.workerId, engineId: d.engineId, args: d.args });
+      const ok = this.deps.registry.send(d.workerId, {
+        msg: {
+          $case: 'launch',
+          value: {
+            engineId: d.engineId,
+            model: d.model,
+            args: d.args,
+            env: d.env,
+            gpus: d.gpus,
+            headless: d.headless,
+            ...(d.groupMember ? { groupMember: true } : {}),
+          },
+        },
+      });
+      if (ok) {
+        sent.launches.add(d.engineId);
+        sent.stops.delete(d.engineId);
+      }
+      return;
+    }
+    if (sent.stops.has(d.engineId)) return;
+    log.info('stopping engine', { workerId: d.workerId, engineId: d.engineId });
+    if (
+      this.deps.registry.send(d.workerId, {
+        msg: { $case: 'stop', value: { engineId: d.engineId, graceMs: 0 } },
+      })
+    ) {
+      sent.stops.add(d.engineId);
+      sent.launches.delete(d.engineId);
+    }
+  }
+}
+
+/** The reconciler's template of one deployment: its group shape and how each rank is launched. */
+export function templateOf(d: Deployment, masterPortBase: number): GroupTemplate {
+  const single = d.nodes === 1;
+  return {
+    deployment: d.name,
+    replicas: d.replicas,
+    nodes: d.nodes,
+    gpusPerNode: d.gpusPerNode,
+    ...(d.topologyKey ? { topologyKey: d.topologyKey } : {}),
+    ...(d.gpuType ? { gpuType: d.gpuType.toLowerCase() } : {}),
+    ...(single
+      ? { onePerWorker: true, engineId: (_g, _a, _r, workerId) => engineIdOf(d.name, workerId) }
+      : {}),
+    launch: (rank, leader, group) => ({
+      model: d.model,
+      args: single
+        ? engineArgs(d)
+        : engineArgs(d, {
+            rank,
+            masterAddr: leader.engineHost || leader.id,
+            // Groups of the local cluster share one host: each meets on its own port.
+            masterPort: masterPortBase + group.ordinal,
+          }),
+      env: { ...d.engineEnv },
+      gpus: d.gpusPerNode,
+      headless: rank > 0,
+      groupMember: !single,
+    }),
+  };
+}
