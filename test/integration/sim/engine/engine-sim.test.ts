@@ -11,6 +11,10 @@ let sim: SimProcess;
 let base: string;
 let closedBeforeStartup: boolean;
 
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are read field by field and checked by the assertions
+type Json = any;
+const json = async (r: Response | Promise<Response>): Promise<Json> => (await r).json();
+
 const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` };
 const post = (path: string, body: unknown, h: Record<string, string> = headers) =>
   fetch(`${base}${path}`, { method: 'POST', headers: h, body: JSON.stringify(body) });
@@ -65,13 +69,13 @@ describe('engine simulator process', () => {
     const health = await fetch(`${base}/health`);
     expect(health.status).toBe(200);
     expect(await health.text()).toBe('');
-    expect(await (await fetch(`${base}/version`)).json()).toEqual({
+    expect(await json(fetch(`${base}/version`))).toEqual({
       version: expect.stringMatching(/^\d+\.\d+\.\d+$/),
     });
   });
 
   it('lists the served model with max_model_len', async () => {
-    const body = await (await fetch(`${base}/v1/models`, { headers })).json();
+    const body = await json(fetch(`${base}/v1/models`, { headers }));
     expect(body.data[0]).toMatchObject({ id: MODEL, object: 'model', max_model_len: 256 });
   });
 
@@ -101,10 +105,10 @@ describe('engine simulator process', () => {
     expect(tokenChunks.at(-1).choices[0].finish_reason).toBe('length');
     const promptIds = tokenChunks[0].choices[0].prompt_token_ids;
     expect(usageChunk.usage.prompt_tokens).toBe(promptIds.length);
-    const tok = await (await post('/tokenize', { model: MODEL, prompt })).json();
+    const tok = await json(post('/tokenize', { model: MODEL, prompt }));
     expect(tok).toEqual({ count: promptIds.length, max_model_len: 256, tokens: promptIds });
     const text = tokenChunks.map((c) => c.choices[0].text).join('');
-    const detok = await (await post('/detokenize', { model: MODEL, tokens: ids })).json();
+    const detok = await json(post('/detokenize', { model: MODEL, tokens: ids }));
     expect(detok.prompt).toBe(text);
   });
 
@@ -126,7 +130,7 @@ describe('engine simulator process', () => {
     const content = chunks.slice(1, -1);
     expect(content).toHaveLength(5);
     expect(content.at(-1).choices[0].finish_reason).toBe('length');
-    const tok = await (await post('/tokenize', { model: MODEL, messages })).json();
+    const tok = await json(post('/tokenize', { model: MODEL, messages }));
     expect(chunks.at(-1).usage).toEqual({
       prompt_tokens: tok.count,
       completion_tokens: 5,
@@ -135,19 +139,10 @@ describe('engine simulator process', () => {
   });
 
   it('is deterministic for a (seed, prompt) pair and continues exactly from prompt + generated token ids', async () => {
-    const ask = async (prompt: string | number[], max_tokens: number) =>
-      (
-        await (
-          await post('/v1/completions', {
-            model: MODEL,
-            prompt,
-            max_tokens,
-            seed: 7,
-            ignore_eos: true,
-            return_token_ids: true,
-          })
-        ).json()
-      ).choices[0];
+    const ask = async (prompt: string | number[], max_tokens: number) => {
+      const body = { model: MODEL, prompt, max_tokens, seed: 7, ignore_eos: true, return_token_ids: true };
+      return (await json(post('/v1/completions', body))).choices[0];
+    };
     const a = await ask('Tell me a story', 10);
     const b = await ask('Tell me a story', 10);
     expect(b.text).toBe(a.text);
@@ -163,35 +158,35 @@ describe('engine simulator process', () => {
       { ...headers, 'x-request-id': 'req-42' },
     );
     expect(res.headers.get('x-request-id')).toBe('req-42');
-    expect((await res.json()).id).toBe('cmpl-req-42');
+    expect((await json(res)).id).toBe('cmpl-req-42');
   });
 
   it('answers errors with vLLM status codes and texts', async () => {
     const unknown = await post('/v1/completions', { model: 'nope', prompt: 'hi' });
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toEqual({
+    expect(await json(unknown)).toEqual({
       error: { message: 'The model `nope` does not exist.', type: 'NotFoundError', param: null, code: 404 },
     });
     const long = 'word '.repeat(300);
     const tooLong = await post('/v1/completions', { model: MODEL, prompt: long });
     expect(tooLong.status).toBe(400);
-    expect((await tooLong.json()).error.message).toMatch(
+    expect((await json(tooLong)).error.message).toMatch(
       /^This model's maximum context length is 256 tokens\. However, your request has \d+ input tokens\. Please reduce the length of the input messages\.$/,
     );
     const tooMany = await post('/v1/completions', { model: MODEL, prompt: 'hi', max_tokens: 300 });
     expect(tooMany.status).toBe(400);
-    expect((await tooMany.json()).error.message).toBe(
+    expect((await json(tooMany)).error.message).toBe(
       "'max_tokens' or 'max_completion_tokens' is too large: 300. This model's maximum context length is 256 tokens and your request has 2 input tokens (300 > 256 - 2).",
     );
     const n2 = await post('/v1/completions', { model: MODEL, prompt: 'hi', n: 2 });
     expect(n2.status).toBe(400);
-    expect((await n2.json()).error.type).toBe('BadRequestError');
+    expect((await json(n2)).error.type).toBe('BadRequestError');
   });
 
   it('answers 401 on /v1/* without the API key, but not on /health', async () => {
     const res = await fetch(`${base}/v1/models`);
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: 'Unauthorized' });
+    expect(await json(res)).toEqual({ error: 'Unauthorized' });
     const wrong = await fetch(`${base}/v1/models`, { headers: { authorization: 'Bearer wrong' } });
     expect(wrong.status).toBe(401);
     expect((await fetch(`${base}/health`)).status).toBe(200);
