@@ -1,0 +1,201 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../../common/clock.ts';
+import { EOT, encodePrompt } from '../../../../../common/tokenizer.ts';
+import {
+  type End,
+  EngineCore,
+  type EngineCoreConfig,
+  type GenerationRequest,
+  type Timers,
+} from '../../../../../sim/engine/model/engine-core.ts';
+
+/** Timers in virtual time: run() fires due callbacks in time order while advancing the clock. */
+class FakeTimers implements Timers {
+  private seq = 0;
+  private pending = new Map<number, { at: number; fn: () => void; order: number }>();
+  constructor(private readonly clock: ManualClock) {}
+  set(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.pending.set(id, { at: this.clock.now() + ms, fn, order: id });
+    return id;
+  }
+  clear(h: unknown): void {
+    this.pending.delete(h as number);
+  }
+  runUntil(t: number): void {
+    for (;;) {
+      const next = [...this.pending.entries()]
+        .filter(([, p]) => p.at <= t)
+        .sort(([, a], [, b]) => a.at - b.at || a.order - b.order)[0];
+      if (!next) break;
+      this.pending.delete(next[0]);
+      this.clock.set(next[1].at);
+      next[1].fn();
+    }
+    this.clock.set(t);
+  }
+}
+
+const CFG: EngineCoreConfig = {
+  maxNumSeqs: 4,
+  schedulingPolicy: 'fcfs',
+  ttftMs: 100,
+  itlMs: 10,
+  output: 'random',
+  eosProb: 0,
+  defaultSeed: 0,
+  kvTokens: 10_000,
+};
+
+function setup(over: Partial<EngineCoreConfig> = {}) {
+  const clock = new ManualClock(0);
+  const timers = new FakeTimers(clock);
+  const core = new EngineCore({ ...CFG, ...over }, clock, timers);
+  return { clock, timers, core };
+}
+
+function req(over: Partial<GenerationRequest> = {}): GenerationRequest {
+  return {
+    id: 'r',
+    promptIds: encodePrompt('Hello there'),
+    maxTokens: 5,
+    minTokens: 0,
+    ignoreEos: false,
+    stop: [],
+    seed: 1,
+    priority: 0,
+    ...over,
+  };
+}
+
+function sink() {
+  const out = { ids: [] as number[], text: '', end: null as End | null, finished: false, firstAt: -1 };
+  return {
+    out,
+    sink: {
+      token(id: number, text: string, end: End | null) {
+        out.ids.push(id);
+        out.text += text;
+        if (end) out.end = end;
+      },
+      finish() {
+        out.finished = true;
+      },
+    },
+  };
+}
+
+describe('EngineCore', () => {
+  it('emits the first token after the TTFT and one per inter-token latency, ending at max_tokens', () => {
+    const { timers, core } = setup();
+    const s = sink();
+    core.submit(req(), s.sink);
+    timers.runUntil(99);
+    expect(s.out.ids).toHaveLength(0);
+    timers.runUntil(100);
+    expect(s.out.ids).toHaveLength(1);
+    timers.runUntil(140);
+    expect(s.out.ids).toHaveLength(5);
+    expect(s.out.end).toEqual({ reason: 'length', stopReason: null });
+    expect(s.out.finished).toBe(true);
+    expect(core.numRunning).toBe(0);
+  });
+
+  it('admits at most max-num-seqs requests; the rest wait in FCFS order', () => {
+    const { timers, core } = setup({ maxNumSeqs: 2 });
+    const sinks = [sink(), sink(), sink()];
+    sinks.forEach((s, i) => {
+      core.submit(req({ id: `r${i}` }), s.sink);
+    });
+    expect(core.numRunning).toBe(2);
+    expect(core.numWaiting).toBe(1);
+    timers.runUntil(140);
+    expect(sinks[2]?.out.ids).toHaveLength(0);
+    expect(core.numRunning).toBe(1);
+    timers.runUntil(1000);
+    expect(sinks.every((s) => s.out.finished)).toBe(true);
+  });
+
+  it('with the priority policy, a lower priority value runs first', () => {
+    const { timers, core } = setup({ maxNumSeqs: 1, schedulingPolicy: 'priority' });
+    const order: string[] = [];
+    const track = (name: string) => ({ token() {}, finish: () => order.push(name) });
+    core.submit(req({ maxTokens: 1 }), track('first'));
+    core.submit(req({ maxTokens: 1, priority: 5 }), track('low'));
+    core.submit(req({ maxTokens: 1, priority: -1 }), track('high'));
+    timers.runUntil(1000);
+    expect(order).toEqual(['first', 'high', 'low']);
+  });
+
+  it('is deterministic for a (seed, prompt) pair and differs for another seed', () => {
+    const run = (seed: number) => {
+      const { timers, core } = setup();
+      const s = sink();
+      core.submit(req({ seed, maxTokens: 20 }), s.sink);
+      timers.runUntil(10_000);
+      return s.out.ids;
+    };
+    expect(run(1)).toEqual(run(1));
+    expect(run(1)).not.toEqual(run(2));
+  });
+
+  it('stops at a stop string, without the stop string in the text', () => {
+    const { timers, core } = setup({ output: 'echo' });
+    const s = sink();
+    core.submit(
+      req({ promptIds: encodePrompt('alpha beta gamma delta'), maxTokens: 50, stop: [' gamma'] }),
+      s.sink,
+    );
+    timers.runUntil(10_000);
+    expect(s.out.text).toBe('alpha beta');
+    expect(s.out.end).toEqual({ reason: 'stop', stopReason: ' gamma' });
+  });
+
+  it('samples EOS unless ignore_eos, and never before min_tokens', () => {
+    const eos = (over: Partial<GenerationRequest>) => {
+      const { timers, core } = setup({ eosProb: 1 });
+      const s = sink();
+      core.submit(req({ maxTokens: 8, ...over }), s.sink);
+      timers.runUntil(10_000);
+      return s.out;
+    };
+    expect(eos({}).ids).toEqual([EOT]);
+    expect(eos({}).end).toEqual({ reason: 'stop', stopReason: null });
+    expect(eos({ minTokens: 3 }).ids).toHaveLength(4);
+    expect(eos({ ignoreEos: true }).ids).toHaveLength(8);
+  });
+
+  it('an aborted request frees its slot for a waiting one and produces nothing more', () => {
+    const { timers, core } = setup({ maxNumSeqs: 1 });
+    const a = sink();
+    const b = sink();
+    const abort = core.submit(req({ maxTokens: 100 }), a.sink);
+    core.submit(req(), b.sink);
+    timers.runUntil(120);
+    const before = a.out.ids.length;
+    abort();
+    abort();
+    expect(core.numRunning).toBe(1);
+    expect(core.numWaiting).toBe(0);
+    timers.runUntil(10_000);
+    expect(a.out.ids).toHaveLength(before);
+    expect(a.out.finished).toBe(false);
+    expect(b.out.finished).toBe(true);
+  });
+
+  it('counts metrics from events: histogram counts equal finished requests, ITL one per later token', () => {
+    const { timers, core } = setup();
+    for (let i = 0; i < 3; i++) core.submit(req({ maxTokens: 4 }), sink().sink);
+    timers.runUntil(10_000);
+    const m = core.metrics;
+    expect(m.ttft.total).toBe(3);
+    expect(m.e2e.total).toBe(3);
+    expect(m.itl.total).toBe(9);
+    expect(m.generationTokens).toBe(12);
+    expect(m.success.length).toBe(3);
+    const text = m.render('m', { running: 0, waiting: 0, kvUsage: 0 });
+    expect(text).toContain('vllm:time_to_first_token_seconds_bucket{engine="0",model_name="m",le="0.1"} 3');
+    expect(text).toContain('vllm:time_to_first_token_seconds_bucket{engine="0",model_name="m",le="0.08"} 0');
+    expect(text).toContain('vllm:e2e_request_latency_seconds_count{engine="0",model_name="m"} 3');
+  });
+});
