@@ -227,7 +227,9 @@ export function reconcileGroups(input: {
             return fail(g, `not ready within ${Math.round(policy.startTimeoutMs / 1000)} s`);
           }
           if (s.t === 'launching' && states.every((x) => x !== undefined)) {
-            return move(g, { t: 'loading', since: now, ranks: s.ranks }, 'every rank started');
+            // A leader already healthy (a fast simulator, an engine kept across a controller restart) is ready
+            // in this same pass: the replica view routes as soon as the registry shows it, so should we.
+            return step(move(g, { t: 'loading', since: now, ranks: s.ranks }, 'every rank started'));
           }
           if (s.t === 'loading' && states[0] === 'ready') {
             return move(g, { t: 'ready', since: now, ranks: s.ranks }, 'leader healthy, every rank running');

@@ -47,6 +47,8 @@ export class FakeWorker {
   readonly engines = new Map<string, EngineStatus>();
   script: Script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
   autoReady = true;
+  /** Report an engine STOPPED when told to stop it (off: it keeps the state it had, as before). */
+  honourStops = false;
   private readonly client: RegistryClient;
   private stream: ClientDuplexStream<WorkerMessage, ControllerMessage> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -135,6 +137,12 @@ export class FakeWorker {
         });
         this.heartbeat();
       }
+      if (m.msg?.$case === 'stop' && this.honourStops) {
+        const e = this.engines.get(m.msg.value.engineId);
+        if (e)
+          this.engines.set(e.engineId, { ...e, state: EngineState.ENGINE_STATE_STOPPED, detail: 'stopped' });
+        this.heartbeat();
+      }
     });
     stream.write(first ?? { msg: { $case: 'hello', value: { inventory: this.inventory() } } });
     this.heartbeat();
@@ -174,6 +182,11 @@ export class FakeWorker {
 
   launches(): ControllerMessage['msg'][] {
     return this.directives.map((d) => d.msg).filter((m) => m?.$case === 'launch');
+  }
+
+  /** Engine ids the controller told this worker to stop, in order. */
+  stops(): string[] {
+    return this.directives.flatMap((d) => (d.msg?.$case === 'stop' ? [d.msg.value.engineId] : []));
   }
 
   async stop(): Promise<void> {

@@ -244,6 +244,36 @@ describe('group reconciler', () => {
     });
   });
 
+  it('a group of one node treats an exited engine as its worker restarting it; failed still breaks it', () => {
+    const one = template({ nodes: 1, replicas: 2, onePerWorker: true });
+    const two = [worker('a', { gpus: 16 }), worker('b', { gpus: 16 })];
+    let r = run([], two, 0, one);
+    const placed = r.groups.map((g) => (g.state.t === 'launching' ? g.state.ranks[0]?.workerId : '-'));
+    expect(placed).toEqual(['a', 'b']); // one per worker although a holds two
+    r = run(
+      r.groups,
+      reporting(two, r.groups, () => 'ready'),
+      1,
+      one,
+    );
+    expect(r.groups.map((g) => g.state.t)).toEqual(['ready', 'ready']);
+    const exited = run(
+      r.groups,
+      reporting(two, r.groups, () => 'exited'),
+      2,
+      one,
+    );
+    expect(exited.groups.map((g) => g.state.t)).toEqual(['ready', 'ready']);
+    expect(exited.directives).toEqual([]);
+    const failed = run(
+      r.groups,
+      reporting(two, r.groups, () => 'failed'),
+      2,
+      one,
+    );
+    expect(failed.groups.map((g) => g.state.t)).toEqual(['pending', 'pending']);
+  });
+
   it('refuses illegal transitions', () => {
     expect(() =>
       transition('g', { t: 'failed', since: 0, reason: 'x' }, { t: 'pending', since: 1, retryAt: 1 }),

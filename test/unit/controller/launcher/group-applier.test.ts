@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../common/clock.ts';
+import { type Logger, silentLogger } from '../../../../common/log.ts';
+import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
+import { belongsTo, parseRankEngineId } from '../../../../controller/launcher/engine-args.ts';
+import { GroupApplier } from '../../../../controller/launcher/group-applier.ts';
+import { type Session, WorkerRegistry } from '../../../../controller/registry/worker-registry.ts';
+import type { ControllerMessage } from '../../../../proto/gen/corral/v1/registry.ts';
+import { EngineState, type EngineStatus, type Inventory } from '../../../../proto/gen/corral/v1/worker.ts';
+
+const D = 'llama-405b';
+
+function setup(deployment: Record<string, unknown>) {
+  const config = compileControllerConfig({
+    groups: { backoffBaseMs: 1000, backoffMaxMs: 1000, maxRestarts: 2 },
+    deployments: [{ name: D, model: 'meta-llama/Llama-3.1-405B-Instruct', replicas: 1, ...deployment }],
+  });
+  const clock = new ManualClock(1000);
+  const registry = new WorkerRegistry({ workerTimeoutMs: 3000, clock, log: silentLogger });
+  const lines: string[] = [];
+  const log: Logger = {
+    ...silentLogger,
+    info: (m: string) => lines.push(m),
+    warn: (m: string) => lines.push(m),
+    child: () => log,
+  };
+  const applier = new GroupApplier({
+    deployments: config.deployments,
+    registry,
+    groups: config.groups,
+    clock,
+    log,
+  });
+  const sessions = new Map<string, { sent: ControllerMessage[]; sessionId: number }>();
+  const join = (id: string, engineHost = `10.0.0.${id.slice(1)}`) => {
+    const sent: ControllerMessage[] = [];
+    const s: Session = { send: (m) => sent.push(m), close: () => {} };
+    const inventory: Inventory = {
+      workerId: id,
+      nodeName: id,
+      address: `127.0.0.1:500${id.slice(1)}`,
+      gpus: { count: 8, type: 'H100-80G', memoryBytes: 80e9 },
+      labels: {},
+      version: 'test',
+      engineHost,
+    };
+    const sessionId = registry.attach(inventory, 'peer', s);
+    sessions.set(id, { sent, sessionId });
+    report(id, []);
+  };
+  const report = (id: string, engines: [string, EngineState][]) => {
+    const s = sessions.get(id);
+    if (!s) throw new Error(id);
+    registry.heartbeat(id, s.sessionId, {
+      engines: engines.map(([engineId, state]) => engine(engineId, state)),
+      sentAtMs: clock.now(),
+      draining: false,
+    });
+  };
+  const sent = (id: string) =>
+    (sessions.get(id)?.sent ?? []).map((m) =>
+      m.msg?.$case === 'launch'
+        ? `launch ${m.msg.value.engineId}`
+        : m.msg?.$case === 'stop'
+          ? `stop ${m.msg.value.engineId}`
+          : '?',
+    );
+  return { applier, registry, clock, lines, join, report, sent, sessions };
+}
+
+function engine(engineId: string, state: EngineState): EngineStatus {
+  return {
+    engineId,
+    state,
+    model: 'm',
+    running: 0,
+    waiting: 0,
+    kvCacheUsage: 0,
+    prefixCacheQueries: 0,
+    prefixCacheHits: 0,
+    restarts: 0,
+    lastExit: undefined,
+    httpAddress: '',
+    detail: '',
+    stateSinceMs: 0,
+    maxModelLen: 0,
+  };
+}
+
+const { READY, EXITED, STOPPED, STARTING } = {
+  READY: EngineState.ENGINE_STATE_READY,
+  EXITED: EngineState.ENGINE_STATE_EXITED,
+  STOPPED: EngineState.ENGINE_STATE_STOPPED,
+  STARTING: EngineState.ENGINE_STATE_STARTING,
+};
+
+describe('GroupApplier', () => {
+  it('launches both ranks of a 2-node group once, logs every transition OLD -> NEW with its reason', () => {
+    const t = setup({ tensorParallel: 8, pipelineParallel: 2, gpuType: 'h100-80g' });
+    t.applier.start(60_000);
+    t.join('n1');
+    t.join('n2');
+    expect(t.sent('n1')).toEqual([`launch ${D}-g1.a1.r0`]);
+    expect(t.sent('n2')).toEqual([`launch ${D}-g1.a1.r1`]);
+    const launch = t.sessions.get('n2')?.sent[0]?.msg;
+    expect(launch?.$case === 'launch' && launch.value).toMatchObject({
+      headless: true,
+      groupMember: true,
+      gpus: 8,
+      args: expect.arrayContaining(['--master-addr', '10.0.0.1', '--master-port', '29501', '--headless']),
+    });
+    t.report('n1', [[`${D}-g1.a1.r0`, STARTING]]);
+    t.report('n2', [[`${D}-g1.a1.r1`, READY]]);
+    t.report('n1', [[`${D}-g1.a1.r0`, READY]]);
+    t.applier.reconcile();
+    expect(t.sent('n1')).toHaveLength(1); // level-triggered, not repetitive
+    expect(t.lines.filter((l) => l.startsWith('group '))).toEqual([
+      `group ${D}-g1: new -> pending (deployment wants 1)`,
+      `group ${D}-g1: pending -> launching (placed on n1, n2)`,
+      `group ${D}-g1: launching -> loading (every rank started)`,
+      `group ${D}-g1: loading -> ready (leader healthy, every rank running)`,
+    ]);
+    t.applier.stop();
+  });
+
+  it('an exited rank of a multi-node group stops the others and rebuilds after backoff with new ids', () => {
+    const t = setup({ tensorParallel: 8, pipelineParallel: 2 });
+    t.applier.start(60_000);
+    t.join('n1');
+    t.join('n2');
+    t.report('n1', [[`${D}-g1.a1.r0`, READY]]);
+    t.report('n2', [[`${D}-g1.a1.r1`, EXITED]]);
+    expect(t.sent('n1')).toEqual([`launch ${D}-g1.a1.r0`, `stop ${D}-g1.a1.r0`]);
+    expect(t.sent('n2')).toEqual([`launch ${D}-g1.a1.r1`, `stop ${D}-g1.a1.r1`]);
+    expect(t.applier.records()[0]).toMatchObject({
+      group: { state: { t: 'pending' }, restarts: 1 },
+      lastFailure: `rank 1 lost: engine ${D}-g1.a1.r1 on n2 exited`,
+    });
+    t.report('n1', [[`${D}-g1.a1.r0`, STOPPED]]);
+    t.applier.reconcile();
+    expect(t.sent('n1')).toHaveLength(2); // backoff
+    t.clock.advance(1000);
+    t.applier.reconcile();
+    expect(t.sent('n1')).toEqual([`launch ${D}-g1.a1.r0`, `stop ${D}-g1.a1.r0`, `launch ${D}-g1.a2.r0`]);
+  });
+
+  it('a single-node engine that exited is being restarted by its worker: the group stays', () => {
+    const t = setup({ gpusPerReplica: 8 });
+    t.applier.start(60_000);
+    t.join('n1');
+    expect(t.sent('n1')).toEqual([`launch ${D}-n1`]);
+    const launch = t.sessions.get('n1')?.sent[0]?.msg;
+    expect(launch?.$case === 'launch' && launch.value.groupMember).toBeUndefined();
+    t.report('n1', [[`${D}-n1`, READY]]);
+    t.report('n1', [[`${D}-n1`, EXITED]]);
+    t.report('n1', [[`${D}-n1`, STARTING]]);
+    expect(t.sent('n1')).toEqual([`launch ${D}-n1`]);
+    expect(t.applier.records()[0]?.group.state.t).toBe('ready');
+  });
+
+  it('hides a stale STOPPED report of a re-launched single-node id until the worker acts on the launch', () => {
+    const t = setup({ gpusPerReplica: 8 });
+    t.applier.start(60_000);
+    t.join('n1');
+    // The worker still lists the engine it stopped earlier under the same id when the launch is sent.
+    t.report('n1', [[`${D}-n1`, STOPPED]]);
+    expect(t.applier.records()[0]?.group.state.t).toBe('launching');
+    t.report('n1', [[`${D}-n1`, STARTING]]);
+    expect(t.applier.records()[0]?.group.state.t).toBe('loading');
+  });
+
+  it('stops an engine of its deployments that no group owns (a stale attempt), once per stream', () => {
+    const t = setup({ tensorParallel: 8, pipelineParallel: 2 });
+    t.applier.start(60_000);
+    t.join('n1');
+    t.report('n1', [
+      [`${D}-g7.a3.r1`, READY],
+      ['other-model-n1', READY],
+    ]);
+    t.report('n1', [
+      [`${D}-g7.a3.r1`, READY],
+      ['other-model-n1', READY],
+    ]);
+    expect(t.sent('n1')).toEqual([`stop ${D}-g7.a3.r1`]);
+  });
+});
+
+describe('engine ids', () => {
+  it.each([
+    [`${D}-g12.a3.r1`, { groupId: `${D}-g12`, attempt: 3, rank: 1 }],
+    [`${D}-n1`, undefined],
+    [`${D}-g1.a1`, undefined],
+    [`${D}x-g1.a1.r0`, undefined],
+  ])('%s', (id, parsed) => {
+    expect(parseRankEngineId(id, D)).toEqual(parsed);
+  });
+
+  it('a single-node id is <deployment>-<worker>', () => {
+    expect(belongsTo(`${D}-n1`, D, 'n1')).toBe(true);
+    expect(belongsTo(`${D}-n1`, D, 'n2')).toBe(false);
+  });
+});
