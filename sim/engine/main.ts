@@ -4,6 +4,7 @@
  */
 import { systemClock } from '../../common/clock.ts';
 import { createLogger } from '../../common/log.ts';
+import { startGroupLink } from './group/group-link.ts';
 import { EngineCore } from './model/engine-core.ts';
 import { parseArgs, USAGE } from './options.ts';
 import { createSimHttpServer } from './server/http-server.ts';
@@ -71,14 +72,15 @@ setTimeout(() => {
     `Model loading took ${gib.toFixed(4)} GiB and ${(loadMs / 1000).toFixed(6)} seconds`,
   );
 }, loadMs);
-setTimeout(() => {
-  out('kv_cache_utils.py:1087', `GPU KV cache size: ${o.kvTokens.toLocaleString('en-US')} tokens`);
-  out(
-    'kv_cache_utils.py:1091',
-    `Maximum concurrency for ${o.maxModelLen.toLocaleString('en-US')} tokens per request: ${(o.kvTokens / o.maxModelLen).toFixed(2)}x`,
-  );
-  if (o.headless) {
-    out('core.py:90', 'Headless rank: serving no HTTP API.');
+// Rank 0 of a multi-node group serves only once every rank joined; ranks > 0 serve no HTTP (vLLM --headless).
+const serves = !o.headless && o.nodeRank === 0;
+let loaded = false;
+let joined = o.nnodes === 1;
+
+function openApi(): void {
+  if (!loaded || !joined) return;
+  if (!serves) {
+    out('core.py:90', `Headless rank ${o.nodeRank}: serving no HTTP API.`);
     return;
   }
   http.server.on('error', (e) => {
@@ -88,9 +90,44 @@ setTimeout(() => {
   http.server.listen(o.port, o.host, () => {
     out(
       'launcher.py:37',
-      `Available routes are: /health, /v1/models, /v1/completions, /v1/chat/completions, /tokenize, /detokenize, /version, /metrics`,
+      'Available routes are: /health, /v1/models, /v1/completions, /v1/chat/completions, /tokenize, /detokenize, /version, /metrics',
     );
     out('launcher.py:46', `Route: Started server process [${process.pid}]`);
     out('on.py:62', 'Application startup complete.');
   });
+}
+
+if (o.nnodes > 1) {
+  startGroupLink(
+    {
+      nnodes: o.nnodes,
+      nodeRank: o.nodeRank,
+      masterAddr: o.masterAddr,
+      masterPort: o.masterPort,
+      joinTimeoutMs: o.joinTimeoutMs,
+    },
+    {
+      joined() {
+        joined = true;
+        out('parallel_state.py:1134', `world_size=${o.nnodes} rank=${o.nodeRank}: all ranks joined`);
+        openApi();
+      },
+      broken(message) {
+        process.stderr.write(`${vllmLine('ERROR', 'core.py:700', message)}\n`);
+        process.stderr.write(`${vllmLine('ERROR', 'core.py:701', 'EngineCore failed: EngineDeadError')}\n`);
+        process.exit(1);
+      },
+      info: (m) => out('parallel_state.py:1100', m),
+    },
+  );
+}
+
+setTimeout(() => {
+  out('kv_cache_utils.py:1087', `GPU KV cache size: ${o.kvTokens.toLocaleString('en-US')} tokens`);
+  out(
+    'kv_cache_utils.py:1091',
+    `Maximum concurrency for ${o.maxModelLen.toLocaleString('en-US')} tokens per request: ${(o.kvTokens / o.maxModelLen).toFixed(2)}x`,
+  );
+  loaded = true;
+  openApi();
 }, o.startupMs);

@@ -56,6 +56,7 @@ const SIM_FLAGS: Record<string, Kind> = {
   'sim-eos-prob': 'float',
   'sim-kv-tokens': 'int',
   'sim-gpu-type': 'string',
+  'sim-join-timeout-ms': 'int',
 };
 
 const FLAGS: Record<string, Kind> = { ...VLLM_FLAGS, ...SIM_FLAGS };
@@ -75,6 +76,11 @@ export interface EngineSimOptions {
   apiKey: string | undefined;
   schedulingPolicy: 'fcfs' | 'priority';
   headless: boolean;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  joinTimeoutMs: number;
   startupMs: number;
   ttftMs: number;
   itlMs: number;
@@ -182,6 +188,12 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     apiKey: raw.get('api-key'),
     schedulingPolicy: policy === 'priority' ? 'priority' : 'fcfs',
     headless: raw.get('headless') === 'true',
+    nnodes: num('nnodes', 1, positiveInt, 'a positive integer'),
+    nodeRank: num('node-rank', 0, (n) => n >= 0, 'a non-negative integer'),
+    masterAddr: raw.get('master-addr') ?? '127.0.0.1',
+    // The port VLLM.md's multi-node example uses (vLLM's --master-port default).
+    masterPort: num('master-port', 29501, (n) => n >= 1 && n <= 65535, 'a port 1..65535'),
+    joinTimeoutMs: num('sim-join-timeout-ms', 600_000, positiveInt, 'a positive integer'),
     startupMs: num('sim-startup-ms', 2000, (n) => n >= 0, 'a non-negative integer'),
     ttftMs: num('sim-ttft-ms', 50, (n) => n >= 0, 'non-negative'),
     itlMs: num('sim-itl-ms', 10, (n) => n >= 0, 'non-negative'),
@@ -190,5 +202,10 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     eosProb: num('sim-eos-prob', 0.005, (n) => n >= 0 && n <= 1, 'in [0, 1]'),
     kvTokens: num('sim-kv-tokens', 524288, positiveInt, 'a positive integer'),
   };
+  if (options.nodeRank >= options.nnodes)
+    errors.push({
+      path: '--node-rank',
+      message: `must be below --nnodes (${options.nnodes}), got ${options.nodeRank}`,
+    });
   return errors.length > 0 ? { kind: 'invalid', errors } : { kind: 'ok', options };
 }
