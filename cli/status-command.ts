@@ -1,4 +1,5 @@
-/** `corral status`: workers, their engines and the deployments, as the controller sees them now. */
+/** `corral status`: the deployments, their groups (state, ranks, restarts, last failure), workers and engines,
+ * as the controller sees them now. */
 import type { ServiceError } from '@grpc/grpc-js';
 import type { ClusterStatus } from '../proto/gen/corral/v1/control.ts';
 import { EngineState } from '../proto/gen/corral/v1/worker.ts';
@@ -63,5 +64,17 @@ export function formatStatus(status: ClusterStatus): string {
     }
   }
   const workers = table(['WORKER', 'CONNECTION', 'ENGINE', 'STATE', 'RUN/WAIT/KV', 'DETAIL'], engines);
-  return `${deployments}\n${workers}`;
+  if (status.groups.length === 0) return `${deployments}\n${workers}`;
+  const groups = table(
+    ['GROUP', 'STATE', 'SINCE', 'RANKS', 'RESTARTS', 'LAST FAILURE / WAITING FOR'],
+    status.groups.map((g) => [
+      g.id,
+      g.state,
+      `${((status.nowMs - g.stateSinceMs) / 1000).toFixed(0)}s`,
+      g.ranks.length > 0 ? g.ranks.map((r) => `${r.rank}:${r.workerId}`).join(' ') : '-',
+      String(g.restarts),
+      [g.lastFailure, g.waitingFor].filter((x) => x !== '').join('; ') || '-',
+    ]),
+  );
+  return `${deployments}\n${groups}\n${workers}`;
 }

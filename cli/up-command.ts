@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import { type CommandSpec, intFlag, UsageError } from './args.ts';
 import { ENDPOINTS_FILE, LOCAL_STATE_DIR, type LocalEndpoints } from './endpoint.ts';
 import { LocalCluster, type WorkerSpec } from './local-cluster.ts';
-import { localClusterConfig } from './local-config.ts';
+import { LOCAL_MODELS, type LocalModel, localClusterConfig, localConfigProblem } from './local-config.ts';
 
 export const upSpec: CommandSpec = {
   usage:
-    'corral up [--nodes N] [--gpus-per-node G] [--gpu-type h100-80g] [--port 7070] [--ready-timeout-s 600]',
+    'corral up [--model 405b-fp8|405b-bf16|8b] [--nodes N] [--gpus-per-node G] [--gpu-type h100-80g] [--port 7070] [--ready-timeout-s 600]',
   options: {
+    model: { type: 'string' },
     nodes: { type: 'string' },
     'gpus-per-node': { type: 'string' },
     'gpu-type': { type: 'string' },
@@ -29,6 +30,12 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
   const gpuType = (values['gpu-type'] as string | undefined) ?? 'h100-80g';
   if (nodes < 1 || nodes > 64) throw new UsageError('--nodes must be between 1 and 64');
   if (gpus < 1 || gpus > 16) throw new UsageError('--gpus-per-node must be between 1 and 16');
+  const modelFlag = (values.model as string | undefined) ?? '405b-fp8';
+  if (!(LOCAL_MODELS as readonly string[]).includes(modelFlag))
+    throw new UsageError(`--model must be one of ${LOCAL_MODELS.join(', ')}`);
+  const local = { nodes, gpusPerNode: gpus, model: modelFlag as LocalModel, gpuType };
+  const problem = localConfigProblem(local);
+  if (problem) throw new UsageError(problem);
 
   const started = Date.now();
   const say = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
@@ -58,7 +65,7 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
   try {
     cluster = await LocalCluster.start({
       dir: LOCAL_STATE_DIR,
-      config: localClusterConfig({ nodes, gpusPerNode: gpus }),
+      config: localClusterConfig(local),
       controllerListen: `127.0.0.1:${port}`,
       workers,
       onProgress: say,
