@@ -1,0 +1,116 @@
+/**
+ * The Python grpcio example (examples/python) against a local cluster: protos compiled by generate.sh, the
+ * client run with Debian's /usr/bin/python3, its streamed answer compared with what the TypeScript client gets
+ * for the same seeded request (the engine simulator is deterministic per seed and prompt).
+ * Needs: apt-get install -y python3-grpcio python3-grpc-tools protobuf-compiler protobuf-compiler-grpc
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Metadata } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inferenceClient } from '../../cli/clients.ts';
+import { LocalCluster, REPO_ROOT } from '../../cli/local-cluster.ts';
+import { collect } from '../helpers/grpc-stream.ts';
+
+const run = promisify(execFile);
+const MODEL = 'llama-3.1-8b-instruct';
+const CONFIG = `
+heartbeatIntervalMs: 500
+workerTimeoutMs: 3000
+deployments:
+  - name: ${MODEL}
+    model: meta-llama/Llama-3.1-8B-Instruct
+    replicas: 1
+    gpusPerReplica: 1
+    maxModelLen: 4096
+    maxNumSeqs: 64
+    defaultMaxTokens: 32
+    maxPromptBytes: 65536
+    engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
+`;
+const RUN_SH = join(REPO_ROOT, 'examples/python/run.sh');
+
+let dir: string;
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-python-'));
+  cluster = await LocalCluster.start({
+    dir,
+    config: CONFIG,
+    workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  });
+  await cluster.waitReady(60_000);
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('python grpcio example', () => {
+  it('prints the streamed answer, the same text the TypeScript client receives', async () => {
+    const prompt = 'What is the capital of France?';
+    const { stdout, stderr } = await run(
+      RUN_SH,
+      [
+        '--target',
+        cluster.grpcAddress,
+        '--model',
+        MODEL,
+        '--prompt',
+        prompt,
+        '--max-tokens',
+        '12',
+        '--seed',
+        '7',
+        '--ignore-eos',
+        '--request-id',
+        'py-1',
+      ],
+      { timeout: 60_000 },
+    );
+    expect(stderr).toMatch(/finished: reason=LENGTH prompt_tokens=\d+ completion_tokens=12 request_id=py-1/);
+
+    const client = inferenceClient(cluster.grpcAddress);
+    try {
+      const ts = await collect(
+        client.generate(
+          {
+            model: MODEL,
+            requestId: 'ts-1',
+            input: { $case: 'prompt', value: prompt },
+            maxTokens: 12,
+            sampling: { seed: 7, stop: [], ignoreEos: true, minTokens: 0 },
+            priority: 0,
+            returnTokenIds: false,
+          },
+          new Metadata(),
+          { deadline: Date.now() + 60_000 },
+        ),
+      );
+      expect(ts.text.length).toBeGreaterThan(0);
+      expect(stdout).toBe(`${ts.text}\n`);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('reports a refusal with its gRPC code and exits 1', async () => {
+    const failed = await run(
+      RUN_SH,
+      ['--target', cluster.grpcAddress, '--model', 'no-such-model', '--chat', 'hi'],
+      {
+        timeout: 60_000,
+      },
+    ).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/^error: NOT_FOUND: /m);
+  });
+});
