@@ -43,12 +43,35 @@ const core = new EngineCore(
   systemClock,
   { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) },
 );
+/** An engine core that dies takes the API server down with it (vLLM V1): error lines, then exit 1. */
+function crash(reason: string): never {
+  process.stderr.write(
+    `${vllmLine('ERROR', 'core.py:700', `EngineCore encountered a fatal error (${reason}).`)}\n`,
+  );
+  process.stderr.write(
+    `${vllmLine('ERROR', 'async_llm.py:420', 'AsyncLLM output_handler failed. EngineDeadError')}\n`,
+  );
+  process.exit(1);
+}
+
+core.onToken = (total) => {
+  if (o.crashAfterTokens !== undefined && total >= o.crashAfterTokens)
+    crash(`--sim-crash-after-tokens ${o.crashAfterTokens}`);
+  if (o.hangAfterTokens !== undefined && total >= o.hangAfterTokens) {
+    log.warn('fault injected', { fault: 'hang', afterTokens: total });
+    core.hang();
+  }
+};
+
 const http = createSimHttpServer(
   {
     servedModelName: o.servedModelName,
     maxModelLen: o.maxModelLen,
     apiKey: o.apiKey,
     priorityEnabled: o.schedulingPolicy === 'priority',
+    faultRates: { rate503: o.errorRate503, rate429: o.errorRate429 },
+    faultSeed: o.seed,
+    crash,
   },
   core,
   log,
@@ -79,6 +102,13 @@ let joined = o.nnodes === 1;
 
 function openApi(): void {
   if (!loaded || !joined) return;
+  if (o.failStart) {
+    process.stderr.write(
+      `${vllmLine('ERROR', 'core.py:708', 'EngineCore failed to start (--sim-fail-start).')}\nRuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n`,
+    );
+    process.exit(1);
+  }
+  if (o.crashAtMs !== undefined) setTimeout(() => crash(`--sim-crash-at-ms ${o.crashAtMs}`), o.crashAtMs);
   if (!serves) {
     out('core.py:90', `Headless rank ${o.nodeRank}: serving no HTTP API.`);
     return;

@@ -57,6 +57,12 @@ const SIM_FLAGS: Record<string, Kind> = {
   'sim-kv-tokens': 'int',
   'sim-gpu-type': 'string',
   'sim-join-timeout-ms': 'int',
+  'sim-fail-start': 'bool',
+  'sim-crash-after-tokens': 'int',
+  'sim-crash-at-ms': 'int',
+  'sim-hang-after-tokens': 'int',
+  'sim-error-rate-503': 'float',
+  'sim-error-rate-429': 'float',
 };
 
 const FLAGS: Record<string, Kind> = { ...VLLM_FLAGS, ...SIM_FLAGS };
@@ -89,6 +95,16 @@ export interface EngineSimOptions {
   /** Probability that a sampled token is end-of-text (when ignore_eos is false and min_tokens are out). */
   eosProb: number;
   kvTokens: number;
+  /** Start-up ends with vLLM's `Engine core initialization failed` and exit 1 instead of serving. */
+  failStart: boolean;
+  /** The process exits non-zero once the engine generated this many tokens in total. */
+  crashAfterTokens: number | undefined;
+  /** The process exits non-zero this long after the API opened. */
+  crashAtMs: number | undefined;
+  /** The engine stops producing tokens (health stays 200) once it generated this many in total. */
+  hangAfterTokens: number | undefined;
+  errorRate503: number;
+  errorRate429: number;
 }
 
 export type ParseResult =
@@ -201,11 +217,25 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     output: output === 'echo' ? 'echo' : 'random',
     eosProb: num('sim-eos-prob', 0.005, (n) => n >= 0 && n <= 1, 'in [0, 1]'),
     kvTokens: num('sim-kv-tokens', 524288, positiveInt, 'a positive integer'),
+    failStart: false,
+    crashAfterTokens: undefined,
+    crashAtMs: undefined,
+    hangAfterTokens: undefined,
+    errorRate503: 0,
+    errorRate429: 0,
   };
   if (options.nodeRank >= options.nnodes)
     errors.push({
       path: '--node-rank',
       message: `must be below --nnodes (${options.nnodes}), got ${options.nodeRank}`,
     });
+  const optional = (flag: string) =>
+    raw.has(flag) ? num(flag, 0, (n) => n >= 0, 'a non-negative integer') : undefined;
+  options.failStart = raw.get('sim-fail-start') === 'true';
+  options.crashAfterTokens = optional('sim-crash-after-tokens');
+  options.crashAtMs = optional('sim-crash-at-ms');
+  options.hangAfterTokens = optional('sim-hang-after-tokens');
+  options.errorRate503 = num('sim-error-rate-503', 0, (n) => n >= 0 && n <= 1, 'in [0, 1]');
+  options.errorRate429 = num('sim-error-rate-429', 0, (n) => n >= 0 && n <= 1, 'in [0, 1]');
   return errors.length > 0 ? { kind: 'invalid', errors } : { kind: 'ok', options };
 }

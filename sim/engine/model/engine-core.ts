@@ -73,12 +73,24 @@ export class EngineCore {
   private readonly waiting: Seq[] = [];
   private readonly running = new Set<Seq>();
   private order = 0;
+  private hung = false;
+  /** Called after every generated token with the engine's total so far (fault injection hooks here). */
+  onToken: ((totalTokens: number) => void) | undefined;
 
   constructor(
     private readonly cfg: EngineCoreConfig,
     private readonly clock: Clock,
     private readonly timers: Timers,
   ) {}
+
+  /**
+   * A hung engine core: running requests stop producing tokens and nothing new is scheduled, while the API (and
+   * /health) stay up, the failure VLLM.md says to supervise by token throughput.
+   */
+  hang(): void {
+    this.hung = true;
+    for (const s of this.running) if (s.phase.kind === 'running') this.timers.clear(s.phase.timer);
+  }
 
   get numRunning(): number {
     return this.running.size;
@@ -126,6 +138,7 @@ export class EngineCore {
   }
 
   private schedule(): void {
+    if (this.hung) return;
     if (this.cfg.schedulingPolicy === 'priority')
       this.waiting.sort((a, b) => a.req.priority - b.req.priority || a.order - b.order);
     while (this.running.size < this.cfg.maxNumSeqs && this.waiting.length > 0) {
@@ -137,7 +150,7 @@ export class EngineCore {
   }
 
   private step(seq: Seq): void {
-    if (seq.phase.kind !== 'running') return;
+    if (seq.phase.kind !== 'running' || this.hung) return;
     const { req } = seq;
     const now = this.clock.now();
     const n = seq.generated.length;
@@ -159,6 +172,7 @@ export class EngineCore {
     seq.generated.push(id);
     seq.hash = mixHash(seq.hash, id);
     this.metrics.generationTokens++;
+    this.onToken?.(this.metrics.generationTokens);
 
     if (id === EOT) {
       seq.sink.token(id, '', { reason: 'stop', stopReason: null });

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from '../../../common/log.ts';
 import { decode, encodePrompt } from '../../../common/tokenizer.ts';
 import type { EngineCore } from '../model/engine-core.ts';
+import { type EngineFault, type FaultRates, requestFault, uniforms } from './faults.ts';
 import { badRequest, HttpError, type Kind, parseRequest, promptIds } from './openai-request.ts';
 
 /** The vLLM release whose interface this simulator imitates (GET /version). */
@@ -18,12 +19,16 @@ export interface ServerConfig {
   maxModelLen: number;
   apiKey: string | undefined;
   priorityEnabled: boolean;
+  faultRates: FaultRates;
+  faultSeed: number;
+  /** The engine crashes: the process exits non-zero (main.ts decides how). */
+  crash(reason: string): void;
 }
 
 export interface SimHttpServer {
   server: Server;
-  /** Marks the engine dead: /health answers 503 and generation requests 500 (vLLM's EngineDeadError). */
-  kill(): void;
+  /** Applies an engine fault: crash, dead (/health 503, requests 500, vLLM's EngineDeadError) or hang. */
+  fault(kind: EngineFault): void;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -53,6 +58,14 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Logger): SimHttpServer {
   let dead = false;
+  const rates: FaultRates = { ...cfg.faultRates };
+  const u = uniforms(cfg.faultSeed);
+  const fault = (kind: EngineFault) => {
+    log.warn('fault injected', { fault: kind });
+    if (kind === 'crash') cfg.crash('fault injected: crash');
+    else if (kind === 'dead') dead = true;
+    else core.hang();
+  };
   const created = () => Math.floor(Date.now() / 1000);
 
   async function generate(
@@ -61,6 +74,9 @@ export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Lo
     res: ServerResponse,
     requestId: string,
   ): Promise<void> {
+    const f = requestFault(req.headers['x-sim-fault'] as string | undefined, rates, u);
+    if (f instanceof HttpError) throw f;
+    if (f !== null) fault(f);
     const p = parseRequest(kind, await readJson(req), {
       servedModelName: cfg.servedModelName,
       maxModelLen: cfg.maxModelLen,
@@ -208,6 +224,24 @@ export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Lo
         return generate('completion', req, res, requestId);
       case 'POST /v1/chat/completions':
         return generate('chat', req, res, requestId);
+      case 'POST /sim/fault': {
+        // Simulator-only admin endpoint: {"fault": "crash"|"dead"|"hang"} and/or {"rate_503": x, "rate_429": y}.
+        const body = (await readJson(req)) as { fault?: unknown; rate_503?: unknown; rate_429?: unknown };
+        const rate = (v: unknown, name: string) => {
+          if (typeof v !== 'number' || v < 0 || v > 1)
+            throw badRequest(`${name}: must be a number in [0, 1]`);
+          return v;
+        };
+        if (body?.rate_503 !== undefined) rates.rate503 = rate(body.rate_503, 'rate_503');
+        if (body?.rate_429 !== undefined) rates.rate429 = rate(body.rate_429, 'rate_429');
+        if (body?.fault !== undefined) {
+          if (body.fault !== 'crash' && body.fault !== 'dead' && body.fault !== 'hang')
+            throw badRequest('fault: must be crash, dead or hang');
+          sendJson(res, 200, { fault: body.fault });
+          return fault(body.fault);
+        }
+        return sendJson(res, 200, { rate_503: rates.rate503, rate_429: rates.rate429 });
+      }
       case 'POST /tokenize': {
         const body = (await readJson(req)) as Record<string, unknown>;
         const kind: Kind = body?.messages !== undefined ? 'chat' : 'completion';
@@ -253,8 +287,6 @@ export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Lo
   });
   return {
     server,
-    kill() {
-      dead = true;
-    },
+    fault,
   };
 }
