@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { formatStatus } from '../../../cli/status-command.ts';
+import type { ClusterStatus } from '../../../proto/gen/corral/v1/control.ts';
+
+const base: ClusterStatus = {
+  nowMs: 10_000,
+  workers: [],
+  deployments: [
+    {
+      name: 'llama-3.1-405b-instruct',
+      model: 'm',
+      readyReplicas: 1,
+      desiredReplicas: 2,
+      outstandingRequests: 0,
+    },
+  ],
+  groups: [],
+};
+
+describe('formatStatus', () => {
+  it('prints each group with its state, ranks on which workers, restarts and last failure', () => {
+    const text = formatStatus({
+      ...base,
+      groups: [
+        {
+          id: 'llama-3.1-405b-instruct-g1',
+          deployment: 'llama-3.1-405b-instruct',
+          state: 'ready',
+          stateSinceMs: 4000,
+          ranks: [
+            { rank: 0, workerId: 'node-1', engineId: 'x.a1.r0' },
+            { rank: 1, workerId: 'node-2', engineId: 'x.a1.r1' },
+          ],
+          restarts: 0,
+          attempt: 1,
+          lastFailure: '',
+          waitingFor: '',
+        },
+        {
+          id: 'llama-3.1-405b-instruct-g2',
+          deployment: 'llama-3.1-405b-instruct',
+          state: 'failed',
+          stateSinceMs: 9000,
+          ranks: [],
+          restarts: 3,
+          attempt: 4,
+          lastFailure: 'rank 1 lost: worker node-4 stopped heartbeating; gave up after 3 rebuilds',
+          waitingFor: '',
+        },
+      ],
+    });
+    const lines = text.split('\n');
+    expect(lines.find((l) => l.startsWith('llama-3.1-405b-instruct-g1'))).toMatch(
+      /^llama-3\.1-405b-instruct-g1\s+ready\s+6s\s+0:node-1 1:node-2\s+0\s+-$/,
+    );
+    expect(lines.find((l) => l.startsWith('llama-3.1-405b-instruct-g2'))).toMatch(
+      /failed\s+1s\s+-\s+3\s+rank 1 lost: worker node-4 stopped heartbeating; gave up after 3 rebuilds$/,
+    );
+  });
+
+  it('prints no group table when the controller reports none', () => {
+    expect(formatStatus(base)).not.toContain('GROUP');
+  });
+});
