@@ -144,6 +144,7 @@ async function route(
   const parsed = parseOpenAiRequest(r.endpoint ?? 'chat', body, requestId);
   if (!parsed.ok) throw parsed.error;
   const p = parsed.value;
+  o.log.info('http generate', { requestId, model: p.model, stream: p.stream, user: p.user });
   const ctx: HttpRequestContext = { signal, requestId, ...headerContext(req) };
   const response = new OpenAiResponse({
     endpoint: p.endpoint,

@@ -108,7 +108,10 @@ function parse(endpoint: Endpoint, body: unknown, requestId: string): ParsedRequ
   const n = optInteger(body, 'n', { min: 1 });
   if (n !== undefined && n > 1) throw new HttpError(400, `n > 1 is not supported (got n=${n}).`, 'n');
   for (const [field, neutral] of NEUTRAL_ONLY[endpoint]) onlyNeutral(body, field, neutral);
-  if (endpoint === 'chat') checkResponseFormat(body);
+  if (endpoint === 'chat') {
+    checkResponseFormat(body);
+    checkModalities(body);
+  }
 
   const stream = optBoolean(body, 'stream') ?? false;
   const includeUsage = streamOptions(body, stream);
@@ -164,7 +167,6 @@ const NEUTRAL_ONLY: Record<Endpoint, [string, unknown[]][]> = {
     ['function_call', ['none', 'auto']],
     ['store', [false]],
     ['service_tier', ['auto', 'default']],
-    ['modalities', []],
   ],
   completion: [...COMMON_NEUTRAL, ['logprobs', [0]], ['echo', [false]], ['best_of', [1]], ['suffix', ['']]],
 };
@@ -175,6 +177,15 @@ function checkResponseFormat(body: JsonObject): void {
   if (!isObject(v)) throw typeError('response_format', 'an object', v);
   if (v.type !== 'text')
     throw new HttpError(400, "'response_format' other than text is not supported.", 'response_format');
+}
+
+/** Text output is what corral serves; `["text"]` is OpenAI's default and accepted as such. */
+function checkModalities(body: JsonObject): void {
+  const v = body.modalities;
+  if (v === undefined || v === null) return;
+  if (!Array.isArray(v)) throw typeError('modalities', 'an array', v);
+  if (v.some((m) => m !== 'text'))
+    throw new HttpError(400, "'modalities' other than text are not supported.", 'modalities');
 }
 
 function streamOptions(body: JsonObject, stream: boolean): boolean {

@@ -41,6 +41,7 @@ describe('parseOpenAiRequest: accepted input', () => {
       frequency_penalty: 0,
       tools: [],
       response_format: { type: 'text' },
+      modalities: ['text'],
     });
     expect(r).toEqual({
       ok: true,
@@ -259,6 +260,7 @@ describe('parseOpenAiRequest: refused input names the field', () => {
     ],
     ['echo', 'completion', { ...completion, echo: true }, 'echo', /not supported/],
     ['best_of 2', 'completion', { ...completion, best_of: 2 }, 'best_of', /not supported/],
+    ['audio output', 'chat', { ...chat, modalities: ['text', 'audio'] }, 'modalities', /not supported/],
     ['metadata a string', 'chat', { ...chat, metadata: 'x' }, 'metadata', /expected an object/],
   ];
 
