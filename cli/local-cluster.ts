@@ -24,6 +24,8 @@ export interface LocalClusterOptions {
   /** Controller config (YAML or JSON text); its `listen` is overridden by controllerListen. */
   config: string;
   controllerListen?: string;
+  /** Where the OpenAI-compatible HTTP API listens (default: a free loopback port). */
+  httpListen?: string;
   workers: WorkerSpec[];
   /** Extra environment for every process (e.g. CORRAL_LOG_LEVEL). */
   env?: NodeJS.ProcessEnv;
@@ -36,6 +38,7 @@ export class LocalCluster {
   readonly workers = new Map<string, ManagedProcess>();
   private controllerProcess: ManagedProcess | undefined;
   private address = '';
+  private http = '';
 
   private constructor(private readonly options: LocalClusterOptions) {}
 
@@ -56,13 +59,18 @@ export class LocalCluster {
     return this.address;
   }
 
+  /** host:port of the OpenAI-compatible HTTP API. */
+  get httpAddress(): string {
+    return this.http;
+  }
+
   get controller(): ManagedProcess {
     if (!this.controllerProcess) throw new Error('controller not started');
     return this.controllerProcess;
   }
 
   private async startController(): Promise<void> {
-    const { dir, config, controllerListen = '127.0.0.1:0' } = this.options;
+    const { dir, config, controllerListen = '127.0.0.1:0', httpListen = '127.0.0.1:0' } = this.options;
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const configPath = join(dir, 'controller.yaml');
     writeFileSync(configPath, config);
@@ -70,13 +78,23 @@ export class LocalCluster {
     this.controllerProcess = new ManagedProcess(
       'controller',
       process.execPath,
-      [...TSX, join(REPO_ROOT, 'controller/main.ts'), '--config', configPath, '--listen', controllerListen],
+      [
+        ...TSX,
+        join(REPO_ROOT, 'controller/main.ts'),
+        '--config',
+        configPath,
+        '--listen',
+        controllerListen,
+        '--http-listen',
+        httpListen,
+      ],
       { env: this.env(), logFile: join(dir, 'logs', 'controller.log'), cwd: REPO_ROOT },
     );
     const endpoints = await this.controllerProcess.waitListening(30_000);
     if (!endpoints.grpc) throw new Error('controller reported no gRPC address');
     this.address = endpoints.grpc;
-    this.progress(`controller listening on ${this.address}`);
+    this.http = endpoints.http ?? '';
+    this.progress(`controller listening on ${this.address} (gRPC) and ${this.http} (HTTP)`);
   }
 
   /** Starts (or restarts) the worker of one node. */

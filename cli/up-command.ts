@@ -11,13 +11,14 @@ import { LOCAL_MODELS, type LocalModel, localClusterConfig, localConfigProblem }
 
 export const upSpec: CommandSpec = {
   usage:
-    'corral up [--model 405b-fp8|405b-bf16|8b] [--nodes N] [--gpus-per-node G] [--gpu-type h100-80g] [--port 7070] [--ready-timeout-s 600]',
+    'corral up [--model 405b-fp8|405b-bf16|8b] [--nodes N] [--gpus-per-node G] [--gpu-type h100-80g] [--port 7070] [--http-port 8000] [--ready-timeout-s 600]',
   options: {
     model: { type: 'string' },
     nodes: { type: 'string' },
     'gpus-per-node': { type: 'string' },
     'gpu-type': { type: 'string' },
     port: { type: 'string' },
+    'http-port': { type: 'string' },
     'ready-timeout-s': { type: 'string' },
   },
 };
@@ -26,6 +27,7 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
   const nodes = intFlag(values, 'nodes') ?? 2;
   const gpus = intFlag(values, 'gpus-per-node') ?? 8;
   const port = intFlag(values, 'port') ?? 7070;
+  const httpPort = intFlag(values, 'http-port') ?? 8000;
   const readyTimeoutS = intFlag(values, 'ready-timeout-s') ?? 600;
   const gpuType = (values['gpu-type'] as string | undefined) ?? 'h100-80g';
   if (nodes < 1 || nodes > 64) throw new UsageError('--nodes must be between 1 and 64');
@@ -67,6 +69,7 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
       dir: LOCAL_STATE_DIR,
       config: localClusterConfig(local),
       controllerListen: `127.0.0.1:${port}`,
+      httpListen: `127.0.0.1:${httpPort}`,
       workers,
       onProgress: say,
     });
@@ -79,7 +82,11 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
     return 1;
   }
 
-  const endpoints: LocalEndpoints = { grpc: cluster.grpcAddress, pid: process.pid };
+  const endpoints: LocalEndpoints = {
+    grpc: cluster.grpcAddress,
+    http: cluster.httpAddress,
+    pid: process.pid,
+  };
   writeFileSync(ENDPOINTS_FILE, `${JSON.stringify(endpoints)}\n`);
   const status = await cluster.status();
   const model = status.deployments[0]?.name ?? 'MODEL';
@@ -88,11 +95,14 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
       '',
       `corral is up (${nodes} simulated nodes x ${gpus} ${gpuType}).`,
       `  gRPC   ${cluster.grpcAddress}   (corral.v1.Inference, corral.v1.Control; reflection on)`,
+      `  HTTP   http://${cluster.httpAddress}/v1   (OpenAI-compatible)`,
       `  logs   ${join(LOCAL_STATE_DIR, 'logs')}`,
       '',
       'Try, in another terminal:',
       `  ./bin/corral generate --model ${model} "Tell me about the Rocky Mountains"`,
       '  ./bin/corral status',
+      `  curl -N http://${cluster.httpAddress}/v1/chat/completions -H 'Content-Type: application/json' \\`,
+      `    -d '{"model": "${model}", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'`,
       '',
       'Ctrl-C stops the cluster.',
       '',

@@ -1,7 +1,8 @@
 /**
- * The controller process: `node --import tsx controller/main.ts --config FILE [--listen HOST:PORT]`.
- * Logs JSON lines on stderr; once serving, one line with `msg: "listening"` and `grpc: "HOST:PORT"` (the CLI
- * and tests parse it). A bad config file exits 1 listing every problem. SIGTERM/SIGINT: stop accepting, let
+ * The controller process:
+ *   node --import tsx controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT]
+ * Logs JSON lines on stderr; once serving, one line with `msg: "listening"`, `grpc: "HOST:PORT"` and, with
+ * --http-listen, `http: "HOST:PORT"` of the OpenAI-compatible API (the CLI and tests parse it). A bad config file exits 1 listing every problem. SIGTERM/SIGINT: stop accepting, let
  * running requests finish (up to 10 s), exit 0.
  */
 import { parseArgs } from 'node:util';
@@ -10,16 +11,17 @@ import { createLogger } from '../common/log.ts';
 import { loadControllerConfig } from './config/config-file.ts';
 import { parseListen } from './config/controller-config.ts';
 import { startController } from './controller.ts';
+import { startHttpServer } from './http/http-server.ts';
 
-const USAGE = 'usage: controller/main.ts --config FILE [--listen HOST:PORT]';
+const USAGE = 'usage: controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT]';
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<number> {
   const log = createLogger('controller');
-  let values: { config?: string; listen?: string };
+  let values: { config?: string; listen?: string; 'http-listen'?: string };
   try {
     ({ values } = parseArgs({
-      options: { config: { type: 'string' }, listen: { type: 'string' } },
+      options: { config: { type: 'string' }, listen: { type: 'string' }, 'http-listen': { type: 'string' } },
       strict: true,
     }));
   } catch (e) {
@@ -31,7 +33,14 @@ async function main(): Promise<number> {
     return 2;
   }
   let config: ReturnType<typeof loadControllerConfig>;
+  let httpListen: { host: string; port: number } | undefined;
   try {
+    if (values['http-listen'] !== undefined) {
+      const parsed = parseListen(values['http-listen']);
+      if (typeof parsed === 'string')
+        throw new ValidationError('--http-listen', [{ path: '--http-listen', message: parsed }]);
+      httpListen = parsed;
+    }
     config = loadControllerConfig(values.config);
     if (values.listen !== undefined) {
       const listen = parseListen(values.listen);
@@ -49,9 +58,14 @@ async function main(): Promise<number> {
   }
 
   const controller = await startController(config, { log });
+  // The OpenAI-compatible front door: the same request path as gRPC Inference, translated at its edge.
+  const http = httpListen
+    ? await startHttpServer({ ...httpListen, path: controller.path, log: log.child({ component: 'http' }) })
+    : undefined;
   // Printed whatever CORRAL_LOG_LEVEL says: `corral up` and the tests find the address in this line.
   createLogger('controller', { level: 'info' }).info('listening', {
     grpc: controller.address,
+    ...(http ? { http: http.address } : {}),
     deployments: config.deployments.map((d) => d.name),
   });
   await new Promise<void>((resolve) => {
@@ -64,7 +78,7 @@ async function main(): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await controller.stop(SHUTDOWN_GRACE_MS);
+  await Promise.all([http?.close(SHUTDOWN_GRACE_MS), controller.stop(SHUTDOWN_GRACE_MS)]);
   return 0;
 }
 
