@@ -4,8 +4,10 @@
  */
 import { systemClock } from '../../common/clock.ts';
 import { createLogger } from '../../common/log.ts';
+import { loadCalibration } from './calibration.ts';
 import { startGroupLink } from './group/group-link.ts';
 import { EngineCore } from './model/engine-core.ts';
+import { DEFAULT_LATENCY_PARAMS, LatencyModel } from './model/latency-model.ts';
 import { parseArgs, USAGE } from './options.ts';
 import { createSimHttpServer } from './server/http-server.ts';
 import { vllmLine, weightGiBPerGpu } from './vllm-log.ts';
@@ -29,6 +31,17 @@ out(
   `args: model=${o.model} served_model_name=${o.servedModelName} tp=${o.tensorParallelSize} pp=${o.pipelineParallelSize} max_model_len=${o.maxModelLen} max_num_seqs=${o.maxNumSeqs}`,
 );
 
+let latency: LatencyModel | undefined;
+if (o.calibration !== undefined) {
+  const tp = o.tensorParallelSize;
+  const { file, data } = loadCalibration(o.calibration, o.model, tp, o.gpuType);
+  latency = new LatencyModel(data, { ...DEFAULT_LATENCY_PARAMS, tp, pp: o.pipelineParallelSize, fp8: o.fp8 });
+  out(
+    'sim_latency.py:1',
+    `latency model: ${file} (tp=${tp} pp=${o.pipelineParallelSize} fp8=${o.fp8}); batch-1 step ${latency.stepMs(1, 1024, 0).toFixed(2)} ms`,
+  );
+}
+
 const core = new EngineCore(
   {
     maxNumSeqs: o.maxNumSeqs,
@@ -39,6 +52,7 @@ const core = new EngineCore(
     eosProb: o.eosProb,
     defaultSeed: o.seed,
     kvTokens: o.kvTokens,
+    latency,
   },
   systemClock,
   { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) },

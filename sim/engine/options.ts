@@ -58,6 +58,7 @@ const SIM_FLAGS: Record<string, Kind> = {
   'sim-gpu-type': 'string',
   'sim-join-timeout-ms': 'int',
   'sim-fail-start': 'bool',
+  'sim-calibration': 'string',
   'sim-crash-after-tokens': 'int',
   'sim-crash-at-ms': 'int',
   'sim-hang-after-tokens': 'int',
@@ -105,6 +106,10 @@ export interface EngineSimOptions {
   hangAfterTokens: number | undefined;
   errorRate503: number;
   errorRate429: number;
+  /** Calibration file or directory: step times from measured kernel costs instead of fixed TTFT / ITL. */
+  calibration: string | undefined;
+  gpuType: string;
+  fp8: boolean;
 }
 
 export type ParseResult =
@@ -218,6 +223,9 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     eosProb: num('sim-eos-prob', 0.005, (n) => n >= 0 && n <= 1, 'in [0, 1]'),
     kvTokens: num('sim-kv-tokens', 524288, positiveInt, 'a positive integer'),
     failStart: false,
+    calibration: undefined,
+    gpuType: 'h100-80g',
+    fp8: false,
     crashAfterTokens: undefined,
     crashAtMs: undefined,
     hangAfterTokens: undefined,
@@ -231,6 +239,9 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     });
   const optional = (flag: string) =>
     raw.has(flag) ? num(flag, 0, (n) => n >= 0, 'a non-negative integer') : undefined;
+  options.calibration = raw.get('sim-calibration');
+  options.gpuType = raw.get('sim-gpu-type') ?? 'h100-80g';
+  options.fp8 = raw.get('quantization') === 'fp8' || /fp8/i.test(options.model);
   options.failStart = raw.get('sim-fail-start') === 'true';
   options.crashAfterTokens = optional('sim-crash-after-tokens');
   options.crashAtMs = optional('sim-crash-at-ms');

@@ -23,6 +23,12 @@ export interface EngineCoreConfig {
   eosProb: number;
   defaultSeed: number;
   kvTokens: number;
+  /**
+   * Calibrated step times (latency-model.ts) instead of the fixed ttftMs / itlMs. Approximation until the
+   * step-synchronous scheduler exists: each request's first token waits one step that prefills its prompt beside
+   * the running decodes, and each later token one decode step of the current batch.
+   */
+  latency?: { stepMs(decodeSeqs: number, meanContext: number, prefillTokens: number): number };
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -137,6 +143,23 @@ export class EngineCore {
     this.schedule();
   }
 
+  private meanContext(): number {
+    if (this.running.size === 0) return 0;
+    let tokens = 0;
+    for (const s of this.running) tokens += s.req.promptIds.length + s.generated.length;
+    return tokens / this.running.size;
+  }
+
+  private firstTokenDelay(seq: Seq): number {
+    const l = this.cfg.latency;
+    return l ? l.stepMs(this.running.size, this.meanContext(), seq.req.promptIds.length) : this.cfg.ttftMs;
+  }
+
+  private nextTokenDelay(): number {
+    const l = this.cfg.latency;
+    return l ? l.stepMs(this.running.size, this.meanContext(), 0) : this.cfg.itlMs;
+  }
+
   private schedule(): void {
     if (this.hung) return;
     if (this.cfg.schedulingPolicy === 'priority')
@@ -144,7 +167,10 @@ export class EngineCore {
     while (this.running.size < this.cfg.maxNumSeqs && this.waiting.length > 0) {
       const seq = this.waiting.shift() as Seq;
       seq.scheduled = this.clock.now();
-      seq.phase = { kind: 'running', timer: this.timers.set(() => this.step(seq), this.cfg.ttftMs) };
+      seq.phase = {
+        kind: 'running',
+        timer: this.timers.set(() => this.step(seq), this.firstTokenDelay(seq)),
+      };
       this.running.add(seq);
     }
   }
@@ -201,7 +227,7 @@ export class EngineCore {
       this.finish(seq, 'length', null);
       return;
     }
-    seq.phase = { kind: 'running', timer: this.timers.set(() => this.step(seq), this.cfg.itlMs) };
+    seq.phase = { kind: 'running', timer: this.timers.set(() => this.step(seq), this.nextTokenDelay()) };
   }
 
   private finish(seq: Seq, reason: Exclude<FinishReason, 'abort'>, stopReason: string | null): void {

@@ -198,4 +198,28 @@ describe('EngineCore', () => {
     expect(text).toContain('vllm:time_to_first_token_seconds_bucket{engine="0",model_name="m",le="0.08"} 0');
     expect(text).toContain('vllm:e2e_request_latency_seconds_count{engine="0",model_name="m"} 3');
   });
+
+  it('with a latency model, the first token waits a prefill step and later ones a decode step of the batch', () => {
+    const steps: [number, number, number][] = [];
+    const latency = {
+      stepMs(decodeSeqs: number, meanContext: number, prefillTokens: number) {
+        steps.push([decodeSeqs, meanContext, prefillTokens]);
+        return 1 + decodeSeqs + prefillTokens;
+      },
+    };
+    const { timers, core } = setup({ latency });
+    const s = sink();
+    core.submit(req({ maxTokens: 2 }), s.sink);
+    const promptLen = req().promptIds.length;
+    // Admitted into an empty batch: one step that prefills the prompt.
+    expect(steps[0]).toEqual([0, 0, promptLen]);
+    timers.runUntil(1 + promptLen - 1);
+    expect(s.out.ids).toHaveLength(0);
+    timers.runUntil(1 + promptLen);
+    expect(s.out.ids).toHaveLength(1);
+    // The next token: a decode step of the one running sequence (context = prompt + 1 generated).
+    expect(steps[1]).toEqual([1, promptLen + 1, 0]);
+    timers.runUntil(1000);
+    expect(s.out.finished).toBe(true);
+  });
 });

@@ -1,0 +1,131 @@
+/**
+ * Step time of a simulated engine from measured per-GPU kernel costs (/work/shared/calibration/*.json, one TP
+ * rank): a step's time is, per pipeline stage, layers x (the four GEMMs over all tokens in the step + decode
+ * attention + prefill attention) + the LM head + the tensor-parallel all-reduces, all on the slowest rank.
+ * Measured points are interpolated on log-log axes. Decode attention of B sequences is read at their MEAN context
+ * (the kernel is memory bound, ~linear in B x C, so this equals the sum over sequences without counting the
+ * batch-1 launch floor B times).
+ *
+ * Not measured, so parameters (stated, with defaults from outside facts):
+ *   - all-reduce: 2 per layer under TP (after attention and after the MLP), each a fixed latency plus a ring
+ *     all-reduce's bytes, 2 x (TP-1)/TP x tokens x hidden x 2 bytes, over the link (NVLink 4: 900 GB/s per GPU
+ *     spec; ~450 GB/s per direction is what a ring sees);
+ *   - PP: a step crosses every stage in turn (one micro-batch in flight for a given sequence), plus one hop per
+ *     stage boundary;
+ *   - the CPU-side gap between kernels and what vLLM delivers: step = kernels / gpuEfficiency + stepOverheadMs.
+ */
+
+export interface CalibrationFile {
+  tp: number;
+  model: { hidden: number; layers: number };
+  layer_gemms_ms_per_rank: {
+    bf16: Record<string, number>;
+    fp8: Record<string, number>;
+    lm_head_bf16: Record<string, number>;
+  };
+  decode_attn_ms_per_layer_rank: Record<string, number>;
+  prefill_attn_ms_per_layer_rank: Record<string, number>;
+}
+
+export interface LatencyParams {
+  tp: number;
+  pp: number;
+  fp8: boolean;
+  /** Fixed latency of one all-reduce (NCCL small-message latency within a node, ~10-20 us). */
+  allReduceLatencyUs: number;
+  /** Link bandwidth one direction, GB/s, for the all-reduce bytes. */
+  linkGBps: number;
+  /** Per stage boundary under PP (cross-node send of the activations). */
+  ppHopMs: number;
+  /** Fraction of kernel speed vLLM achieves end to end (<= 1). */
+  gpuEfficiency: number;
+  /** CPU-side time per step: scheduling, sampling, output processing. */
+  stepOverheadMs: number;
+}
+
+export const DEFAULT_LATENCY_PARAMS: Omit<LatencyParams, 'tp' | 'pp' | 'fp8'> = {
+  allReduceLatencyUs: 15,
+  linkGBps: 450,
+  ppHopMs: 0.5,
+  gpuEfficiency: 0.8,
+  stepOverheadMs: 2,
+};
+
+type Points = [number, number][];
+
+function points(table: Record<string, number>): Points {
+  return Object.entries(table)
+    .map(([k, v]): [number, number] => [Number(k), v])
+    .filter(([k, v]) => k > 0 && v > 0)
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/** Log-log interpolation, extrapolating the end segments; x <= 0 costs nothing. */
+export function logLog(pts: Points, x: number): number {
+  if (x <= 0 || pts.length === 0) return 0;
+  if (pts.length === 1) return (pts[0]?.[1] ?? 0) * (x / (pts[0]?.[0] ?? 1));
+  let i = pts.findIndex(([k]) => k >= x);
+  if (i <= 0) i = i === 0 ? 1 : pts.length - 1;
+  const [x0, y0] = pts[i - 1] as [number, number];
+  const [x1, y1] = pts[i] as [number, number];
+  const t = (Math.log(x) - Math.log(x0)) / (Math.log(x1) - Math.log(x0));
+  return Math.exp(Math.log(y0) + t * (Math.log(y1) - Math.log(y0)));
+}
+
+export class LatencyModel {
+  private readonly gemm: Points;
+  private readonly lmHead: Points;
+  private readonly prefillAttn: Points;
+  /** Decode attention: per context length, a curve over batch size. */
+  private readonly decodeByContext: [number, Points][];
+  private readonly layersPerStage: number;
+
+  constructor(
+    private readonly cal: CalibrationFile,
+    readonly params: LatencyParams,
+  ) {
+    const g = cal.layer_gemms_ms_per_rank;
+    this.gemm = points(params.fp8 ? g.fp8 : g.bf16);
+    this.lmHead = points(g.lm_head_bf16);
+    this.prefillAttn = points(cal.prefill_attn_ms_per_layer_rank);
+    const byC = new Map<number, Record<string, number>>();
+    for (const [k, v] of Object.entries(cal.decode_attn_ms_per_layer_rank)) {
+      const m = /^B(\d+)_C(\d+)$/.exec(k);
+      if (!m) continue;
+      const c = Number(m[2]);
+      byC.set(c, { ...byC.get(c), [m[1] ?? '0']: v });
+    }
+    this.decodeByContext = [...byC.entries()].sort((a, b) => a[0] - b[0]).map(([c, t]) => [c, points(t)]);
+    this.layersPerStage = Math.ceil(cal.model.layers / params.pp);
+  }
+
+  decodeAttnMs(batch: number, meanContext: number): number {
+    if (batch <= 0) return 0;
+    return logLog(
+      this.decodeByContext.map(([c, pts]): [number, number] => [c, logLog(pts, batch)]),
+      Math.max(1, meanContext),
+    );
+  }
+
+  /** The kernel time of one step on one rank of one stage, all-reduces included. */
+  kernelMs(decodeSeqs: number, meanContext: number, prefillTokens: number): number {
+    const tokens = decodeSeqs + prefillTokens;
+    if (tokens === 0) return 0;
+    const perLayer =
+      logLog(this.gemm, tokens) +
+      this.decodeAttnMs(decodeSeqs, meanContext) +
+      logLog(this.prefillAttn, prefillTokens);
+    const p = this.params;
+    const bytes = p.tp > 1 ? (2 * (p.tp - 1) * tokens * this.cal.model.hidden * 2) / p.tp : 0;
+    const allReduce = p.tp > 1 ? 2 * (p.allReduceLatencyUs / 1000 + bytes / (p.linkGBps * 1e6)) : 0;
+    // The LM head runs for the sequences that sample a token this step: every decode and a finishing prefill.
+    return this.layersPerStage * (perLayer + allReduce) + logLog(this.lmHead, Math.max(1, decodeSeqs));
+  }
+
+  /** Wall time of one engine step: every PP stage in turn, hops, efficiency and CPU overhead. */
+  stepMs(decodeSeqs: number, meanContext: number, prefillTokens: number): number {
+    const p = this.params;
+    const kernels = p.pp * this.kernelMs(decodeSeqs, meanContext, prefillTokens) + (p.pp - 1) * p.ppHopMs;
+    return kernels / p.gpuEfficiency + p.stepOverheadMs;
+  }
+}
