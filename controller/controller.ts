@@ -68,6 +68,7 @@ export async function startController(
     groups: config.groups,
     clock,
     log: log.child({ component: 'groups' }),
+    inFlight: (engineId) => requests.outstanding(engineId),
   });
 
   registry.onEvent((e) => {

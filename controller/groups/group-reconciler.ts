@@ -144,7 +144,8 @@ export function reconcileGroups(input: {
 
   for (const template of input.templates) {
     const mine = input.groups.filter((g) => g.deployment === template.deployment);
-    const alive = mine.filter((g) => g.state.t !== 'stopped');
+    // Draining groups are on their way out: they count neither toward the replicas nor as surplus again.
+    const alive = mine.filter((g) => g.state.t !== 'stopped' && g.state.t !== 'draining');
     // Scale up: new groups start pending; scale down: the newest non-failed groups drain.
     for (let i = alive.length; i < template.replicas; i++) {
       const ordinal = nextOrdinal++;
@@ -168,7 +169,7 @@ export function reconcileGroups(input: {
     const toDrain = new Set(
       surplus > 0
         ? alive
-            .filter((g) => g.state.t !== 'failed' && g.state.t !== 'draining')
+            .filter((g) => g.state.t !== 'failed')
             .sort((a, b) => b.ordinal - a.ordinal)
             .slice(0, surplus)
             .map((g) => g.id)

@@ -14,6 +14,7 @@ import { EngineState } from '../../proto/gen/corral/v1/worker.ts';
 import type { Deployment, GroupsConfig } from '../config/controller-config.ts';
 import {
   type Directive,
+  drained,
   type Group,
   type GroupPolicy,
   type GroupTemplate,
@@ -78,6 +79,8 @@ export class GroupApplier {
       groups: GroupsConfig;
       clock: Clock;
       log: Logger;
+      /** Requests running on an engine (the gateway's count): a draining group stops once its leader has none. */
+      inFlight?: (engineId: string) => number;
     },
   ) {
     const g = deps.groups;
@@ -100,6 +103,16 @@ export class GroupApplier {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** Groups wanted for a deployment from now on (the autoscaler's lever; the config gives the start value).
+   * Scale-down drains the newest groups: they leave routing and stop once their leader runs no request. */
+  setReplicas(deployment: string, replicas: number): void {
+    const i = this.templates.findIndex((t) => t.deployment === deployment);
+    const t = this.templates[i];
+    if (!t) throw new RangeError(`no deployment ${deployment}`);
+    this.templates[i] = { ...t, replicas };
+    this.reconcile();
   }
 
   /** Every group this controller formed, oldest first, with its last failure. */
@@ -125,7 +138,15 @@ export class GroupApplier {
         now: this.deps.clock.now(),
         nextOrdinal: this.nextOrdinal,
       });
-      this.groups = result.groups;
+      const directives = [...result.directives];
+      this.groups = result.groups.map((g) => {
+        const leader = g.state.t === 'draining' ? g.state.ranks[0] : undefined;
+        if (!leader || (this.deps.inFlight?.(leader.engineId) ?? 0) > 0) return g;
+        const done = drained(g, this.deps.clock.now());
+        result.events.push({ groupId: g.id, from: 'draining', to: 'stopped', reason: 'drained' });
+        directives.push(...done.directives);
+        return done.group;
+      });
       for (const g of this.groups) this.nextOrdinal = Math.max(this.nextOrdinal, g.ordinal + 1);
       for (const e of result.events) {
         const broken = e.from !== 'new' && (e.to === 'pending' || e.to === 'failed');
@@ -138,7 +159,7 @@ export class GroupApplier {
           reason: e.reason,
         });
       }
-      const directives = [...result.directives, ...this.orphans()];
+      directives.push(...this.orphans());
       for (const d of directives) this.apply(d);
       return directives;
     } finally {

@@ -222,6 +222,14 @@ describe('group reconciler', () => {
     );
     expect(r.groups.map((g) => g.state.t)).toEqual(['ready', 'draining']);
     expect(r.directives).toEqual([]);
+    // Reconciling again while it drains drains nothing more.
+    const again = run(
+      r.groups,
+      reporting(four, r.groups, () => 'ready'),
+      15,
+      template({ replicas: 1 }),
+    );
+    expect(again.groups.map((g) => g.state.t)).toEqual(['ready', 'draining']);
     const done = drained(r.groups[1]!, 20);
     expect(done.group.state.t).toBe('stopped');
     expect(done.directives).toHaveLength(2);

@@ -10,7 +10,7 @@ import { EngineState, type EngineStatus, type Inventory } from '../../../../prot
 
 const D = 'llama-405b';
 
-function setup(deployment: Record<string, unknown>) {
+function setup(deployment: Record<string, unknown>, inFlight?: (engineId: string) => number) {
   const config = compileControllerConfig({
     groups: { backoffBaseMs: 1000, backoffMaxMs: 1000, maxRestarts: 2 },
     deployments: [{ name: D, model: 'meta-llama/Llama-3.1-405B-Instruct', replicas: 1, ...deployment }],
@@ -30,6 +30,7 @@ function setup(deployment: Record<string, unknown>) {
     groups: config.groups,
     clock,
     log,
+    ...(inFlight ? { inFlight } : {}),
   });
   const sessions = new Map<string, { sent: ControllerMessage[]; sessionId: number }>();
   const join = (id: string, engineHost = `10.0.0.${id.slice(1)}`) => {
@@ -182,6 +183,29 @@ describe('GroupApplier', () => {
       ['other-model-n1', READY],
     ]);
     expect(t.sent('n1')).toEqual([`stop ${D}-g7.a3.r1`]);
+  });
+});
+
+describe('GroupApplier scale-down', () => {
+  it('drains the newest group: out of routing at once, stopped when its leader runs no request', () => {
+    let running = 1;
+    const t = setup({ tensorParallel: 8, pipelineParallel: 2, replicas: 2 }, () => running);
+    t.applier.start(60_000);
+    for (const id of ['n1', 'n2', 'n3', 'n4']) t.join(id);
+    t.report('n1', [[`${D}-g1.a1.r0`, READY]]);
+    t.report('n2', [[`${D}-g1.a1.r1`, READY]]);
+    t.report('n3', [[`${D}-g2.a1.r0`, READY]]);
+    t.report('n4', [[`${D}-g2.a1.r1`, READY]]);
+    expect(t.applier.records().map((r) => r.group.state.t)).toEqual(['ready', 'ready']);
+    t.applier.setReplicas(D, 1);
+    expect(t.applier.records().map((r) => r.group.state.t)).toEqual(['ready', 'draining']);
+    expect(t.sent('n3')).toEqual([`launch ${D}-g2.a1.r0`]);
+    running = 0;
+    t.applier.reconcile();
+    expect(t.applier.records().map((r) => r.group.state.t)).toEqual(['ready', 'stopped']);
+    expect(t.sent('n3')).toEqual([`launch ${D}-g2.a1.r0`, `stop ${D}-g2.a1.r0`]);
+    expect(t.sent('n4')).toEqual([`launch ${D}-g2.a1.r1`, `stop ${D}-g2.a1.r1`]);
+    expect(t.lines).toContain(`group ${D}-g2: draining -> stopped (drained)`);
   });
 });
 
