@@ -72,6 +72,8 @@ interface Seq {
   hash: number;
   generated: number[];
   text: string;
+  /** Generated ids whose text is not settled yet (a multi-byte character split across tokens). */
+  pending: number[];
 }
 
 export class EngineCore {
@@ -125,6 +127,7 @@ export class EngineCore {
       hash: contextHash(req.seed ?? this.cfg.defaultSeed, req.promptIds),
       generated: [],
       text: '',
+      pending: [],
     };
     this.waiting.push(seq);
     this.schedule();
@@ -205,9 +208,13 @@ export class EngineCore {
       this.finish(seq, 'stop', null);
       return;
     }
-    const full = decode(seq.generated);
-    // A token ending in a partial UTF-8 character decodes to U+FFFD: hold its text back, as vLLM's detokenizer does.
-    const settled = full.endsWith('\uFFFD') ? seq.text : full;
+    // Decode only the unsettled tail (O(1) per token). A token ending in a partial UTF-8 character decodes to
+    // U+FFFD: hold its text back until the character completes, as vLLM's incremental detokenizer does.
+    seq.pending.push(id);
+    const tail = decode(seq.pending);
+    const done = !tail.endsWith('\uFFFD');
+    if (done) seq.pending = [];
+    const settled = done ? seq.text + tail : seq.text;
     for (const s of req.stop) {
       const at = settled.indexOf(s, Math.max(0, seq.text.length - s.length + 1));
       if (s !== '' && at >= 0 && n + 1 >= req.minTokens) {
