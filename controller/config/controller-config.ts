@@ -23,6 +23,8 @@
  *       gpuType: h100-80g           # only workers reporting this GPU type (default: any)
  *       topologyKey: rack           # the nodes of a group share this worker label's value (default: any)
  *       quantization: fp8           # --quantization fp8 (quantize BF16 weights on load); default none
+ *       plan: {gpus: 2x8xh100-80g, dtype: bf16}   # instead of the four above: the planner's best plan for this
+ *                                   # node shape (auto-plan.ts); maxModelLen/gpuMemoryUtilization constrain it
  *       maxModelLen: 8192           # --max-model-len; the gateway checks prompt + max_tokens against it
  *       maxNumSeqs: 256             # --max-num-seqs
  *       gpuMemoryUtilization: 0.9   # --gpu-memory-utilization, in (0, 1]
@@ -32,6 +34,7 @@
  *       engineEnv: {}               # extra environment for the engine
  */
 import { type FieldError, ValidationError } from '../../common/errors.ts';
+import { resolveAutoPlan } from './auto-plan.ts';
 
 export interface DeploymentOptions {
   name?: unknown;
@@ -48,6 +51,7 @@ export interface DeploymentOptions {
   gpuType?: unknown;
   topologyKey?: unknown;
   quantization?: unknown;
+  plan?: unknown;
   engineArgs?: unknown;
   engineEnv?: unknown;
 }
@@ -75,6 +79,8 @@ export interface Deployment {
   readonly gpuType?: string;
   readonly topologyKey?: string;
   readonly quantization?: 'fp8';
+  /** Set when `plan:` chose the shape: what the planner picked, for the log. */
+  readonly planSummary?: string;
   readonly maxModelLen: number;
   readonly maxNumSeqs: number;
   readonly gpuMemoryUtilization: number;
@@ -138,6 +144,7 @@ const DEPLOYMENT_KEYS = new Set<string>([
   'gpuType',
   'topologyKey',
   'quantization',
+  'plan',
   'engineArgs',
   'engineEnv',
 ]);
@@ -262,17 +269,20 @@ function compileDeployment(
   const D = DEPLOYMENT_DEFAULTS;
   const replicas = nonNegativeInt(o.replicas, D.replicas, `${path}.replicas`, at);
   const shorthand = positiveInt(o.gpusPerReplica, D.gpusPerReplica, `${path}.gpusPerReplica`, at);
-  const tensorParallel = positiveInt(o.tensorParallel, shorthand, `${path}.tensorParallel`, at);
-  const pipelineParallel = positiveInt(o.pipelineParallel, 1, `${path}.pipelineParallel`, at);
-  const gpusPerReplica = tensorParallel * pipelineParallel;
-  if (o.gpusPerReplica !== undefined && o.tensorParallel !== undefined && shorthand !== gpusPerReplica)
+  let tensorParallel = positiveInt(o.tensorParallel, shorthand, `${path}.tensorParallel`, at);
+  let pipelineParallel = positiveInt(o.pipelineParallel, 1, `${path}.pipelineParallel`, at);
+  if (
+    o.gpusPerReplica !== undefined &&
+    o.tensorParallel !== undefined &&
+    shorthand !== tensorParallel * pipelineParallel
+  )
     at(
       `${path}.gpusPerReplica`,
-      `must equal tensorParallel x pipelineParallel (${gpusPerReplica}) when both are given`,
+      `must equal tensorParallel x pipelineParallel (${tensorParallel * pipelineParallel}) when both are given`,
     );
   if (o.gpusPerReplica !== undefined && o.tensorParallel === undefined && o.pipelineParallel !== undefined)
     at(`${path}.gpusPerReplica`, 'is the single-node shorthand; with pipelineParallel give tensorParallel');
-  const gpuType = optionalName(o.gpuType, `${path}.gpuType`, at);
+  let gpuType = optionalName(o.gpuType, `${path}.gpuType`, at);
   const topologyKey = optionalName(o.topologyKey, `${path}.topologyKey`, at);
   let quantization: 'fp8' | undefined;
   if (o.quantization !== undefined) {
@@ -298,6 +308,21 @@ function compileDeployment(
       at(`${path}.gpuMemoryUtilization`, 'must be a number in (0, 1]');
     else gpuMemoryUtilization = v;
   }
+
+  let planSummary: string | undefined;
+  if (o.plan !== undefined) {
+    for (const k of ['gpusPerReplica', 'tensorParallel', 'pipelineParallel', 'gpuType', 'quantization'])
+      if (o[k] !== undefined) at(`${path}.${k}`, 'cannot be given with plan (the planner chooses it)');
+    if (model) {
+      const r = resolveAutoPlan(o.plan, model, { maxModelLen, gpuMemoryUtilization });
+      if (Array.isArray(r)) for (const [sub, message] of r) at(`${path}.plan${sub}`, message);
+      else {
+        ({ tensorParallel, pipelineParallel, gpuType, quantization } = r);
+        planSummary = r.summary;
+      }
+    }
+  }
+  const gpusPerReplica = tensorParallel * pipelineParallel;
 
   const engineArgs: string[] = [];
   if (o.engineArgs !== undefined) {
@@ -336,6 +361,7 @@ function compileDeployment(
     ...(gpuType ? { gpuType } : {}),
     ...(topologyKey ? { topologyKey } : {}),
     ...(quantization ? { quantization } : {}),
+    ...(planSummary ? { planSummary } : {}),
     maxModelLen,
     maxNumSeqs,
     gpuMemoryUtilization,

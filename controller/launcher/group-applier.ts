@@ -91,6 +91,9 @@ export class GroupApplier {
       startTimeoutMs: g.startTimeoutMs,
     };
     this.templates = deps.deployments.map((d) => templateOf(d, g.masterPortBase));
+    for (const d of deps.deployments)
+      if (d.planSummary)
+        deps.log.info(`deployment ${d.name}: planned ${d.planSummary}`, { deployment: d.name });
   }
 
   /** Reconciles on every registry event and every `tickMs`. */

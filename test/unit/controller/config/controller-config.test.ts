@@ -112,6 +112,31 @@ describe('compileControllerConfig', () => {
     expect(c.deployments[0]?.engineEnv).toEqual({ HF_TOKEN: 'x' });
   });
 
+  it.each([
+    [
+      '405B BF16 on 2x8 H100: TP8 x PP2',
+      { model: 'meta-llama/Llama-3.1-405B-Instruct', plan: { gpus: '2x8xh100-80g', dtype: 'bf16' } },
+      { tensorParallel: 8, pipelineParallel: 2, nodes: 2, gpusPerNode: 8, gpuType: 'h100-80g' },
+    ],
+    [
+      '405B FP8 checkpoint on 8 H100: TP8, no --quantization (pre-quantized)',
+      { model: 'meta-llama/Meta-Llama-3.1-405B-Instruct-FP8', plan: { gpus: '1x8xh100-80g', dtype: 'fp8' } },
+      { tensorParallel: 8, pipelineParallel: 1, nodes: 1, gpuType: 'h100-80g' },
+    ],
+    [
+      '405B BF16 on 8 H200: TP8 on one node',
+      { model: 'meta-llama/Llama-3.1-405B-Instruct', plan: { gpus: '2x8xh200-141g', dtype: 'bf16' } },
+      { tensorParallel: 8, pipelineParallel: 1, nodes: 1, gpuType: 'h200-141g' },
+    ],
+  ])('plan: %s', (_name, extra, expected) => {
+    const dep = compileControllerConfig({
+      deployments: [{ ...minimal, maxModelLen: 16384, ...extra }],
+    }).deployments[0];
+    expect(dep).toMatchObject(expected);
+    expect(dep?.quantization).toBeUndefined();
+    expect(dep?.planSummary).toMatch(/^(BF16|FP8) TP8/);
+  });
+
   const d = (extra: Record<string, unknown>) => ({ deployments: [{ ...minimal, ...extra }] });
   it.each([
     ['root not a mapping', [1, 2], '(root)', 'must be a mapping'],
@@ -247,6 +272,32 @@ describe('compileControllerConfig', () => {
       { ...d({}), groups: { masterPortBase: 80 } },
       'groups.masterPortBase',
       'in 1024..60000',
+    ],
+    [
+      'plan that fits nowhere',
+      d({ model: 'meta-llama/Llama-3.1-405B-Instruct', plan: { gpus: '1x8xh100-80g', dtype: 'bf16' } }),
+      'deployments[0].plan',
+      'BF16 TP8 on H100-80G: 94.5 GiB weights per GPU > 71.7 GiB usable',
+    ],
+    ['plan bad gpus', d({ plan: { gpus: '8xh100' } }), 'deployments[0].plan.gpus', 'NODESxGPUSxTYPE'],
+    ['plan unknown gpu', d({ plan: { gpus: '1x8xz9' } }), 'deployments[0].plan.gpus', 'unknown GPU type z9'],
+    [
+      'plan bad dtype',
+      d({ plan: { gpus: '1x8xh100-80g', dtype: 'int4' } }),
+      'deployments[0].plan.dtype',
+      'must be',
+    ],
+    [
+      'plan unknown model',
+      d({ model: 'org/x', plan: { gpus: '1x8xh100-80g' } }),
+      'deployments[0].plan',
+      'no built-in shape',
+    ],
+    [
+      'plan with tensorParallel',
+      d({ tensorParallel: 8, plan: { gpus: '1x8xh100-80g' } }),
+      'deployments[0].tensorParallel',
+      'cannot be given with plan',
     ],
     ['engineEnv not a mapping', d({ engineEnv: ['A=1'] }), 'deployments[0].engineEnv', 'must be a mapping'],
     ['engineEnv number', d({ engineEnv: { A: 1 } }), 'deployments[0].engineEnv.A', 'must be a string'],
