@@ -18,6 +18,7 @@ import {
   type GenerateRequest,
   InferenceClient,
   type ModelInfo,
+  PriorityClass,
 } from '../proto/gen/corral/v1/inference.ts';
 import { CorralClientError } from './errors.ts';
 
@@ -210,6 +211,7 @@ function toRequest(p: GenerateParams, requestId: string): GenerateRequest {
     },
     priority: p.priority ?? 0,
     returnTokenIds: p.returnTokenIds ?? false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
   };
 }
 

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'cancelled'
   | 'unauthenticated'
   | 'permission_denied'
+  | 'unimplemented'
   | 'internal';
 
 export class CorralError extends Error {

@@ -17,6 +17,7 @@ const STATUS: Record<ErrorCode, status> = {
   cancelled: status.CANCELLED,
   unauthenticated: status.UNAUTHENTICATED,
   permission_denied: status.PERMISSION_DENIED,
+  unimplemented: status.UNIMPLEMENTED,
   internal: status.INTERNAL,
 };
 

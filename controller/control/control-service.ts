@@ -1,7 +1,9 @@
 /** Control.Status for `corral status`: every worker the registry knows, every deployment's readiness, and every
  * group the reconciler formed (state, ranks on which workers, restarts, last failure). */
-import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
+import { CorralError } from '../../common/errors.ts';
+import { toServiceError } from '../../common/grpc-status.ts';
 import type {
   ClusterStatus,
   ControlServer,
@@ -74,6 +76,12 @@ export function controlService(deps: Parameters<typeof clusterStatus>[0]): Contr
       callback: sendUnaryData<ClusterStatus>,
     ) => {
       callback(null, clusterStatus(deps));
+    },
+    plan: (_call, callback) => {
+      callback(
+        toServiceError(new CorralError('unimplemented', 'Control.Plan is being built')) as ServiceError,
+        null,
+      );
     },
   };
 }

@@ -11,7 +11,7 @@ import type {
   ServiceError,
   sendUnaryData,
 } from '@grpc/grpc-js';
-import { InvalidArgumentError } from '../../common/errors.ts';
+import { CorralError, InvalidArgumentError } from '../../common/errors.ts';
 import { toServiceError } from '../../common/grpc-status.ts';
 import { TRACEPARENT } from '../../common/trace-context.ts';
 import type {
@@ -22,6 +22,7 @@ import type {
   InferenceServer,
   ListModelsRequest,
   ListModelsResponse,
+  ResumeRequest,
 } from '../../proto/gen/corral/v1/inference.ts';
 import type { RequestPath } from './request-path.ts';
 
@@ -40,6 +41,18 @@ export function inferenceService(path: RequestPath): InferenceServer {
         return;
       }
       callback(null, { found: path.cancel(id, `request ${id} cancelled by Cancel`) });
+    },
+    // Replaced by the stream-log reader when the durable queue is wired (issue 5); until then there is no log to
+    // resume from, and the client is told so.
+    resume: (call: ServerWritableStream<ResumeRequest, GenerateEvent>) => {
+      call.destroy(
+        toServiceError(
+          new CorralError(
+            'unimplemented',
+            'Resume needs the durable queue, which this controller does not run yet',
+          ),
+        ) as ServiceError,
+      );
     },
     listModels: (
       _call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>,

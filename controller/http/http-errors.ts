@@ -35,6 +35,7 @@ const STATUS: Record<ErrorCode, number> = {
   // look like a server fault that SDKs retry (they retry 5xx, 408, 409 and 429).
   cancelled: 499,
   internal: 500,
+  unimplemented: 501,
   unavailable: 503,
   deadline_exceeded: 504,
 };

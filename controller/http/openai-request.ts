@@ -6,6 +6,7 @@
  */
 import { err, ok, type Result } from '../../common/errors.ts';
 import type { ChatMessage, GenerateRequest, SamplingParams } from '../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { HttpError } from './http-errors.ts';
 import {
   isObject,
@@ -146,6 +147,7 @@ function parse(endpoint: Endpoint, body: unknown, requestId: string): ParsedRequ
       sampling: sampling(body),
       priority: optInteger(body, 'priority', { min: -INT32_MAX, max: INT32_MAX }) ?? 0,
       returnTokenIds: false,
+      priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     },
   };
 }

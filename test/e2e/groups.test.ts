@@ -14,6 +14,7 @@ import { inferenceClient } from '../../cli/clients.ts';
 import { LocalCluster, type WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import type { GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
 import { findDescendants } from '../helpers/processes.ts';
 
@@ -68,6 +69,7 @@ function request(requestId: string, maxTokens: number): GenerateRequest {
     sampling: { seed: 1, stop: [], ignoreEos: true, minTokens: 0 },
     priority: 0,
     returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
   };
 }
 

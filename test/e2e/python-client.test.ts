@@ -13,6 +13,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { LocalCluster, REPO_ROOT } from '../../cli/local-cluster.ts';
+import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
 
 const run = promisify(execFile);
@@ -87,6 +88,7 @@ describe('python grpcio example', () => {
             sampling: { seed: 7, stop: [], ignoreEos: true, minTokens: 0 },
             priority: 0,
             returnTokenIds: false,
+            priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
           },
           new Metadata(),
           { deadline: Date.now() + 60_000 },

@@ -9,6 +9,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { LocalCluster } from '../../cli/local-cluster.ts';
+import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../helpers/grpc-stream.ts';
 import { findDescendants } from '../helpers/processes.ts';
@@ -88,6 +89,7 @@ describe('walking skeleton', () => {
               sampling: { seed: i, stop: [], ignoreEos: true, minTokens: 0 },
               priority: 0,
               returnTokenIds: false,
+              priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
             },
             new Metadata(),
             { deadline: Date.now() + 60_000 },
@@ -117,6 +119,7 @@ describe('walking skeleton', () => {
         sampling: { stop: [], ignoreEos: true, minTokens: 0 },
         priority: 0,
         returnTokenIds: false,
+        priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
       },
       new Metadata(),
     );

@@ -16,6 +16,7 @@ import { compileControllerConfig } from '../../../controller/config/controller-c
 import { clusterStatus } from '../../../controller/control/control-service.ts';
 import { type RunningController, startController } from '../../../controller/controller.ts';
 import type { GenerateRequest, InferenceClient } from '../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../helpers/grpc-stream.ts';
 import { until } from './fake-worker.ts';
@@ -51,6 +52,7 @@ function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
     sampling: undefined,
     priority: 0,
     returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     ...over,
   };
 }

@@ -24,6 +24,76 @@ export const protobufPackage = "corral.v1";
 
 export const protobufFileName = "corral/v1/control.proto";
 
+export interface PlanRequest {
+  /** a built-in model name (llama-3.1-405b, llama-3.1-405b-fp8, ...) */
+  model: string;
+  /** NODESxGPUSxTYPE like 2x8xh100-80g; empty: the registered workers */
+  gpus: string;
+  /** bf16 | fp8 | auto (empty: auto, or fp8 for a pre-quantized model) */
+  dtype: string;
+  maxModelLen?: number | undefined;
+  gpuMemoryUtilization?: number | undefined;
+  minConcurrency?:
+    | number
+    | undefined;
+  /** auto | fp8 (empty: auto) */
+  kvCacheDtype: string;
+}
+
+/** Per-GPU memory of a plan, bytes. */
+export interface PerGpuMemory {
+  total: number;
+  /** total x gpu_memory_utilization */
+  usable: number;
+  weights: number;
+  /** activations, CUDA graphs, non-torch memory */
+  reserve: number;
+  kvCache: number;
+}
+
+/** The vLLM arguments of one node rank of a plan. */
+export interface NodeArgs {
+  args: string[];
+}
+
+export interface PlanSummary {
+  model: string;
+  gpu: string;
+  tp: number;
+  pp: number;
+  nodes: number;
+  gpusPerNode: number;
+  dtype: string;
+  quantization: string;
+  kvCacheDtype: string;
+  maxModelLen: number;
+  gpuMemoryUtilization: number;
+  perGpu?: PerGpuMemory | undefined;
+  kvTokens: number;
+  maxConcurrency: number;
+  /** groups of this shape the inventory holds */
+  replicas: number;
+  /** datasheet estimate, not the calibrated simulator */
+  tpotBatch1Ms: number;
+  tokensPerSecond: number;
+  notes: string[];
+  /** one entry per node rank */
+  vllmArgs: NodeArgs[];
+}
+
+export interface RejectedShape {
+  shape: string;
+  reason: string;
+}
+
+export interface PlanResponse {
+  /** best first */
+  plans: PlanSummary[];
+  rejected: RejectedShape[];
+  /** the inventory planned over, as NODESxGPUSxTYPE */
+  inventory: string;
+}
+
 export interface StatusRequest {
 }
 
@@ -75,6 +145,1008 @@ export interface ClusterStatus {
   nowMs: number;
   groups: GroupSummary[];
 }
+
+function createBasePlanRequest(): PlanRequest {
+  return {
+    model: "",
+    gpus: "",
+    dtype: "",
+    maxModelLen: undefined,
+    gpuMemoryUtilization: undefined,
+    minConcurrency: undefined,
+    kvCacheDtype: "",
+  };
+}
+
+export const PlanRequest: MessageFns<PlanRequest> = {
+  encode(message: PlanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.gpus !== "") {
+      writer.uint32(18).string(message.gpus);
+    }
+    if (message.dtype !== "") {
+      writer.uint32(26).string(message.dtype);
+    }
+    if (message.maxModelLen !== undefined) {
+      writer.uint32(32).uint32(message.maxModelLen);
+    }
+    if (message.gpuMemoryUtilization !== undefined) {
+      writer.uint32(41).double(message.gpuMemoryUtilization);
+    }
+    if (message.minConcurrency !== undefined) {
+      writer.uint32(48).uint32(message.minConcurrency);
+    }
+    if (message.kvCacheDtype !== "") {
+      writer.uint32(58).string(message.kvCacheDtype);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gpus = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.dtype = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxModelLen = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.gpuMemoryUtilization = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.minConcurrency = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kvCacheDtype = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlanRequest {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      gpus: isSet(object.gpus) ? globalThis.String(object.gpus) : "",
+      dtype: isSet(object.dtype) ? globalThis.String(object.dtype) : "",
+      maxModelLen: isSet(object.maxModelLen)
+        ? globalThis.Number(object.maxModelLen)
+        : isSet(object.max_model_len)
+        ? globalThis.Number(object.max_model_len)
+        : undefined,
+      gpuMemoryUtilization: isSet(object.gpuMemoryUtilization)
+        ? globalThis.Number(object.gpuMemoryUtilization)
+        : isSet(object.gpu_memory_utilization)
+        ? globalThis.Number(object.gpu_memory_utilization)
+        : undefined,
+      minConcurrency: isSet(object.minConcurrency)
+        ? globalThis.Number(object.minConcurrency)
+        : isSet(object.min_concurrency)
+        ? globalThis.Number(object.min_concurrency)
+        : undefined,
+      kvCacheDtype: isSet(object.kvCacheDtype)
+        ? globalThis.String(object.kvCacheDtype)
+        : isSet(object.kv_cache_dtype)
+        ? globalThis.String(object.kv_cache_dtype)
+        : "",
+    };
+  },
+
+  toJSON(message: PlanRequest): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.gpus !== "") {
+      obj.gpus = message.gpus;
+    }
+    if (message.dtype !== "") {
+      obj.dtype = message.dtype;
+    }
+    if (message.maxModelLen !== undefined) {
+      obj.maxModelLen = Math.round(message.maxModelLen);
+    }
+    if (message.gpuMemoryUtilization !== undefined) {
+      obj.gpuMemoryUtilization = floatToJson(message.gpuMemoryUtilization);
+    }
+    if (message.minConcurrency !== undefined) {
+      obj.minConcurrency = Math.round(message.minConcurrency);
+    }
+    if (message.kvCacheDtype !== "") {
+      obj.kvCacheDtype = message.kvCacheDtype;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PlanRequest>): PlanRequest {
+    return PlanRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PlanRequest>): PlanRequest {
+    const message = createBasePlanRequest();
+    message.model = object.model ?? "";
+    message.gpus = object.gpus ?? "";
+    message.dtype = object.dtype ?? "";
+    message.maxModelLen = object.maxModelLen ?? undefined;
+    message.gpuMemoryUtilization = object.gpuMemoryUtilization ?? undefined;
+    message.minConcurrency = object.minConcurrency ?? undefined;
+    message.kvCacheDtype = object.kvCacheDtype ?? "";
+    return message;
+  },
+};
+
+function createBasePerGpuMemory(): PerGpuMemory {
+  return { total: 0, usable: 0, weights: 0, reserve: 0, kvCache: 0 };
+}
+
+export const PerGpuMemory: MessageFns<PerGpuMemory> = {
+  encode(message: PerGpuMemory, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.total !== 0) {
+      writer.uint32(8).uint64(message.total);
+    }
+    if (message.usable !== 0) {
+      writer.uint32(16).uint64(message.usable);
+    }
+    if (message.weights !== 0) {
+      writer.uint32(24).uint64(message.weights);
+    }
+    if (message.reserve !== 0) {
+      writer.uint32(32).uint64(message.reserve);
+    }
+    if (message.kvCache !== 0) {
+      writer.uint32(40).uint64(message.kvCache);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PerGpuMemory {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePerGpuMemory();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.total = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.usable = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.weights = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reserve = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.kvCache = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PerGpuMemory {
+    return {
+      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      usable: isSet(object.usable) ? globalThis.Number(object.usable) : 0,
+      weights: isSet(object.weights) ? globalThis.Number(object.weights) : 0,
+      reserve: isSet(object.reserve) ? globalThis.Number(object.reserve) : 0,
+      kvCache: isSet(object.kvCache)
+        ? globalThis.Number(object.kvCache)
+        : isSet(object.kv_cache)
+        ? globalThis.Number(object.kv_cache)
+        : 0,
+    };
+  },
+
+  toJSON(message: PerGpuMemory): unknown {
+    const obj: any = {};
+    if (message.total !== 0) {
+      obj.total = Math.round(message.total);
+    }
+    if (message.usable !== 0) {
+      obj.usable = Math.round(message.usable);
+    }
+    if (message.weights !== 0) {
+      obj.weights = Math.round(message.weights);
+    }
+    if (message.reserve !== 0) {
+      obj.reserve = Math.round(message.reserve);
+    }
+    if (message.kvCache !== 0) {
+      obj.kvCache = Math.round(message.kvCache);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PerGpuMemory>): PerGpuMemory {
+    return PerGpuMemory.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PerGpuMemory>): PerGpuMemory {
+    const message = createBasePerGpuMemory();
+    message.total = object.total ?? 0;
+    message.usable = object.usable ?? 0;
+    message.weights = object.weights ?? 0;
+    message.reserve = object.reserve ?? 0;
+    message.kvCache = object.kvCache ?? 0;
+    return message;
+  },
+};
+
+function createBaseNodeArgs(): NodeArgs {
+  return { args: [] };
+}
+
+export const NodeArgs: MessageFns<NodeArgs> = {
+  encode(message: NodeArgs, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.args) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeArgs {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeArgs();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeArgs {
+    return { args: globalThis.Array.isArray(object?.args) ? object.args.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: NodeArgs): unknown {
+    const obj: any = {};
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NodeArgs>): NodeArgs {
+    return NodeArgs.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NodeArgs>): NodeArgs {
+    const message = createBaseNodeArgs();
+    message.args = object.args?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePlanSummary(): PlanSummary {
+  return {
+    model: "",
+    gpu: "",
+    tp: 0,
+    pp: 0,
+    nodes: 0,
+    gpusPerNode: 0,
+    dtype: "",
+    quantization: "",
+    kvCacheDtype: "",
+    maxModelLen: 0,
+    gpuMemoryUtilization: 0,
+    perGpu: undefined,
+    kvTokens: 0,
+    maxConcurrency: 0,
+    replicas: 0,
+    tpotBatch1Ms: 0,
+    tokensPerSecond: 0,
+    notes: [],
+    vllmArgs: [],
+  };
+}
+
+export const PlanSummary: MessageFns<PlanSummary> = {
+  encode(message: PlanSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.gpu !== "") {
+      writer.uint32(18).string(message.gpu);
+    }
+    if (message.tp !== 0) {
+      writer.uint32(24).uint32(message.tp);
+    }
+    if (message.pp !== 0) {
+      writer.uint32(32).uint32(message.pp);
+    }
+    if (message.nodes !== 0) {
+      writer.uint32(40).uint32(message.nodes);
+    }
+    if (message.gpusPerNode !== 0) {
+      writer.uint32(48).uint32(message.gpusPerNode);
+    }
+    if (message.dtype !== "") {
+      writer.uint32(58).string(message.dtype);
+    }
+    if (message.quantization !== "") {
+      writer.uint32(66).string(message.quantization);
+    }
+    if (message.kvCacheDtype !== "") {
+      writer.uint32(74).string(message.kvCacheDtype);
+    }
+    if (message.maxModelLen !== 0) {
+      writer.uint32(80).uint32(message.maxModelLen);
+    }
+    if (message.gpuMemoryUtilization !== 0) {
+      writer.uint32(89).double(message.gpuMemoryUtilization);
+    }
+    if (message.perGpu !== undefined) {
+      PerGpuMemory.encode(message.perGpu, writer.uint32(98).fork()).join();
+    }
+    if (message.kvTokens !== 0) {
+      writer.uint32(104).uint64(message.kvTokens);
+    }
+    if (message.maxConcurrency !== 0) {
+      writer.uint32(113).double(message.maxConcurrency);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(120).uint32(message.replicas);
+    }
+    if (message.tpotBatch1Ms !== 0) {
+      writer.uint32(129).double(message.tpotBatch1Ms);
+    }
+    if (message.tokensPerSecond !== 0) {
+      writer.uint32(137).double(message.tokensPerSecond);
+    }
+    for (const v of message.notes) {
+      writer.uint32(146).string(v!);
+    }
+    for (const v of message.vllmArgs) {
+      NodeArgs.encode(v!, writer.uint32(154).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlanSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlanSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gpu = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tp = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pp = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.nodes = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.gpusPerNode = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.dtype = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.quantization = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kvCacheDtype = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxModelLen = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.gpuMemoryUtilization = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.perGpu = PerGpuMemory.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.kvTokens = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.maxConcurrency = reader.double();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 129) {
+              break;
+            }
+
+            message.tpotBatch1Ms = reader.double();
+            continue;
+          }
+          case 17: {
+            if (tag !== 137) {
+              break;
+            }
+
+            message.tokensPerSecond = reader.double();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.notes.push(reader.string());
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.vllmArgs.push(NodeArgs.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlanSummary {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      gpu: isSet(object.gpu) ? globalThis.String(object.gpu) : "",
+      tp: isSet(object.tp) ? globalThis.Number(object.tp) : 0,
+      pp: isSet(object.pp) ? globalThis.Number(object.pp) : 0,
+      nodes: isSet(object.nodes) ? globalThis.Number(object.nodes) : 0,
+      gpusPerNode: isSet(object.gpusPerNode)
+        ? globalThis.Number(object.gpusPerNode)
+        : isSet(object.gpus_per_node)
+        ? globalThis.Number(object.gpus_per_node)
+        : 0,
+      dtype: isSet(object.dtype) ? globalThis.String(object.dtype) : "",
+      quantization: isSet(object.quantization) ? globalThis.String(object.quantization) : "",
+      kvCacheDtype: isSet(object.kvCacheDtype)
+        ? globalThis.String(object.kvCacheDtype)
+        : isSet(object.kv_cache_dtype)
+        ? globalThis.String(object.kv_cache_dtype)
+        : "",
+      maxModelLen: isSet(object.maxModelLen)
+        ? globalThis.Number(object.maxModelLen)
+        : isSet(object.max_model_len)
+        ? globalThis.Number(object.max_model_len)
+        : 0,
+      gpuMemoryUtilization: isSet(object.gpuMemoryUtilization)
+        ? globalThis.Number(object.gpuMemoryUtilization)
+        : isSet(object.gpu_memory_utilization)
+        ? globalThis.Number(object.gpu_memory_utilization)
+        : 0,
+      perGpu: isSet(object.perGpu)
+        ? PerGpuMemory.fromJSON(object.perGpu)
+        : isSet(object.per_gpu)
+        ? PerGpuMemory.fromJSON(object.per_gpu)
+        : undefined,
+      kvTokens: isSet(object.kvTokens)
+        ? globalThis.Number(object.kvTokens)
+        : isSet(object.kv_tokens)
+        ? globalThis.Number(object.kv_tokens)
+        : 0,
+      maxConcurrency: isSet(object.maxConcurrency)
+        ? globalThis.Number(object.maxConcurrency)
+        : isSet(object.max_concurrency)
+        ? globalThis.Number(object.max_concurrency)
+        : 0,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+      tpotBatch1Ms: isSet(object.tpotBatch1Ms)
+        ? globalThis.Number(object.tpotBatch1Ms)
+        : isSet(object.tpot_batch1_ms)
+        ? globalThis.Number(object.tpot_batch1_ms)
+        : 0,
+      tokensPerSecond: isSet(object.tokensPerSecond)
+        ? globalThis.Number(object.tokensPerSecond)
+        : isSet(object.tokens_per_second)
+        ? globalThis.Number(object.tokens_per_second)
+        : 0,
+      notes: globalThis.Array.isArray(object?.notes)
+        ? object.notes.map((e: any) => globalThis.String(e))
+        : [],
+      vllmArgs: globalThis.Array.isArray(object?.vllmArgs)
+        ? object.vllmArgs.map((e: any) => NodeArgs.fromJSON(e))
+        : globalThis.Array.isArray(object?.vllm_args)
+        ? object.vllm_args.map((e: any) => NodeArgs.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PlanSummary): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.gpu !== "") {
+      obj.gpu = message.gpu;
+    }
+    if (message.tp !== 0) {
+      obj.tp = Math.round(message.tp);
+    }
+    if (message.pp !== 0) {
+      obj.pp = Math.round(message.pp);
+    }
+    if (message.nodes !== 0) {
+      obj.nodes = Math.round(message.nodes);
+    }
+    if (message.gpusPerNode !== 0) {
+      obj.gpusPerNode = Math.round(message.gpusPerNode);
+    }
+    if (message.dtype !== "") {
+      obj.dtype = message.dtype;
+    }
+    if (message.quantization !== "") {
+      obj.quantization = message.quantization;
+    }
+    if (message.kvCacheDtype !== "") {
+      obj.kvCacheDtype = message.kvCacheDtype;
+    }
+    if (message.maxModelLen !== 0) {
+      obj.maxModelLen = Math.round(message.maxModelLen);
+    }
+    if (message.gpuMemoryUtilization !== 0) {
+      obj.gpuMemoryUtilization = floatToJson(message.gpuMemoryUtilization);
+    }
+    if (message.perGpu !== undefined) {
+      obj.perGpu = PerGpuMemory.toJSON(message.perGpu);
+    }
+    if (message.kvTokens !== 0) {
+      obj.kvTokens = Math.round(message.kvTokens);
+    }
+    if (message.maxConcurrency !== 0) {
+      obj.maxConcurrency = floatToJson(message.maxConcurrency);
+    }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    if (message.tpotBatch1Ms !== 0) {
+      obj.tpotBatch1Ms = floatToJson(message.tpotBatch1Ms);
+    }
+    if (message.tokensPerSecond !== 0) {
+      obj.tokensPerSecond = floatToJson(message.tokensPerSecond);
+    }
+    if (message.notes?.length) {
+      obj.notes = message.notes;
+    }
+    if (message.vllmArgs?.length) {
+      obj.vllmArgs = message.vllmArgs.map((e) => NodeArgs.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PlanSummary>): PlanSummary {
+    return PlanSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PlanSummary>): PlanSummary {
+    const message = createBasePlanSummary();
+    message.model = object.model ?? "";
+    message.gpu = object.gpu ?? "";
+    message.tp = object.tp ?? 0;
+    message.pp = object.pp ?? 0;
+    message.nodes = object.nodes ?? 0;
+    message.gpusPerNode = object.gpusPerNode ?? 0;
+    message.dtype = object.dtype ?? "";
+    message.quantization = object.quantization ?? "";
+    message.kvCacheDtype = object.kvCacheDtype ?? "";
+    message.maxModelLen = object.maxModelLen ?? 0;
+    message.gpuMemoryUtilization = object.gpuMemoryUtilization ?? 0;
+    message.perGpu = (object.perGpu !== undefined && object.perGpu !== null)
+      ? PerGpuMemory.fromPartial(object.perGpu)
+      : undefined;
+    message.kvTokens = object.kvTokens ?? 0;
+    message.maxConcurrency = object.maxConcurrency ?? 0;
+    message.replicas = object.replicas ?? 0;
+    message.tpotBatch1Ms = object.tpotBatch1Ms ?? 0;
+    message.tokensPerSecond = object.tokensPerSecond ?? 0;
+    message.notes = object.notes?.map((e) => e) || [];
+    message.vllmArgs = object.vllmArgs?.map((e) => NodeArgs.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRejectedShape(): RejectedShape {
+  return { shape: "", reason: "" };
+}
+
+export const RejectedShape: MessageFns<RejectedShape> = {
+  encode(message: RejectedShape, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shape !== "") {
+      writer.uint32(10).string(message.shape);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectedShape {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectedShape();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.shape = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectedShape {
+    return {
+      shape: isSet(object.shape) ? globalThis.String(object.shape) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RejectedShape): unknown {
+    const obj: any = {};
+    if (message.shape !== "") {
+      obj.shape = message.shape;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RejectedShape>): RejectedShape {
+    return RejectedShape.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RejectedShape>): RejectedShape {
+    const message = createBaseRejectedShape();
+    message.shape = object.shape ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBasePlanResponse(): PlanResponse {
+  return { plans: [], rejected: [], inventory: "" };
+}
+
+export const PlanResponse: MessageFns<PlanResponse> = {
+  encode(message: PlanResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.plans) {
+      PlanSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.rejected) {
+      RejectedShape.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.inventory !== "") {
+      writer.uint32(26).string(message.inventory);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlanResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlanResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.plans.push(PlanSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rejected.push(RejectedShape.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.inventory = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlanResponse {
+    return {
+      plans: globalThis.Array.isArray(object?.plans) ? object.plans.map((e: any) => PlanSummary.fromJSON(e)) : [],
+      rejected: globalThis.Array.isArray(object?.rejected)
+        ? object.rejected.map((e: any) => RejectedShape.fromJSON(e))
+        : [],
+      inventory: isSet(object.inventory) ? globalThis.String(object.inventory) : "",
+    };
+  },
+
+  toJSON(message: PlanResponse): unknown {
+    const obj: any = {};
+    if (message.plans?.length) {
+      obj.plans = message.plans.map((e) => PlanSummary.toJSON(e));
+    }
+    if (message.rejected?.length) {
+      obj.rejected = message.rejected.map((e) => RejectedShape.toJSON(e));
+    }
+    if (message.inventory !== "") {
+      obj.inventory = message.inventory;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PlanResponse>): PlanResponse {
+    return PlanResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PlanResponse>): PlanResponse {
+    const message = createBasePlanResponse();
+    message.plans = object.plans?.map((e) => PlanSummary.fromPartial(e)) || [];
+    message.rejected = object.rejected?.map((e) => RejectedShape.fromPartial(e)) || [];
+    message.inventory = object.inventory ?? "";
+    return message;
+  },
+};
 
 function createBaseStatusRequest(): StatusRequest {
   return {};
@@ -879,10 +1951,28 @@ export const ControlService = {
     responseSerialize: (value: ClusterStatus): Buffer => Buffer.from(ClusterStatus.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClusterStatus => ClusterStatus.decode(value),
   },
+  /**
+   * Plan ranks how a model could be split over GPUs: the given inventory, or (gpus empty) the GPUs of the workers
+   * registered now. INVALID_ARGUMENT lists every bad field; no feasible plan is an answer (empty plans, reasons).
+   */
+  plan: {
+    path: "/corral.v1.Control/Plan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PlanRequest): Buffer => Buffer.from(PlanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PlanRequest => PlanRequest.decode(value),
+    responseSerialize: (value: PlanResponse): Buffer => Buffer.from(PlanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PlanResponse => PlanResponse.decode(value),
+  },
 } as const;
 
 export interface ControlServer extends UntypedServiceImplementation {
   status: handleUnaryCall<StatusRequest, ClusterStatus>;
+  /**
+   * Plan ranks how a model could be split over GPUs: the given inventory, or (gpus empty) the GPUs of the workers
+   * registered now. INVALID_ARGUMENT lists every bad field; no feasible plan is an answer (empty plans, reasons).
+   */
+  plan: handleUnaryCall<PlanRequest, PlanResponse>;
 }
 
 export interface ControlClient extends Client {
@@ -901,6 +1991,22 @@ export interface ControlClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClusterStatus) => void,
   ): ClientUnaryCall;
+  /**
+   * Plan ranks how a model could be split over GPUs: the given inventory, or (gpus empty) the GPUs of the workers
+   * registered now. INVALID_ARGUMENT lists every bad field; no feasible plan is an answer (empty plans, reasons).
+   */
+  plan(request: PlanRequest, callback: (error: ServiceError | null, response: PlanResponse) => void): ClientUnaryCall;
+  plan(
+    request: PlanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PlanResponse) => void,
+  ): ClientUnaryCall;
+  plan(
+    request: PlanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PlanResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ControlClient = makeGenericClientConstructor(ControlService, "corral.v1.Control") as unknown as {
@@ -908,6 +2014,10 @@ export const ControlClient = makeGenericClientConstructor(ControlService, "corra
   service: typeof ControlService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -25,6 +25,52 @@ export const protobufPackage = "corral.v1";
 
 export const protobufFileName = "corral/v1/inference.proto";
 
+/** Which queue class a request waits in. Unspecified: the tenant's default class. */
+export enum PriorityClass {
+  PRIORITY_CLASS_UNSPECIFIED = 0,
+  PRIORITY_CLASS_INTERACTIVE = 1,
+  PRIORITY_CLASS_STANDARD = 2,
+  PRIORITY_CLASS_BATCH = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function priorityClassFromJSON(object: any): PriorityClass {
+  switch (object) {
+    case 0:
+    case "PRIORITY_CLASS_UNSPECIFIED":
+      return PriorityClass.PRIORITY_CLASS_UNSPECIFIED;
+    case 1:
+    case "PRIORITY_CLASS_INTERACTIVE":
+      return PriorityClass.PRIORITY_CLASS_INTERACTIVE;
+    case 2:
+    case "PRIORITY_CLASS_STANDARD":
+      return PriorityClass.PRIORITY_CLASS_STANDARD;
+    case 3:
+    case "PRIORITY_CLASS_BATCH":
+      return PriorityClass.PRIORITY_CLASS_BATCH;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PriorityClass.UNRECOGNIZED;
+  }
+}
+
+export function priorityClassToJSON(object: PriorityClass): string {
+  switch (object) {
+    case PriorityClass.PRIORITY_CLASS_UNSPECIFIED:
+      return "PRIORITY_CLASS_UNSPECIFIED";
+    case PriorityClass.PRIORITY_CLASS_INTERACTIVE:
+      return "PRIORITY_CLASS_INTERACTIVE";
+    case PriorityClass.PRIORITY_CLASS_STANDARD:
+      return "PRIORITY_CLASS_STANDARD";
+    case PriorityClass.PRIORITY_CLASS_BATCH:
+      return "PRIORITY_CLASS_BATCH";
+    case PriorityClass.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum FinishReason {
   FINISH_REASON_UNSPECIFIED = 0,
   /** FINISH_REASON_STOP - EOS or a stop string */
@@ -116,6 +162,8 @@ export interface GenerateRequest {
   priority: number;
   /** Ask for the token ids of the prompt and of every delta. */
   returnTokenIds: boolean;
+  /** The queue class; must be one the caller's tenant is allowed. */
+  priorityClass: PriorityClass;
 }
 
 export interface Usage {
@@ -164,6 +212,14 @@ export interface GenerateEvent {
     $case: "finished";
     value: Finished;
   } | undefined;
+}
+
+export interface ResumeRequest {
+  requestId: string;
+  /** The model the request was sent to (its deployment's queue and stream log). */
+  model: string;
+  /** Index of the first generated token the client has not received (0: replay from the start). */
+  afterTokenIndex: number;
 }
 
 export interface CancelRequest {
@@ -623,6 +679,7 @@ function createBaseGenerateRequest(): GenerateRequest {
     sampling: undefined,
     priority: 0,
     returnTokenIds: false,
+    priorityClass: 0,
   };
 }
 
@@ -656,6 +713,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.returnTokenIds !== false) {
       writer.uint32(64).bool(message.returnTokenIds);
+    }
+    if (message.priorityClass !== 0) {
+      writer.uint32(80).int32(message.priorityClass);
     }
     return writer;
   },
@@ -745,6 +805,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.returnTokenIds = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.priorityClass = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -786,6 +854,11 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : isSet(object.return_token_ids)
         ? globalThis.Boolean(object.return_token_ids)
         : false,
+      priorityClass: isSet(object.priorityClass)
+        ? priorityClassFromJSON(object.priorityClass)
+        : isSet(object.priority_class)
+        ? priorityClassFromJSON(object.priority_class)
+        : 0,
     };
   },
 
@@ -815,6 +888,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.returnTokenIds !== false) {
       obj.returnTokenIds = message.returnTokenIds;
+    }
+    if (message.priorityClass !== 0) {
+      obj.priorityClass = priorityClassToJSON(message.priorityClass);
     }
     return obj;
   },
@@ -852,6 +928,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       : undefined;
     message.priority = object.priority ?? 0;
     message.returnTokenIds = object.returnTokenIds ?? false;
+    message.priorityClass = object.priorityClass ?? 0;
     return message;
   },
 };
@@ -1609,6 +1686,115 @@ export const GenerateEvent: MessageFns<GenerateEvent> = {
   },
 };
 
+function createBaseResumeRequest(): ResumeRequest {
+  return { requestId: "", model: "", afterTokenIndex: 0 };
+}
+
+export const ResumeRequest: MessageFns<ResumeRequest> = {
+  encode(message: ResumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.afterTokenIndex !== 0) {
+      writer.uint32(24).uint32(message.afterTokenIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.afterTokenIndex = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeRequest {
+    return {
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      afterTokenIndex: isSet(object.afterTokenIndex)
+        ? globalThis.Number(object.afterTokenIndex)
+        : isSet(object.after_token_index)
+        ? globalThis.Number(object.after_token_index)
+        : 0,
+    };
+  },
+
+  toJSON(message: ResumeRequest): unknown {
+    const obj: any = {};
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.afterTokenIndex !== 0) {
+      obj.afterTokenIndex = Math.round(message.afterTokenIndex);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeRequest>): ResumeRequest {
+    return ResumeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResumeRequest>): ResumeRequest {
+    const message = createBaseResumeRequest();
+    message.requestId = object.requestId ?? "";
+    message.model = object.model ?? "";
+    message.afterTokenIndex = object.afterTokenIndex ?? 0;
+    return message;
+  },
+};
+
 function createBaseCancelRequest(): CancelRequest {
   return { requestId: "" };
 }
@@ -2034,6 +2220,20 @@ export const InferenceService = {
     responseSerialize: (value: ListModelsResponse): Buffer => Buffer.from(ListModelsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListModelsResponse => ListModelsResponse.decode(value),
   },
+  /**
+   * Resume re-attaches to a request by id (after a dropped connection, or from another controller replica) and
+   * streams its events from the first token the client has not seen; Started is sent again only when
+   * after_token_index is 0. Ends like Generate (Finished, or the request's error).
+   */
+  resume: {
+    path: "/corral.v1.Inference/Resume" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ResumeRequest): Buffer => Buffer.from(ResumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeRequest => ResumeRequest.decode(value),
+    responseSerialize: (value: GenerateEvent): Buffer => Buffer.from(GenerateEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GenerateEvent => GenerateEvent.decode(value),
+  },
 } as const;
 
 export interface InferenceServer extends UntypedServiceImplementation {
@@ -2042,6 +2242,12 @@ export interface InferenceServer extends UntypedServiceImplementation {
   /** Cancel stops a request by id, wherever it is (queued or running). */
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
+  /**
+   * Resume re-attaches to a request by id (after a dropped connection, or from another controller replica) and
+   * streams its events from the first token the client has not seen; Started is sent again only when
+   * after_token_index is 0. Ends like Generate (Finished, or the request's error).
+   */
+  resume: handleServerStreamingCall<ResumeRequest, GenerateEvent>;
 }
 
 export interface InferenceClient extends Client {
@@ -2083,6 +2289,17 @@ export interface InferenceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Resume re-attaches to a request by id (after a dropped connection, or from another controller replica) and
+   * streams its events from the first token the client has not seen; Started is sent again only when
+   * after_token_index is 0. Ends like Generate (Finished, or the request's error).
+   */
+  resume(request: ResumeRequest, options?: Partial<CallOptions>): ClientReadableStream<GenerateEvent>;
+  resume(
+    request: ResumeRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<GenerateEvent>;
 }
 
 export const InferenceClient = makeGenericClientConstructor(InferenceService, "corral.v1.Inference") as unknown as {

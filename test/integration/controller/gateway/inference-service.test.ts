@@ -14,6 +14,7 @@ import type {
   GenerateRequest,
   InferenceClient,
 } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
@@ -82,6 +83,7 @@ function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
     sampling: undefined,
     priority: 0,
     returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     ...over,
   };
 }

@@ -12,6 +12,7 @@ import { compileControllerConfig } from '../../../../controller/config/controlle
 import { type RunningController, startController } from '../../../../controller/controller.ts';
 import type { ClusterStatus } from '../../../../proto/gen/corral/v1/control.ts';
 import type { GenerateRequest } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
@@ -87,6 +88,7 @@ async function generate(requestId: string) {
       sampling: undefined,
       priority: 0,
       returnTokenIds: false,
+      priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     };
     return await collect(client.generate(req, new Metadata(), { deadline: Date.now() + 5000 }));
   } finally {

@@ -7,6 +7,7 @@
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerateEvent, GenerateRequest } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState, WorkerClient, type WorkerStatus } from '../../../../proto/gen/corral/v1/worker.ts';
 import { readEngineLoad } from '../../../../worker/engine/metrics.ts';
 import { FAKE_ENGINE, FakeRegistry, WorkerProcess, waitFor } from './worker-harness.ts';
@@ -26,6 +27,7 @@ function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
     sampling: undefined,
     priority: 0,
     returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     ...over,
   };
 }

@@ -7,6 +7,7 @@
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerateEvent, GenerateRequest } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState, WorkerClient } from '../../../../proto/gen/corral/v1/worker.ts';
 import { readEngineLoad } from '../../../../worker/engine/metrics.ts';
 import { FakeRegistry, WorkerProcess, waitFor } from './worker-harness.ts';
@@ -25,6 +26,7 @@ function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
     sampling: { stop: [], ignoreEos: true, minTokens: 0 },
     priority: 0,
     returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     ...over,
   };
 }

@@ -3,6 +3,7 @@ import { CorralError } from '../../../../common/errors.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { resolveDeployment, validateRequest } from '../../../../controller/gateway/request-validation.ts';
 import type { ChatMessage, GenerateRequest } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 
 const config = compileControllerConfig({
   deployments: [
@@ -20,6 +21,7 @@ const req = (over: Partial<GenerateRequest>): GenerateRequest => ({
   sampling: undefined,
   priority: 0,
   returnTokenIds: false,
+  priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
   ...over,
 });
 const chat = (...messages: [string, string][]): GenerateRequest['input'] => ({

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import type { GenerateEvent, GenerateRequest } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import type { EngineHttpClient } from '../../../../worker/engine/engine-client.ts';
 import { runGeneration } from '../../../../worker/engine/generation.ts';
 
@@ -12,6 +13,7 @@ const req: GenerateRequest = {
   sampling: undefined,
   priority: 0,
   returnTokenIds: false,
+  priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
 };
 
 /** A fake engine HTTP client whose POST answers with `respond()`; records what was sent. */

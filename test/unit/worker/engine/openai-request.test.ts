@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { GenerateRequest } from '../../../../proto/gen/corral/v1/inference.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { toEngineRequest } from '../../../../worker/engine/openai-request.ts';
 
 const base: GenerateRequest = {
@@ -10,6 +11,7 @@ const base: GenerateRequest = {
   sampling: undefined,
   priority: 0,
   returnTokenIds: false,
+  priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
 };
 
 const STREAMING = { stream: true, stream_options: { include_usage: true }, return_token_ids: true };
