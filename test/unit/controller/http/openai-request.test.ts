@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Endpoint, parseOpenAiRequest } from '../../../../controller/http/openai-request.ts';
+import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 
 const chat = { model: 'm', messages: [{ role: 'user', content: 'Hi' }] };
 const completion = { model: 'm', prompt: 'Once' };
@@ -76,6 +77,7 @@ describe('parseOpenAiRequest: accepted input', () => {
           },
           priority: 5,
           returnTokenIds: false,
+          priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
         },
       },
     });
@@ -106,6 +108,7 @@ describe('parseOpenAiRequest: accepted input', () => {
       sampling: { stop: [], ignoreEos: false, minTokens: 0 },
       priority: 0,
       returnTokenIds: false,
+      priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     });
     expect(r.ok && r.value.stream).toBe(false);
   });
