@@ -1,6 +1,6 @@
 /**
- * The local cluster: one controller and several workers presenting simulated GPUs, all child processes of the
- * caller, on loopback. `corral up` runs it for people; the e2e tests run exactly the same code.
+ * The local cluster: a Redis (the queue's and stream logs' store), one controller and several workers presenting
+ * simulated GPUs, all child processes of the caller, on loopback. `corral up` runs it for people; the e2e tests run exactly the same code.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClusterStatus } from '../proto/gen/corral/v1/control.ts';
 import { controlClient, fetchStatus } from './clients.ts';
 import { ManagedProcess } from './managed-process.ts';
+import { type AppendFsync, type RedisServer, startRedisServer } from './redis-server.ts';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
@@ -19,7 +20,7 @@ export interface WorkerSpec {
 }
 
 export interface LocalClusterOptions {
-  /** State directory: the controller config and one log file per process. */
+  /** State directory: the controller config, Redis's AOF (redis/) and one log file per process. */
   dir: string;
   /** Controller config (YAML or JSON text); its `listen` is overridden by controllerListen. */
   config: string;
@@ -27,6 +28,8 @@ export interface LocalClusterOptions {
   /** Where the OpenAI-compatible HTTP API listens (default: a free loopback port). */
   httpListen?: string;
   workers: WorkerSpec[];
+  /** Redis durability: everysec (default) or always (see redis-server.ts for the trade-off). */
+  appendfsync?: AppendFsync;
   /** Extra environment for every process (e.g. CORRAL_LOG_LEVEL). */
   env?: NodeJS.ProcessEnv;
   onProgress?: (message: string) => void;
@@ -37,15 +40,21 @@ const TSX = ['--import', 'tsx'];
 export class LocalCluster {
   readonly workers = new Map<string, ManagedProcess>();
   private controllerProcess: ManagedProcess | undefined;
+  private redisServer: RedisServer | undefined;
   private address = '';
   private http = '';
 
   private constructor(private readonly options: LocalClusterOptions) {}
 
-  /** Starts the controller, then the workers; resolves once every process listens (engines may still load). */
+  /** Starts Redis, the controller, then the workers; resolves once every process listens (engines may still load). */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     const cluster = new LocalCluster(options);
     try {
+      cluster.progress('starting redis');
+      cluster.redisServer = await startRedisServer({
+        dir: join(options.dir, 'redis'),
+        ...(options.appendfsync && { appendfsync: options.appendfsync }),
+      });
       await cluster.startController();
       await Promise.all(options.workers.map((w) => cluster.startWorker(w)));
     } catch (e) {
@@ -62,6 +71,12 @@ export class LocalCluster {
   /** host:port of the OpenAI-compatible HTTP API. */
   get httpAddress(): string {
     return this.http;
+  }
+
+  /** The cluster's Redis (restart() it to test recovery from its AOF). */
+  get redis(): RedisServer {
+    if (!this.redisServer) throw new Error('redis not started');
+    return this.redisServer;
   }
 
   get controller(): ManagedProcess {
@@ -162,10 +177,11 @@ export class LocalCluster {
     }
   }
 
-  /** Stops workers first (they drain and stop their engines), then the controller. */
+  /** Stops workers first (they drain and stop their engines), then the controller, then Redis. */
   async stop(graceMs = 10_000): Promise<void> {
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
     await this.controllerProcess?.stop(graceMs);
+    await this.redisServer?.stop();
   }
 
   private env(): NodeJS.ProcessEnv {
