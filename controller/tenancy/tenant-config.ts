@@ -60,6 +60,17 @@ export interface CompiledTenancy {
   revoked: ReadonlySet<string>;
 }
 
+const TENANT_FIELDS = new Set([
+  'id',
+  'weight',
+  'classes',
+  'defaultClass',
+  'requests',
+  'tokens',
+  'keySha256',
+  'revokedKeySha256',
+  'disabled',
+]);
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const TENANT_ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
@@ -72,7 +83,14 @@ export function compileTenancy(options: TenancyOptions): Result<CompiledTenancy>
   if (!Array.isArray(options?.tenants)) return err([{ path: 'tenants', message: 'must be a list' }]);
   options.tenants.forEach((t, i) => {
     const at = (field: string) => `tenants[${i}].${field}`;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) {
+      errors.push({ path: `tenants[${i}]`, message: 'must be a mapping' });
+      return;
+    }
     const before = errors.length;
+    // A misspelt field (`keysha256`) would otherwise silently leave the tenant without keys or budgets.
+    for (const k of Object.keys(t))
+      if (!TENANT_FIELDS.has(k)) errors.push({ path: at(k), message: 'unknown field' });
     if (typeof t.id !== 'string' || !TENANT_ID.test(t.id))
       errors.push({ path: at('id'), message: 'must match [a-z0-9][a-z0-9._-]{0,62}' });
     else if (seenIds.has(t.id)) errors.push({ path: at('id'), message: `duplicate tenant ${t.id}` });
@@ -80,7 +98,9 @@ export function compileTenancy(options: TenancyOptions): Result<CompiledTenancy>
     const weight = t.weight ?? 1;
     if (!Number.isFinite(weight) || weight <= 0) errors.push({ path: at('weight'), message: 'must be > 0' });
     const classes = new Set<PriorityClass>();
-    (t.classes ?? ['standard', 'batch']).forEach((c, j) => {
+    if (t.classes !== undefined && !Array.isArray(t.classes))
+      errors.push({ path: at('classes'), message: 'must be a list' });
+    (Array.isArray(t.classes) ? t.classes : ['standard', 'batch']).forEach((c, j) => {
       if (isPriorityClass(c)) classes.add(c);
       else errors.push({ path: `${at('classes')}[${j}]`, message: 'must be interactive, standard or batch' });
     });
@@ -95,7 +115,7 @@ export function compileTenancy(options: TenancyOptions): Result<CompiledTenancy>
     const tokens = budget(t.tokens, at('tokens'), errors);
     if (!Array.isArray(t.keySha256)) errors.push({ path: at('keySha256'), message: 'must be a list' });
     const tenantKeys: string[] = [];
-    (t.keySha256 ?? []).forEach((k, j) => {
+    (Array.isArray(t.keySha256) ? t.keySha256 : []).forEach((k, j) => {
       const digest = typeof k === 'string' ? k.toLowerCase() : '';
       if (!SHA256_HEX.test(digest))
         errors.push({ path: `${at('keySha256')}[${j}]`, message: 'must be 64 hex digits (SHA-256)' });
@@ -103,7 +123,9 @@ export function compileTenancy(options: TenancyOptions): Result<CompiledTenancy>
         errors.push({ path: `${at('keySha256')}[${j}]`, message: 'key already belongs to a tenant' });
       else tenantKeys.push(digest);
     });
-    (t.revokedKeySha256 ?? []).forEach((k, j) => {
+    if (t.revokedKeySha256 !== undefined && !Array.isArray(t.revokedKeySha256))
+      errors.push({ path: at('revokedKeySha256'), message: 'must be a list' });
+    (Array.isArray(t.revokedKeySha256) ? t.revokedKeySha256 : []).forEach((k, j) => {
       const digest = typeof k === 'string' ? k.toLowerCase() : '';
       if (!SHA256_HEX.test(digest))
         errors.push({ path: `${at('revokedKeySha256')}[${j}]`, message: 'must be 64 hex digits (SHA-256)' });
@@ -127,6 +149,10 @@ export function compileTenancy(options: TenancyOptions): Result<CompiledTenancy>
 
 function budget(b: BudgetOptions | undefined, path: string, errors: FieldError[]): Budget | undefined {
   if (b === undefined) return undefined;
+  if (typeof b !== 'object' || b === null) {
+    errors.push({ path, message: 'must be a mapping {perSecond, burst}' });
+    return undefined;
+  }
   if (!Number.isFinite(b.perSecond) || b.perSecond <= 0) {
     errors.push({ path: `${path}.perSecond`, message: 'must be > 0' });
     return undefined;

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
 import { CorralError, ValidationError } from '../../common/errors.ts';
 import type { PriorityClass } from '../queue/priority-class.ts';
 import { UnauthenticatedError } from './errors.ts';
@@ -38,18 +39,33 @@ export class TenantDirectory {
     return new TenantDirectory(r.value);
   }
 
-  /** A JSON file holding TenancyOptions (`{"tenants": [...]}`), e.g. mounted from a Kubernetes Secret. */
+  /**
+   * A YAML or JSON file holding TenancyOptions (`tenants: [...]`), e.g. mounted from a Kubernetes Secret.
+   * Every problem is reported with its path, prefixed by the file; an unreadable file is one of them.
+   */
   static async fromFile(path: string): Promise<TenantDirectory> {
-    const text = await readFile(path, 'utf8');
+    const what = `tenant file ${path}`;
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      throw new ValidationError(what, [{ path: '(file)', message: `cannot read: ${(e as Error).message}` }]);
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = parse(text);
     } catch (e) {
-      throw new ValidationError(`tenant file ${path}`, [{ path: '', message: (e as Error).message }]);
+      const first = (e as Error).message.split('\n')[0];
+      throw new ValidationError(what, [{ path: '(file)', message: `not valid YAML/JSON: ${first}` }]);
     }
     const r = compileTenancy(parsed as TenancyOptions);
-    if (!r.ok) throw new ValidationError(`tenant file ${path}`, r.error);
+    if (!r.ok) throw new ValidationError(what, r.error);
     return new TenantDirectory(r.value);
+  }
+
+  /** How many tenants there are (for the startup log). */
+  get size(): number {
+    return this.compiled.tenants.size;
   }
 
   /** The tenant owning `apiKey`, or UnauthenticatedError for a missing, unknown, revoked or disabled key. */

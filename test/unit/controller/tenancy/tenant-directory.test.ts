@@ -98,6 +98,26 @@ describe('TenantDirectory', () => {
     ]);
   });
 
+  it('reports malformed entries with their paths instead of crashing', () => {
+    const r = compileTenancy({
+      tenants: [
+        null,
+        { id: 'a', classes: 'standard', keySha256: 'abc', revokedKeySha256: 'x', requests: null },
+        { id: 'b', keysha256: [], keySha256: [] },
+      ],
+    } as never);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'tenants[0]: must be a mapping',
+      'tenants[1].classes: must be a list',
+      'tenants[1].requests: must be a mapping {perSecond, burst}',
+      'tenants[1].keySha256: must be a list',
+      'tenants[1].revokedKeySha256: must be a list',
+      'tenants[2].keysha256: unknown field',
+    ]);
+  });
+
   it('refuses a key shared by two tenants', () => {
     const h = sha256Hex('shared');
     expect(() =>
@@ -126,6 +146,12 @@ describe('TenantDirectory.fromFile', () => {
       const broken = join(dir, 'broken.json');
       writeFileSync(broken, '{"tenants": [');
       await expect(TenantDirectory.fromFile(broken)).rejects.toThrow(ValidationError);
+      const yaml = join(dir, 'tenants.yaml');
+      writeFileSync(yaml, `tenants:\n  - id: beta\n    keySha256: [${sha256Hex(KEY_B)}]\n`);
+      expect((await TenantDirectory.fromFile(yaml)).authenticate(KEY_B).id).toBe('beta');
+      await expect(TenantDirectory.fromFile(join(dir, 'missing.yaml'))).rejects.toThrow(
+        /invalid tenant file .*missing\.yaml: \(file\): cannot read: ENOENT/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
