@@ -6,17 +6,9 @@
  * Exit codes: 0 (even with no feasible plan: the answer is the list of reasons), 2 on bad arguments.
  */
 import { readFileSync } from 'node:fs';
-import { GPU_IDS, lookupGpu } from '../common/hardware/gpu-catalog.ts';
-import { parseHfConfig } from '../common/hardware/hf-config.ts';
 import { GiB } from '../common/hardware/memory.ts';
-import { BUILTIN_MODELS, type ModelRef, resolveBuiltinModel } from '../common/hardware/model-shape.ts';
-import {
-  type DtypeChoice,
-  type Inventory,
-  type Plan,
-  type PlanConstraints,
-  plan,
-} from '../controller/planner/plan.ts';
+import { type Plan, plan } from '../controller/planner/plan.ts';
+import { type PlanFields, type PlanRequest, parsePlanRequest } from '../controller/planner/plan-request.ts';
 import { vllmServeArgs } from '../controller/planner/serve-flags.ts';
 import { type CommandSpec, parseCommand, UsageError } from './args.ts';
 import { table } from './table.ts';
@@ -46,108 +38,15 @@ export interface PlanCommandResult {
 
 export type ReadFile = (path: string) => string;
 
-interface PlanRequest {
-  model: ModelRef;
-  dtype: DtypeChoice;
-  inventory: Inventory;
-  constraints: PlanConstraints;
+interface PlanCommand extends PlanRequest {
   json: boolean;
 }
 
-function positiveInt(raw: unknown, flag: string, errors: string[]): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0)
-    errors.push(`--${flag}: must be a positive integer, got '${String(raw)}'`);
-  return n;
-}
-
-function resolveModel(name: string, configPath: string | undefined, read: ReadFile, errors: string[]) {
-  if (configPath === undefined) {
-    const ref = resolveBuiltinModel(name);
-    if (!ref) {
-      errors.push(
-        `--model: '${name}' is not built in (${Object.keys(BUILTIN_MODELS).join(', ')}); give its --config`,
-      );
-    }
-    return ref;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(read(configPath));
-  } catch (e) {
-    errors.push(`--config: cannot read ${configPath}: ${(e as Error).message}`);
-    return null;
-  }
-  const parsed = parseHfConfig(name, json);
-  if (!parsed.ok) {
-    for (const fe of parsed.error)
-      errors.push(`--config: ${configPath}: ${fe.path || '(root)'}: ${fe.message}`);
-    return null;
-  }
-  const suffixFp8 = name.toLowerCase().endsWith('-fp8');
-  return {
-    shape: parsed.value.shape,
-    name,
-    preQuantized: parsed.value.checkpointDtype === 'fp8' || suffixFp8 ? ('fp8' as const) : null,
-    fp8Scheme: parsed.value.fp8Scheme,
-  };
-}
-
 /** Validates every argument at once, so the user sees all the problems together. */
-export function parsePlanArgs(values: Record<string, unknown>, read: ReadFile): PlanRequest {
-  const errors: string[] = [];
-  const modelName = values.model as string | undefined;
-  if (!modelName) errors.push('--model: required (e.g. llama-3.1-405b)');
-  const model = modelName ? resolveModel(modelName, values.config as string | undefined, read, errors) : null;
-
-  const gpus = values.gpus as string | undefined;
-  let inventory: Inventory | null = null;
-  const g = gpus ? /^(\d+)x(\d+)x(.+)$/i.exec(gpus.trim()) : null;
-  if (!gpus) errors.push('--gpus: required, NODESxGPUSxTYPE like 2x8xh100-80g');
-  else if (!g) errors.push(`--gpus: expected NODESxGPUSxTYPE like 2x8xh100-80g, got '${gpus}'`);
-  else {
-    const nodes = Number(g[1]);
-    const perNode = Number(g[2]);
-    const gpu = lookupGpu(g[3] ?? '');
-    if (nodes < 1 || perNode < 1) errors.push(`--gpus: node and GPU counts must be >= 1, got '${gpus}'`);
-    if (!gpu) errors.push(`--gpus: unknown GPU type '${g[3]}' (known: ${GPU_IDS.join(', ')})`);
-    if (gpu && nodes >= 1 && perNode >= 1) inventory = { nodes, gpusPerNode: perNode, gpu };
-  }
-
-  const rawDtype = (values.dtype as string | undefined)?.toLowerCase();
-  let dtype: DtypeChoice = model?.preQuantized === 'fp8' ? 'fp8' : 'auto';
-  if (rawDtype === 'bf16' || rawDtype === 'fp8' || rawDtype === 'auto') dtype = rawDtype;
-  else if (rawDtype !== undefined) errors.push(`--dtype: must be bf16, fp8 or auto, got '${rawDtype}'`);
-
-  const maxModelLen = positiveInt(values['max-model-len'], 'max-model-len', errors);
-  if (model && maxModelLen !== undefined && maxModelLen > model.shape.maxPositions) {
-    errors.push(`--max-model-len: ${maxModelLen} exceeds the model's ${model.shape.maxPositions} positions`);
-  }
-  const minConcurrency = positiveInt(values['min-concurrency'], 'min-concurrency', errors);
-  const rawUtil = values['gpu-memory-utilization'];
-  const util = rawUtil === undefined ? undefined : Number(rawUtil);
-  if (util !== undefined && !(util > 0 && util <= 1)) {
-    errors.push(`--gpu-memory-utilization: must be in (0, 1], got '${String(rawUtil)}'`);
-  }
-  const kvRaw = values['kv-cache-dtype'] as string | undefined;
-  if (kvRaw !== undefined && kvRaw !== 'auto' && kvRaw !== 'fp8') {
-    errors.push(`--kv-cache-dtype: must be auto or fp8, got '${kvRaw}'`);
-  }
-
-  if (errors.length > 0 || !model || !inventory) throw new UsageError(errors.join('\n'));
-  return {
-    model,
-    dtype,
-    inventory,
-    constraints: {
-      ...(maxModelLen !== undefined && { maxModelLen }),
-      ...(minConcurrency !== undefined && { minConcurrency }),
-      ...(util !== undefined && { gpuMemoryUtilization: util }),
-      ...(kvRaw === 'fp8' && { kvCacheDtype: 'fp8' as const }),
-    },
-    json: values.json === true,
-  };
+export function parsePlanArgs(values: Record<string, unknown>, read: ReadFile): PlanCommand {
+  const r = parsePlanRequest(values as PlanFields, { fieldName: (f) => `--${f}`, readConfig: read });
+  if (!r.ok) throw new UsageError(r.error.join('\n'));
+  return { ...r.value, json: values.json === true };
 }
 
 const gib = (b: number) => Math.round((b / GiB) * 10) / 10;
@@ -194,7 +93,7 @@ export function planToJson(p: Plan): Record<string, unknown> {
 }
 
 export function formatPlans(
-  req: PlanRequest,
+  req: PlanCommand,
   plans: readonly Plan[],
   rejected: readonly { reason: string }[],
 ) {
@@ -250,7 +149,7 @@ export function runPlanCommand(
   argv: string[],
   read: ReadFile = (p) => readFileSync(p, 'utf8'),
 ): PlanCommandResult {
-  let req: PlanRequest;
+  let req: PlanCommand;
   try {
     req = parsePlanArgs(parseCommand(planSpec, argv).values, read);
   } catch (e) {

@@ -1,13 +1,14 @@
 /** Control.Status for `corral status`: every worker the registry knows, every deployment's readiness, and every
- * group the reconciler formed (state, ranks on which workers, restarts, last failure). */
+ * group the reconciler formed (state, ranks on which workers, restarts, last failure). Control.Plan: plan-call.ts. */
 import type { ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
-import { CorralError } from '../../common/errors.ts';
 import { toServiceError } from '../../common/grpc-status.ts';
 import type {
   ClusterStatus,
   ControlServer,
   GroupSummary,
+  PlanRequest,
+  PlanResponse,
   StatusRequest,
 } from '../../proto/gen/corral/v1/control.ts';
 import type { Deployment } from '../config/controller-config.ts';
@@ -16,6 +17,7 @@ import type { RequestTable } from '../gateway/request-table.ts';
 import { ranksOf } from '../groups/group-state.ts';
 import type { GroupRecord } from '../launcher/group-applier.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
+import { planCall } from './plan-call.ts';
 
 export function clusterStatus(deps: {
   deployments: readonly Deployment[];
@@ -77,11 +79,19 @@ export function controlService(deps: Parameters<typeof clusterStatus>[0]): Contr
     ) => {
       callback(null, clusterStatus(deps));
     },
-    plan: (_call, callback) => {
-      callback(
-        toServiceError(new CorralError('unimplemented', 'Control.Plan is being built')) as ServiceError,
-        null,
-      );
+    plan: (call: ServerUnaryCall<PlanRequest, PlanResponse>, callback: sendUnaryData<PlanResponse>) => {
+      const connected = deps.registry.all().filter((w) => w.conn.t === 'connected');
+      try {
+        callback(
+          null,
+          planCall(
+            call.request,
+            connected.map((w) => w.inventory),
+          ),
+        );
+      } catch (e) {
+        callback(toServiceError(e) as ServiceError, null);
+      }
     },
   };
 }
