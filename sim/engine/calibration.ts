@@ -8,6 +8,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CalibrationFile } from './model/latency-model.ts';
 
+/** The measured costs beside the repository (`../shared/calibration`, see its README). */
+export const CALIBRATION_DIR = join(import.meta.dirname, '../../../shared/calibration');
+
 export function loadCalibration(
   path: string,
   model: string,

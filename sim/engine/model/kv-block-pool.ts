@@ -1,0 +1,133 @@
+/**
+ * The KV cache as vLLM V1's block pool (vllm/v1/core/block_pool.py): a fixed number of blocks of 16 tokens,
+ * each with a reference count; free blocks wait in one LRU queue, and a free block that still holds a full,
+ * hashed block of tokens stays findable by its hash (prefix caching) until it is taken for new data (evicted).
+ *   - allocate: takes the head of the free queue (the least recently freed) and forgets its hash;
+ *   - touch: a prefix hit on a cached block takes a reference (and takes it out of the free queue if it was free);
+ *   - release: drops references; blocks that reach zero go to the tail of the queue. Callers release a
+ *     request's blocks last-first, as V1 does, so the tail of a prompt is evicted before its shared head.
+ * Pure data structure: O(1) per block, no allocation per call beyond the cache map.
+ */
+import { mixHash } from './token-source.ts';
+
+const NONE = -1;
+const LO_BITS = 2 ** 32;
+
+/**
+ * The hash of one full block chained on its parent's (vLLM's hash_block_tokens), as a 53-bit number: two
+ * independent 32-bit lanes, so collisions among a million cached blocks stay negligible while Map keys stay numbers.
+ */
+export function chainBlockHash(
+  parent: number,
+  tokenAt: (i: number) => number,
+  start: number,
+  size: number,
+): number {
+  let hi = mixHash(0x2545f491, Math.floor(parent / LO_BITS));
+  let lo = mixHash(0x9e3779b9, parent >>> 0);
+  lo = mixHash(lo, Math.floor(parent / LO_BITS));
+  for (let i = start; i < start + size; i++) {
+    const t = tokenAt(i);
+    hi = mixHash(hi, t);
+    lo = mixHash(lo, t ^ 0x5bd1e995);
+  }
+  return (hi & 0x1fffff) * LO_BITS + lo;
+}
+
+export class KvBlockPool {
+  private readonly refs: Int32Array;
+  /** The block's hash while it holds a cached full block, else NaN. */
+  private readonly hashes: Float64Array;
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  private head = NONE;
+  private tail = NONE;
+  private free = 0;
+  private readonly cached = new Map<number, number>();
+
+  constructor(readonly numBlocks: number) {
+    if (!Number.isInteger(numBlocks) || numBlocks < 1)
+      throw new RangeError(`the KV cache needs at least one block, got ${numBlocks}`);
+    this.refs = new Int32Array(numBlocks);
+    this.hashes = new Float64Array(numBlocks).fill(Number.NaN);
+    this.prev = new Int32Array(numBlocks).fill(NONE);
+    this.next = new Int32Array(numBlocks).fill(NONE);
+    for (let b = 0; b < numBlocks; b++) this.append(b);
+  }
+
+  /** Blocks in the free queue, cached or not (what vLLM's usage gauge counts as free). */
+  get numFree(): number {
+    return this.free;
+  }
+
+  /** vLLM's kv_cache_usage_perc: the fraction of blocks some request holds. */
+  get usage(): number {
+    return 1 - this.free / this.numBlocks;
+  }
+
+  /** The block caching this hash, if any. */
+  lookup(hash: number): number | undefined {
+    return this.cached.get(hash);
+  }
+
+  isFree(block: number): boolean {
+    return this.refs[block] === 0;
+  }
+
+  touch(block: number): void {
+    if (this.refs[block] === 0) this.unlink(block);
+    this.refs[block] = (this.refs[block] ?? 0) + 1;
+  }
+
+  /** A free block for new data; the caller checked numFree first. */
+  allocate(): number {
+    const b = this.head;
+    if (b === NONE) throw new RangeError('no free KV block (the caller must check numFree)');
+    this.unlink(b);
+    const h = this.hashes[b] ?? Number.NaN;
+    if (!Number.isNaN(h)) {
+      if (this.cached.get(h) === b) this.cached.delete(h);
+      this.hashes[b] = Number.NaN;
+    }
+    this.refs[b] = 1;
+    return b;
+  }
+
+  /** Records that a held block now holds the full block with this hash (first holder of a hash wins). */
+  register(block: number, hash: number): void {
+    if (!Number.isNaN(this.hashes[block] ?? Number.NaN) || this.cached.has(hash)) return;
+    this.hashes[block] = hash;
+    this.cached.set(hash, block);
+  }
+
+  /** Drops one reference on each block, last block first. */
+  release(blocks: readonly number[]): void {
+    for (let i = blocks.length - 1; i >= 0; i--) {
+      const b = blocks[i] as number;
+      const r = (this.refs[b] ?? 0) - 1;
+      this.refs[b] = r;
+      if (r === 0) this.append(b);
+    }
+  }
+
+  private append(b: number): void {
+    this.prev[b] = this.tail;
+    this.next[b] = NONE;
+    if (this.tail === NONE) this.head = b;
+    else this.next[this.tail] = b;
+    this.tail = b;
+    this.free++;
+  }
+
+  private unlink(b: number): void {
+    const p = this.prev[b] ?? NONE;
+    const n = this.next[b] ?? NONE;
+    if (p === NONE) this.head = n;
+    else this.next[p] = n;
+    if (n === NONE) this.tail = p;
+    else this.prev[n] = p;
+    this.prev[b] = NONE;
+    this.next[b] = NONE;
+    this.free--;
+  }
+}
