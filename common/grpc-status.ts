@@ -27,11 +27,25 @@ export function grpcStatusOf(code: ErrorCode): status {
   return STATUS[code];
 }
 
+/**
+ * Trailer carrying a refusal's retry hint in milliseconds (a budget's refill time, a queue's expected wait);
+ * HTTP says the same with `Retry-After` in whole seconds.
+ */
+export const RETRY_AFTER_MS = 'retry-after-ms';
+
 export function toServiceError(e: unknown): Partial<ServiceError> {
-  if (e instanceof CorralError) return { code: STATUS[e.code], details: e.message, metadata: new Metadata() };
+  if (e instanceof CorralError) return { code: STATUS[e.code], details: e.message, metadata: trailers(e) };
   if (isServiceError(e)) return { code: e.code, details: e.details, metadata: e.metadata ?? new Metadata() };
   const message = e instanceof Error ? e.message : String(e);
   return { code: status.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };
+}
+
+function trailers(e: CorralError): Metadata {
+  const metadata = new Metadata();
+  const ms = e.context.retryAfterMs;
+  if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0)
+    metadata.set(RETRY_AFTER_MS, String(Math.ceil(ms)));
+  return metadata;
 }
 
 /** An error that came from a gRPC call (e.g. a worker's). */
@@ -41,5 +55,16 @@ export function isServiceError(e: unknown): e is ServiceError {
 
 /** A status from another corral service, as the CorralError it was there (message unchanged). */
 export function fromServiceError(e: ServiceError): CorralError {
-  return new CorralError(CODE.get(e.code) ?? 'internal', e.details || e.message, { grpcStatus: e.code });
+  const retryAfterMs = retryAfterMsOf(e);
+  return new CorralError(CODE.get(e.code) ?? 'internal', e.details || e.message, {
+    grpcStatus: e.code,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+}
+
+/** The `retry-after-ms` trailer of a failed call, when it carries a usable one. */
+export function retryAfterMsOf(e: Pick<ServiceError, 'metadata'>): number | undefined {
+  const raw = e.metadata?.get(RETRY_AFTER_MS)[0];
+  const ms = typeof raw === 'string' ? Number(raw) : Number.NaN;
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }

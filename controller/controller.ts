@@ -10,6 +10,7 @@ import type { Logger } from '../common/log.ts';
 import { ControlService } from '../proto/gen/corral/v1/control.ts';
 import { InferenceService } from '../proto/gen/corral/v1/inference.ts';
 import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
+import { type Admission, openAdmission } from './admission/admission.ts';
 import type { ControllerConfig } from './config/controller-config.ts';
 import { controlService } from './control/control-service.ts';
 import { inferenceService } from './gateway/inference-service.ts';
@@ -26,6 +27,8 @@ export interface ControllerDeps {
   clock?: Clock;
   random?: () => number;
   tokens?: TokenCounter;
+  /** Who may ask, and how much (admission/). Default: open, every caller is the tenant `default`. */
+  admission?: Admission;
 }
 
 export interface RunningController {
@@ -34,6 +37,8 @@ export interface RunningController {
   readonly requests: RequestTable;
   /** The request path both front doors share (gRPC Inference, OpenAI-compatible HTTP). */
   readonly path: RequestPath;
+  /** The admission both front doors authenticate with (the HTTP server's /v1/models uses it too). */
+  readonly admission: Admission;
   /** Stops accepting, ends running requests after graceMs, drops worker streams, closes everything. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -52,6 +57,7 @@ export async function startController(
   const requests = new RequestTable();
   const workers = new WorkerClients();
   const tokens = deps.tokens ?? new ThreadTokenCounter();
+  const admission = deps.admission ?? openAdmission();
   const path = createRequestPath({
     deployments: config.deployments,
     registry,
@@ -90,7 +96,7 @@ export async function startController(
         {
           name: 'corral.v1.Inference',
           definition: InferenceService,
-          implementation: inferenceService(path),
+          implementation: inferenceService(path, admission),
         },
         {
           name: 'corral.v1.Registry',
@@ -144,7 +150,7 @@ export async function startController(
     })();
     return stopping;
   };
-  return { address: server.address, registry, requests, path, stop };
+  return { address: server.address, registry, requests, path, admission, stop };
 }
 
 async function waitIdle(requests: RequestTable, graceMs: number): Promise<boolean> {

@@ -60,7 +60,12 @@ async function main(): Promise<number> {
   const controller = await startController(config, { log });
   // The OpenAI-compatible front door: the same request path as gRPC Inference, translated at its edge.
   const http = httpListen
-    ? await startHttpServer({ ...httpListen, path: controller.path, log: log.child({ component: 'http' }) })
+    ? await startHttpServer({
+        ...httpListen,
+        path: controller.path,
+        admission: controller.admission,
+        log: log.child({ component: 'http' }),
+      })
     : undefined;
   // Printed whatever CORRAL_LOG_LEVEL says: `corral up` and the tests find the address in this line.
   createLogger('controller', { level: 'info' }).info('listening', {

@@ -1,7 +1,9 @@
 /**
  * The gRPC Inference service: a thin adapter over the request path (request-path.ts). The client's deadline
  * and cancellation become the path's deadline and AbortSignal; the path's CorralErrors become gRPC statuses
- * here and nowhere else.
+ * here and nowhere else. The API key travels in metadata (`authorization: Bearer <key>` or `x-api-key`):
+ * Generate hands it to the path (admission runs there, after validation), the other calls are authenticated
+ * here first, so with tenants configured nothing answers a caller without a valid key.
  */
 import { once } from 'node:events';
 import type {
@@ -24,9 +26,13 @@ import type {
   ListModelsResponse,
   ResumeRequest,
 } from '../../proto/gen/corral/v1/inference.ts';
-import type { RequestPath } from './request-path.ts';
+import type { Admission } from '../admission/admission.ts';
+import { apiKeyOf } from '../admission/api-key.ts';
+import type { RequestContext, RequestPath } from './request-path.ts';
 
-export function inferenceService(path: RequestPath): InferenceServer {
+export function inferenceService(path: RequestPath, admission: Admission): InferenceServer {
+  /** The caller's tenant, or the refusal to answer with. */
+  const authenticate = (md: Metadata) => admission.identify(apiKeyFromMetadata(md), undefined);
   return {
     generate: (call: ServerWritableStream<GenerateRequest, GenerateEvent>) => {
       void relayToClient(call, path);
@@ -36,6 +42,12 @@ export function inferenceService(path: RequestPath): InferenceServer {
       callback: sendUnaryData<CancelResponse>,
     ) => {
       const id = call.request.requestId;
+      try {
+        authenticate(call.metadata);
+      } catch (e) {
+        callback(toServiceError(e) as ServiceError, null);
+        return;
+      }
       if (id === '') {
         callback(toServiceError(new InvalidArgumentError('request_id is required')) as ServiceError, null);
         return;
@@ -45,6 +57,12 @@ export function inferenceService(path: RequestPath): InferenceServer {
     // Replaced by the stream-log reader when the durable queue is wired (issue 5); until then there is no log to
     // resume from, and the client is told so.
     resume: (call: ServerWritableStream<ResumeRequest, GenerateEvent>) => {
+      try {
+        authenticate(call.metadata);
+      } catch (e) {
+        call.destroy(toServiceError(e) as ServiceError);
+        return;
+      }
       call.destroy(
         toServiceError(
           new CorralError(
@@ -55,10 +73,15 @@ export function inferenceService(path: RequestPath): InferenceServer {
       );
     },
     listModels: (
-      _call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>,
+      call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>,
       callback: sendUnaryData<ListModelsResponse>,
     ) => {
-      callback(null, { models: path.listModels() });
+      try {
+        authenticate(call.metadata);
+        callback(null, { models: path.listModels() });
+      } catch (e) {
+        callback(toServiceError(e) as ServiceError, null);
+      }
     },
   };
 }
@@ -72,13 +95,16 @@ async function relayToClient(
   call.on('cancelled', onCancelled);
   const deadline = call.getDeadline();
   try {
-    const events = path.generate(call.request, {
+    // The key travels to the path's admission (identify, then charge once the prompt is counted).
+    const ctx: RequestContext & { apiKey?: string } = {
       signal: gone.signal,
       deadline:
         deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined,
       traceparent: metadataValue(call.metadata, TRACEPARENT),
       requestId: metadataValue(call.metadata, 'x-request-id'),
-    });
+      apiKey: apiKeyFromMetadata(call.metadata),
+    };
+    const events = path.generate(call.request, ctx);
     for await (const event of events) {
       if (!call.write(event) && !gone.signal.aborted) {
         // A client that reads slower than tokens arrive: wait for it (or for it to go away).
@@ -91,6 +117,10 @@ async function relayToClient(
   } finally {
     call.off('cancelled', onCancelled);
   }
+}
+
+function apiKeyFromMetadata(md: Metadata): string | undefined {
+  return apiKeyOf(metadataValue(md, 'authorization'), metadataValue(md, 'x-api-key'));
 }
 
 function metadataValue(md: Metadata, key: string): string | undefined {

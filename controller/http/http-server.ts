@@ -3,6 +3,10 @@
  * `GET /v1/models`, `GET /health`. It only translates (openai-request.ts, openai-response.ts) and frames; every
  * request runs through the controller's RequestPath, the same one gRPC Inference uses.
  *
+ * The API key is `Authorization: Bearer <key>` (what OpenAI SDKs send) or `X-Api-Key`. Completions hand it
+ * to the path, whose admission decides; `/v1/models` is authenticated here with the same admission.
+ * `/health` stays open: probes and load balancers carry no key.
+ *
  * node:http and no framework: four routes, a size-limited JSON body and SSE need nothing more, and owning the
  * response lets a refusal that comes before the first event still be a plain JSON error with its own status.
  */
@@ -10,6 +14,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/log.ts';
+import type { Admission } from '../admission/admission.ts';
+import { apiKeyOf } from '../admission/api-key.ts';
 import { HttpError, mapError } from './http-errors.ts';
 import { type Endpoint, parseOpenAiRequest } from './openai-request.ts';
 import { modelList, OpenAiResponse } from './openai-response.ts';
@@ -26,6 +32,8 @@ export interface HttpServerOptions {
   /** 0 picks a free port; the bound one is in `address`. */
   port: number;
   path: RequestPath;
+  /** Authenticates the routes that answer without running a request (`/v1/models`). */
+  admission: Admission;
   log: Logger;
   maxBodyBytes?: number;
 }
@@ -137,6 +145,7 @@ async function route(
     return;
   }
   if (pathname === '/v1/models') {
+    o.admission.identify(headerContext(req).apiKey, undefined);
     sendJson(res, 200, modelList(await o.path.listModels(), Math.floor(Date.now() / 1000)));
     return;
   }
@@ -200,16 +209,17 @@ function requestIdOf(req: IncomingMessage): string {
 
 function headerContext(req: IncomingMessage): { apiKey?: string; traceparent?: string } {
   const out: { apiKey?: string; traceparent?: string } = {};
-  const auth = req.headers.authorization;
-  if (auth !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (!m?.[1])
-      throw new HttpError(401, "Authorization header must be 'Bearer <api key>'.", 'Authorization');
-    out.apiKey = m[1];
-  }
+  const apiKey = apiKeyOf(req.headers.authorization, singleHeader(req, 'x-api-key'));
+  if (apiKey !== undefined) out.apiKey = apiKey;
   const tp = req.headers.traceparent;
   if (typeof tp === 'string' && tp !== '') out.traceparent = tp;
   return out;
+}
+
+function singleHeader(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  if (Array.isArray(v)) throw new HttpError(400, `${name} must be given once.`, name);
+  return v;
 }
 
 function sendJson(

@@ -6,8 +6,9 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CorralError, ValidationError } from '../../../../common/errors.ts';
 import { createLogger } from '../../../../common/log.ts';
+import { openAdmission } from '../../../../controller/admission/admission.ts';
 import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
-import { FinishReason } from '../../../../proto/gen/corral/v1/inference.ts';
+import { FinishReason, PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { answer, FakeRequestPath } from './fake-request-path.ts';
 
 const MAX_BODY = 4096;
@@ -21,6 +22,7 @@ beforeAll(async () => {
     host: '127.0.0.1',
     port: 0,
     path,
+    admission: openAdmission(),
     log: createLogger('http-test', { level: 'error' }),
     maxBodyBytes: MAX_BODY,
   });
@@ -96,6 +98,7 @@ describe('chat completions', () => {
       sampling: { temperature: 0.5, seed: 3, stop: ['END'], ignoreEos: false, minTokens: 0 },
       priority: -1,
       returnTokenIds: false,
+      priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     });
     expect(call?.ctx.apiKey).toBe('sk-tenant-a');
     expect(call?.ctx.requestId).toBe('req-42');
@@ -317,6 +320,7 @@ describe('cancellation', () => {
       host: '127.0.0.1',
       port: 0,
       path: own,
+      admission: openAdmission(),
       log: createLogger('t', { level: 'error' }),
     });
     const pending = fetch(`http://${s.address}/v1/completions`, {

@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CorralError } from '../../../../common/errors.ts';
 import { createLogger } from '../../../../common/log.ts';
+import { openAdmission } from '../../../../controller/admission/admission.ts';
 import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import { answer, FakeRequestPath } from './fake-request-path.ts';
 
@@ -19,6 +20,7 @@ beforeAll(async () => {
     host: '127.0.0.1',
     port: 0,
     path,
+    admission: openAdmission(),
     log: createLogger('t', { level: 'error' }),
   });
   openai = new OpenAI({ baseURL: `http://${server.address}/v1`, apiKey: 'sk-test', maxRetries: 0 });
