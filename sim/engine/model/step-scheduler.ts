@@ -186,6 +186,21 @@ export class StepScheduler {
     this.enqueue(seq, false);
   }
 
+  /**
+   * Prompt tokens of `promptIds` the prefix cache holds right now, as admission would find them (full blocks, at
+   * most all but the last token). No side effect: the cluster simulator's oracle router asks every group.
+   */
+  cachedPrefixTokens(promptIds: readonly number[]): number {
+    if (!this.prefixCaching) return 0;
+    const full = Math.floor((promptIds.length - 1) / this.blockSize);
+    let hash = 0;
+    for (let k = 0; k < full; k++) {
+      hash = chainBlockHash(hash, (i) => promptIds[i] as number, k * this.blockSize, this.blockSize);
+      if (this.pool.lookup(hash) === undefined) return k * this.blockSize;
+    }
+    return full * this.blockSize;
+  }
+
   /** Drops a request wherever it is; false if it is unknown or already finished. */
   abort(id: string): boolean {
     const seq = this.byId.get(id);
