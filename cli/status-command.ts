@@ -64,7 +64,8 @@ export function formatStatus(status: ClusterStatus): string {
     }
   }
   const workers = table(['WORKER', 'CONNECTION', 'ENGINE', 'STATE', 'RUN/WAIT/KV', 'DETAIL'], engines);
-  if (status.groups.length === 0) return `${deployments}\n${workers}`;
+  const head = `${leadershipLine(status)}${deployments}`;
+  if (status.groups.length === 0) return `${head}\n${workers}`;
   const groups = table(
     ['GROUP', 'STATE', 'SINCE', 'RANKS', 'RESTARTS', 'LAST FAILURE / WAITING FOR'],
     status.groups.map((g) => [
@@ -76,5 +77,15 @@ export function formatStatus(status: ClusterStatus): string {
       [g.lastFailure, g.waitingFor].filter((x) => x !== '').join('; ') || '-',
     ]),
   );
-  return `${deployments}\n${groups}\n${workers}`;
+  return `${head}\n${groups}\n${workers}`;
+}
+
+/** Which controller replica answered and which one leads the group reconciler (epoch: its fencing token). */
+export function leadershipLine(status: ClusterStatus): string {
+  if (status.replicaId === '') return '';
+  const leader =
+    status.leaderId === ''
+      ? 'no leader known'
+      : `leader ${status.leaderId === status.replicaId ? 'this replica' : status.leaderId}, epoch ${status.leaderEpoch}`;
+  return `controller ${status.replicaId}: ${leader}\n\n`;
 }

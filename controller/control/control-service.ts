@@ -1,5 +1,6 @@
-/** Control.Status for `corral status`: every worker the registry knows, every deployment's readiness, and every
- * group the reconciler formed (state, ranks on which workers, restarts, last failure). Control.Plan: plan-call.ts. */
+/** Control.Status for `corral status`: every worker the registry knows, every deployment's readiness, every
+ * group the reconciler formed (state, ranks on which workers, restarts, last failure), and which controller replica
+ * leads the reconciler. Control.Plan: plan-call.ts. */
 import type { ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
 import { toServiceError } from '../../common/grpc-status.ts';
@@ -16,6 +17,7 @@ import { deploymentView } from '../deployments/replica-view.ts';
 import type { RequestTable } from '../gateway/request-table.ts';
 import { ranksOf } from '../groups/group-state.ts';
 import type { GroupRecord } from '../launcher/group-applier.ts';
+import type { Leadership } from '../leader/leader-elector.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { planCall } from './plan-call.ts';
 
@@ -25,11 +27,17 @@ export function clusterStatus(deps: {
   requests: RequestTable;
   clock: Clock;
   groups?: () => readonly GroupRecord[];
+  /** Which replica answers and which leads the group reconciler (unset: a single replica, always leading). */
+  leadership?: Leadership;
 }): ClusterStatus {
   const now = deps.clock.now();
   const workers = deps.registry.all();
+  const leader = deps.leadership?.leader();
   return {
     nowMs: now,
+    replicaId: deps.leadership?.id ?? '',
+    leaderId: leader?.id ?? '',
+    leaderEpoch: leader?.epoch ?? 0,
     workers: workers.map((w) => ({
       inventory: w.inventory,
       engines: w.engines,

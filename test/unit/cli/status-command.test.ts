@@ -15,6 +15,9 @@ const base: ClusterStatus = {
     },
   ],
   groups: [],
+  replicaId: '',
+  leaderId: '',
+  leaderEpoch: 0,
 };
 
 describe('formatStatus', () => {
@@ -60,5 +63,16 @@ describe('formatStatus', () => {
 
   it('prints no group table when the controller reports none', () => {
     expect(formatStatus(base)).not.toContain('GROUP');
+  });
+
+  it('names the replica that answered and the one leading the group reconciler', () => {
+    const follower = { ...base, replicaId: 'ctl-2', leaderId: 'ctl-1', leaderEpoch: 4 };
+    expect(formatStatus(follower).split('\n')[0]).toBe('controller ctl-2: leader ctl-1, epoch 4');
+    const leader = { ...follower, leaderId: 'ctl-2', leaderEpoch: 5 };
+    expect(formatStatus(leader).split('\n')[0]).toBe('controller ctl-2: leader this replica, epoch 5');
+    expect(formatStatus({ ...follower, leaderId: '' }).split('\n')[0]).toBe(
+      'controller ctl-2: no leader known',
+    );
+    expect(formatStatus(base).split('\n')[0]).toMatch(/^DEPLOYMENT/);
   });
 });

@@ -144,6 +144,12 @@ export interface ClusterStatus {
   deployments: DeploymentSummary[];
   nowMs: number;
   groups: GroupSummary[];
+  /** the controller replica that answered */
+  replicaId: string;
+  /** the replica leading the group reconciler, as this one last saw it ("" if unknown) */
+  leaderId: string;
+  /** that leader's fencing epoch (0: no leader election, a single replica) */
+  leaderEpoch: number;
 }
 
 function createBasePlanRequest(): PlanRequest {
@@ -1815,7 +1821,7 @@ export const GroupSummary: MessageFns<GroupSummary> = {
 };
 
 function createBaseClusterStatus(): ClusterStatus {
-  return { workers: [], deployments: [], nowMs: 0, groups: [] };
+  return { workers: [], deployments: [], nowMs: 0, groups: [], replicaId: "", leaderId: "", leaderEpoch: 0 };
 }
 
 export const ClusterStatus: MessageFns<ClusterStatus> = {
@@ -1831,6 +1837,15 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
     }
     for (const v of message.groups) {
       GroupSummary.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(42).string(message.replicaId);
+    }
+    if (message.leaderId !== "") {
+      writer.uint32(50).string(message.leaderId);
+    }
+    if (message.leaderEpoch !== 0) {
+      writer.uint32(56).uint64(message.leaderEpoch);
     }
     return writer;
   },
@@ -1880,6 +1895,30 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
             message.groups.push(GroupSummary.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.leaderId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.leaderEpoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1906,6 +1945,21 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
         ? globalThis.Number(object.now_ms)
         : 0,
       groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => GroupSummary.fromJSON(e)) : [],
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
+      leaderId: isSet(object.leaderId)
+        ? globalThis.String(object.leaderId)
+        : isSet(object.leader_id)
+        ? globalThis.String(object.leader_id)
+        : "",
+      leaderEpoch: isSet(object.leaderEpoch)
+        ? globalThis.Number(object.leaderEpoch)
+        : isSet(object.leader_epoch)
+        ? globalThis.Number(object.leader_epoch)
+        : 0,
     };
   },
 
@@ -1923,6 +1977,15 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
     if (message.groups?.length) {
       obj.groups = message.groups.map((e) => GroupSummary.toJSON(e));
     }
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
+    }
+    if (message.leaderId !== "") {
+      obj.leaderId = message.leaderId;
+    }
+    if (message.leaderEpoch !== 0) {
+      obj.leaderEpoch = Math.round(message.leaderEpoch);
+    }
     return obj;
   },
 
@@ -1935,6 +1998,9 @@ export const ClusterStatus: MessageFns<ClusterStatus> = {
     message.deployments = object.deployments?.map((e) => DeploymentSummary.fromPartial(e)) || [];
     message.nowMs = object.nowMs ?? 0;
     message.groups = object.groups?.map((e) => GroupSummary.fromPartial(e)) || [];
+    message.replicaId = object.replicaId ?? "";
+    message.leaderId = object.leaderId ?? "";
+    message.leaderEpoch = object.leaderEpoch ?? 0;
     return message;
   },
 };

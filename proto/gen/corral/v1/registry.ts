@@ -81,6 +81,12 @@ export interface ControllerMessage {
     | { $case: "stop"; value: StopEngine }
     | { $case: "drain"; value: Drain }
     | undefined;
+  /**
+   * The fencing token of the controller replica that leads the group reconciler (its Redis lease's epoch; 0 from a
+   * controller running without leader election, or unset). A worker registers with every replica and ignores a directive
+   * whose epoch is lower than the highest it has seen, so a deposed leader cannot undo what the new one decided.
+   */
+  epoch?: number | undefined;
 }
 
 function createBaseHello(): Hello {
@@ -867,7 +873,7 @@ export const Drain: MessageFns<Drain> = {
 };
 
 function createBaseControllerMessage(): ControllerMessage {
-  return { msg: undefined };
+  return { msg: undefined, epoch: undefined };
 }
 
 export const ControllerMessage: MessageFns<ControllerMessage> = {
@@ -885,6 +891,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       case "drain":
         Drain.encode(message.msg.value, writer.uint32(34).fork()).join();
         break;
+    }
+    if (message.epoch !== undefined) {
+      writer.uint32(40).uint64(message.epoch);
     }
     return writer;
   },
@@ -934,6 +943,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "drain", value: Drain.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -957,6 +974,7 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         : isSet(object.drain)
         ? { $case: "drain", value: Drain.fromJSON(object.drain) }
         : undefined,
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : undefined,
     };
   },
 
@@ -970,6 +988,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.stop = StopEngine.toJSON(message.msg.value);
     } else if (message.msg?.$case === "drain") {
       obj.drain = Drain.toJSON(message.msg.value);
+    }
+    if (message.epoch !== undefined) {
+      obj.epoch = Math.round(message.epoch);
     }
     return obj;
   },
@@ -1005,6 +1026,7 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         break;
       }
     }
+    message.epoch = object.epoch ?? undefined;
     return message;
   },
 };
