@@ -45,6 +45,9 @@ if (o.calibration !== undefined) {
 const core = new EngineCore(
   {
     maxNumSeqs: o.maxNumSeqs,
+    maxNumBatchedTokens: o.maxNumBatchedTokens,
+    maxModelLen: o.maxModelLen,
+    enablePrefixCaching: o.enablePrefixCaching,
     schedulingPolicy: o.schedulingPolicy,
     ttftMs: o.ttftMs,
     itlMs: o.itlMs,

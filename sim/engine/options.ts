@@ -5,6 +5,8 @@
  * a deployment can set them without changing the engine's arguments; a flag wins over the environment.
  */
 import type { FieldError } from '../../common/errors.ts';
+import { GPU_IDS, lookupGpu } from '../../common/hardware/gpu-catalog.ts';
+import { defaultSchedulerLimits } from '../../common/hardware/group-memory.ts';
 
 type Kind = 'int' | 'float' | 'string' | 'bool';
 
@@ -79,6 +81,9 @@ export interface EngineSimOptions {
   pipelineParallelSize: number;
   maxModelLen: number;
   maxNumSeqs: number;
+  /** The per-step token budget (chunked prefill). */
+  maxNumBatchedTokens: number;
+  enablePrefixCaching: boolean;
   gpuMemoryUtilization: number;
   apiKey: string | undefined;
   schedulingPolicy: 'fcfs' | 'priority';
@@ -204,7 +209,11 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     pipelineParallelSize: num('pipeline-parallel-size', 1, positiveInt, 'a positive integer'),
     // vLLM's default is the model's max_position_embeddings: 131072 for every Llama 3.1.
     maxModelLen: num('max-model-len', 131072, positiveInt, 'a positive integer'),
-    maxNumSeqs: num('max-num-seqs', 256, positiveInt, 'a positive integer'),
+    // vLLM's defaults depend on the GPU (common/hardware defaultSchedulerLimits); the GPU type is known below.
+    maxNumSeqs: 0,
+    maxNumBatchedTokens: 0,
+    enablePrefixCaching:
+      raw.get('no-enable-prefix-caching') !== 'true' && raw.get('enable-prefix-caching') !== 'false',
     gpuMemoryUtilization: num('gpu-memory-utilization', 0.9, (n) => n > 0 && n <= 1, 'in (0, 1]'),
     apiKey: raw.get('api-key'),
     schedulingPolicy: policy === 'priority' ? 'priority' : 'fcfs',
@@ -241,6 +250,20 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     raw.has(flag) ? num(flag, 0, (n) => n >= 0, 'a non-negative integer') : undefined;
   options.calibration = raw.get('sim-calibration');
   options.gpuType = raw.get('sim-gpu-type') ?? 'h100-80g';
+  const gpu = lookupGpu(options.gpuType);
+  if (gpu === null)
+    errors.push({
+      path: '--sim-gpu-type',
+      message: `must be one of ${GPU_IDS.join(', ')}, got "${options.gpuType}"`,
+    });
+  const limits = gpu ? defaultSchedulerLimits(gpu) : { maxNumSeqs: 256, maxNumBatchedTokens: 2048 };
+  options.maxNumSeqs = num('max-num-seqs', limits.maxNumSeqs, positiveInt, 'a positive integer');
+  options.maxNumBatchedTokens = num(
+    'max-num-batched-tokens',
+    limits.maxNumBatchedTokens,
+    positiveInt,
+    'a positive integer',
+  );
   options.fp8 = raw.get('quantization') === 'fp8' || /fp8/i.test(options.model);
   options.failStart = raw.get('sim-fail-start') === 'true';
   options.crashAfterTokens = optional('sim-crash-after-tokens');

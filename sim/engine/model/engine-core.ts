@@ -1,12 +1,20 @@
 /**
- * The simulated engine core: admits requests up to --max-num-seqs (FCFS, or lowest `priority` first with
- * --scheduling-policy priority), produces each request's tokens on a timer (first after the TTFT, then one per
- * inter-token latency), ends it at max_tokens (`length`), a stop string or a sampled EOS (`stop`), and keeps the
- * vLLM V1 metrics. Pure: time and timers are injected, no I/O.
+ * The simulated engine core: runs the step scheduler (step-scheduler.ts, vLLM V1's) one step after another
+ * on injected timers while there is work, each step lasting what the latency model says for its batch (or, with
+ * no calibration, a fixed TTFT for a step that prefills and a fixed inter-token latency for a decode-only one).
+ * It turns each sampled token into text (seeded random or echo), ends requests at max_tokens (`length`), a stop
+ * string or a sampled EOS (`stop`), and counts vLLM's V1 metrics from these events. Pure: clock and timers are
+ * injected, no I/O.
+ *
+ * Metrics follow vLLM 0.11 (VLLM.md): TTFT and ITL are observed as tokens come; queue, prefill, decode and e2e
+ * times and request_success_total only when a request finishes with stop or length. An aborted request is in
+ * none of those (vLLM's abort path records no per-request stats, vllm-project/vllm#31503: the
+ * finished_reason="abort" series exists and stays 0); its prompt tokens count once its prefill completed.
  */
 import type { Clock } from '../../../common/clock.ts';
 import { decode, EOT } from '../../../common/tokenizer.ts';
 import { EngineMetrics } from './engine-metrics.ts';
+import { meanDecodeContext, type SampledToken, type StepPlan, StepScheduler } from './step-scheduler.ts';
 import { contextHash, mixHash, nextToken } from './token-source.ts';
 
 export interface Timers {
@@ -16,18 +24,19 @@ export interface Timers {
 
 export interface EngineCoreConfig {
   maxNumSeqs: number;
+  /** Per-step token budget; vLLM's default is 8192 on >= 70 GiB GPUs (VLLM.md). */
+  maxNumBatchedTokens?: number;
+  maxModelLen?: number;
   schedulingPolicy: 'fcfs' | 'priority';
   ttftMs: number;
   itlMs: number;
   output: 'random' | 'echo';
   eosProb: number;
   defaultSeed: number;
+  /** KV cache size in tokens (a whole number of 16-token blocks is used). */
   kvTokens: number;
-  /**
-   * Calibrated step times (latency-model.ts) instead of the fixed ttftMs / itlMs. Approximation until the
-   * step-synchronous scheduler exists: each request's first token waits one step that prefills its prompt beside
-   * the running decodes, and each later token one decode step of the current batch.
-   */
+  enablePrefixCaching?: boolean;
+  /** Calibrated step times (latency-model.ts) instead of the fixed ttftMs / itlMs. */
   latency?: { stepMs(decodeSeqs: number, meanContext: number, prefillTokens: number): number };
 }
 
@@ -58,29 +67,38 @@ export interface End {
   stopReason: string | null;
 }
 
-type Phase = { kind: 'waiting' } | { kind: 'running'; timer: unknown } | { kind: 'done' };
+/** A request the engine can never run (it exceeds max_model_len or the whole KV cache). */
+export class RequestRefusedError extends Error {
+  override readonly name = 'RequestRefusedError';
+}
 
 interface Seq {
-  req: GenerationRequest;
-  sink: GenerationSink;
-  phase: Phase;
-  arrival: number;
+  readonly req: GenerationRequest;
+  readonly sink: GenerationSink;
+  done: boolean;
+  readonly arrival: number;
   scheduled: number;
   firstToken: number;
   lastToken: number;
-  order: number;
   hash: number;
-  generated: number[];
+  generated: number;
   text: string;
   /** Generated ids whose text is not settled yet (a multi-byte character split across tokens). */
   pending: number[];
+  /** What the token sampled this step adds, and the stop string that ended it. */
+  delta: string;
+  stopReason: string | null;
 }
+
+const DEFAULT_BATCHED_TOKENS = 8192;
+const DEFAULT_MAX_MODEL_LEN = 131072;
 
 export class EngineCore {
   readonly metrics = new EngineMetrics();
-  private readonly waiting: Seq[] = [];
-  private readonly running = new Set<Seq>();
-  private order = 0;
+  private readonly scheduler: StepScheduler;
+  private readonly seqs = new Map<string, Seq>();
+  private nextId = 0;
+  private inFlight: unknown = undefined;
   private hung = false;
   /** Called after every generated token with the engine's total so far (fault injection hooks here). */
   onToken: ((totalTokens: number) => void) | undefined;
@@ -89,7 +107,16 @@ export class EngineCore {
     private readonly cfg: EngineCoreConfig,
     private readonly clock: Clock,
     private readonly timers: Timers,
-  ) {}
+  ) {
+    this.scheduler = new StepScheduler({
+      maxNumSeqs: cfg.maxNumSeqs,
+      maxNumBatchedTokens: cfg.maxNumBatchedTokens ?? DEFAULT_BATCHED_TOKENS,
+      maxModelLen: cfg.maxModelLen ?? DEFAULT_MAX_MODEL_LEN,
+      policy: cfg.schedulingPolicy,
+      numBlocks: Math.max(1, Math.floor(cfg.kvTokens / 16)),
+      enablePrefixCaching: cfg.enablePrefixCaching ?? true,
+    });
+  }
 
   /**
    * A hung engine core: running requests stop producing tokens and nothing new is scheduled, while the API (and
@@ -97,158 +124,172 @@ export class EngineCore {
    */
   hang(): void {
     this.hung = true;
-    for (const s of this.running) if (s.phase.kind === 'running') this.timers.clear(s.phase.timer);
+    if (this.inFlight !== undefined) this.timers.clear(this.inFlight);
+    this.inFlight = undefined;
   }
 
   get numRunning(): number {
-    return this.running.size;
+    return this.scheduler.numRunning;
   }
   get numWaiting(): number {
-    return this.waiting.length;
+    return this.scheduler.numWaiting;
   }
-  /** Fraction of the KV cache holding the running sequences' contexts. */
+  /** vLLM's kv_cache_usage_perc: the fraction of KV blocks held by requests. */
   get kvUsage(): number {
-    let tokens = 0;
-    for (const s of this.running) tokens += s.req.promptIds.length + s.generated.length;
-    return Math.min(1, tokens / this.cfg.kvTokens);
+    return this.scheduler.kvUsage;
   }
 
-  /** Queues a request; returns an abort function (idempotent, a no-op once the request finished). */
+  /** Why a request with this many prompt tokens and max_tokens can never run here, or null. */
+  refusal(promptTokens: number, maxTokens: number): string | null {
+    return this.scheduler.refusal(promptTokens, maxTokens);
+  }
+
+  /**
+   * Queues a request; returns an abort function (idempotent, a no-op once the request finished). Throws
+   * RequestRefusedError for a request that could never run.
+   */
   submit(req: GenerationRequest, sink: GenerationSink): () => void {
+    const why = this.scheduler.refusal(req.promptIds.length, req.maxTokens);
+    if (why !== null) throw new RequestRefusedError(why);
+    const key = String(this.nextId++);
     const seq: Seq = {
       req,
       sink,
-      phase: { kind: 'waiting' },
+      done: false,
       arrival: this.clock.now(),
       scheduled: 0,
       firstToken: 0,
       lastToken: 0,
-      order: this.order++,
       hash: contextHash(req.seed ?? this.cfg.defaultSeed, req.promptIds),
-      generated: [],
+      generated: 0,
       text: '',
       pending: [],
+      delta: '',
+      stopReason: null,
     };
-    this.waiting.push(seq);
-    this.schedule();
-    return () => this.abort(seq);
+    this.seqs.set(key, seq);
+    this.scheduler.add({
+      id: key,
+      promptIds: req.promptIds,
+      maxTokens: req.maxTokens,
+      priority: req.priority,
+    });
+    // An idle engine starts its next step on the next turn, so requests arriving together share it (vLLM's
+    // engine loop drains its whole input queue before it schedules).
+    if (this.inFlight === undefined && !this.hung)
+      this.inFlight = this.timers.set(() => {
+        this.inFlight = undefined;
+        this.startStep();
+      }, 0);
+    return () => {
+      if (seq.done) return;
+      seq.done = true;
+      this.seqs.delete(key);
+      this.scheduler.abort(key);
+    };
   }
 
-  private abort(seq: Seq): void {
-    if (seq.phase.kind === 'done') return;
-    if (seq.phase.kind === 'running') {
-      this.timers.clear(seq.phase.timer);
-      this.running.delete(seq);
-    } else {
-      this.waiting.splice(this.waiting.indexOf(seq), 1);
-    }
-    seq.phase = { kind: 'done' };
-    this.schedule();
-  }
-
-  private meanContext(): number {
-    if (this.running.size === 0) return 0;
-    let tokens = 0;
-    for (const s of this.running) tokens += s.req.promptIds.length + s.generated.length;
-    return tokens / this.running.size;
-  }
-
-  private firstTokenDelay(seq: Seq): number {
+  private stepMs(plan: StepPlan): number {
     const l = this.cfg.latency;
-    return l ? l.stepMs(this.running.size, this.meanContext(), seq.req.promptIds.length) : this.cfg.ttftMs;
+    if (l) return l.stepMs(plan.decodeSeqs, meanDecodeContext(plan), plan.prefillTokens);
+    return plan.prefillTokens > 0 ? this.cfg.ttftMs : this.cfg.itlMs;
   }
 
-  private nextTokenDelay(): number {
-    const l = this.cfg.latency;
-    return l ? l.stepMs(this.running.size, this.meanContext(), 0) : this.cfg.itlMs;
-  }
-
-  private schedule(): void {
-    if (this.hung) return;
-    if (this.cfg.schedulingPolicy === 'priority')
-      this.waiting.sort((a, b) => a.req.priority - b.req.priority || a.order - b.order);
-    while (this.running.size < this.cfg.maxNumSeqs && this.waiting.length > 0) {
-      const seq = this.waiting.shift() as Seq;
-      seq.scheduled = this.clock.now();
-      seq.phase = {
-        kind: 'running',
-        timer: this.timers.set(() => this.step(seq), this.firstTokenDelay(seq)),
-      };
-      this.running.add(seq);
-    }
-  }
-
-  private step(seq: Seq): void {
-    if (seq.phase.kind !== 'running' || this.hung) return;
-    const { req } = seq;
+  /** Plans the next step if the engine is idle and has work, and runs it after its duration. */
+  private startStep(): void {
+    if (this.hung || this.inFlight !== undefined || !this.scheduler.hasWork) return;
+    const plan = this.scheduler.nextStep();
+    if (plan.scheduled.length === 0) return;
     const now = this.clock.now();
-    const n = seq.generated.length;
+    for (const key of plan.started) {
+      const seq = this.seqs.get(key);
+      if (seq) seq.scheduled = now;
+    }
+    const m = this.metrics;
+    m.preemptions += plan.preempted.length;
+    m.prefixQueries += plan.prefixQueryTokens;
+    m.prefixHits += plan.prefixHitTokens;
+    this.inFlight = this.timers.set(() => this.endStep(plan), this.stepMs(plan));
+  }
+
+  private endStep(plan: StepPlan): void {
+    this.inFlight = undefined;
+    if (this.hung) return;
+    const { sampled } = this.scheduler.completeStep(plan, (key, index) => this.sample(key, index));
+    const now = this.clock.now();
+    for (const t of sampled) {
+      if (this.hung) return;
+      this.emit(t, now);
+    }
+    this.startStep();
+  }
+
+  /** The request's next token and its text; stop when it is EOS or completes a stop string. */
+  private sample(key: string, index: number): { token: number; stop: boolean } {
+    const seq = this.seqs.get(key) as Seq;
+    const { req } = seq;
     const id = nextToken({
       mode: this.cfg.output,
       hash: seq.hash,
       promptIds: req.promptIds,
-      generated: n,
-      eosAllowed: !req.ignoreEos && n >= req.minTokens,
+      generated: index,
+      eosAllowed: !req.ignoreEos && index >= req.minTokens,
       eosProb: this.cfg.eosProb,
     });
-    if (n === 0) {
-      seq.firstToken = now;
-      this.metrics.ttft.observe((now - seq.arrival) / 1000);
-    } else {
-      this.metrics.itl.observe((now - seq.lastToken) / 1000);
-    }
-    seq.lastToken = now;
-    seq.generated.push(id);
     seq.hash = mixHash(seq.hash, id);
-    this.metrics.generationTokens++;
-    this.onToken?.(this.metrics.generationTokens);
-
+    seq.generated = index + 1;
     if (id === EOT) {
-      seq.sink.token(id, '', { reason: 'stop', stopReason: null });
-      this.finish(seq, 'stop', null);
-      return;
+      seq.delta = '';
+      seq.stopReason = null;
+      return { token: id, stop: true };
     }
     // Decode only the unsettled tail (O(1) per token). A token ending in a partial UTF-8 character decodes to
     // U+FFFD: hold its text back until the character completes, as vLLM's incremental detokenizer does.
     seq.pending.push(id);
     const tail = decode(seq.pending);
-    const done = !tail.endsWith('\uFFFD');
-    if (done) seq.pending = [];
-    const settled = done ? seq.text + tail : seq.text;
-    for (const s of req.stop) {
-      const at = settled.indexOf(s, Math.max(0, seq.text.length - s.length + 1));
-      if (s !== '' && at >= 0 && n + 1 >= req.minTokens) {
-        seq.sink.token(id, settled.slice(seq.text.length, Math.max(at, seq.text.length)), {
-          reason: 'stop',
-          stopReason: s,
-        });
-        seq.text = settled.slice(0, at);
-        this.finish(seq, 'stop', s);
-        return;
+    const settledNow = !tail.endsWith('\uFFFD');
+    if (settledNow) seq.pending = [];
+    const settled = settledNow ? seq.text + tail : seq.text;
+    if (index + 1 >= req.minTokens)
+      for (const s of req.stop) {
+        const at = s === '' ? -1 : settled.indexOf(s, Math.max(0, seq.text.length - s.length + 1));
+        if (at >= 0) {
+          seq.delta = settled.slice(seq.text.length, Math.max(at, seq.text.length));
+          seq.text = settled.slice(0, at);
+          seq.stopReason = s;
+          return { token: id, stop: true };
+        }
       }
-    }
-    const last = seq.generated.length >= req.maxTokens;
-    seq.sink.token(id, settled.slice(seq.text.length), last ? { reason: 'length', stopReason: null } : null);
+    seq.delta = settled.slice(seq.text.length);
     seq.text = settled;
-    if (last) {
-      this.finish(seq, 'length', null);
-      return;
-    }
-    seq.phase = { kind: 'running', timer: this.timers.set(() => this.step(seq), this.nextTokenDelay()) };
+    seq.stopReason = null;
+    return { token: id, stop: false };
   }
 
-  private finish(seq: Seq, reason: Exclude<FinishReason, 'abort'>, stopReason: string | null): void {
-    const now = this.clock.now();
-    this.running.delete(seq);
-    seq.phase = { kind: 'done' };
+  private emit(t: SampledToken, now: number): void {
+    const seq = this.seqs.get(t.id);
+    if (!seq) return;
     const m = this.metrics;
-    m.promptTokens += seq.req.promptIds.length;
-    m.success[reason]++;
+    if (t.first) {
+      seq.firstToken = now;
+      m.ttft.observe((now - seq.arrival) / 1000);
+      m.promptTokens += seq.req.promptIds.length;
+    } else {
+      m.itl.observe((now - seq.lastToken) / 1000);
+    }
+    seq.lastToken = now;
+    m.generationTokens++;
+    this.onToken?.(m.generationTokens);
+    const end = t.finish === null ? null : { reason: t.finish, stopReason: seq.stopReason };
+    seq.sink.token(t.token, seq.delta, end);
+    if (end === null) return;
+    seq.done = true;
+    this.seqs.delete(t.id);
+    m.success[end.reason]++;
     m.e2e.observe((now - seq.arrival) / 1000);
     m.queue.observe((seq.scheduled - seq.arrival) / 1000);
     m.prefill.observe((seq.firstToken - seq.scheduled) / 1000);
     m.decode.observe((now - seq.firstToken) / 1000);
-    seq.sink.finish(reason, stopReason);
-    this.schedule();
+    seq.sink.finish(end.reason, end.stopReason);
   }
 }

@@ -88,6 +88,8 @@ export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Lo
         'InternalServerError',
         'EngineCore encountered an issue. See stack trace (above) for the root cause.',
       );
+    const refused = core.refusal(p.gen.promptIds.length, p.gen.maxTokens);
+    if (refused !== null) throw badRequest(`This request cannot run on this engine: ${refused}.`);
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;
     const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     const base = () => ({ id, object, created: created(), model: p.model });

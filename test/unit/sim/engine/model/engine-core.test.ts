@@ -107,6 +107,7 @@ describe('EngineCore', () => {
     sinks.forEach((s, i) => {
       core.submit(req({ id: `r${i}` }), s.sink);
     });
+    timers.runUntil(0);
     expect(core.numRunning).toBe(2);
     expect(core.numWaiting).toBe(1);
     timers.runUntil(140);
@@ -121,6 +122,7 @@ describe('EngineCore', () => {
     const order: string[] = [];
     const track = (name: string) => ({ token() {}, finish: () => order.push(name) });
     core.submit(req({ maxTokens: 1 }), track('first'));
+    timers.runUntil(0);
     core.submit(req({ maxTokens: 1, priority: 5 }), track('low'));
     core.submit(req({ maxTokens: 1, priority: -1 }), track('high'));
     timers.runUntil(1000);
@@ -165,7 +167,7 @@ describe('EngineCore', () => {
     expect(eos({ ignoreEos: true }).ids).toHaveLength(8);
   });
 
-  it('an aborted request frees its slot for a waiting one and produces nothing more', () => {
+  it('an aborted request frees its slot for a waiting one at the next step and produces nothing more', () => {
     const { timers, core } = setup({ maxNumSeqs: 1 });
     const a = sink();
     const b = sink();
@@ -175,6 +177,9 @@ describe('EngineCore', () => {
     const before = a.out.ids.length;
     abort();
     abort();
+    expect(core.numRunning).toBe(0);
+    expect(core.numWaiting).toBe(1);
+    timers.runUntil(130);
     expect(core.numRunning).toBe(1);
     expect(core.numWaiting).toBe(0);
     timers.runUntil(10_000);
@@ -211,9 +216,9 @@ describe('EngineCore', () => {
     const s = sink();
     core.submit(req({ maxTokens: 2 }), s.sink);
     const promptLen = req().promptIds.length;
+    timers.runUntil(1 + promptLen - 1);
     // Admitted into an empty batch: one step that prefills the prompt.
     expect(steps[0]).toEqual([0, 0, promptLen]);
-    timers.runUntil(1 + promptLen - 1);
     expect(s.out.ids).toHaveLength(0);
     timers.runUntil(1 + promptLen);
     expect(s.out.ids).toHaveLength(1);
