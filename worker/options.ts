@@ -2,7 +2,11 @@
  * The worker's command line, compiled once into a fully resolved, validated WorkerConfig. Every problem is
  * collected and named by its flag (`--gpus: must be an integer >= 0, got "x"`), so one run shows them all.
  *
- *   --controller HOST:PORT         the controller's Registry service (required)
+ *   --controller HOST:PORT[,...]   a controller replica's Registry service (required; repeatable or comma-separated):
+ *                                  the worker registers with every replica, so each can route to every group.
+ *                                  In Kubernetes list the controller pods' stable names (StatefulSet pods behind
+ *                                  a headless Service: ctl-0.ctl:7070,ctl-1.ctl:7070); one name that load-balances
+ *                                  reaches only one replica.
  *   --gpus N                       GPUs on this node (required; simulated nodes present any number)
  *   --gpu-type T                   e.g. h100-80g (required)
  *   --gpu-memory-gib N             per GPU; default read from the type's "-<N>g" suffix
@@ -33,7 +37,8 @@ export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const SIM_ENGINE_PATH = join(REPO_ROOT, 'bin', 'corral-engine-sim');
 
 export interface WorkerConfig {
-  controller: string;
+  /** Every controller replica, deduplicated, in the order given. */
+  controllers: string[];
   gpus: { count: number; type: string; memoryBytes: number };
   nodeName: string;
   workerId: string;
@@ -52,7 +57,6 @@ export interface WorkerConfig {
 }
 
 const STRING_FLAGS = [
-  'controller',
   'gpus',
   'gpu-type',
   'gpu-memory-gib',
@@ -79,6 +83,7 @@ export function compileWorkerOptions(argv: readonly string[]): Result<WorkerConf
   try {
     const options: Record<string, { type: 'string'; multiple?: boolean }> = {
       label: { type: 'string', multiple: true },
+      controller: { type: 'string', multiple: true },
     };
     for (const f of STRING_FLAGS) options[f] = { type: 'string' };
     values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false })
@@ -102,10 +107,14 @@ export function compileWorkerOptions(argv: readonly string[]): Result<WorkerConf
     return v;
   };
 
-  const controller = str('controller');
-  if (controller === undefined) errors.push({ path: '--controller', message: 'is required (HOST:PORT)' });
-  else if (!parseHostPort(controller))
-    errors.push({ path: '--controller', message: `must be HOST:PORT, got "${controller}"` });
+  const controllers = [
+    ...new Set(
+      ((values.controller as string[] | undefined) ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()),
+    ),
+  ];
+  if (controllers.length === 0) errors.push({ path: '--controller', message: 'is required (HOST:PORT)' });
+  for (const c of controllers)
+    if (!parseHostPort(c)) errors.push({ path: '--controller', message: `must be HOST:PORT, got "${c}"` });
 
   const gpuCount = int('gpus', undefined, 0);
   const gpuType = str('gpu-type');
@@ -148,7 +157,7 @@ export function compileWorkerOptions(argv: readonly string[]): Result<WorkerConf
 
   const nodeName = str('node-name') ?? hostname();
   const config: WorkerConfig = {
-    controller: controller ?? '',
+    controllers,
     gpus: { count: gpuCount, type: gpuType ?? '', memoryBytes: memoryGib * GIB },
     nodeName,
     workerId: str('worker-id') ?? nodeName,

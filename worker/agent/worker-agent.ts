@@ -1,6 +1,7 @@
 /**
  * The agent of one GPU node: owns the engine supervisors (one per engine id), serves the Worker gRPC service,
- * keeps the Registry stream to the controller, and drains on SIGTERM. Wiring and policy only; the engine
+ * keeps one Registry stream to every controller replica (each reconnects with its own backoff; heartbeats go to
+ * all, so every replica can route to every group), fences directives by the leader's epoch, and drains on SIGTERM. Wiring and policy only; the engine
  * lifecycle lives in worker/engine/supervisor.ts and the wire protocol in registry-connection.ts.
  */
 import { credentials } from '@grpc/grpc-js';
@@ -20,6 +21,7 @@ import type { Spawner } from '../engine/spawner.ts';
 import { isFinal } from '../engine/state-machine.ts';
 import { EngineSupervisor, type SupervisorConfig } from '../engine/supervisor.ts';
 import type { WorkerConfig } from '../options.ts';
+import { EpochFence } from './epoch-fence.ts';
 import { GpuAllocator } from './gpu-allocator.ts';
 import { InFlight } from './in-flight.ts';
 import { RegistryConnection } from './registry-connection.ts';
@@ -46,8 +48,9 @@ export class WorkerAgent {
   private readonly gpus: GpuAllocator;
   private readonly supervisorConfig: SupervisorConfig;
   private server: RunningGrpcServer | undefined;
-  private registry: RegistryConnection | undefined;
-  private registryClient: RegistryClient | undefined;
+  private readonly registries: RegistryConnection[] = [];
+  private readonly registryClients: RegistryClient[] = [];
+  private readonly fence = new EpochFence();
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
   private address = '';
@@ -112,27 +115,31 @@ export class WorkerAgent {
     this.address = this.config.advertise ?? this.server.address;
     this.deps.log.info('listening', { grpc: this.server.address, workerId: this.config.workerId });
 
-    this.registryClient = new RegistryClient(this.config.controller, credentials.createInsecure(), {
-      ...KEEPALIVE_OPTIONS,
-      'grpc.initial_reconnect_backoff_ms': 250,
-      'grpc.max_reconnect_backoff_ms': 5000,
-    });
-    const client = this.registryClient;
-    this.registry = new RegistryConnection({
-      open: () => client.register(),
-      hello: () => ({ inventory: this.inventory() }),
-      refresh: (timeoutMs) => this.scrapeAll(Math.min(2000, timeoutMs)),
-      heartbeat: () => ({
-        engines: this.engineStatuses(),
-        sentAtMs: this.deps.clock.now(),
-        draining: this.draining,
-      }),
-      onDirective: (m) => this.onDirective(m),
-      random: this.deps.random,
-      log: this.deps.log.child({ component: 'registry' }),
-      heartbeatMs: this.config.heartbeatMs,
-    });
-    this.registry.start();
+    for (const controller of this.config.controllers) {
+      const client = new RegistryClient(controller, credentials.createInsecure(), {
+        ...KEEPALIVE_OPTIONS,
+        'grpc.initial_reconnect_backoff_ms': 250,
+        'grpc.max_reconnect_backoff_ms': 5000,
+      });
+      const log = this.deps.log.child({ component: 'registry', controller });
+      const connection = new RegistryConnection({
+        open: () => client.register(),
+        hello: () => ({ inventory: this.inventory() }),
+        refresh: (timeoutMs) => this.scrapeAll(Math.min(2000, timeoutMs)),
+        heartbeat: () => ({
+          engines: this.engineStatuses(),
+          sentAtMs: this.deps.clock.now(),
+          draining: this.draining,
+        }),
+        onDirective: (m) => this.onDirective(m, controller),
+        random: this.deps.random,
+        log,
+        heartbeatMs: this.config.heartbeatMs,
+      });
+      this.registryClients.push(client);
+      this.registries.push(connection);
+      connection.start();
+    }
     return { grpc: this.server.address };
   }
 
@@ -159,7 +166,7 @@ export class WorkerAgent {
     this.deps.log.info('draining: refusing new Generate calls', { inFlight: this.inFlight.size });
     this.draining = true;
     this.inFlight.close();
-    this.registry?.heartbeatNow();
+    this.heartbeatNow();
   }
 
   /** SIGTERM: drain, wait for in-flight calls (up to the drain timeout), stop engines, close everything. */
@@ -179,14 +186,30 @@ export class WorkerAgent {
       });
     }
     await Promise.all([...this.engines.values()].map((e) => e.stop(`worker shutting down (${reason})`)));
-    await this.registry?.stop();
-    this.registryClient?.close();
+    await Promise.all(this.registries.map((r) => r.stop()));
+    for (const c of this.registryClients) c.close();
     await this.server?.close(1000);
     this.deps.log.info('shut down');
   }
 
-  private onDirective(m: ControllerMessage): void {
+  private heartbeatNow(): void {
+    for (const r of this.registries) r.heartbeatNow();
+  }
+
+  private onDirective(m: ControllerMessage, controller: string): void {
     const msg = m.msg;
+    if (msg?.$case === 'welcome' || msg === undefined) return;
+    const verdict = this.fence.admit(m.epoch);
+    if (!verdict.ok) {
+      this.deps.log.warn('directive from a deposed leader ignored', {
+        controller,
+        directive: msg.$case,
+        ...('engineId' in msg.value ? { engineId: msg.value.engineId } : {}),
+        epoch: m.epoch ?? 0,
+        highestEpoch: verdict.highest,
+      });
+      return;
+    }
     switch (msg?.$case) {
       case 'launch':
         this.serialize(msg.value.engineId, () => this.launch(msg.value));
@@ -205,9 +228,6 @@ export class WorkerAgent {
       }
       case 'drain':
         this.drain();
-        break;
-      case 'welcome':
-      case undefined:
         break;
     }
   }
@@ -261,7 +281,7 @@ export class WorkerAgent {
       log: this.deps.log.child({ component: 'engine' }),
       onChange: (e) => {
         if (isFinal(e.state) && this.engines.get(e.spec.engineId) === e) this.gpus.release(e.spec.engineId);
-        this.registry?.heartbeatNow();
+        this.heartbeatNow();
       },
     });
     this.engines.set(l.engineId, supervisor);

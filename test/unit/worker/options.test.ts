@@ -9,7 +9,7 @@ describe('compileWorkerOptions', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.value).toMatchObject({
-      controller: '127.0.0.1:50051',
+      controllers: ['127.0.0.1:50051'],
       gpus: { count: 8, type: 'h100-80g', memoryBytes: 80 * 1024 ** 3 },
       nodeName: 'n1',
       workerId: 'n1',
@@ -21,6 +21,24 @@ describe('compileWorkerOptions', () => {
       engineStartTimeoutMs: 600_000,
       drainTimeoutMs: 30_000,
     });
+  });
+
+  it('takes several controller replicas, repeated or comma-separated, each once', () => {
+    const r = compileWorkerOptions([
+      ...REQUIRED,
+      '--controller',
+      '127.0.0.1:50052, ctl-1.ctl:7070',
+      '--controller',
+      '127.0.0.1:50051',
+    ]);
+    expect(r.ok && r.value.controllers).toEqual(['127.0.0.1:50051', '127.0.0.1:50052', 'ctl-1.ctl:7070']);
+    const bad = compileWorkerOptions([...REQUIRED, '--controller', '127.0.0.1:1,,nope']);
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.error).toEqual([
+      { path: '--controller', message: 'must be HOST:PORT, got ""' },
+      { path: '--controller', message: 'must be HOST:PORT, got "nope"' },
+    ]);
   });
 
   it('reads every flag', () => {
