@@ -1,6 +1,8 @@
 /**
  * `corral-engine-sim serve MODEL [flags]`: a stand-in for `vllm serve` (see options.ts for the flags). Opens the
- * HTTP port only after the simulated start-up (weights + KV profiling), like vLLM; SIGTERM/SIGINT stop it with 0.
+ * HTTP port only after the simulated start-up (startup-plan.ts: weights load, KV cache sized from GPU memory),
+ * like vLLM, or exits 1 with vLLM's error when the model does not fit; SIGTERM/SIGINT stop it with 0. With
+ * --sim-time-scale F every delay runs F times faster and every reported time is in simulated seconds.
  */
 import { systemClock } from '../../common/clock.ts';
 import { createLogger } from '../../common/log.ts';
@@ -8,9 +10,11 @@ import { loadCalibration } from './calibration.ts';
 import { startGroupLink } from './group/group-link.ts';
 import { EngineCore } from './model/engine-core.ts';
 import { DEFAULT_LATENCY_PARAMS, LatencyModel } from './model/latency-model.ts';
+import { scaledTime } from './model/time-scale.ts';
 import { parseArgs, USAGE } from './options.ts';
 import { createSimHttpServer } from './server/http-server.ts';
-import { vllmLine, weightGiBPerGpu } from './vllm-log.ts';
+import { planStartup } from './startup-plan.ts';
+import { vllmLine } from './vllm-log.ts';
 
 const parsed = parseArgs(process.argv.slice(2), process.env);
 if (parsed.kind === 'usage-error') {
@@ -23,7 +27,16 @@ if (parsed.kind === 'invalid') {
 }
 const o = parsed.options;
 const log = createLogger('engine-sim');
-const out = (source: string, msg: string) => process.stdout.write(`${vllmLine('INFO', source, msg)}\n`);
+const sim = scaledTime(
+  systemClock,
+  { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) },
+  o.timeScale,
+);
+/** A vLLM log line stamped with the simulated time. */
+const line = (level: 'INFO' | 'WARNING' | 'ERROR', source: string, msg: string) =>
+  vllmLine(level, source, msg, new Date(sim.clock.now()));
+const out = (source: string, msg: string) => process.stdout.write(`${line('INFO', source, msg)}\n`);
+const startup = planStartup(o);
 
 out('api_server.py:1839', `vLLM API server version ${'0.11.0'} (corral engine simulator)`);
 out(
@@ -54,19 +67,19 @@ const core = new EngineCore(
     output: o.output,
     eosProb: o.eosProb,
     defaultSeed: o.seed,
-    kvTokens: o.kvTokens,
+    kvTokens: startup.result.kind === 'ok' ? startup.result.kvTokens : 1,
     latency,
   },
-  systemClock,
-  { set: (fn, ms) => setTimeout(fn, ms), clear: (h) => clearTimeout(h as NodeJS.Timeout) },
+  sim.clock,
+  sim.timers,
 );
 /** An engine core that dies takes the API server down with it (vLLM V1): error lines, then exit 1. */
 function crash(reason: string): never {
   process.stderr.write(
-    `${vllmLine('ERROR', 'core.py:700', `EngineCore encountered a fatal error (${reason}).`)}\n`,
+    `${line('ERROR', 'core.py:700', `EngineCore encountered a fatal error (${reason}).`)}\n`,
   );
   process.stderr.write(
-    `${vllmLine('ERROR', 'async_llm.py:420', 'AsyncLLM output_handler failed. EngineDeadError')}\n`,
+    `${line('ERROR', 'async_llm.py:420', 'AsyncLLM output_handler failed. EngineDeadError')}\n`,
   );
   process.exit(1);
 }
@@ -103,15 +116,12 @@ function stop(signal: string): void {
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 
-const loadMs = o.startupMs * 0.7;
-setTimeout(() => {
-  const fp8 = /fp8/i.test(o.model);
-  const gib = weightGiBPerGpu(o.model, fp8, o.tensorParallelSize * o.pipelineParallelSize);
+sim.timers.set(() => {
   out(
     'gpu_model_runner.py:2007',
-    `Model loading took ${gib.toFixed(4)} GiB and ${(loadMs / 1000).toFixed(6)} seconds`,
+    `Model loading took ${startup.weightGiBPerGpu.toFixed(4)} GiB and ${(startup.loadMs / 1000).toFixed(6)} seconds`,
   );
-}, loadMs);
+}, startup.loadMs);
 // Rank 0 of a multi-node group serves only once every rank joined; ranks > 0 serve no HTTP (vLLM --headless).
 const serves = !o.headless && o.nodeRank === 0;
 let loaded = false;
@@ -121,17 +131,17 @@ function openApi(): void {
   if (!loaded || !joined) return;
   if (o.failStart) {
     process.stderr.write(
-      `${vllmLine('ERROR', 'core.py:708', 'EngineCore failed to start (--sim-fail-start).')}\nRuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n`,
+      `${line('ERROR', 'core.py:708', 'EngineCore failed to start (--sim-fail-start).')}\nRuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n`,
     );
     process.exit(1);
   }
-  if (o.crashAtMs !== undefined) setTimeout(() => crash(`--sim-crash-at-ms ${o.crashAtMs}`), o.crashAtMs);
+  if (o.crashAtMs !== undefined) sim.timers.set(() => crash(`--sim-crash-at-ms ${o.crashAtMs}`), o.crashAtMs);
   if (!serves) {
     out('core.py:90', `Headless rank ${o.nodeRank}: serving no HTTP API.`);
     return;
   }
   http.server.on('error', (e) => {
-    process.stderr.write(`${vllmLine('ERROR', 'api_server.py:1900', `OSError: ${String(e)}`)}\n`);
+    process.stderr.write(`${line('ERROR', 'api_server.py:1900', `OSError: ${String(e)}`)}\n`);
     process.exit(1);
   });
   http.server.listen(o.port, o.host, () => {
@@ -160,8 +170,8 @@ if (o.nnodes > 1) {
         openApi();
       },
       broken(message) {
-        process.stderr.write(`${vllmLine('ERROR', 'core.py:700', message)}\n`);
-        process.stderr.write(`${vllmLine('ERROR', 'core.py:701', 'EngineCore failed: EngineDeadError')}\n`);
+        process.stderr.write(`${line('ERROR', 'core.py:700', message)}\n`);
+        process.stderr.write(`${line('ERROR', 'core.py:701', 'EngineCore failed: EngineDeadError')}\n`);
         process.exit(1);
       },
       info: (m) => out('parallel_state.py:1100', m),
@@ -169,12 +179,19 @@ if (o.nnodes > 1) {
   );
 }
 
-setTimeout(() => {
-  out('kv_cache_utils.py:1087', `GPU KV cache size: ${o.kvTokens.toLocaleString('en-US')} tokens`);
+sim.timers.set(() => {
+  const r = startup.result;
+  if (r.kind === 'fail') {
+    process.stderr.write(
+      `${line('ERROR', 'core.py:708', 'EngineCore failed to start.')}\n${r.error}\nRuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n`,
+    );
+    process.exit(1);
+  }
+  out('kv_cache_utils.py:1087', `GPU KV cache size: ${r.kvTokens.toLocaleString('en-US')} tokens`);
   out(
     'kv_cache_utils.py:1091',
-    `Maximum concurrency for ${o.maxModelLen.toLocaleString('en-US')} tokens per request: ${(o.kvTokens / o.maxModelLen).toFixed(2)}x`,
+    `Maximum concurrency for ${o.maxModelLen.toLocaleString('en-US')} tokens per request: ${r.concurrency.toFixed(2)}x`,
   );
   loaded = true;
   openApi();
-}, o.startupMs);
+}, startup.loadMs + startup.profileMs);

@@ -51,6 +51,8 @@ const VLLM_FLAGS: Record<string, Kind> = {
 /** Simulator-only knobs (also CORRAL_SIM_<NAME> in the environment). */
 const SIM_FLAGS: Record<string, Kind> = {
   'sim-startup-ms': 'int',
+  'sim-load-gbps': 'float',
+  'sim-time-scale': 'float',
   'sim-ttft-ms': 'float',
   'sim-itl-ms': 'float',
   'sim-seed': 'int',
@@ -69,6 +71,9 @@ const SIM_FLAGS: Record<string, Kind> = {
 };
 
 const FLAGS: Record<string, Kind> = { ...VLLM_FLAGS, ...SIM_FLAGS };
+
+/** Other spellings of simulator flags (the issue's `--time-scale`). */
+const ALIASES: Record<string, string> = { 'time-scale': 'sim-time-scale' };
 
 export type OutputMode = 'random' | 'echo';
 
@@ -93,14 +98,21 @@ export interface EngineSimOptions {
   masterAddr: string;
   masterPort: number;
   joinTimeoutMs: number;
-  startupMs: number;
+  /** Whole start-up in simulated ms, replacing the one computed from weight bytes and --sim-load-gbps. */
+  startupMs: number | undefined;
+  /** Weight loading bandwidth per GPU, GB/s. */
+  loadGBps: number;
+  /** Simulated time runs this many times faster than wall time. */
+  timeScale: number;
+  kvCacheDtype: 'bf16' | 'fp8';
   ttftMs: number;
   itlMs: number;
   seed: number;
   output: OutputMode;
   /** Probability that a sampled token is end-of-text (when ignore_eos is false and min_tokens are out). */
   eosProb: number;
-  kvTokens: number;
+  /** KV cache size in tokens, replacing the one computed from GPU memory (common/hardware). */
+  kvTokens: number | undefined;
   /** Start-up ends with vLLM's `Engine core initialization failed` and exit 1 instead of serving. */
   failStart: boolean;
   /** The process exits non-zero once the engine generated this many tokens in total. */
@@ -152,12 +164,13 @@ export function parseArgs(
     }
     const eq = a.indexOf('=');
     const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
-    const kind = FLAGS[name] ?? FLAGS[name.replaceAll('_', '-')];
+    const flag = ALIASES[name] ?? name;
+    const kind = FLAGS[flag] ?? FLAGS[flag.replaceAll('_', '-')];
     if (kind === undefined) {
       unknown.push(a);
       continue;
     }
-    const key = name.replaceAll('_', '-');
+    const key = flag.replaceAll('_', '-');
     if (kind === 'bool') {
       raw.set(key, eq >= 0 ? a.slice(eq + 1) : 'true');
     } else if (eq >= 0) {
@@ -224,13 +237,22 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     // The port VLLM.md's multi-node example uses (vLLM's --master-port default).
     masterPort: num('master-port', 29501, (n) => n >= 1 && n <= 65535, 'a port 1..65535'),
     joinTimeoutMs: num('sim-join-timeout-ms', 600_000, positiveInt, 'a positive integer'),
-    startupMs: num('sim-startup-ms', 2000, (n) => n >= 0, 'a non-negative integer'),
+    startupMs: raw.has('sim-startup-ms')
+      ? num('sim-startup-ms', 0, (n) => n >= 0, 'a non-negative integer')
+      : undefined,
+    // A warm page cache: safetensors read and copied at ~20 GB/s per GPU (the pinned host-to-GPU copy itself
+    // measures ~55 GB/s in calibration/). A cold network volume is 1-2 GB/s.
+    loadGBps: num('sim-load-gbps', 20, (n) => n > 0, 'a positive number'),
+    timeScale: num('sim-time-scale', 1, (n) => n > 0, 'a positive number'),
+    kvCacheDtype: /^fp8/.test(raw.get('kv-cache-dtype') ?? 'auto') ? 'fp8' : 'bf16',
     ttftMs: num('sim-ttft-ms', 50, (n) => n >= 0, 'non-negative'),
     itlMs: num('sim-itl-ms', 10, (n) => n >= 0, 'non-negative'),
     seed: num('sim-seed', 0, () => true, 'an integer'),
     output: output === 'echo' ? 'echo' : 'random',
     eosProb: num('sim-eos-prob', 0.005, (n) => n >= 0 && n <= 1, 'in [0, 1]'),
-    kvTokens: num('sim-kv-tokens', 524288, positiveInt, 'a positive integer'),
+    kvTokens: raw.has('sim-kv-tokens')
+      ? num('sim-kv-tokens', 0, positiveInt, 'a positive integer')
+      : undefined,
     failStart: false,
     calibration: undefined,
     gpuType: 'h100-80g',

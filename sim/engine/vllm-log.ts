@@ -12,13 +12,3 @@ export function vllmLine(
   const stamp = `${p(now.getMonth() + 1)}-${p(now.getDate())} ${p(now.getHours())}:${p(now.getMinutes())}:${p(now.getSeconds())}`;
   return `${level} ${stamp} [${source}] ${message}`;
 }
-
-/**
- * Weight bytes per GPU from the parameter count in the model name (`...-405B-...`) and the precision: 2 bytes
- * per parameter in BF16, 1 in FP8, split over TP x PP GPUs. Only for the log line; the default is 8B.
- */
-export function weightGiBPerGpu(model: string, fp8: boolean, gpus: number): number {
-  const m = /(\d+(?:\.\d+)?)[bB](?![a-zA-Z])/.exec(model);
-  const params = (m ? Number.parseFloat(m[1] ?? '8') : 8) * 1e9;
-  return (params * (fp8 ? 1 : 2)) / gpus / 1024 ** 3;
-}
