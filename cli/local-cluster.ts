@@ -102,6 +102,8 @@ export class LocalCluster {
         controllerListen,
         '--http-listen',
         httpListen,
+        '--redis',
+        this.redis.url,
       ],
       { env: this.env(), logFile: join(dir, 'logs', 'controller.log'), cwd: REPO_ROOT },
     );

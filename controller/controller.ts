@@ -1,10 +1,11 @@
 /**
- * The controller process's parts, wired: worker registry + Registry service, group applier, gateway (Inference),
- * Control, on one gRPC server with health and reflection. main.ts adds flags and signals; integration tests start
+ * The controller process's parts, wired: worker registry + Registry service, group applier, the durable request
+ * path (gateway -> Redis queue -> dispatcher -> stream log, controller/dispatch/), Control, on one gRPC server
+ * with health and reflection. Redis is required: accepted requests live there, not in this process. main.ts adds flags and signals; integration tests start
  * it in-process on 127.0.0.1:0.
  */
 import { type Clock, systemClock } from '../common/clock.ts';
-import { UnavailableError } from '../common/errors.ts';
+import { UnavailableError, ValidationError } from '../common/errors.ts';
 import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.ts';
 import type { Logger } from '../common/log.ts';
 import { ControlService } from '../proto/gen/corral/v1/control.ts';
@@ -13,6 +14,7 @@ import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
 import { type Admission, openAdmission } from './admission/admission.ts';
 import type { ControllerConfig } from './config/controller-config.ts';
 import { controlService } from './control/control-service.ts';
+import { type Lanes, openLanes } from './dispatch/lanes.ts';
 import { inferenceService } from './gateway/inference-service.ts';
 import { createRequestPath, type RequestPath } from './gateway/request-path.ts';
 import { RequestTable } from './gateway/request-table.ts';
@@ -29,6 +31,8 @@ export interface ControllerDeps {
   tokens?: TokenCounter;
   /** Who may ask, and how much (admission/). Default: open, every caller is the tenant `default`. */
   admission?: Admission;
+  /** Redis key prefix of the queues and stream logs. Default 'corral'. Tests give each controller set theirs. */
+  redisPrefix?: string;
 }
 
 export interface RunningController {
@@ -39,6 +43,8 @@ export interface RunningController {
   readonly path: RequestPath;
   /** The admission both front doors authenticate with (the HTTP server's /v1/models uses it too). */
   readonly admission: Admission;
+  /** The deployments' queues, stream logs and dispatchers. */
+  readonly lanes: Lanes;
   /** Stops accepting, ends running requests after graceMs, drops worker streams, closes everything. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -49,6 +55,13 @@ export async function startController(
 ): Promise<RunningController> {
   const clock = deps.clock ?? systemClock;
   const log = deps.log;
+  if (!config.redis)
+    throw new ValidationError('controller config', [
+      {
+        path: 'redis',
+        message: 'is required (the queue and stream logs live there): set redis: URL or --redis URL',
+      },
+    ]);
   const registry = new WorkerRegistry({
     workerTimeoutMs: config.workerTimeoutMs,
     clock,
@@ -58,15 +71,35 @@ export async function startController(
   const workers = new WorkerClients();
   const tokens = deps.tokens ?? new ThreadTokenCounter();
   const admission = deps.admission ?? openAdmission();
+  const random = deps.random ?? Math.random;
+  let lanes: Lanes;
+  try {
+    lanes = await openLanes({
+      redisUrl: config.redis,
+      ...(deps.redisPrefix ? { prefix: deps.redisPrefix } : {}),
+      deployments: config.deployments,
+      queue: config.queue,
+      registry,
+      requests,
+      workers,
+      clock,
+      random,
+      log: log.child({ component: 'dispatch' }),
+    });
+  } catch (e) {
+    await tokens.close();
+    throw e;
+  }
   const path = createRequestPath({
     deployments: config.deployments,
     registry,
-    requests,
-    workers,
+    lanes: lanes.lanes,
+    admission,
     tokens,
     clock,
-    random: deps.random ?? Math.random,
+    random,
     log: log.child({ component: 'gateway' }),
+    detachGraceMs: config.queue.detachGraceMs,
   });
   const groups = new GroupApplier({
     deployments: config.deployments,
@@ -78,7 +111,9 @@ export async function startController(
   });
 
   registry.onEvent((e) => {
+    lanes.onRegistryChange();
     if (e.t !== 'lost') return;
+    // Their runs go back to the queue and continue on another group from their stream logs.
     const n = requests.abortWorker(
       e.workerId,
       new UnavailableError(`worker ${e.workerId} lost: ${e.reason}`),
@@ -121,9 +156,11 @@ export async function startController(
       ],
     });
   } catch (e) {
+    await lanes.close(0);
     await tokens.close();
     throw e;
   }
+  lanes.start();
   // A silent worker is found by this sweep; the tick bounds how late past workerTimeoutMs that happens.
   const sweepMs = Math.max(50, Math.min(500, Math.floor(config.workerTimeoutMs / 10)));
   const sweeper = setInterval(() => registry.sweep(), sweepMs);
@@ -139,10 +176,13 @@ export async function startController(
       groups.stop();
       server.setServing(false);
       const closed = server.close(graceMs);
+      // Running requests get the grace to finish; the rest go back to the queue for another controller (or
+      // this one after a restart) to continue from their stream logs.
+      await lanes.close(graceMs);
       // Register streams never end on their own; end them so the graceful shutdown is not held up by them.
       registry.closeAll('controller shutting down');
-      const ended = await waitIdle(requests, graceMs);
-      if (!ended) requests.abortAll(new UnavailableError('controller shutting down'));
+      // Clients still streaming can Resume on another controller.
+      path.closeStreams('controller shutting down; resume the request on another controller');
       await closed;
       workers.closeAll();
       await tokens.close();
@@ -150,11 +190,5 @@ export async function startController(
     })();
     return stopping;
   };
-  return { address: server.address, registry, requests, path, admission, stop };
-}
-
-async function waitIdle(requests: RequestTable, graceMs: number): Promise<boolean> {
-  const deadline = Date.now() + graceMs;
-  while (requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  return requests.size === 0;
+  return { address: server.address, registry, requests, path, admission, lanes, stop };
 }

@@ -13,6 +13,15 @@
  *     backoffMaxMs: 30000
  *     startTimeoutMs: 900000        # launch to ready; probes in the wild allow 10 minutes for 405B to load
  *     masterPortBase: 29500         # group g's ranks meet on --master-port base + g (groups may share a host)
+ *   redis: redis://127.0.0.1:6379   # the durable queue's and stream logs' store (required; `--redis` overrides)
+ *   queue:                          # the durable request path (controller/dispatch/, controller/queue/)
+ *     leaseMs: 5000                 # a dispatched request stays with its controller this long without a renewal;
+ *                                   # a controller that dies loses its requests to another within this
+ *     maxAttempts: 3                # dispatches (first + continuations after failures) before a request fails
+ *     maxWaitMs: 60000              # shed new requests whose expected wait in the queue is longer
+ *     maxDepth: 10000               # shed new requests when this many wait ahead of them
+ *     detachGraceMs: 5000           # a request outlives its client's disconnect this long (time to Resume)
+ *     noGroupGraceMs: 10000         # queued requests of a deployment with no ready or starting group fail after
  *   deployments:                    # at least one; names unique
  *     - name: llama-3.1-8b-instruct # the model name clients use (vLLM --served-model-name); [a-z0-9._-]
  *       model: meta-llama/Llama-3.1-8B-Instruct   # what the engine loads (first `vllm serve` argument)
@@ -61,6 +70,8 @@ export interface ControllerOptions {
   heartbeatIntervalMs?: unknown;
   workerTimeoutMs?: unknown;
   groups?: unknown;
+  redis?: unknown;
+  queue?: unknown;
   deployments?: unknown;
 }
 
@@ -103,8 +114,20 @@ export interface GroupsConfig {
   readonly masterPortBase: number;
 }
 
+export interface QueueConfig {
+  readonly leaseMs: number;
+  readonly maxAttempts: number;
+  readonly maxWaitMs: number;
+  readonly maxDepth: number;
+  readonly detachGraceMs: number;
+  readonly noGroupGraceMs: number;
+}
+
 export interface ControllerConfig {
   readonly listen: ListenAddress;
+  /** Redis URL; undefined until given by the file or `--redis` (the controller refuses to start without). */
+  readonly redis: string | undefined;
+  readonly queue: QueueConfig;
   readonly heartbeatIntervalMs: number;
   readonly workerTimeoutMs: number;
   readonly groups: GroupsConfig;
@@ -123,6 +146,15 @@ export const GROUPS_DEFAULTS: GroupsConfig = {
   backoffMaxMs: 30_000,
   startTimeoutMs: 900_000,
   masterPortBase: 29500,
+};
+
+export const QUEUE_DEFAULTS: QueueConfig = {
+  leaseMs: 5000,
+  maxAttempts: 3,
+  maxWaitMs: 60_000,
+  maxDepth: 10_000,
+  detachGraceMs: 5000,
+  noGroupGraceMs: 10_000,
 };
 
 export const DEPLOYMENT_DEFAULTS = {
@@ -148,7 +180,13 @@ const DEPLOYMENT_KEYS = new Set<string>([
   'engineArgs',
   'engineEnv',
 ]);
-const TOP_KEYS = new Set<string>([...Object.keys(CONTROLLER_DEFAULTS), 'groups', 'deployments']);
+const TOP_KEYS = new Set<string>([
+  ...Object.keys(CONTROLLER_DEFAULTS),
+  'groups',
+  'deployments',
+  'redis',
+  'queue',
+]);
 // Deployment names become engine ids and vLLM's --served-model-name; keep them to what both accept unquoted.
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 // The worker adds these itself (it owns ports and the bind address); passing them would fight it.
@@ -205,6 +243,13 @@ export function compileControllerConfig(input: unknown): ControllerConfig {
   if (workerTimeoutMs <= heartbeatIntervalMs)
     at('workerTimeoutMs', `must be greater than heartbeatIntervalMs (${heartbeatIntervalMs})`);
   const groups = compileGroups(o.groups, at);
+  const queue = compileQueue(o.queue, at);
+  let redis: string | undefined;
+  if (o.redis !== undefined) {
+    if (typeof o.redis !== 'string' || !/^rediss?:\/\//.test(o.redis))
+      at('redis', 'must be a redis:// or rediss:// URL');
+    else redis = o.redis;
+  }
 
   const deployments: Deployment[] = [];
   if (!Array.isArray(o.deployments) || o.deployments.length === 0) {
@@ -222,7 +267,26 @@ export function compileControllerConfig(input: unknown): ControllerConfig {
     });
   }
   if (errors.length > 0) throw new ValidationError('controller config', errors);
-  return { listen, heartbeatIntervalMs, workerTimeoutMs, groups, deployments };
+  return { listen, redis, queue, heartbeatIntervalMs, workerTimeoutMs, groups, deployments };
+}
+
+function compileQueue(raw: unknown, at: (path: string, message: string) => void): QueueConfig {
+  if (raw === undefined) return QUEUE_DEFAULTS;
+  if (!isRecord(raw)) {
+    at('queue', 'must be a mapping');
+    return QUEUE_DEFAULTS;
+  }
+  const Q = QUEUE_DEFAULTS;
+  for (const k of Object.keys(raw)) if (!(k in Q)) at(`queue.${k}`, 'unknown field');
+  const n = (k: keyof QueueConfig) => positiveInt(raw[k], Q[k], `queue.${k}`, at);
+  return {
+    leaseMs: n('leaseMs'),
+    maxAttempts: n('maxAttempts'),
+    maxWaitMs: n('maxWaitMs'),
+    maxDepth: n('maxDepth'),
+    detachGraceMs: nonNegativeInt(raw.detachGraceMs, Q.detachGraceMs, 'queue.detachGraceMs', at),
+    noGroupGraceMs: nonNegativeInt(raw.noGroupGraceMs, Q.noGroupGraceMs, 'queue.noGroupGraceMs', at),
+  };
 }
 
 function compileGroups(raw: unknown, at: (path: string, message: string) => void): GroupsConfig {

@@ -2,7 +2,7 @@
  * The gRPC Inference service: a thin adapter over the request path (request-path.ts). The client's deadline
  * and cancellation become the path's deadline and AbortSignal; the path's CorralErrors become gRPC statuses
  * here and nowhere else. The API key travels in metadata (`authorization: Bearer <key>` or `x-api-key`):
- * Generate hands it to the path (admission runs there, after validation), the other calls are authenticated
+ * Generate and Resume hand it to the path (admission runs there), the other calls are authenticated
  * here first, so with tenants configured nothing answers a caller without a valid key.
  */
 import { once } from 'node:events';
@@ -13,7 +13,7 @@ import type {
   ServiceError,
   sendUnaryData,
 } from '@grpc/grpc-js';
-import { CorralError, InvalidArgumentError } from '../../common/errors.ts';
+import { InvalidArgumentError } from '../../common/errors.ts';
 import { toServiceError } from '../../common/grpc-status.ts';
 import { TRACEPARENT } from '../../common/trace-context.ts';
 import type {
@@ -35,7 +35,7 @@ export function inferenceService(path: RequestPath, admission: Admission): Infer
   const authenticate = (md: Metadata) => admission.identify(apiKeyFromMetadata(md), undefined);
   return {
     generate: (call: ServerWritableStream<GenerateRequest, GenerateEvent>) => {
-      void relayToClient(call, path);
+      void relayToClient(call, (ctx) => path.generate(call.request, ctx));
     },
     cancel: (
       call: ServerUnaryCall<CancelRequest, CancelResponse>,
@@ -52,25 +52,14 @@ export function inferenceService(path: RequestPath, admission: Admission): Infer
         callback(toServiceError(new InvalidArgumentError('request_id is required')) as ServiceError, null);
         return;
       }
-      callback(null, { found: path.cancel(id, `request ${id} cancelled by Cancel`) });
-    },
-    // Replaced by the stream-log reader when the durable queue is wired (issue 5); until then there is no log to
-    // resume from, and the client is told so.
-    resume: (call: ServerWritableStream<ResumeRequest, GenerateEvent>) => {
-      try {
-        authenticate(call.metadata);
-      } catch (e) {
-        call.destroy(toServiceError(e) as ServiceError);
-        return;
-      }
-      call.destroy(
-        toServiceError(
-          new CorralError(
-            'unimplemented',
-            'Resume needs the durable queue, which this controller does not run yet',
-          ),
-        ) as ServiceError,
+      path.cancel(id, `request ${id} cancelled by Cancel`).then(
+        (found) => callback(null, { found }),
+        (e: unknown) => callback(toServiceError(e) as ServiceError, null),
       );
+    },
+    // The request's events from its stream log, after the client's last seen token (the path authenticates).
+    resume: (call: ServerWritableStream<ResumeRequest, GenerateEvent>) => {
+      void relayToClient(call, (ctx) => path.resume(call.request, ctx));
     },
     listModels: (
       call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>,
@@ -86,9 +75,9 @@ export function inferenceService(path: RequestPath, admission: Admission): Infer
   };
 }
 
-async function relayToClient(
-  call: ServerWritableStream<GenerateRequest, GenerateEvent>,
-  path: RequestPath,
+async function relayToClient<Req>(
+  call: ServerWritableStream<Req, GenerateEvent>,
+  open: (ctx: RequestContext) => AsyncIterable<GenerateEvent>,
 ): Promise<void> {
   const gone = new AbortController();
   const onCancelled = () => gone.abort();
@@ -96,7 +85,7 @@ async function relayToClient(
   const deadline = call.getDeadline();
   try {
     // The key travels to the path's admission (identify, then charge once the prompt is counted).
-    const ctx: RequestContext & { apiKey?: string } = {
+    const ctx: RequestContext = {
       signal: gone.signal,
       deadline:
         deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined,
@@ -104,7 +93,7 @@ async function relayToClient(
       requestId: metadataValue(call.metadata, 'x-request-id'),
       apiKey: apiKeyFromMetadata(call.metadata),
     };
-    const events = path.generate(call.request, ctx);
+    const events = open(ctx);
     for await (const event of events) {
       if (!call.write(event) && !gone.signal.aborted) {
         // A client that reads slower than tokens arrive: wait for it (or for it to go away).

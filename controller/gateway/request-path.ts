@@ -1,70 +1,129 @@
 /**
- * The one request path behind both front doors (gRPC Inference and the OpenAI-compatible HTTP API):
- * validate -> check the context -> pick a replica -> relay Worker.Generate, as an async iterable of events.
- * Failures are CorralErrors (a worker's gRPC status becomes the CorralError it was on the worker, message
- * unchanged), so each transport maps them once at its own boundary.
+ * The one request path behind both front doors (gRPC Inference and the OpenAI-compatible HTTP API), durable:
+ *   identify (admission) -> validate -> check the context -> charge -> submit to the deployment's Redis queue
+ *   -> stream the client's events from the request's stream log
+ * The dispatcher (controller/dispatch/) runs the request on a group, on this controller or another, and writes
+ * the log; so any controller can serve any client, a retry with the same request id attaches to the same
+ * request (never runs it twice), and Resume re-attaches after a dropped connection.
  *
- * Cancellation: the caller's AbortSignal, a Cancel by request id, a lost worker or a shutdown all end the
- * request the same way: the worker call is cancelled (which aborts the engine request) and the iterable throws
- * the reason. A consumer that stops iterating early cancels the worker call too.
+ * Failures are CorralErrors: refusals before anything is queued, or the logged terminal error mapped back to
+ * the CorralError it was (code and message unchanged), so each transport maps them once at its own boundary.
+ *
+ * A client that goes away detaches: the request keeps running for detachGraceMs, during which a Resume on this
+ * controller keeps it; after that it is cancelled (queued: removed; running: the engine request is aborted),
+ * as vLLM aborts a request whose client disconnected. A Resume on another controller does not see the timer.
+ * Cancel by id works from any controller (through the queue), also while the prompt is still being counted.
+ *
+ * Fairness cost: 1 per request. The dispatcher meters engine sequences (max-num-seqs), so a request is the
+ * unit the queue shares between tenants; tokens are the budgets' business (admission.charge).
  */
 import { randomUUID } from 'node:crypto';
-import { type ClientReadableStream, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
-import { CorralError, UnavailableError } from '../../common/errors.ts';
-import { fromServiceError, isServiceError } from '../../common/grpc-status.ts';
+import { CorralError, type ErrorCode, NotFoundError, UnavailableError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import {
-  childContext,
-  formatTraceparent,
-  parseTraceparent,
-  TRACEPARENT,
-} from '../../common/trace-context.ts';
-import type { GenerateEvent, GenerateRequest, ModelInfo } from '../../proto/gen/corral/v1/inference.ts';
+  type GenerateEvent,
+  type GenerateRequest,
+  type ModelInfo,
+  PriorityClass as ProtoPriorityClass,
+  type ResumeRequest,
+} from '../../proto/gen/corral/v1/inference.ts';
+import type { Admission } from '../admission/admission.ts';
 import type { Deployment } from '../config/controller-config.ts';
 import { deploymentView, explainReadiness } from '../deployments/replica-view.ts';
+import { parseRequest, serializeRequest, stripTokenIds } from '../dispatch/attempt-plan.ts';
+import type { PriorityClass } from '../queue/priority-class.ts';
+import type { RequestQueue } from '../queue/request-queue.ts';
+import { type Cursor, cursorAfterTokens, START, type StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick } from '../scheduler/pick.ts';
 import { checkContext } from './context-check.ts';
-import type { RequestTable } from './request-table.ts';
 import { resolveDeployment, validateRequest } from './request-validation.ts';
 import type { TokenCounter } from './token-counter.ts';
-import type { WorkerClients } from './worker-clients.ts';
+
+/** A deployment's queue and stream log. */
+export interface Lane {
+  queue: RequestQueue;
+  log: StreamLog;
+}
 
 export interface GatewayDeps {
   deployments: readonly Deployment[];
   registry: WorkerRegistry;
-  requests: RequestTable;
-  workers: WorkerClients;
+  lanes: ReadonlyMap<string, Lane>;
+  admission: Admission;
   tokens: TokenCounter;
   clock: Clock;
   random: () => number;
   log: Logger;
+  /** How long a request outlives its client's disconnect before it is cancelled. */
+  detachGraceMs: number;
 }
 
 export interface RequestContext {
   /** Aborted when the client goes away. */
   signal: AbortSignal;
-  /** Absolute deadline (epoch ms); passed downstream as the worker call's deadline. */
+  /** Absolute deadline (epoch ms): the request's deadline in the queue and on the worker call. */
   deadline?: number;
   /** W3C traceparent the client sent, if any. */
   traceparent?: string;
   /** A request id from the transport (e.g. the X-Request-Id header), used when the request carries none. */
   requestId?: string;
+  /** The caller's API key, for admission. */
+  apiKey?: string;
 }
 
 export interface RequestPath {
   generate(req: GenerateRequest, ctx: RequestContext): AsyncIterable<GenerateEvent>;
-  /** Cancel by request id; false when no such request is running here. */
-  cancel(requestId: string, reason: string): boolean;
+  /** The events of a known request after the client's last seen token (Inference.Resume). */
+  resume(req: ResumeRequest, ctx: RequestContext): AsyncIterable<GenerateEvent>;
+  /** Cancel by request id, wherever it waits or runs; false when no such request is known. */
+  cancel(requestId: string, reason: string): Promise<boolean>;
   listModels(): ModelInfo[];
+  /** Ends every client stream served here with UNAVAILABLE (the requests go on; clients may Resume). */
+  closeStreams(reason: string): void;
 }
 
+/** resumedAt only needs to outlive a detach grace; bound it rather than sweep it. */
+const RESUMED_LIMIT = 10_000;
+
+const CLASSES: Partial<Record<ProtoPriorityClass, PriorityClass>> = {
+  [ProtoPriorityClass.PRIORITY_CLASS_INTERACTIVE]: 'interactive',
+  [ProtoPriorityClass.PRIORITY_CLASS_STANDARD]: 'standard',
+  [ProtoPriorityClass.PRIORITY_CLASS_BATCH]: 'batch',
+};
+
+const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'invalid_argument',
+  'not_found',
+  'already_exists',
+  'resource_exhausted',
+  'failed_precondition',
+  'unavailable',
+  'deadline_exceeded',
+  'cancelled',
+  'unauthenticated',
+  'permission_denied',
+  'unimplemented',
+  'internal',
+]);
+
 export function createRequestPath(deps: GatewayDeps): RequestPath {
+  /** Requests still being admitted here (not yet in a queue), so Cancel finds them too. */
+  const admitting = new Map<string, (e: CorralError) => void>();
+  /** Open client streams, ended by closeStreams(). */
+  const streams = new Set<(e: CorralError) => void>();
+  /** When a Resume last attached to each request here (a detach timer spares those resumed since). */
+  const resumedAt = new Map<string, number>();
+  const state = { admitting, streams, resumedAt };
   return {
-    generate: (req, ctx) => generate(req, ctx, deps),
-    cancel: (requestId, reason) => {
-      const found = deps.requests.cancel(requestId, new CorralError('cancelled', reason));
+    generate: (req, ctx) => generate(req, ctx, deps, state),
+    resume: (req, ctx) => resume(req, ctx, deps, state),
+    cancel: async (requestId, reason) => {
+      const pending = admitting.get(requestId);
+      if (pending) pending(new CorralError('cancelled', reason));
+      const outcomes = await Promise.all([...deps.lanes.values()].map((l) => l.queue.cancel(requestId)));
+      const found = pending !== undefined || outcomes.some((o) => o.t === 'removed' || o.t === 'dispatched');
       deps.log.info('cancel', { requestId, found });
       return found;
     },
@@ -76,104 +135,196 @@ export function createRequestPath(deps: GatewayDeps): RequestPath {
         return { id: d.name, maxModelLen: d.maxModelLen, readyReplicas: v.ready, desiredReplicas: v.desired };
       });
     },
+    closeStreams: (reason) => {
+      for (const end of [...streams]) end(new UnavailableError(reason));
+    },
   };
+}
+
+interface PathState {
+  admitting: Map<string, (e: CorralError) => void>;
+  streams: Set<(e: CorralError) => void>;
+  resumedAt: Map<string, number>;
 }
 
 async function* generate(
   req: GenerateRequest,
   ctx: RequestContext,
   deps: GatewayDeps,
+  state: PathState,
 ): AsyncGenerator<GenerateEvent> {
   const acceptedAt = deps.clock.now();
   const requestId = req.requestId || ctx.requestId || randomUUID();
-  const trace = childContext(parseTraceparent(ctx.traceparent));
-  let log = deps.log.child({ requestId, traceId: trace.traceId });
-
+  const log = deps.log.child({ requestId });
+  const who = deps.admission.identify(ctx.apiKey, CLASSES[req.priorityClass]);
   const d = resolveDeployment(req.model, deps.deployments);
   const prompt = validateRequest(req, d);
+  const lane = laneOf(deps, d.name);
 
-  // Whoever ends the request first (client, Cancel, lost worker, shutdown) sets the reason it fails with.
-  let abortedWith: CorralError | undefined;
-  let upstream: ClientReadableStream<GenerateEvent> | undefined;
-  let rejectAborted: (e: CorralError) => void = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    rejectAborted = reject;
+  // Until it is queued, a Cancel or the client leaving ends the request here.
+  let rejectAdmission: (e: CorralError) => void = () => {};
+  const cancelled = new Promise<never>((_, reject) => {
+    rejectAdmission = reject;
   });
-  aborted.catch(() => {}); // observed through the races below
-  const abort = (error: CorralError) => {
-    abortedWith ??= error;
-    upstream?.cancel();
-    rejectAborted(abortedWith);
-  };
-  const onClientGone = () => abort(new CorralError('cancelled', 'cancelled by the client'));
-  // Registered before the token count, so a Cancel during it finds the request.
-  const ticket = deps.requests.add({ requestId, deployment: d.name, abort });
+  cancelled.catch(() => {}); // observed through the race below
+  const onClientGone = () => rejectAdmission(new CorralError('cancelled', 'cancelled by the client'));
   ctx.signal.addEventListener('abort', onClientGone, { once: true });
   if (ctx.signal.aborted) onClientGone();
+  if (state.admitting.has(requestId)) throw alreadyAdmitting(requestId);
+  state.admitting.set(requestId, rejectAdmission);
   try {
     // A long prompt's count takes a while; a cancel during it ends the request at once.
-    const budget = await Promise.race([checkContext(prompt, req.maxTokens, d, deps.tokens), aborted]);
-
-    const view = deploymentView(d, deps.registry.all(), deps.clock.now());
-    const groups: GroupView[] = view.replicas.map((r) => ({
-      id: r.engineId,
-      deployment: d.name,
-      state: r.routable ? 'ready' : r.placed ? 'starting' : 'unavailable',
-      outstanding: deps.requests.outstanding(r.engineId),
-    }));
-    const choice = pick({ groups }, { deployment: d.name }, deps.random);
-    if (choice.type !== 'group') {
-      throw new UnavailableError(`no ready replica of model ${d.name} (${explainReadiness(view)})`, {
-        model: d.name,
-      });
-    }
-    const replica = view.replicas.find((r) => r.engineId === choice.id);
-    if (!replica) throw new Error(`scheduler picked unknown group ${choice.id}`);
-    ticket.assign(replica.engineId, replica.workerId);
-    log = log.child({ engineId: replica.engineId, workerId: replica.workerId });
-    log.info('dispatch', { model: d.name, address: replica.workerAddress, why: choice.reason });
-
-    const md = new Metadata();
-    md.set('x-request-id', requestId);
-    md.set(TRACEPARENT, formatTraceparent(trace));
-    const dispatchedAt = deps.clock.now();
-    upstream = deps.workers
-      .get(replica.workerAddress)
-      .generate(
-        { engineId: replica.engineId, request: { ...req, requestId, maxTokens: budget.maxTokens } },
-        md,
-        ctx.deadline === undefined ? {} : { deadline: ctx.deadline },
-      );
-    let firstTokenAt: number | undefined;
-    // Pulling one event at a time is the backpressure: a slow client slows the worker stream instead of
-    // buffering its tokens here.
-    for await (const event of upstream as AsyncIterable<GenerateEvent>) {
-      const e = event.event;
-      const now = deps.clock.now();
-      if (e?.$case === 'delta') firstTokenAt ??= now;
-      if (e?.$case === 'finished') {
-        const timing = {
-          queueMs: dispatchedAt - acceptedAt,
-          timeToFirstTokenMs: (firstTokenAt ?? now) - acceptedAt,
-          totalMs: now - acceptedAt,
-        };
-        yield { requestId, event: { $case: 'finished', value: { ...e.value, timing } } };
-      } else {
-        yield { ...event, requestId };
-      }
-    }
-    log.info('generate finished', { totalMs: deps.clock.now() - acceptedAt });
-  } catch (e) {
-    const error = abortedWith ?? (isServiceError(e) ? fromServiceError(e as ServiceError) : e);
-    log.info('generate refused or failed', {
-      code: error instanceof CorralError ? error.code : 'internal',
-      message: error instanceof Error ? error.message : String(error),
-      totalMs: deps.clock.now() - acceptedAt,
+    const budget = await Promise.race([checkContext(prompt, req.maxTokens, d, deps.tokens), cancelled]);
+    const promptTokens = budget.promptTokens ?? (prompt.t === 'ids' ? prompt.count : prompt.bytes);
+    await Promise.race([deps.admission.charge(who, promptTokens + budget.maxTokens), cancelled]);
+    refuseWhenUnserved(d, deps);
+    const outcome = await lane.queue.submit({
+      id: requestId,
+      tenant: who.tenant,
+      weight: who.weight,
+      cls: who.cls,
+      body: serializeRequest({ ...req, requestId, maxTokens: budget.maxTokens }),
+      cost: 1,
+      ...(ctx.deadline === undefined ? {} : { deadline: ctx.deadline }),
+      ...(ctx.traceparent ? { trace: ctx.traceparent } : {}),
     });
-    throw error;
+    if (outcome.t === 'attached') state.resumedAt.set(requestId, deps.clock.now());
+    log.info('queued', {
+      outcome: outcome.t === 'attached' ? `attached (${outcome.state})` : 'enqueued',
+      tenant: who.tenant,
+      cls: who.cls,
+      admitMs: deps.clock.now() - acceptedAt,
+    });
+  } catch (e) {
+    log.info('refused', {
+      code: e instanceof CorralError ? e.code : 'internal',
+      message: e instanceof Error ? e.message : String(e),
+    });
+    throw e;
   } finally {
+    state.admitting.delete(requestId);
     ctx.signal.removeEventListener('abort', onClientGone);
-    upstream?.cancel(); // a no-op once the call ended; stops the worker when the consumer stopped early
-    ticket.release();
   }
+  yield* stream(lane, requestId, START, req.returnTokenIds, ctx, deps, state);
+}
+
+async function* resume(
+  req: ResumeRequest,
+  ctx: RequestContext,
+  deps: GatewayDeps,
+  state: PathState,
+): AsyncGenerator<GenerateEvent> {
+  const who = deps.admission.identify(ctx.apiKey, undefined);
+  const d = resolveDeployment(req.model, deps.deployments);
+  const lane = laneOf(deps, d.name);
+  const id = req.requestId;
+  if (id === '') throw new CorralError('invalid_argument', 'request_id is required');
+  const [record, first] = await Promise.all([lane.queue.get(id), lane.log.read(id, START, 1)]);
+  // Another tenant's request is as unknown as a missing one: ids must not leak what others run.
+  if ((!record && first.length === 0) || (record && record.tenant !== who.tenant))
+    throw new NotFoundError(
+      `request ${id} of model ${d.name} is unknown (never accepted, or ended long ago)`,
+      {
+        requestId: id,
+      },
+    );
+  const started = first[0];
+  const returnTokenIds =
+    started?.t === 'event' && started.returnTokenIds !== undefined
+      ? started.returnTokenIds
+      : record?.body !== undefined && parseRequest(record.body).returnTokenIds;
+  state.resumedAt.set(id, deps.clock.now());
+  if (state.resumedAt.size > RESUMED_LIMIT)
+    state.resumedAt.delete(state.resumedAt.keys().next().value as string);
+  const after = req.afterTokenIndex === 0 ? START : cursorAfterTokens(req.afterTokenIndex);
+  yield* stream(lane, id, after, returnTokenIds, ctx, deps, state);
+}
+
+/**
+ * The request's log entries after `after`, as the client sees them, until the terminal entry. The client
+ * leaving starts the detach timer; closeStreams() ends this with UNAVAILABLE.
+ */
+async function* stream(
+  lane: Lane,
+  requestId: string,
+  after: Cursor,
+  returnTokenIds: boolean,
+  ctx: RequestContext,
+  deps: GatewayDeps,
+  state: PathState,
+): AsyncGenerator<GenerateEvent> {
+  const follow = new AbortController();
+  let endedWith: CorralError | undefined;
+  const end = (e: CorralError) => {
+    endedWith ??= e;
+    follow.abort();
+  };
+  const onClientGone = () => {
+    follow.abort();
+    detach(lane, requestId, deps, state);
+  };
+  ctx.signal.addEventListener('abort', onClientGone, { once: true });
+  if (ctx.signal.aborted) onClientGone();
+  state.streams.add(end);
+  try {
+    for await (const entry of lane.log.follow(requestId, after, follow.signal)) {
+      if (entry.t === 'error')
+        throw new CorralError(
+          ERROR_CODES.has(entry.code) ? (entry.code as ErrorCode) : 'internal',
+          entry.message,
+          {
+            requestId,
+          },
+        );
+      const e = returnTokenIds ? entry.event : stripTokenIds(entry.event);
+      yield { ...e, requestId };
+    }
+    if (endedWith) throw endedWith;
+  } finally {
+    state.streams.delete(end);
+    ctx.signal.removeEventListener('abort', onClientGone);
+    follow.abort();
+  }
+}
+
+/** The client left: cancel the request after the grace, unless a Resume attached here meanwhile. */
+function detach(lane: Lane, requestId: string, deps: GatewayDeps, state: PathState): void {
+  const goneAt = deps.clock.now();
+  const timer = setTimeout(() => {
+    const resumed = state.resumedAt.get(requestId);
+    if (resumed !== undefined && resumed >= goneAt) return;
+    state.resumedAt.delete(requestId);
+    lane.queue.cancel(requestId).then(
+      (o) => deps.log.info('client gone; request cancelled', { requestId, outcome: o.t }),
+      (e: unknown) => deps.log.warn('cancel after detach failed', { requestId, error: e as Error }),
+    );
+  }, deps.detachGraceMs);
+  timer.unref();
+}
+
+/** No group is ready or on its way: nothing would ever run the request, so it is not queued. */
+function refuseWhenUnserved(d: Deployment, deps: GatewayDeps): void {
+  const view = deploymentView(d, deps.registry.all(), deps.clock.now());
+  const groups: GroupView[] = view.replicas.map((r) => ({
+    id: r.engineId,
+    deployment: d.name,
+    state: r.routable ? 'ready' : r.placed ? 'starting' : 'unavailable',
+    outstanding: 0,
+  }));
+  if (pick({ groups }, { deployment: d.name }, deps.random).type === 'reject')
+    throw new UnavailableError(`no ready replica of model ${d.name} (${explainReadiness(view)})`, {
+      model: d.name,
+    });
+}
+
+function laneOf(deps: GatewayDeps, deployment: string): Lane {
+  const lane = deps.lanes.get(deployment);
+  if (!lane) throw new Error(`no queue for deployment ${deployment}`);
+  return lane;
+}
+
+function alreadyAdmitting(requestId: string): CorralError {
+  return new CorralError('already_exists', `request ${requestId} is already being admitted; retry shortly`, {
+    requestId,
+  });
 }

@@ -79,7 +79,7 @@ local function sweepDeadlines(base, now, retainMs, limit)
 end
 `;
 
-/** ARGV: base id bodyHash body tenant cls increment deadline now shed cost -> {outcome, state} */
+/** ARGV: base id bodyHash body tenant cls increment deadline now shed cost trace -> {outcome, state} */
 export const SUBMIT = `${PRELUDE}
 local base, id, bh, body, tenant, cls = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local inc, deadline, now, shed = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
@@ -96,7 +96,8 @@ local last = tonumber(redis.call('HGET', base .. ':lastf', cls .. ':' .. tenant)
 local tag = math.max(v, last) + inc
 redis.call('HSET', base .. ':lastf', cls .. ':' .. tenant, fmt(tag))
 redis.call('HSET', rk, 'body', body, 'bh', bh, 'tenant', tenant, 'cls', cls, 'cost', ARGV[11], 'tag', fmt(tag),
-  'deadline', fmt(deadline), 'submitted', fmt(now), 'state', 'queued', 'attempts', '0', 'owner', '', 'lease', '0')
+  'deadline', fmt(deadline), 'submitted', fmt(now), 'state', 'queued', 'attempts', '0', 'owner', '', 'lease', '0',
+  'trace', ARGV[12] or '')
 redis.call('ZADD', base .. ':ready:' .. cls, fmt(tag), id)
 if deadline > 0 then redis.call('ZADD', base .. ':deadlines', fmt(deadline), id) end
 redis.call('PUBLISH', base .. ':wake', cls)
@@ -105,7 +106,7 @@ return {'enqueued', 'queued'}
 
 /**
  * ARGV: base owner n now leaseMs maxAttempts retainMs reserveUnits[3] creditUnit sweepLimit
- * -> list of {id, body, tenant, cls, attempts, deadline, submitted, cost}
+ * -> list of {id, body, tenant, cls, attempts, deadline, submitted, cost, trace}
  */
 export const TAKE = `${PRELUDE}
 local base, owner, n, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -144,7 +145,7 @@ while #out < n do
   local id = popped[1]
   redis.call('HSET', base .. ':sched', 'v:' .. cls, popped[2])
   local rk = base .. ':r:' .. id
-  local f = redis.call('HMGET', rk, 'body', 'tenant', 'attempts', 'deadline', 'submitted', 'cost', 'state')
+  local f = redis.call('HMGET', rk, 'body', 'tenant', 'attempts', 'deadline', 'submitted', 'cost', 'state', 'trace')
   local deadline = tonumber(f[4]) or 0
   local attempted = (tonumber(f[3]) or 0) > 0
   if f[7] ~= 'queued' then
@@ -164,7 +165,7 @@ while #out < n do
       'attempts', tostring(attempts), 'dispatched', fmt(now))
     redis.call('ZADD', base .. ':leases', fmt(now + leaseMs), id)
     if deadline > 0 then redis.call('ZREM', base .. ':deadlines', id) end
-    out[#out + 1] = {id, f[1], f[2], cls, attempts, f[4], f[5], f[6]}
+    out[#out + 1] = {id, f[1], f[2], cls, attempts, f[4], f[5], f[6], f[8] or ''}
   end
 end
 redis.call('HSET', base .. ':sched', 'credit:interactive', fmt(credits[1]), 'credit:standard', fmt(credits[2]),

@@ -78,6 +78,8 @@ export interface SubmitRequest {
   cost?: number;
   /** Absolute deadline, ms since the epoch (the clock's). Absent: none. */
   deadline?: number;
+  /** W3C traceparent of the submitting call, handed to the dispatcher (not part of the idempotency hash). */
+  trace?: string;
 }
 
 export type SubmitOutcome = { t: 'enqueued' } | { t: 'attached'; state: RequestState };
@@ -92,6 +94,8 @@ export interface TakenRequest {
   deadline: number | undefined;
   submittedAt: number;
   cost: number;
+  /** The submitter's traceparent ('' when none). */
+  trace: string;
 }
 
 export type CancelOutcome =
@@ -111,6 +115,8 @@ export interface RequestRecord {
   deadline: number | undefined;
   submittedAt: number;
   error: { code: string; message: string } | undefined;
+  /** The submitted body while the request has not ended. */
+  body: string | undefined;
 }
 
 interface Scripts {
@@ -185,6 +191,7 @@ export class RequestQueue {
       now,
       shed ? '1' : '0',
       req.cost ?? 1,
+      req.trace ?? '',
     );
     switch (outcome) {
       case 'enqueued':
@@ -228,6 +235,7 @@ export class RequestQueue {
       deadline: Number(r[5]) > 0 ? Number(r[5]) : undefined,
       submittedAt: Number(r[6]),
       cost: Number(r[7]),
+      trace: (r[8] as string | undefined) ?? '',
     }));
   }
 
@@ -299,6 +307,7 @@ export class RequestQueue {
       deadline: num(h.deadline),
       submittedAt: Number(h.submitted ?? 0),
       error: h.error_code ? { code: h.error_code, message: h.error_msg ?? '' } : undefined,
+      body: h.body,
     };
   }
 

@@ -3,7 +3,7 @@
  * client that reconnects resumes where it stopped. Entry ids encode the position, which is what makes
  * appends idempotent:
  *
- *   0-1            Started
+ *   0-1            Started (field ids = 1 when the client asked for token ids: readers strip them otherwise)
  *   1-<i>          the TextDelta whose first generated token has index i (fields i, n = token count)
  *   2-0            the terminal entry: Finished, or an error (k=error, code, msg) written by the queue
  *
@@ -24,7 +24,7 @@ import { logKey, queueBase } from './keys.ts';
 
 const APPEND = `
 local key, kind, idx, cnt, payload = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local ttl, endedTtl = ARGV[5], ARGV[6]
+local ttl, endedTtl, ids = ARGV[5], ARGV[6], ARGV[7]
 local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
 local topId = top and top[1] or nil
 if topId == '2-0' then return {'ended', 0} end
@@ -39,7 +39,7 @@ if topId and string.sub(topId, 1, 2) == '1-' then
 end
 if kind == 'started' then
   if topId then return {'duplicate', nextIdx} end
-  redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload)
+  redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload, 'ids', ids)
 elseif kind == 'delta' then
   if idx + cnt <= nextIdx then return {'duplicate', nextIdx} end
   if idx > nextIdx then return {'gap', nextIdx} end
@@ -94,7 +94,12 @@ export function cursorAfterTokens(received: number): Cursor {
 }
 
 export type LogEntry =
-  | { t: 'event'; cursor: Cursor; event: GenerateEvent }
+  | {
+      t: 'event';
+      cursor: Cursor;
+      event: GenerateEvent /** Started only: the client asked for token ids. */;
+      returnTokenIds?: boolean;
+    }
   | { t: 'error'; cursor: Cursor; code: string; message: string };
 
 export function isTerminal(entry: LogEntry): boolean {
@@ -126,8 +131,11 @@ export class StreamLog {
     return logKey(this.base, id);
   }
 
-  /** Append one event; idempotent by position (see the top of this file). */
-  async append(id: string, event: GenerateEvent): Promise<AppendOutcome> {
+  /**
+   * Append one event; idempotent by position (see the top of this file). The log keeps token ids whatever the
+   * client asked (a continuation needs them); `returnTokenIds` on Started records what the client asked.
+   */
+  async append(id: string, event: GenerateEvent, returnTokenIds = false): Promise<AppendOutcome> {
     const ev = event.event;
     let kind = 'finished';
     let index = 0;
@@ -148,6 +156,7 @@ export class StreamLog {
       payload,
       this.options.ttlMs ?? 3_600_000,
       this.options.endedTtlMs ?? 600_000,
+      returnTokenIds ? '1' : '0',
     );
     if (outcome === 'gap' || outcome === 'overlap') throw new StreamLogError(id, outcome, next, index);
     return outcome as AppendOutcome;
@@ -246,5 +255,7 @@ function parseEntry(cursor: string, fields: string[]): LogEntry {
   };
   if (get('k') === 'error')
     return { t: 'error', cursor, code: get('code') ?? 'internal', message: get('msg') ?? '' };
-  return { t: 'event', cursor, event: GenerateEvent.fromJSON(JSON.parse(get('e') ?? '{}')) };
+  const event = GenerateEvent.fromJSON(JSON.parse(get('e') ?? '{}'));
+  if (cursor === '0-1') return { t: 'event', cursor, event, returnTokenIds: get('ids') === '1' };
+  return { t: 'event', cursor, event };
 }

@@ -19,6 +19,7 @@ import type { GenerateRequest, InferenceClient } from '../../../proto/gen/corral
 import { PriorityClass } from '../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../helpers/grpc-stream.ts';
+import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 import { until } from './fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -30,6 +31,7 @@ const config = compileControllerConfig({
 });
 
 let dir: string;
+let redis: TestRedis;
 let controller: RunningController;
 let client: InferenceClient;
 const workers = new Map<string, ManagedProcess>();
@@ -59,7 +61,11 @@ function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-controller-worker-'));
-  controller = await startController(config, { log: createLogger('controller', { level: 'warn' }) });
+  redis = await startRedis();
+  controller = await startController(
+    { ...config, redis: redis.url },
+    { log: createLogger('controller', { level: 'warn' }) },
+  );
   client = inferenceClient(controller.address);
   for (const id of ['n1', 'n2']) {
     const w = new ManagedProcess(
@@ -105,6 +111,7 @@ afterAll(async () => {
   for (const w of workers.values()) w.kill('SIGCONT');
   await Promise.all([...workers.values()].map((w) => w.stop(10_000)));
   await controller?.stop(1000);
+  await redis?.stop();
   if (process.env.KEEP_LOGS) console.log(dir);
   else rmSync(dir, { recursive: true, force: true });
 });

@@ -1,7 +1,8 @@
 /**
- * The Inference gateway over real gRPC on 127.0.0.1 with fake workers: relay and timing, metadata downstream,
- * least-outstanding routing, every bad input's status and message, no ready replica, a lost worker, cancel
- * (by the client, by Cancel, by deadline), worker errors passed through, ListModels.
+ * The Inference gateway over real gRPC on 127.0.0.1 with fake workers and a real Redis (the durable path:
+ * queue, dispatcher, stream log): relay and timing, metadata downstream, least-outstanding routing, every bad
+ * input's status and message, no ready replica, a lost worker, cancel (by the client, by Cancel, by deadline),
+ * worker errors passed through, ListModels.
  */
 import { type ClientReadableStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -17,11 +18,13 @@ import type {
 import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
+import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
-const config = compileControllerConfig({
+const options = {
   listen: '127.0.0.1:0',
+  queue: { detachGraceMs: 100, noGroupGraceMs: 300 },
   heartbeatIntervalMs: 200,
   workerTimeoutMs: 600,
   deployments: [
@@ -40,7 +43,9 @@ const config = compileControllerConfig({
       gpusPerReplica: 16,
     },
   ],
-});
+};
+let config: ReturnType<typeof compileControllerConfig>;
+let redis: TestRedis;
 
 let controller: RunningController;
 let client: InferenceClient;
@@ -48,6 +53,8 @@ let n1: FakeWorker;
 let n2: FakeWorker;
 
 beforeAll(async () => {
+  redis = await startRedis();
+  config = compileControllerConfig({ ...options, redis: redis.url });
   // random 0: ties go to the first ready engine in worker-id order, so routing is deterministic.
   controller = await startController(config, { log: silentLogger, random: () => 0 });
   client = inferenceClient(controller.address);
@@ -65,6 +72,7 @@ afterAll(async () => {
   await n1?.stop();
   await n2?.stop();
   await controller?.stop(1000);
+  await redis?.stop();
 });
 
 beforeEach(() => {
@@ -164,19 +172,30 @@ describe('Inference.Generate relay', () => {
     await until('all cancelled', () => (controller.requests.size === 0 ? true : undefined));
   });
 
-  it('refuses a request id that is already running with ALREADY_EXISTS', async () => {
+  it('a retry with a running request id attaches to it: one worker call, the same stream', async () => {
     n1.script = { t: 'hang' };
     n2.script = { t: 'hang' };
     const first = generate(request({ requestId: 'dup' }));
-    first.on('error', () => {});
+    const firstEnded = new Promise<ServiceError>((resolve) => first.on('error', resolve));
     await new Promise((resolve) => first.once('data', resolve));
-    expect(await failure(request({ requestId: 'dup' }))).toEqual({
+    const retry = generate(request({ requestId: 'dup' }));
+    const retryEnded = new Promise<ServiceError>((resolve) => retry.on('error', resolve));
+    const retryFirst = await new Promise<GenerateEvent>((resolve) => retry.once('data', resolve));
+    expect(retryFirst.event?.$case).toBe('started');
+    expect(n1.calls.length + n2.calls.length).toBe(1);
+    expect((await unary(client.cancel.bind(client), { requestId: 'dup' })).found).toBe(true);
+    expect((await firstEnded).code).toBe(status.CANCELLED);
+    expect((await retryEnded).code).toBe(status.CANCELLED);
+    await until('released', () => (controller.requests.size === 0 ? true : undefined));
+  });
+
+  it('refuses a request id reused for a different request with ALREADY_EXISTS', async () => {
+    await collect(generate(request({ requestId: 'reused' })));
+    expect(await failure(request({ requestId: 'reused', maxTokens: 9 }))).toEqual({
       code: status.ALREADY_EXISTS,
-      details: 'request dup is already running; request ids must be unique',
+      details: 'request id reused is already used by a different request',
     });
     expect(n1.calls.length + n2.calls.length).toBe(1);
-    first.cancel();
-    await until('released', () => (controller.requests.size === 0 ? true : undefined));
   });
 
   it('passes a worker error through with its status and message', async () => {
@@ -213,7 +232,7 @@ describe('cancellation and deadlines', () => {
     expect(res.found).toBe(true);
     const e = await ended;
     expect(e.code).toBe(status.CANCELLED);
-    expect(e.details).toBe('request by-id cancelled by Cancel');
+    expect(e.details).toBe('request by-id cancelled; engine request aborted');
     const upstream = [...n1.calls, ...n2.calls].find((c) => c.request.request?.requestId === 'by-id');
     await upstream?.whenCancelled;
     expect(upstream?.cancelled).toBe(true);
@@ -400,7 +419,7 @@ describe('ListModels', () => {
 
 // Last: these change the workers for good.
 describe('replicas that are not ready', () => {
-  it('restarting and failed engines are not routed to, and UNAVAILABLE explains why', async () => {
+  it('restarting and failed engines are not routed to: requests wait in the queue for a ready one', async () => {
     n2.setEngine(`${MODEL}-n2`, {
       state: EngineState.ENGINE_STATE_FAILED,
       detail: 'never became healthy within 600000 ms',
@@ -411,20 +430,20 @@ describe('replicas that are not ready', () => {
         ? true
         : undefined,
     );
-    expect(await failure(request())).toEqual({
-      code: status.UNAVAILABLE,
-      details: `no ready replica of model ${MODEL} (0 of 2 ready: ${MODEL}-n1 exited (restarting in 2 s); ${MODEL}-n2 failed (never became healthy within 600000 ms); 1 not placed (needs a connected worker with 1 free GPU where it has not failed))`,
-    });
-    n1.setEngine(`${MODEL}-n1`, { state: EngineState.ENGINE_STATE_READY, detail: '' });
-    await until('n1 ready', () =>
-      controller.registry.get('n1')?.engines[0]?.state === EngineState.ENGINE_STATE_READY ? true : undefined,
+    const waiting = collect(generate(request({ requestId: 'waits-for-n1' })));
+    await until('queued', async () =>
+      (await controller.lanes.lanes.get(MODEL)?.queue.get('waits-for-n1'))?.state === 'queued'
+        ? true
+        : undefined,
     );
-    await collect(generate(request()));
+    expect(n1.calls).toHaveLength(0);
+    n1.setEngine(`${MODEL}-n1`, { state: EngineState.ENGINE_STATE_READY, detail: '' });
+    expect((await waiting).text).toBe('Hello, world');
     expect(n1.calls).toHaveLength(1);
     expect(n2.calls).toHaveLength(0);
   });
 
-  it('a worker that goes silent ends its running requests with UNAVAILABLE and becomes unroutable', async () => {
+  it('a worker that goes silent: its request is handed back, and with no group left fails UNAVAILABLE', async () => {
     n1.script = { t: 'hang' };
     const call = generate(request({ requestId: 'on-silent-worker' }));
     const ended = new Promise<ServiceError>((resolve) => call.on('error', resolve));
@@ -432,7 +451,11 @@ describe('replicas that are not ready', () => {
     n1.silence();
     const e = await ended;
     expect(e.code).toBe(status.UNAVAILABLE);
-    expect(e.details).toMatch(/^worker n1 lost: no heartbeat for \d+ ms \(timeout 600 ms\)$/);
+    expect(e.details).toMatch(
+      new RegExp(
+        `^no ready replica of model ${MODEL} \\(0 of 2 ready: worker n1 lost [\\d.]+ s ago: no heartbeat`,
+      ),
+    );
     const refused = await failure(request());
     expect(refused.code).toBe(status.UNAVAILABLE);
     expect(refused.details).toMatch(

@@ -5,7 +5,7 @@
  * routing and gets the leader's rank stopped, and the group is rebuilt with new engine ids when the worker returns.
  */
 import { Metadata } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus, inferenceClient } from '../../../../cli/clients.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
@@ -15,6 +15,7 @@ import type { GenerateRequest } from '../../../../proto/gen/corral/v1/inference.
 import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
@@ -41,6 +42,13 @@ const config = (replicas: number) =>
 
 let controller: RunningController | undefined;
 const workers: FakeWorker[] = [];
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
 
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));
@@ -50,7 +58,10 @@ afterEach(async () => {
 
 /** Starts the controller and registers workers n1..nN, each with its own engine host 10.0.0.<i>. */
 async function cluster(n: number, replicas = 2): Promise<FakeWorker[]> {
-  controller = await startController(config(replicas), { log: silentLogger, random: () => 0 });
+  controller = await startController(
+    { ...config(replicas), redis: redis.url },
+    { log: silentLogger, random: () => 0, redisPrefix: testPrefix('groups') },
+  );
   const out: FakeWorker[] = [];
   for (let i = 1; i <= n; i++) out.push(await join(`n${i}`, `10.0.0.${i}`));
   return out;

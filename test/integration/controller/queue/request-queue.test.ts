@@ -63,7 +63,8 @@ describe('RequestQueue on Redis', () => {
 
   it('returns what the gateway submitted, leased to the owner', async () => {
     const { q, clock } = queue('taken');
-    await q.submit({ ...req('r1'), cost: 7, deadline: T0 + 60_000 });
+    const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await q.submit({ ...req('r1'), cost: 7, deadline: T0 + 60_000, trace });
     const [r] = await q.take('ctl-a', 1);
     expect(r).toEqual({
       id: 'r1',
@@ -74,6 +75,7 @@ describe('RequestQueue on Redis', () => {
       deadline: T0 + 60_000,
       submittedAt: T0,
       cost: 7,
+      trace,
     });
     expect(await q.get('r1')).toMatchObject({
       state: 'dispatched',

@@ -3,12 +3,13 @@
  * Hello/Welcome, refusals, launch directives and their args, relaunch after a worker is lost, Control.Status.
  */
 import { status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus } from '../../../../cli/clients.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 
 const config = compileControllerConfig({
@@ -31,9 +32,19 @@ const config = compileControllerConfig({
 
 let controller: RunningController | undefined;
 const workers: FakeWorker[] = [];
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
 
 async function setup(): Promise<RunningController> {
-  controller = await startController(config, { log: silentLogger });
+  controller = await startController(
+    { ...config, redis: redis.url },
+    { log: silentLogger, redisPrefix: testPrefix('registry') },
+  );
   return controller;
 }
 async function worker(id: string, gpus = 8): Promise<FakeWorker> {

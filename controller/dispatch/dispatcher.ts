@@ -1,0 +1,329 @@
+/**
+ * One deployment's dispatcher: takes requests from its Redis queue only when a ready group has room
+ * (room.ts), several per take, so requests wait in the queue where priority and fairness act, and runs each
+ * on the group scheduler.pick chooses (request-run.ts), holding its lease while it runs.
+ *
+ * The loop sleeps until something can change the answer: an arrival (ArrivalSignal, from any controller), a
+ * run ending or a heartbeat (wake()), or the maintenance tick (lapsed leases of dead controllers, deadlines
+ * of queued requests: RequestQueue.maintain()).
+ *
+ * How a run ends decides how its queue entry is settled:
+ *   finished -> finish;  failed -> fail (the client gets the error);  retry -> release: the queue hands it to
+ *   the next take (here or on another controller), which continues it from its stream log on another group,
+ *   or fails it after maxAttempts;  stopped by a cancel -> fail CANCELLED;  by a lost lease -> nothing (it is
+ *   someone else's now);  by the group leaving routing -> release;  by shutdown -> release.
+ * A deployment with no ready or starting group for noGroupGraceMs fails what waits for it with UNAVAILABLE
+ * instead of holding it until its deadline (the gateway already refuses new requests then).
+ */
+import type { Clock } from '../../common/clock.ts';
+import { type CorralError, UnavailableError } from '../../common/errors.ts';
+import type { Logger } from '../../common/log.ts';
+import type { Deployment } from '../config/controller-config.ts';
+import { type DeploymentView, deploymentView, explainReadiness } from '../deployments/replica-view.ts';
+import type { RequestTable } from '../gateway/request-table.ts';
+import type { WorkerClients } from '../gateway/worker-clients.ts';
+import type { ArrivalSignal } from '../queue/arrival-signal.ts';
+import { LeaseKeeper } from '../queue/lease-keeper.ts';
+import type { RequestQueue, TakenRequest } from '../queue/request-queue.ts';
+import type { StreamLog } from '../queue/stream-log.ts';
+import type { WorkerRegistry } from '../registry/worker-registry.ts';
+import { type GroupView, pick } from '../scheduler/pick.ts';
+import { type RunEnd, runAttempt } from './request-run.ts';
+import { roomOf } from './room.ts';
+
+export interface DispatcherDeps {
+  deployment: Deployment;
+  queue: RequestQueue;
+  log: StreamLog;
+  signal: ArrivalSignal;
+  registry: WorkerRegistry;
+  requests: RequestTable;
+  workers: WorkerClients;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+  /** This controller's name in the queue's leases. */
+  owner: string;
+  /** How long a deployment may have no ready or starting group before its waiting requests fail. */
+  noGroupGraceMs: number;
+  /** At most this many requests per take. Default 64. */
+  maxPerTake?: number;
+}
+
+type StopReason = { t: 'cancel' } | { t: 'lost' } | { t: 'release'; why: string } | { t: 'shutdown' };
+
+const FAILED_ON_LIMIT = 10_000;
+
+interface Run {
+  engineId: string;
+  stop(reason: StopReason): void;
+  done: Promise<void>;
+}
+
+export class Dispatcher {
+  private readonly keeper: LeaseKeeper;
+  private readonly runs = new Map<string, Run>();
+  /** Engines a request failed on here, avoided by its next attempt while another group has room. */
+  private readonly failedOn = new Map<string, Set<string>>();
+  private wakeGeneration = 0;
+  private wakeWaiters = new Set<() => void>();
+  private stopping = false;
+  private loopDone: Promise<void> | undefined;
+  private noGroupSince: number | undefined;
+  private readonly unsubscribeCancel: () => void;
+  private readonly maintainEveryMs: number;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    const log = deps.logger;
+    this.keeper = new LeaseKeeper(
+      deps.queue,
+      deps.owner,
+      {
+        lost: (id) => this.runs.get(id)?.stop({ t: 'lost' }),
+        cancelRequested: (id) => this.runs.get(id)?.stop({ t: 'cancel' }),
+      },
+      log,
+    );
+    this.unsubscribeCancel = deps.signal.onCancel((id) => this.runs.get(id)?.stop({ t: 'cancel' }));
+    this.maintainEveryMs = Math.max(50, Math.min(1000, Math.floor(deps.queue.leaseMs / 2)));
+  }
+
+  start(): void {
+    this.keeper.start();
+    this.loopDone ??= this.loop();
+  }
+
+  /** Something that may open room changed (a heartbeat, a run ended): look again now. */
+  wake(): void {
+    this.wakeGeneration += 1;
+    const waiters = this.wakeWaiters;
+    this.wakeWaiters = new Set();
+    for (const w of waiters) w();
+  }
+
+  /** Requests running here now. */
+  get running(): number {
+    return this.runs.size;
+  }
+
+  /**
+   * Ends runs whose group left routing (a rank's worker lost, the engine gone): a group with a lost rank
+   * hangs instead of failing its streams, so waiting for the stream to break could take minutes.
+   */
+  checkGroups(): void {
+    if (this.runs.size === 0) return;
+    const view = this.view();
+    for (const [, run] of this.runs) {
+      const r = view.replicas.find((x) => x.engineId === run.engineId);
+      if (r?.routable) continue;
+      run.stop({ t: 'release', why: r ? r.why : `${run.engineId} is no longer reported` });
+    }
+  }
+
+  /** Stops taking; lets runs finish for graceMs, then hands the rest back to the queue for another owner. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    await this.loopDone;
+    const all = Promise.all([...this.runs.values()].map((r) => r.done));
+    const timer = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref());
+    if (!(await Promise.race([all.then(() => true), timer])))
+      for (const r of this.runs.values()) r.stop({ t: 'shutdown' });
+    await all;
+    this.unsubscribeCancel();
+    await this.keeper.stop();
+  }
+
+  private view(): DeploymentView {
+    return deploymentView(this.deps.deployment, this.deps.registry.all(), this.deps.clock.now());
+  }
+
+  private async loop(): Promise<void> {
+    const { queue, signal, logger } = this.deps;
+    let lastMaintain = 0;
+    let failures = 0;
+    while (!this.stopping) {
+      const seenArrivals = signal.generation;
+      const seenWakes = this.wakeGeneration;
+      let took = 0;
+      try {
+        took = await this.dispatchOnce();
+        const now = this.deps.clock.now();
+        if (now - lastMaintain >= this.maintainEveryMs) {
+          lastMaintain = now;
+          await queue.maintain();
+        }
+        failures = 0;
+      } catch (e) {
+        failures += 1;
+        logger.warn('dispatch round failed', { error: e as Error, failures });
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(failures, 5))));
+        continue;
+      }
+      if (took > 0 || this.stopping) continue;
+      await this.sleep(seenArrivals, seenWakes, this.maintainEveryMs);
+    }
+  }
+
+  private sleep(seenArrivals: number, seenWakes: number, timeoutMs: number): Promise<unknown> {
+    if (this.wakeGeneration > seenWakes) return Promise.resolve();
+    let done: () => void = () => {};
+    const woken = new Promise<void>((resolve) => {
+      done = resolve;
+      this.wakeWaiters.add(resolve);
+    });
+    return Promise.race([this.deps.signal.after(seenArrivals, timeoutMs), woken]).finally(() =>
+      this.wakeWaiters.delete(done),
+    );
+  }
+
+  /** One take of as many requests as the ready groups have room for. Returns how many were taken. */
+  private async dispatchOnce(): Promise<number> {
+    const { deployment: d, requests, queue, owner } = this.deps;
+    const view = this.view();
+    const room = new Map<string, number>();
+    const groups: GroupView[] = [];
+    for (const r of view.replicas) {
+      const state = r.routable ? 'ready' : r.placed ? 'starting' : 'unavailable';
+      groups.push({
+        id: r.engineId,
+        deployment: d.name,
+        state,
+        outstanding: requests.outstanding(r.engineId),
+      });
+      if (!r.routable) continue;
+      const s = r.status;
+      const load = { running: s.running, waiting: s.waiting, kvCacheUsage: s.kvCacheUsage };
+      room.set(
+        r.engineId,
+        roomOf({ ...load, maxNumSeqs: d.maxNumSeqs, inFlightHere: requests.outstanding(r.engineId) }),
+      );
+    }
+    const probe = pick({ groups }, { deployment: d.name }, this.deps.random);
+    if (probe.type === 'reject') return this.failUnserved(view);
+    this.noGroupSince = undefined;
+    let total = 0;
+    for (const n of room.values()) total += n;
+    total = Math.min(total, this.deps.maxPerTake ?? 64);
+    if (total <= 0) return 0;
+    const taken = await queue.take(owner, total);
+    for (const t of taken) this.launch(t, view, groups, room);
+    return taken.length;
+  }
+
+  /** Picks the group for a taken request and starts its run. */
+  private launch(
+    t: TakenRequest,
+    view: DeploymentView,
+    groups: GroupView[],
+    room: Map<string, number>,
+  ): void {
+    const { deployment: d, requests, logger, queue, owner } = this.deps;
+    const avoid = this.failedOn.get(t.id);
+    const open = (g: GroupView) => g.state === 'ready' && (room.get(g.id) ?? 0) > 0;
+    let candidates = groups.filter((g) => open(g) && !avoid?.has(g.id));
+    if (candidates.length === 0) candidates = groups.filter(open);
+    const choice = pick({ groups: candidates }, { deployment: d.name }, this.deps.random);
+    const replica = choice.type === 'group' ? view.replicas.find((r) => r.engineId === choice.id) : undefined;
+    if (!replica || this.runs.has(t.id) || requests.has(t.id)) {
+      // No room left after all (or an earlier run of this id still winding down): hand it straight back.
+      void queue.release(owner, t.id, 'no room at dispatch').catch(() => {});
+      return;
+    }
+    room.set(replica.engineId, (room.get(replica.engineId) ?? 1) - 1);
+    const g = groups.find((x) => x.id === replica.engineId);
+    if (g) g.outstanding += 1;
+
+    const abort = new AbortController();
+    let reason: StopReason | undefined;
+    const stop = (r: StopReason) => {
+      reason ??= r;
+      abort.abort();
+    };
+    const ticket = requests.add({
+      requestId: t.id,
+      deployment: d.name,
+      abort: (error: CorralError) => stop({ t: 'release', why: error.message }),
+    });
+    ticket.assign(replica.engineId, replica.workerId);
+    this.keeper.hold(t.id);
+    const log = logger.child({ requestId: t.id, engineId: replica.engineId, attempt: t.attempt });
+    log.info('dispatch', { tenant: t.tenant, cls: t.cls, why: choice.type === 'group' ? choice.reason : '' });
+    const target = { engineId: replica.engineId, workerAddress: replica.workerAddress };
+    const done = runAttempt(this.deps, t, target, abort.signal)
+      .catch((e: unknown): RunEnd => ({ t: 'retry', why: e instanceof Error ? e.message : String(e) }))
+      .then((end) => this.settle(t, replica.engineId, end, reason))
+      .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
+      .finally(() => {
+        this.keeper.drop(t.id);
+        ticket.release();
+        this.runs.delete(t.id);
+        this.wake();
+      });
+    this.runs.set(t.id, { engineId: replica.engineId, stop, done });
+  }
+
+  private async settle(t: TakenRequest, engineId: string, end: RunEnd, reason: StopReason | undefined) {
+    const { queue, owner, logger } = this.deps;
+    const log = logger.child({ requestId: t.id, engineId, attempt: t.attempt });
+    if (end.t === 'stopped' && reason === undefined) end = { t: 'finished' }; // the log already ended
+    switch (end.t) {
+      case 'finished':
+        this.failedOn.delete(t.id);
+        await queue.finish(owner, t.id);
+        log.info('finished');
+        return;
+      case 'failed':
+        this.failedOn.delete(t.id);
+        await queue.fail(owner, t.id, end.error.code, end.error.message);
+        log.info('failed', { code: end.error.code, message: end.error.message });
+        return;
+      case 'retry':
+        return this.handBack(t, engineId, end.why);
+    }
+    switch (reason?.t) {
+      case 'cancel':
+        this.failedOn.delete(t.id);
+        await queue.fail(owner, t.id, 'cancelled', `request ${t.id} cancelled; engine request aborted`);
+        log.info('cancelled');
+        return;
+      case 'lost':
+        this.failedOn.delete(t.id);
+        log.warn('lease lost; another controller continues the request');
+        return;
+      case 'release':
+        return this.handBack(t, engineId, reason.why);
+      case 'shutdown':
+        await queue.release(owner, t.id, 'controller shutting down');
+        return;
+    }
+  }
+
+  private async handBack(t: TakenRequest, engineId: string, why: string): Promise<void> {
+    const avoid = this.failedOn.get(t.id) ?? new Set<string>();
+    avoid.add(engineId);
+    this.failedOn.set(t.id, avoid);
+    this.deps.logger.warn('group failed a request; handing it back to continue elsewhere', {
+      requestId: t.id,
+      engineId,
+      attempt: t.attempt,
+      why,
+    });
+    // A hint for the next attempts taken here; another controller may finish the request, so keep it bounded.
+    if (this.failedOn.size > FAILED_ON_LIMIT)
+      this.failedOn.delete(this.failedOn.keys().next().value as string);
+    await this.deps.queue.release(this.deps.owner, t.id, why);
+  }
+
+  /** No group will serve this deployment: after the grace, fail what waits with the reason. */
+  private async failUnserved(view: DeploymentView): Promise<number> {
+    const now = this.deps.clock.now();
+    this.noGroupSince ??= now;
+    if (now - this.noGroupSince < this.deps.noGroupGraceMs) return 0;
+    const { queue, owner, deployment: d } = this.deps;
+    const taken = await queue.take(owner, this.deps.maxPerTake ?? 64);
+    const error = new UnavailableError(`no ready replica of model ${d.name} (${explainReadiness(view)})`);
+    for (const t of taken) await queue.fail(owner, t.id, error.code, error.message);
+    return taken.length;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The durable request path's Redis side for every deployment: one RequestQueue + StreamLog (the gateway's
+ * Lane), one ArrivalSignal and one Dispatcher each, on one shared ioredis connection (blocking reads and the
+ * subscriber duplicate it). The controller opens it before it serves and closes it last.
+ */
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import type { Clock } from '../../common/clock.ts';
+import type { Logger } from '../../common/log.ts';
+import type { Deployment, QueueConfig } from '../config/controller-config.ts';
+import type { Lane } from '../gateway/request-path.ts';
+import type { RequestTable } from '../gateway/request-table.ts';
+import type { WorkerClients } from '../gateway/worker-clients.ts';
+import { ArrivalSignal } from '../queue/arrival-signal.ts';
+import { RequestQueue } from '../queue/request-queue.ts';
+import { StreamLog } from '../queue/stream-log.ts';
+import type { WorkerRegistry } from '../registry/worker-registry.ts';
+import { Dispatcher } from './dispatcher.ts';
+
+export interface LanesOptions {
+  redisUrl: string;
+  /** Key prefix (tests give each controller set their own). Default 'corral'. */
+  prefix?: string;
+  deployments: readonly Deployment[];
+  queue: QueueConfig;
+  registry: WorkerRegistry;
+  requests: RequestTable;
+  workers: WorkerClients;
+  clock: Clock;
+  random: () => number;
+  log: Logger;
+}
+
+export interface Lanes {
+  readonly lanes: ReadonlyMap<string, Lane>;
+  /** This controller's name in the queues' leases. */
+  readonly owner: string;
+  readonly dispatchers: readonly Dispatcher[];
+  start(): void;
+  /** A heartbeat or registry change: look for room again, and end runs whose group left routing. */
+  onRegistryChange(): void;
+  /** Stops dispatching (runs get graceMs, then go back to the queue), closes Redis. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function openLanes(o: LanesOptions): Promise<Lanes> {
+  // maxRetriesPerRequest null: a Redis restart makes commands wait for the reconnection instead of failing
+  // requests that are already safe in the AOF.
+  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (e) {
+    redis.disconnect();
+    throw new Error(`cannot reach redis at ${o.redisUrl}: ${(e as Error).message}`, { cause: e });
+  }
+  const owner = `${hostname()}-${process.pid}-${Math.floor(o.random() * 2 ** 32).toString(36)}`;
+  const prefix = o.prefix ?? 'corral';
+  const lanes = new Map<string, Lane>();
+  const signals: ArrivalSignal[] = [];
+  const dispatchers: Dispatcher[] = [];
+  try {
+    for (const d of o.deployments) {
+      const queue = new RequestQueue({
+        redis,
+        clock: o.clock,
+        deployment: d.name,
+        prefix,
+        leaseMs: o.queue.leaseMs,
+        maxAttempts: o.queue.maxAttempts,
+        shed: { maxWaitMs: o.queue.maxWaitMs, maxDepth: o.queue.maxDepth },
+      });
+      const log = new StreamLog({ redis, deployment: d.name, prefix });
+      const signal = await ArrivalSignal.open(redis, d.name, prefix);
+      signals.push(signal);
+      lanes.set(d.name, { queue, log });
+      dispatchers.push(
+        new Dispatcher({
+          deployment: d,
+          queue,
+          log,
+          signal,
+          registry: o.registry,
+          requests: o.requests,
+          workers: o.workers,
+          clock: o.clock,
+          random: o.random,
+          logger: o.log.child({ deployment: d.name }),
+          owner,
+          noGroupGraceMs: o.queue.noGroupGraceMs,
+        }),
+      );
+    }
+  } catch (e) {
+    await Promise.all(signals.map((s) => s.close()));
+    redis.disconnect();
+    throw e;
+  }
+  return {
+    lanes,
+    owner,
+    dispatchers,
+    start: () => {
+      for (const d of dispatchers) d.start();
+    },
+    onRegistryChange: () => {
+      for (const d of dispatchers) {
+        d.checkGroups();
+        d.wake();
+      }
+    },
+    close: async (graceMs) => {
+      await Promise.all(dispatchers.map((d) => d.stop(graceMs)));
+      await Promise.all(signals.map((s) => s.close()));
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * One attempt of a taken request on one group: continue it from its stream log (attempt-plan.ts), call
+ * Worker.Generate on the group's leader, append every event to the log, and say how it ended. Settling the
+ * queue entry is the dispatcher's job; this only reports.
+ *
+ * Endings:
+ *   finished  Finished is in the log (or was already: an earlier owner wrote it and died before settling)
+ *   failed    the request cannot succeed anywhere (a bad request, its deadline): the client gets this error
+ *   retry     the group failed (stream broke with UNAVAILABLE/INTERNAL, or ended without Finished): continue
+ *             on another group
+ *   stopped   the dispatcher aborted it (cancel, lease lost, group gone, shutdown): it knows why
+ * A delta with text but no token (a detokenizer holding back bytes) carries its text into the next delta,
+ * because the log indexes deltas by token.
+ */
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { Clock } from '../../common/clock.ts';
+import { CorralError } from '../../common/errors.ts';
+import { fromServiceError, isServiceError } from '../../common/grpc-status.ts';
+import {
+  childContext,
+  formatTraceparent,
+  parseTraceparent,
+  TRACEPARENT,
+} from '../../common/trace-context.ts';
+import type { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
+import type { WorkerClients } from '../gateway/worker-clients.ts';
+import type { TakenRequest } from '../queue/request-queue.ts';
+import type { StreamLog } from '../queue/stream-log.ts';
+import { completedFinished, parseRequest, planAttempt, shiftEvent } from './attempt-plan.ts';
+
+export type RunEnd =
+  | { t: 'finished' }
+  | { t: 'failed'; error: CorralError }
+  | { t: 'retry'; why: string }
+  | { t: 'stopped' };
+
+export interface RunTarget {
+  engineId: string;
+  workerAddress: string;
+}
+
+export interface RunDeps {
+  log: StreamLog;
+  workers: WorkerClients;
+  clock: Clock;
+}
+
+/** Worker statuses that mean "this group failed", not "this request is bad": continue elsewhere. */
+const GROUP_FAILURES: ReadonlySet<string> = new Set(['unavailable', 'internal', 'cancelled']);
+
+export async function runAttempt(
+  deps: RunDeps,
+  t: TakenRequest,
+  target: RunTarget,
+  signal: AbortSignal,
+): Promise<RunEnd> {
+  const req = parseRequest(t.body);
+  const progress = t.attempt > 1 ? await deps.log.progress(t.id) : undefined;
+  if (progress?.ended) return { t: 'finished' };
+  const plan = planAttempt(req, progress);
+  if (plan.t === 'complete') {
+    await deps.log.append(t.id, completedFinished(t.id, plan), req.returnTokenIds);
+    return { t: 'finished' };
+  }
+  if (signal.aborted) return { t: 'stopped' };
+
+  const md = new Metadata();
+  md.set('x-request-id', t.id);
+  md.set(TRACEPARENT, formatTraceparent(childContext(parseTraceparent(t.trace || undefined))));
+  const dispatchedAt = deps.clock.now();
+  const call = deps.workers
+    .get(target.workerAddress)
+    .generate(
+      { engineId: target.engineId, request: { ...plan.request, requestId: t.id } },
+      md,
+      t.deadline === undefined ? {} : { deadline: t.deadline },
+    );
+  const onAbort = () => call.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  let firstTokenAt: number | undefined;
+  let heldText = '';
+  try {
+    for await (const raw of call as AsyncIterable<GenerateEvent>) {
+      let e = shiftEvent(t.id, raw, plan);
+      if (!e?.event) continue;
+      if (e.event.$case === 'delta') {
+        const d = e.event.value;
+        if (d.tokenCount < 1) {
+          heldText += d.text;
+          continue;
+        }
+        firstTokenAt ??= deps.clock.now();
+        if (heldText) e = { ...e, event: { $case: 'delta', value: { ...d, text: heldText + d.text } } };
+        heldText = '';
+      }
+      if (e.event?.$case === 'finished') {
+        const now = deps.clock.now();
+        const timing = {
+          queueMs: dispatchedAt - t.submittedAt,
+          timeToFirstTokenMs: (firstTokenAt ?? now) - t.submittedAt,
+          totalMs: now - t.submittedAt,
+        };
+        e = { ...e, event: { $case: 'finished', value: { ...e.event.value, timing } } };
+      }
+      // 'ended': another owner (this request's lease ran out under us) already wrote the end.
+      if ((await deps.log.append(t.id, e, req.returnTokenIds)) === 'ended') return { t: 'stopped' };
+      if (e.event?.$case === 'finished') return { t: 'finished' };
+    }
+    if (signal.aborted) return { t: 'stopped' };
+    return { t: 'retry', why: `engine ${target.engineId} ended the stream without Finished` };
+  } catch (e) {
+    if (signal.aborted) return { t: 'stopped' };
+    const error = isServiceError(e)
+      ? fromServiceError(e as ServiceError)
+      : e instanceof CorralError
+        ? e
+        : new CorralError('internal', e instanceof Error ? e.message : String(e));
+    if (GROUP_FAILURES.has(error.code)) return { t: 'retry', why: error.message };
+    return { t: 'failed', error };
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    call.cancel();
+  }
+}
