@@ -23,6 +23,11 @@ export class Histogram {
     return this.count;
   }
 
+  /** Sum of the observed values (the _sum series). */
+  get sumSeconds(): number {
+    return this.sum;
+  }
+
   render(labels: string): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     this.buckets.forEach((b, i) => {

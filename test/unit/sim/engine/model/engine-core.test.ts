@@ -6,35 +6,8 @@ import {
   EngineCore,
   type EngineCoreConfig,
   type GenerationRequest,
-  type Timers,
 } from '../../../../../sim/engine/model/engine-core.ts';
-
-/** Timers in virtual time: run() fires due callbacks in time order while advancing the clock. */
-class FakeTimers implements Timers {
-  private seq = 0;
-  private pending = new Map<number, { at: number; fn: () => void; order: number }>();
-  constructor(private readonly clock: ManualClock) {}
-  set(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.clock.now() + ms, fn, order: id });
-    return id;
-  }
-  clear(h: unknown): void {
-    this.pending.delete(h as number);
-  }
-  runUntil(t: number): void {
-    for (;;) {
-      const next = [...this.pending.entries()]
-        .filter(([, p]) => p.at <= t)
-        .sort(([, a], [, b]) => a.at - b.at || a.order - b.order)[0];
-      if (!next) break;
-      this.pending.delete(next[0]);
-      this.clock.set(next[1].at);
-      next[1].fn();
-    }
-    this.clock.set(t);
-  }
-}
+import { VirtualTimers } from '../../../../helpers/virtual-timers.ts';
 
 const CFG: EngineCoreConfig = {
   maxNumSeqs: 4,
@@ -49,7 +22,7 @@ const CFG: EngineCoreConfig = {
 
 function setup(over: Partial<EngineCoreConfig> = {}) {
   const clock = new ManualClock(0);
-  const timers = new FakeTimers(clock);
+  const timers = new VirtualTimers(clock);
   const core = new EngineCore({ ...CFG, ...over }, clock, timers);
   return { clock, timers, core };
 }
