@@ -99,6 +99,21 @@ export function engineIdOf(groupId: string, attempt: number, rank: number): stri
   return `${groupId}.a${attempt}.r${rank}`;
 }
 
+/** The inverse of engineIdOf for the groups `<deployment>-g<ordinal>` of a deployment; undefined for other ids. */
+export function parseEngineIdOf(
+  engineId: string,
+  deployment: string,
+): { ordinal: number; attempt: number; rank: number } | undefined {
+  const prefix = `${deployment}-g`;
+  if (!engineId.startsWith(prefix)) return undefined;
+  const m = /^(\d+)\.a(\d+)\.r(\d+)$/.exec(engineId.slice(prefix.length));
+  if (!m) return undefined;
+  const [ordinal, attempt, rank] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  // only what engineIdOf produces (no leading zeros): another spelling is another engine
+  if (engineIdOf(`${prefix}${ordinal}`, attempt, rank) !== engineId) return undefined;
+  return { ordinal, attempt, rank };
+}
+
 function idOf(t: GroupTemplate, g: Group, attempt: number, rank: number, workerId: string): string {
   return t.engineId ? t.engineId(g, attempt, rank, workerId) : engineIdOf(g.id, attempt, rank);
 }

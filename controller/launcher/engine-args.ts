@@ -9,6 +9,7 @@
  */
 
 import type { Deployment } from '../config/controller-config.ts';
+import { parseEngineIdOf } from '../groups/group-reconciler.ts';
 import { DEFAULT_MASTER_PORT } from '../planner/serve-flags.ts';
 
 /** Stable per (deployment, worker): a single-node group keeps its id on a worker, as in issue 2, so a
@@ -63,8 +64,6 @@ export function parseRankEngineId(
   engineId: string,
   deployment: string,
 ): { groupId: string; attempt: number; rank: number } | undefined {
-  if (!engineId.startsWith(`${deployment}-g`)) return undefined;
-  const m = /^(g\d+)\.a(\d+)\.r(\d+)$/.exec(engineId.slice(deployment.length + 1));
-  if (!m) return undefined;
-  return { groupId: `${deployment}-${m[1]}`, attempt: Number(m[2]), rank: Number(m[3]) };
+  const p = parseEngineIdOf(engineId, deployment);
+  return p && { groupId: `${deployment}-g${p.ordinal}`, attempt: p.attempt, rank: p.rank };
 }

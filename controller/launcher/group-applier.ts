@@ -7,11 +7,17 @@
  * worker has not yet shown to take effect; everything else is read again from the registry each time. An engine
  * of a deployment that belongs to no current group rank (a rank of a torn-down attempt, a stop lost with a
  * stream) is stopped here, once per stream.
+ *
+ * Only the replica holding the leader lease acts (leader/): every directive carries its epoch, which workers use
+ * to ignore a deposed leader. A term begins by adopting the groups the workers report (groups/group-adoption.ts)
+ * rather than relaunching them, and ends by forgetting them: the next leader adopts them in turn. A follower's
+ * records() show the groups as adoption would see them now.
  */
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
 import { EngineState } from '../../proto/gen/corral/v1/worker.ts';
 import type { Deployment, GroupsConfig } from '../config/controller-config.ts';
+import { adoptGroups } from '../groups/group-adoption.ts';
 import {
   type Directive,
   drained,
@@ -23,6 +29,7 @@ import {
   type WorkerView,
 } from '../groups/group-reconciler.ts';
 import { ranksOf } from '../groups/group-state.ts';
+import { type Leadership, soleLeadership } from '../leader/leader-elector.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { belongsTo, engineArgs, engineIdOf } from './engine-args.ts';
 
@@ -71,6 +78,10 @@ export class GroupApplier {
   private readonly policy: GroupPolicy;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  /** The epoch this replica leads under and `groups` belong to; undefined while following. */
+  private term: number | undefined;
+  private readonly leadership: Leadership;
+  private readonly startedAt: number;
 
   constructor(
     private readonly deps: {
@@ -81,8 +92,15 @@ export class GroupApplier {
       log: Logger;
       /** Requests running on an engine (the gateway's count): a draining group stops once its leader has none. */
       inFlight?: (engineId: string) => number;
+      /** Who may send directives; default: this replica alone, always (epoch 0). */
+      leadership?: Leadership;
+      /** A term that begins this soon after start waits until then to adopt: workers that were connected to
+       * the previous leader need a moment to register here too (default 0). */
+      settleMs?: number;
     },
   ) {
+    this.leadership = deps.leadership ?? soleLeadership('controller');
+    this.startedAt = deps.clock.now();
     const g = deps.groups;
     this.policy = {
       maxRestarts: g.maxRestarts,
@@ -99,6 +117,7 @@ export class GroupApplier {
   /** Reconciles on every registry event and every `tickMs`. */
   start(tickMs: number): void {
     this.deps.registry.onEvent(() => this.reconcile());
+    this.leadership.onChange(() => this.reconcile());
     this.timer = setInterval(() => this.reconcile(), tickMs);
     this.timer.unref();
     this.reconcile();
@@ -118,21 +137,39 @@ export class GroupApplier {
     this.reconcile();
   }
 
-  /** Every group this controller formed, oldest first, with its last failure. */
+  /** Every group this controller formed, oldest first, with its last failure; on a follower, the groups the
+   * workers report (what the leader adopted or formed), without failures. */
   records(): GroupRecord[] {
-    return this.groups.map((group) => ({ group, lastFailure: this.lastFailure.get(group.id) ?? '' }));
+    const groups =
+      this.term !== undefined
+        ? this.groups
+        : adoptGroups({
+            templates: this.templates,
+            workers: this.views(),
+            now: this.deps.clock.now(),
+            nextOrdinal: 1,
+          }).groups;
+    return groups.map((group) => ({ group, lastFailure: this.lastFailure.get(group.id) ?? '' }));
   }
 
   reconcile(): Directive[] {
     // A directive sent from here reaches a session synchronously; a listener that re-enters would act on a
     // half-applied result.
     if (this.busy) return [];
+    const epoch = this.leadership.epoch();
+    if (epoch === undefined) {
+      this.endTerm();
+      return [];
+    }
     // Between Hello and the first heartbeat a worker's engines are unknown: deciding then would take a group
     // whose worker reconnected after a blip for broken. The first heartbeat follows Hello at once, and a worker
     // that never sends one is dropped after workerTimeoutMs.
     if (this.deps.registry.all().some((r) => r.conn.t === 'connected' && !r.reported)) return [];
+    const now = this.deps.clock.now();
+    if (this.term !== epoch && now < this.startedAt + (this.deps.settleMs ?? 0)) return [];
     this.busy = true;
     try {
+      if (this.term !== epoch) this.beginTerm(epoch);
       const result = reconcileGroups({
         templates: this.templates,
         groups: this.groups,
@@ -168,6 +205,41 @@ export class GroupApplier {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** A new term: what the previous leader (or this replica's previous term) sent is not ours to track. */
+  private beginTerm(epoch: number): void {
+    this.sent.clear();
+    this.lastFailure.clear();
+    const adopted = adoptGroups({
+      templates: this.templates,
+      workers: this.views(),
+      now: this.deps.clock.now(),
+      nextOrdinal: this.nextOrdinal,
+    });
+    this.groups = adopted.groups;
+    this.nextOrdinal = adopted.nextOrdinal;
+    this.term = epoch;
+    this.deps.log.info(
+      `leading the group reconciler (epoch ${epoch}): adopted ${adopted.groups.length} groups`,
+      {
+        epoch,
+        adopted: adopted.groups.map((g) => `${g.id} (${g.state.t})`),
+      },
+    );
+  }
+
+  private endTerm(): void {
+    if (this.term === undefined) return;
+    this.deps.log.warn(
+      `no longer leading the group reconciler (epoch ${this.term}): groups left to the leader`,
+      {
+        epoch: this.term,
+      },
+    );
+    this.term = undefined;
+    this.groups = [];
+    this.sent.clear();
   }
 
   private views(): WorkerView[] {
@@ -232,12 +304,16 @@ export class GroupApplier {
   }
 
   private apply(d: Directive): void {
+    const epoch = this.term;
+    // deposed (or the term ran out) since this reconcile began: the new leader decides now
+    if (epoch === undefined || this.leadership.epoch() !== epoch) return;
     const sent = this.sentFor(d.workerId);
     if (!sent) return;
     const log = this.deps.log;
     if (d.t === 'launch') {
       log.info('launching engine', { workerId: d.workerId, engineId: d.engineId, args: d.args });
       const ok = this.deps.registry.send(d.workerId, {
+        epoch,
         msg: {
           $case: 'launch',
           value: {
@@ -261,6 +337,7 @@ export class GroupApplier {
     log.info('stopping engine', { workerId: d.workerId, engineId: d.engineId });
     if (
       this.deps.registry.send(d.workerId, {
+        epoch,
         msg: { $case: 'stop', value: { engineId: d.engineId, graceMs: 0 } },
       })
     ) {

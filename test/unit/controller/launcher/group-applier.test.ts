@@ -4,13 +4,18 @@ import { type Logger, silentLogger } from '../../../../common/log.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { belongsTo, parseRankEngineId } from '../../../../controller/launcher/engine-args.ts';
 import { GroupApplier } from '../../../../controller/launcher/group-applier.ts';
+import type { Leadership } from '../../../../controller/leader/leader-elector.ts';
 import { type Session, WorkerRegistry } from '../../../../controller/registry/worker-registry.ts';
 import type { ControllerMessage } from '../../../../proto/gen/corral/v1/registry.ts';
 import { EngineState, type EngineStatus, type Inventory } from '../../../../proto/gen/corral/v1/worker.ts';
 
 const D = 'llama-405b';
 
-function setup(deployment: Record<string, unknown>, inFlight?: (engineId: string) => number) {
+function setup(
+  deployment: Record<string, unknown>,
+  inFlight?: (engineId: string) => number,
+  leadership?: Leadership,
+) {
   const config = compileControllerConfig({
     groups: { backoffBaseMs: 1000, backoffMaxMs: 1000, maxRestarts: 2 },
     deployments: [{ name: D, model: 'meta-llama/Llama-3.1-405B-Instruct', replicas: 1, ...deployment }],
@@ -31,6 +36,7 @@ function setup(deployment: Record<string, unknown>, inFlight?: (engineId: string
     clock,
     log,
     ...(inFlight ? { inFlight } : {}),
+    ...(leadership ? { leadership } : {}),
   });
   const sessions = new Map<string, { sent: ControllerMessage[]; sessionId: number }>();
   const join = (id: string, engineHost = `10.0.0.${id.slice(1)}`) => {
@@ -58,14 +64,16 @@ function setup(deployment: Record<string, unknown>, inFlight?: (engineId: string
       draining: false,
     });
   };
-  const sent = (id: string) =>
-    (sessions.get(id)?.sent ?? []).map((m) =>
-      m.msg?.$case === 'launch'
-        ? `launch ${m.msg.value.engineId}`
-        : m.msg?.$case === 'stop'
-          ? `stop ${m.msg.value.engineId}`
-          : '?',
-    );
+  const sent = (id: string, withEpoch = false) =>
+    (sessions.get(id)?.sent ?? []).map((m) => {
+      const what =
+        m.msg?.$case === 'launch'
+          ? `launch ${m.msg.value.engineId}`
+          : m.msg?.$case === 'stop'
+            ? `stop ${m.msg.value.engineId}`
+            : '?';
+      return withEpoch ? `${what} @${m.epoch ?? 0}` : what;
+    });
   return { applier, registry, clock, lines, join, report, sent, sessions };
 }
 
@@ -222,5 +230,99 @@ describe('engine ids', () => {
   it('a single-node id is <deployment>-<worker>', () => {
     expect(belongsTo(`${D}-n1`, D, 'n1')).toBe(true);
     expect(belongsTo(`${D}-n1`, D, 'n2')).toBe(false);
+  });
+});
+
+/** A leadership the test hands out and takes away. */
+function lease() {
+  let epoch: number | undefined;
+  const listeners: Array<() => void> = [];
+  const leadership: Leadership = {
+    id: 'ctl-a',
+    epoch: () => epoch,
+    leader: () => (epoch === undefined ? undefined : { id: 'ctl-a', epoch }),
+    onChange: (l) => listeners.push(() => l({ t: 'elected', epoch: epoch ?? 0 })),
+  };
+  const set = (e: number | undefined) => {
+    epoch = e;
+    for (const l of listeners) l();
+  };
+  return { leadership, set };
+}
+
+describe('GroupApplier under leader election', () => {
+  const BF16 = { tensorParallel: 8, pipelineParallel: 2, gpuType: 'h100-80g' };
+
+  it('a follower sends nothing; once elected, its directives carry its epoch', () => {
+    const l = lease();
+    const t = setup(BF16, undefined, l.leadership);
+    t.applier.start(60_000);
+    t.join('n1');
+    t.join('n2');
+    expect(t.sent('n1')).toEqual([]);
+    expect(t.applier.records()).toEqual([]);
+    l.set(4);
+    expect(t.sent('n1', true)).toEqual([`launch ${D}-g1.a1.r0 @4`]);
+    expect(t.sent('n2', true)).toEqual([`launch ${D}-g1.a1.r1 @4`]);
+  });
+
+  it('a new leader adopts the running group (no relaunch) and heals it under its own epoch', () => {
+    const l = lease();
+    const t = setup(BF16, undefined, l.leadership);
+    t.applier.start(60_000);
+    t.join('n1');
+    t.join('n2');
+    // what the previous leader launched (attempt 2 of group 7) runs on both workers
+    t.report('n1', [[`${D}-g7.a2.r0`, READY]]);
+    t.report('n2', [[`${D}-g7.a2.r1`, READY]]);
+    // a follower shows the groups as the workers report them
+    expect(t.applier.records().map((r) => [r.group.id, r.group.state.t])).toEqual([[`${D}-g7`, 'ready']]);
+    l.set(9);
+    expect(t.sent('n1')).toEqual([]);
+    expect(t.sent('n2')).toEqual([]);
+    const [g] = t.applier.records();
+    expect(g?.group).toMatchObject({ id: `${D}-g7`, attempt: 2, state: { t: 'ready' } });
+    expect(t.lines).toContain('leading the group reconciler (epoch 9): adopted 1 groups');
+    // a rank exits: the whole group is rebuilt by this leader, with the next attempt
+    t.report('n2', [[`${D}-g7.a2.r1`, EXITED]]);
+    expect(t.sent('n1', true)).toEqual([`stop ${D}-g7.a2.r0 @9`]);
+    t.clock.advance(1000);
+    t.report('n1', [[`${D}-g7.a2.r0`, STOPPED]]);
+    t.report('n2', [[`${D}-g7.a2.r1`, STOPPED]]);
+    expect(t.sent('n1', true)).toEqual([`stop ${D}-g7.a2.r0 @9`, `launch ${D}-g7.a3.r0 @9`]);
+  });
+
+  it('a partial group cannot be adopted: its rank is stopped and a new group is formed past its ordinal', () => {
+    const l = lease();
+    const t = setup(BF16, undefined, l.leadership);
+    t.applier.start(60_000);
+    t.join('n1');
+    t.join('n2');
+    t.report('n1', [[`${D}-g3.a1.r0`, READY]]); // rank 1 of g3 is gone
+    l.set(2);
+    expect(t.sent('n1')).toEqual([`launch ${D}-g4.a1.r0`, `stop ${D}-g3.a1.r0`]);
+    expect(t.sent('n2')).toEqual([`launch ${D}-g4.a1.r1`]);
+  });
+
+  it('a deposed leader stops sending and forgets its groups; the next term adopts them again', () => {
+    const l = lease();
+    const t = setup(BF16, undefined, l.leadership);
+    t.applier.start(60_000);
+    l.set(1);
+    t.join('n1');
+    t.join('n2');
+    expect(t.sent('n1')).toEqual([`launch ${D}-g1.a1.r0`]);
+    l.set(undefined);
+    t.report('n1', [[`${D}-g1.a1.r0`, EXITED]]);
+    t.report('n2', [[`${D}-g1.a1.r1`, STARTING]]);
+    expect(t.sent('n1')).toEqual([`launch ${D}-g1.a1.r0`]);
+    expect(t.sent('n2')).toEqual([`launch ${D}-g1.a1.r1`]);
+    expect(t.lines).toContain('no longer leading the group reconciler (epoch 1): groups left to the leader');
+    t.report('n1', [[`${D}-g1.a1.r0`, STARTING]]);
+    l.set(3);
+    expect(t.applier.records().map((r) => [r.group.id, r.group.attempt, r.group.state.t])).toEqual([
+      [`${D}-g1`, 1, 'loading'],
+    ]);
+    expect(t.sent('n1')).toEqual([`launch ${D}-g1.a1.r0`]);
   });
 });
