@@ -1,27 +1,39 @@
 /**
  * The controller process:
  *   node --import tsx controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT]
+ *     [--redis redis://HOST:PORT] [--tenants FILE]
+ * --redis overrides the config's `redis:`. --tenants: API keys (SHA-256 digests), classes and budgets per
+ * tenant (controller/tenancy/tenant-config.ts); without it the API is open, and a warning says so.
  * Logs JSON lines on stderr; once serving, one line with `msg: "listening"`, `grpc: "HOST:PORT"` and, with
  * --http-listen, `http: "HOST:PORT"` of the OpenAI-compatible API (the CLI and tests parse it). A bad config file exits 1 listing every problem. SIGTERM/SIGINT: stop accepting, let
  * running requests finish (up to 10 s), exit 0.
  */
 import { parseArgs } from 'node:util';
+import { systemClock } from '../common/clock.ts';
 import { ValidationError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
+import { type LoadedAdmission, loadAdmission } from './admission/load-admission.ts';
 import { loadControllerConfig } from './config/config-file.ts';
 import { parseListen } from './config/controller-config.ts';
 import { startController } from './controller.ts';
 import { startHttpServer } from './http/http-server.ts';
 
-const USAGE = 'usage: controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT]';
+const USAGE =
+  'usage: controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT] [--tenants FILE] [--redis URL]';
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<number> {
   const log = createLogger('controller');
-  let values: { config?: string; listen?: string; 'http-listen'?: string };
+  let values: { config?: string; listen?: string; 'http-listen'?: string; tenants?: string; redis?: string };
   try {
     ({ values } = parseArgs({
-      options: { config: { type: 'string' }, listen: { type: 'string' }, 'http-listen': { type: 'string' } },
+      options: {
+        config: { type: 'string' },
+        listen: { type: 'string' },
+        'http-listen': { type: 'string' },
+        tenants: { type: 'string' },
+        redis: { type: 'string' },
+      },
       strict: true,
     }));
   } catch (e) {
@@ -34,6 +46,7 @@ async function main(): Promise<number> {
   }
   let config: ReturnType<typeof loadControllerConfig>;
   let httpListen: { host: string; port: number } | undefined;
+  let admission: LoadedAdmission;
   try {
     if (values['http-listen'] !== undefined) {
       const parsed = parseListen(values['http-listen']);
@@ -48,6 +61,20 @@ async function main(): Promise<number> {
         throw new ValidationError('--listen', [{ path: '--listen', message: listen }]);
       config = { ...config, listen };
     }
+    if (values.redis !== undefined) {
+      if (!/^rediss?:\/\//.test(values.redis))
+        throw new ValidationError('--redis', [
+          { path: '--redis', message: 'must be a redis:// or rediss:// URL' },
+        ]);
+      config = { ...config, redis: values.redis };
+    }
+    admission = await loadAdmission({
+      tenantsFile: values.tenants,
+      redisUrl: config.redis,
+      prefix: 'corral',
+      clock: systemClock,
+      log,
+    });
   } catch (e) {
     if (!(e instanceof ValidationError)) throw e;
     log.error('invalid configuration', { file: values.config, errors: e.errors });
@@ -57,7 +84,7 @@ async function main(): Promise<number> {
     return 1;
   }
 
-  const controller = await startController(config, { log });
+  const controller = await startController(config, { log, admission: admission.admission });
   // The OpenAI-compatible front door: the same request path as gRPC Inference, translated at its edge.
   const http = httpListen
     ? await startHttpServer({
@@ -67,13 +94,8 @@ async function main(): Promise<number> {
         log: log.child({ component: 'http' }),
       })
     : undefined;
-  // Printed whatever CORRAL_LOG_LEVEL says: `corral up` and the tests find the address in this line.
-  createLogger('controller', { level: 'info' }).info('listening', {
-    grpc: controller.address,
-    ...(http ? { http: http.address } : {}),
-    deployments: config.deployments.map((d) => d.name),
-  });
-  await new Promise<void>((resolve) => {
+  // Handlers first: whoever reads the listening line may signal at once, and an unhandled SIGTERM kills.
+  const signalled = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log.info('signal received; shutting down', { signal });
       process.off('SIGTERM', onSignal);
@@ -83,7 +105,15 @@ async function main(): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  // Printed whatever CORRAL_LOG_LEVEL says: `corral up` and the tests find the address in this line.
+  createLogger('controller', { level: 'info' }).info('listening', {
+    grpc: controller.address,
+    ...(http ? { http: http.address } : {}),
+    deployments: config.deployments.map((d) => d.name),
+  });
+  await signalled;
   await Promise.all([http?.close(SHUTDOWN_GRACE_MS), controller.stop(SHUTDOWN_GRACE_MS)]);
+  await admission.close();
   return 0;
 }
 

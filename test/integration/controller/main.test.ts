@@ -1,14 +1,28 @@
-/** controller/main.ts as a process: a bad config exits 1 with every problem; a good one listens and exits 0 on SIGTERM. */
+/**
+ * controller/main.ts as a process: a bad config or tenant file exits 1 with every problem; a good one listens
+ * and exits 0 on SIGTERM; without tenants it warns that the API is open, with them it needs a key.
+ */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus } from '../../../cli/clients.ts';
 import { REPO_ROOT } from '../../../cli/local-cluster.ts';
+import { CorralClient } from '../../../client/corral-client.ts';
+import { sha256Hex } from '../../../controller/tenancy/tenant-directory.ts';
+import { startRedis, type TestRedis } from '../../helpers/redis.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-controller-main-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function run(configText: string, extra: string[] = [], logLevel = 'info') {
   const file = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
@@ -30,6 +44,23 @@ function run(configText: string, extra: string[] = [], logLevel = 'info') {
   return { child, exited, stderr: () => stderr };
 }
 
+/** The `listening` log line's addresses, once the process prints it. */
+function listening(p: ReturnType<typeof run>): Promise<{ grpc: string }> {
+  return new Promise<{ grpc: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${p.stderr()}`)), 30_000);
+    p.child.stderr.on('data', () => {
+      for (const l of p.stderr().split('\n')) {
+        if (!l.startsWith('{')) continue;
+        const j = JSON.parse(l) as { msg?: string; grpc?: string };
+        if (j.msg === 'listening' && j.grpc) {
+          clearTimeout(timer);
+          resolve({ grpc: j.grpc });
+        }
+      }
+    });
+  });
+}
+
 describe('controller/main.ts', () => {
   it('exits 1 listing every problem of a bad config', async () => {
     const p = run('workerTimeoutMs: 10\ndeployments:\n  - name: a\n    maxModelLen: -1\n');
@@ -43,23 +74,11 @@ describe('controller/main.ts', () => {
   it('logs the listening line, serves Control.Status, exits 0 on SIGTERM', async () => {
     const p = run(
       'listen: 127.0.0.1:1\ndeployments:\n  - name: a\n    model: m\n    replicas: 3\n',
-      ['--listen', '127.0.0.1:0'],
+      ['--listen', '127.0.0.1:0', '--redis', redis.url],
       'warn', // the listening line is printed even when info lines are not
     );
     try {
-      const line = await new Promise<{ grpc: string }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listening line: ${p.stderr()}`)), 30_000);
-        p.child.stderr.on('data', () => {
-          for (const l of p.stderr().split('\n')) {
-            if (!l.startsWith('{')) continue;
-            const j = JSON.parse(l) as { msg?: string; grpc?: string };
-            if (j.msg === 'listening' && j.grpc) {
-              clearTimeout(timer);
-              resolve({ grpc: j.grpc });
-            }
-          }
-        });
-      });
+      const line = await listening(p);
       expect(line.grpc).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(line.grpc).not.toBe('127.0.0.1:1');
       const client = controlClient(line.grpc);
@@ -70,6 +89,73 @@ describe('controller/main.ts', () => {
         ]);
       } finally {
         client.close();
+      }
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+  });
+
+  it('warns that the API is open when no tenants are configured', async () => {
+    const p = run(GOOD_CONFIG, ['--listen', '127.0.0.1:0', '--redis', redis.url], 'warn');
+    try {
+      await listening(p);
+      expect(p.stderr()).toContain('no tenants configured (--tenants FILE): the API is OPEN');
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+  });
+});
+
+const GOOD_CONFIG = 'deployments:\n  - name: a\n    model: m\n';
+const KEY = 'sk-main-test-0123456789';
+
+describe('controller/main.ts --tenants', () => {
+  function tenantsFile(text: string): string {
+    const file = join(dir, `t-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, text);
+    return file;
+  }
+
+  it('exits 1 when tenants come without the Redis their budgets live in', async () => {
+    const file = tenantsFile(`tenants:\n  - id: a\n    keySha256: [${sha256Hex(KEY)}]\n`);
+    const p = run(GOOD_CONFIG, ['--tenants', file]);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain('--tenants is invalid:\n  redis: tenant budgets are kept in Redis');
+  });
+
+  it('exits 1 listing every problem of a bad tenant file', async () => {
+    const file = tenantsFile('tenants:\n  - id: a\n    weight: 0\n    keySha256: [nothex]\n');
+    const p = run(GOOD_CONFIG, ['--tenants', file, '--redis', redis.url]);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain(`tenant file ${file} is invalid:`);
+    expect(p.stderr()).toContain('  tenants[0].weight: must be > 0');
+    expect(p.stderr()).toContain('  tenants[0].keySha256[0]: must be 64 hex digits (SHA-256)');
+  });
+
+  it('with tenants, ListModels answers a tenant key and refuses a missing or unknown one', async () => {
+    const file = tenantsFile(`tenants:\n  - id: a\n    keySha256: [${sha256Hex(KEY)}]\n`);
+    const p = run(GOOD_CONFIG, ['--listen', '127.0.0.1:0', '--tenants', file, '--redis', redis.url]);
+    try {
+      const { grpc } = await listening(p);
+      expect(p.stderr()).not.toContain('the API is OPEN');
+      const list = async (apiKey?: string) => {
+        const client = new CorralClient({ address: grpc, apiKey, maxAttempts: 1 });
+        try {
+          return await client.listModels();
+        } finally {
+          client.close();
+        }
+      };
+      expect((await list(KEY)).map((m) => m.id)).toEqual(['a']);
+      for (const key of [undefined, 'sk-nobody']) {
+        await expect(list(key)).rejects.toMatchObject({
+          code: status.UNAUTHENTICATED,
+          details: 'invalid or missing API key',
+        });
       }
       p.child.kill('SIGTERM');
       expect(await p.exited).toBe(0);
