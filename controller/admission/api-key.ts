@@ -3,6 +3,7 @@
  * or `x-api-key: <key>` (what some gateways and tools send instead). The transports read the header or
  * metadata value; this file only decides what it says.
  */
+import type { Metadata } from '@grpc/grpc-js';
 import { CorralError } from '../../common/errors.ts';
 
 /** A present but unusable credential (e.g. `Authorization: Basic ...`): refused, never treated as absent. */
@@ -30,4 +31,14 @@ export function apiKeyOf(authorization: string | undefined, xApiKey: string | un
   if (fromAuthorization && fromXApiKey && fromAuthorization !== fromXApiKey)
     throw new CorralError('unauthenticated', 'authorization and x-api-key name different keys; send one');
   return fromAuthorization ?? fromXApiKey;
+}
+
+/** The key a gRPC call presents in its metadata (keys are lower-case there). */
+export function apiKeyOfMetadata(md: Metadata): string | undefined {
+  return apiKeyOf(single(md, 'authorization'), single(md, 'x-api-key'));
+}
+
+function single(md: Metadata, key: string): string | undefined {
+  const v = md.get(key)[0];
+  return typeof v === 'string' && v !== '' ? v : undefined;
 }

@@ -1,7 +1,7 @@
 /** Control.Status for `corral status`: every worker the registry knows, every deployment's readiness, every
  * group the reconciler formed (state, ranks on which workers, restarts, last failure), and which controller replica
  * leads the reconciler. Control.Plan: plan-call.ts. */
-import type { ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
+import type { Metadata, ServerUnaryCall, ServiceError, sendUnaryData } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
 import { toServiceError } from '../../common/grpc-status.ts';
 import type {
@@ -79,17 +79,27 @@ export function groupSummary({ group: g, lastFailure }: GroupRecord, now: number
   };
 }
 
-export function controlService(deps: Parameters<typeof clusterStatus>[0]): ControlServer {
+/**
+ * `authenticate` throws for a caller that may not see the cluster (with tenants configured: any call without
+ * a valid key), so the cluster's shape is not shown to whoever reaches the port.
+ */
+export function controlService(
+  deps: Parameters<typeof clusterStatus>[0],
+  authenticate: (md: Metadata) => void,
+): ControlServer {
   return {
-    status: (
-      _call: ServerUnaryCall<StatusRequest, ClusterStatus>,
-      callback: sendUnaryData<ClusterStatus>,
-    ) => {
-      callback(null, clusterStatus(deps));
+    status: (call: ServerUnaryCall<StatusRequest, ClusterStatus>, callback: sendUnaryData<ClusterStatus>) => {
+      try {
+        authenticate(call.metadata);
+        callback(null, clusterStatus(deps));
+      } catch (e) {
+        callback(toServiceError(e) as ServiceError, null);
+      }
     },
     plan: (call: ServerUnaryCall<PlanRequest, PlanResponse>, callback: sendUnaryData<PlanResponse>) => {
       const connected = deps.registry.all().filter((w) => w.conn.t === 'connected');
       try {
+        authenticate(call.metadata);
         callback(
           null,
           planCall(

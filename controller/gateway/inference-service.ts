@@ -27,12 +27,12 @@ import type {
   ResumeRequest,
 } from '../../proto/gen/corral/v1/inference.ts';
 import type { Admission } from '../admission/admission.ts';
-import { apiKeyOf } from '../admission/api-key.ts';
+import { apiKeyOfMetadata } from '../admission/api-key.ts';
 import type { RequestContext, RequestPath } from './request-path.ts';
 
 export function inferenceService(path: RequestPath, admission: Admission): InferenceServer {
   /** The caller's tenant, or the refusal to answer with. */
-  const authenticate = (md: Metadata) => admission.identify(apiKeyFromMetadata(md), undefined);
+  const authenticate = (md: Metadata) => admission.identify(apiKeyOfMetadata(md), undefined);
   return {
     generate: (call: ServerWritableStream<GenerateRequest, GenerateEvent>) => {
       void relayToClient(call, (ctx) => path.generate(call.request, ctx));
@@ -91,7 +91,7 @@ async function relayToClient<Req>(
         deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined,
       traceparent: metadataValue(call.metadata, TRACEPARENT),
       requestId: metadataValue(call.metadata, 'x-request-id'),
-      apiKey: apiKeyFromMetadata(call.metadata),
+      apiKey: apiKeyOfMetadata(call.metadata),
     };
     const events = open(ctx);
     for await (const event of events) {
@@ -106,10 +106,6 @@ async function relayToClient<Req>(
   } finally {
     call.off('cancelled', onCancelled);
   }
-}
-
-function apiKeyFromMetadata(md: Metadata): string | undefined {
-  return apiKeyOf(metadataValue(md, 'authorization'), metadataValue(md, 'x-api-key'));
 }
 
 function metadataValue(md: Metadata, key: string): string | undefined {
