@@ -12,7 +12,6 @@ import { ControlService } from '../proto/gen/corral/v1/control.ts';
 import { InferenceService } from '../proto/gen/corral/v1/inference.ts';
 import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
 import { type Admission, openAdmission } from './admission/admission.ts';
-import { apiKeyOfMetadata } from './admission/api-key.ts';
 import type { ControllerConfig } from './config/controller-config.ts';
 import { controlService } from './control/control-service.ts';
 import { type Lanes, openLanes } from './dispatch/lanes.ts';
@@ -22,6 +21,8 @@ import { RequestTable } from './gateway/request-table.ts';
 import { ThreadTokenCounter, type TokenCounter } from './gateway/token-counter.ts';
 import { WorkerClients } from './gateway/worker-clients.ts';
 import { GroupApplier } from './launcher/group-applier.ts';
+import type { Leadership } from './leader/leader-elector.ts';
+import { type RedisElection, startRedisElection } from './leader/redis-election.ts';
 import { registryService } from './registry/registry-service.ts';
 import { WorkerRegistry } from './registry/worker-registry.ts';
 
@@ -34,6 +35,10 @@ export interface ControllerDeps {
   admission?: Admission;
   /** Redis key prefix of the queues and stream logs. Default 'corral'. Tests give each controller set theirs. */
   redisPrefix?: string;
+  /** Who leads the group reconciler. Default: an election on the controller's Redis among the replicas that
+   * share the prefix; this replica's id is replicaId (default host:pid). */
+  leadership?: Leadership;
+  replicaId?: string;
 }
 
 export interface RunningController {
@@ -102,6 +107,20 @@ export async function startController(
     log: log.child({ component: 'gateway' }),
     detachGraceMs: config.queue.detachGraceMs,
   });
+  // Every replica registers every worker and routes; only the lease holder forms and heals groups.
+  let election: RedisElection | undefined;
+  let leadership: Leadership;
+  if (deps.leadership) leadership = deps.leadership;
+  else {
+    election = startRedisElection({
+      url: config.redis,
+      prefix: deps.redisPrefix ?? 'corral',
+      clock,
+      log: log.child({ component: 'leader' }),
+      ...(deps.replicaId ? { id: deps.replicaId } : {}),
+    });
+    leadership = election.elector;
+  }
   const groups = new GroupApplier({
     deployments: config.deployments,
     registry,
@@ -109,6 +128,9 @@ export async function startController(
     clock,
     log: log.child({ component: 'groups' }),
     inFlight: (engineId) => requests.outstanding(engineId),
+    leadership,
+    // Workers of the previous leader's groups need a moment to register with a replica that just started.
+    settleMs: config.workerTimeoutMs,
   });
 
   registry.onEvent((e) => {
@@ -146,20 +168,19 @@ export async function startController(
         {
           name: 'corral.v1.Control',
           definition: ControlService,
-          implementation: controlService(
-            {
-              deployments: config.deployments,
-              registry,
-              requests,
-              clock,
-              groups: () => groups.records(),
-            },
-            (md) => admission.identify(apiKeyOfMetadata(md), undefined),
-          ),
+          implementation: controlService({
+            deployments: config.deployments,
+            registry,
+            requests,
+            clock,
+            groups: () => groups.records(),
+            leadership,
+          }),
         },
       ],
     });
   } catch (e) {
+    await election?.close();
     await lanes.close(0);
     await tokens.close();
     throw e;
@@ -177,6 +198,8 @@ export async function startController(
     stopping ??= (async () => {
       log.info('stopping', { running: requests.size });
       clearInterval(sweeper);
+      // Hand the lease over first: a follower takes over the groups at its next attempt, not after the lease.
+      await election?.close();
       groups.stop();
       server.setServing(false);
       const closed = server.close(graceMs);

@@ -94,8 +94,8 @@ export class GroupApplier {
       inFlight?: (engineId: string) => number;
       /** Who may send directives; default: this replica alone, always (epoch 0). */
       leadership?: Leadership;
-      /** A term that begins this soon after start waits until then to adopt: workers that were connected to
-       * the previous leader need a moment to register here too (default 0). */
+      /** A term after a previous leader's (epoch > 1) that begins this soon after start waits until then to
+       * adopt: workers running the previous leader's groups need a moment to register here too (default 0). */
       settleMs?: number;
     },
   ) {
@@ -166,7 +166,8 @@ export class GroupApplier {
     // that never sends one is dropped after workerTimeoutMs.
     if (this.deps.registry.all().some((r) => r.conn.t === 'connected' && !r.reported)) return [];
     const now = this.deps.clock.now();
-    if (this.term !== epoch && now < this.startedAt + (this.deps.settleMs ?? 0)) return [];
+    // Epoch 1 is the first leader ever (nothing to adopt); a later one may find groups of a previous leader.
+    if (this.term !== epoch && epoch > 1 && now < this.startedAt + (this.deps.settleMs ?? 0)) return [];
     this.busy = true;
     try {
       if (this.term !== epoch) this.beginTerm(epoch);
