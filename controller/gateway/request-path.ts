@@ -261,6 +261,8 @@ async function* stream(
   };
   const onClientGone = () => {
     follow.abort();
+    // Gone because its deadline passed: the queue expires the request itself (DEADLINE_EXCEEDED, not CANCELLED).
+    if (ctx.deadline !== undefined && deps.clock.now() >= ctx.deadline) return;
     detach(lane, requestId, deps, state);
   };
   ctx.signal.addEventListener('abort', onClientGone, { once: true });

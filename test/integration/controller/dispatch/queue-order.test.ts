@@ -1,0 +1,207 @@
+/**
+ * The durable path's queue semantics end to end, on a real Redis, real gRPC and a fake worker whose one engine
+ * has room for one sequence (maxNumSeqs 1), so every other request waits in the queue: dispatch follows the
+ * priority classes; a tenant sending 10x the requests of another still gets its weighted share; a request whose
+ * deadline passes while queued is never dispatched; a cancel before dispatch removes it; a resubmission after
+ * the end replays the logged stream without running again.
+ */
+import { type ClientReadableStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inferenceClient, unary } from '../../../../cli/clients.ts';
+import { silentLogger } from '../../../../common/log.ts';
+import type { Admission } from '../../../../controller/admission/admission.ts';
+import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
+import { type RunningController, startController } from '../../../../controller/controller.ts';
+import {
+  type GenerateEvent,
+  type GenerateRequest,
+  type InferenceClient,
+  PriorityClass,
+} from '../../../../proto/gen/corral/v1/inference.ts';
+import { collect } from '../../../helpers/grpc-stream.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { FakeWorker, until } from '../fake-worker.ts';
+
+const MODEL = 'llama-3.1-8b-instruct';
+
+/** The API key names the tenant; `light` weighs 3, everyone else 1. */
+const keyedAdmission: Admission = {
+  identify: (apiKey, requested) => ({
+    tenant: apiKey ?? 'default',
+    weight: apiKey === 'light' ? 3 : 1,
+    cls: requested ?? 'standard',
+  }),
+  charge: async () => {},
+};
+
+let redis: TestRedis;
+let controller: RunningController;
+let client: InferenceClient;
+let n1: FakeWorker;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const config = compileControllerConfig({
+    listen: '127.0.0.1:0',
+    redis: redis.url,
+    heartbeatIntervalMs: 200,
+    workerTimeoutMs: 600,
+    queue: { detachGraceMs: 100 },
+    deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
+  });
+  controller = await startController(config, {
+    log: silentLogger,
+    admission: keyedAdmission,
+    redisPrefix: testPrefix('queue-order'),
+  });
+  client = inferenceClient(controller.address);
+  n1 = await FakeWorker.start(controller.address, 'n1');
+  await n1.register();
+  await until('engine ready', () => (controller.registry.get('n1')?.engines.length === 1 ? true : undefined));
+});
+
+afterAll(async () => {
+  client?.close();
+  await n1?.stop();
+  await controller?.stop(1000);
+  await redis?.stop();
+});
+
+function request(id: string, over: Partial<GenerateRequest> = {}): GenerateRequest {
+  return {
+    model: MODEL,
+    requestId: id,
+    input: { $case: 'prompt', value: 'What is the capital of France?' },
+    maxTokens: 8,
+    sampling: undefined,
+    priority: 0,
+    returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
+    ...over,
+  };
+}
+
+function generate(
+  req: GenerateRequest,
+  apiKey?: string,
+  deadlineMs = 30_000,
+): ClientReadableStream<GenerateEvent> {
+  const md = new Metadata();
+  if (apiKey) md.set('x-api-key', apiKey);
+  return client.generate(req, md, { deadline: Date.now() + deadlineMs });
+}
+
+const queue = () => {
+  const lane = controller.lanes.lanes.get(MODEL);
+  if (!lane) throw new Error('no lane');
+  return lane.queue;
+};
+
+async function waiting(n: number): Promise<void> {
+  await until(`${n} requests waiting`, async () => {
+    const w = (await queue().load()).waiting;
+    return w.interactive + w.standard + w.batch === n ? true : undefined;
+  });
+}
+
+/** Holds the engine's one sequence until release() (a hanging request, then cancelled). */
+async function occupy(id: string): Promise<{ release(): Promise<void> }> {
+  n1.script = { t: 'hang' };
+  const call = generate(request(id));
+  call.on('error', () => {});
+  await new Promise((resolve) => call.once('data', resolve));
+  n1.script = { t: 'stream', deltas: ['ok'] };
+  return {
+    release: async () => {
+      await unary(client.cancel.bind(client), { requestId: id });
+    },
+  };
+}
+
+const dispatched = () => n1.calls.map((c) => c.request.request?.requestId ?? '');
+
+describe('durable path: queue order', () => {
+  it('dispatches by priority class, FIFO inside a class', async () => {
+    const blocker = await occupy('prio-blocker');
+    const cls = {
+      b: PriorityClass.PRIORITY_CLASS_BATCH,
+      s: PriorityClass.PRIORITY_CLASS_STANDARD,
+      i: PriorityClass.PRIORITY_CLASS_INTERACTIVE,
+    };
+    const ids = ['b1', 's1', 'i1', 'b2', 's2', 'i2'];
+    const runs: Promise<unknown>[] = [];
+    for (const id of ids) {
+      runs.push(collect(generate(request(`prio-${id}`, { priorityClass: cls[id[0] as 'b' | 's' | 'i'] }))));
+      await waiting(runs.length); // submission order is the order written
+    }
+    n1.calls.length = 0;
+    await blocker.release();
+    await Promise.all(runs);
+    expect(dispatched()).toEqual(['i1', 'i2', 's1', 's2', 'b1', 'b2'].map((x) => `prio-${x}`));
+  });
+
+  it('gives a tenant its weighted share although another sends 10x as many requests', async () => {
+    const blocker = await occupy('fair-blocker');
+    const runs: Promise<unknown>[] = [];
+    // heavy (weight 1) queues 100 first, then light (weight 3) queues 10: light should get 3 of every 4
+    // dispatches while it has requests waiting, not wait behind heavy's 100.
+    for (let i = 0; i < 100; i++) runs.push(collect(generate(request(`heavy-${i}`), 'heavy')));
+    await waiting(100);
+    for (let i = 0; i < 10; i++) runs.push(collect(generate(request(`light-${i}`), 'light')));
+    await waiting(110);
+    n1.calls.length = 0;
+    await blocker.release();
+    await Promise.all(runs);
+    const order = dispatched();
+    expect(order).toHaveLength(110);
+    const lastLight = order.findLastIndex((id) => id.startsWith('light-'));
+    const share = 10 / (lastLight + 1);
+    expect(share).toBeGreaterThanOrEqual(0.75 - 0.1);
+    expect(share).toBeLessThanOrEqual(0.75 + 0.1);
+  });
+});
+
+describe('durable path: deadlines, cancel, resubmission', () => {
+  it('a request whose deadline passes while queued is never dispatched; its client gets DEADLINE_EXCEEDED', async () => {
+    const blocker = await occupy('deadline-blocker');
+    const call = generate(request('expires'), undefined, 400);
+    const ended = new Promise<ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', () => {});
+    expect((await ended).code).toBe(status.DEADLINE_EXCEEDED);
+    await until('expired in the queue', async () =>
+      (await queue().get('expires'))?.state === 'expired' ? true : undefined,
+    );
+    n1.calls.length = 0;
+    await blocker.release();
+    await collect(generate(request('after-expired')));
+    expect(dispatched()).toEqual(['after-expired']);
+  });
+
+  it('a cancel before dispatch removes the request: CANCELLED, never dispatched', async () => {
+    const blocker = await occupy('cancel-blocker');
+    const call = generate(request('cancel-queued'));
+    const ended = new Promise<ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', () => {});
+    await waiting(1);
+    expect((await unary(client.cancel.bind(client), { requestId: 'cancel-queued' })).found).toBe(true);
+    const e = await ended;
+    expect({ code: e.code, details: e.details }).toEqual({
+      code: status.CANCELLED,
+      details: 'request cancelled before dispatch',
+    });
+    n1.calls.length = 0;
+    await blocker.release();
+    await collect(generate(request('after-cancel')));
+    expect(dispatched()).toEqual(['after-cancel']);
+  });
+
+  it('a resubmission after the end replays the logged stream without running again', async () => {
+    n1.script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
+    n1.calls.length = 0;
+    const first = await collect(generate(request('replayed')));
+    const again = await collect(generate(request('replayed')));
+    expect(again.events).toEqual(first.events);
+    expect(again.text).toBe('Hello, world');
+    expect(dispatched()).toEqual(['replayed']);
+  });
+});
