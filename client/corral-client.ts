@@ -8,9 +8,15 @@
  *
  * Streaming is an async iterator; deadlines are gRPC deadlines; an AbortSignal cancels the call (and so the
  * request on the engine). Retries happen only where they cannot run a request twice: a Generate whose call
- * failed UNAVAILABLE before any event arrived, which carries the same request id, and idempotent unary calls.
+ * failed UNAVAILABLE before any event arrived, which carries the same request id, a Resume (it only reads), and
+ * idempotent unary calls.
+ *
+ * A stream that breaks mid-way (the controller restarted, the connection dropped) is picked up with resume():
+ *   corral.resume({ model, requestId, afterTokenIndex: tokensReceived })
+ * streams the rest of the request from its log on any controller, with no gap and no duplicate.
  */
 import { randomUUID } from 'node:crypto';
+import type { ClientReadableStream } from '@grpc/grpc-js';
 import { credentials, Metadata, status } from '@grpc/grpc-js';
 import {
   FinishReason,
@@ -60,6 +66,13 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface ResumeParams {
+  model: string;
+  requestId: string;
+  /** Generated tokens already received (the sum of the deltas' tokenCount); 0 replays from Started. */
+  afterTokenIndex: number;
+}
+
 export type FinishReasonName = 'stop' | 'length' | 'cancelled' | 'unknown';
 
 export type GenerationEvent =
@@ -97,12 +110,32 @@ export class CorralClient {
   }
 
   /** Streams a generation's events; fails with CorralClientError (an abort by the signal: CANCELLED). */
-  async *generate(params: GenerateParams, call: CallOptions = {}): AsyncGenerator<GenerationEvent> {
+  generate(params: GenerateParams, call: CallOptions = {}): AsyncGenerator<GenerationEvent> {
     const request = toRequest(params, call.requestId ?? randomUUID());
+    return this.stream((md, opts) => this.grpc.generate(request, md, opts), call);
+  }
+
+  /**
+   * The events of a request this client (or another) started, after the tokens already received: the rest of
+   * its deltas, then Finished or its error. NOT_FOUND: the request is unknown (or ended long ago).
+   */
+  resume(params: ResumeParams, call: Omit<CallOptions, 'requestId'> = {}): AsyncGenerator<GenerationEvent> {
+    const request = {
+      requestId: params.requestId,
+      model: params.model,
+      afterTokenIndex: params.afterTokenIndex,
+    };
+    return this.stream((md, opts) => this.grpc.resume(request, md, opts), call);
+  }
+
+  private async *stream(
+    open: (md: Metadata, opts: { deadline?: number }) => ClientReadableStream<GenerateEvent>,
+    call: Omit<CallOptions, 'requestId'>,
+  ): AsyncGenerator<GenerationEvent> {
     const deadline = call.timeoutMs === undefined ? undefined : Date.now() + call.timeoutMs;
     for (let attempt = 1; ; attempt++) {
       let received = 0;
-      const stream = this.grpc.generate(request, this.metadata(), deadline ? { deadline } : {});
+      const stream = open(this.metadata(), deadline ? { deadline } : {});
       const abort = () => stream.cancel();
       if (call.signal?.aborted) abort();
       call.signal?.addEventListener('abort', abort, { once: true });

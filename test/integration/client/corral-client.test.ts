@@ -8,6 +8,7 @@ import {
   type GenerateEvent,
   type GenerateRequest,
   InferenceService,
+  type ResumeRequest,
 } from '../../../proto/gen/corral/v1/inference.ts';
 
 let server: Server;
@@ -61,10 +62,45 @@ function generate(call: ServerWritableStream<GenerateRequest, GenerateEvent>): v
   });
 }
 
+/** Resume of `logged`: its 5 one-token deltas after the client's index, then Finished; others NOT_FOUND. */
+function resume(call: ServerWritableStream<ResumeRequest, GenerateEvent>): void {
+  const { requestId, afterTokenIndex } = call.request;
+  resumes.push(call.request);
+  if (requestId !== 'logged') {
+    call.emit('error', { code: status.NOT_FOUND, details: `request ${requestId} is unknown` });
+    return;
+  }
+  if (afterTokenIndex === 0)
+    call.write({
+      requestId,
+      event: { $case: 'started', value: { model: 'm', promptTokens: 3, promptTokenIds: [] } },
+    });
+  for (let i = afterTokenIndex; i < 5; i++)
+    call.write({
+      requestId,
+      event: { $case: 'delta', value: { text: `t${i} `, index: i, tokenIds: [], tokenCount: 1 } },
+    });
+  call.write({
+    requestId,
+    event: {
+      $case: 'finished',
+      value: {
+        reason: FinishReason.FINISH_REASON_LENGTH,
+        stopReason: '',
+        usage: { promptTokens: 3, completionTokens: 5, totalTokens: 8 },
+        timing: undefined,
+      },
+    },
+  });
+  call.end();
+}
+let resumes: ResumeRequest[] = [];
+
 beforeAll(async () => {
   server = new Server();
   server.addService(InferenceService, {
     generate,
+    resume,
     cancel: (_call: unknown, cb: (e: null, r: { found: boolean }) => void) => cb(null, { found: false }),
     listModels: (_call: unknown, cb: (e: null, r: unknown) => void) =>
       cb(null, { models: [{ id: 'm', maxModelLen: 8192, readyReplicas: 1, desiredReplicas: 1 }] }),
@@ -85,6 +121,7 @@ beforeEach(() => {
   failuresBeforeSuccess = 0;
   attempts = [];
   cancelledIds = [];
+  resumes = [];
 });
 
 describe('CorralClient', () => {
@@ -134,6 +171,21 @@ describe('CorralClient', () => {
     const done = await client.complete({ model: 'm', prompt: 'hi', maxTokens: 1 }, { requestId: 'same-id' });
     expect(done.reason).toBe('length');
     expect(attempts).toEqual(['same-id', 'same-id', 'same-id']);
+    client.close();
+  });
+
+  it('resume streams the rest of a request after the tokens received', async () => {
+    const client = new CorralClient({ address });
+    const events = [];
+    for await (const e of client.resume({ model: 'm', requestId: 'logged', afterTokenIndex: 3 }))
+      events.push(e);
+    expect(resumes).toEqual([{ model: 'm', requestId: 'logged', afterTokenIndex: 3 }]);
+    expect(events.map((e) => (e.type === 'delta' ? e.index : e.type))).toEqual([3, 4, 'finished']);
+    const error = await (async () => {
+      for await (const _ of client.resume({ model: 'm', requestId: 'nope', afterTokenIndex: 0 })) break;
+    })().catch((e: unknown) => e);
+    expect((error as CorralClientError).codeName).toBe('NOT_FOUND');
+    expect((error as CorralClientError).details).toBe('request nope is unknown');
     client.close();
   });
 
