@@ -1,6 +1,7 @@
 /**
- * The local cluster: a Redis (the queue's and stream logs' store), one controller and several workers presenting
- * simulated GPUs, all child processes of the caller, on loopback. `corral up` runs it for people; the e2e tests run exactly the same code.
+ * The local cluster: a Redis (the queue's and stream logs' store), one or more controller replicas (each with its
+ * own gRPC and HTTP ports; they elect the group reconciler's leader through Redis) and several workers presenting
+ * simulated GPUs, each registered with every replica, all child processes of the caller, on loopback. `corral up` runs it for people; the e2e tests run exactly the same code.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -24,6 +25,8 @@ export interface LocalClusterOptions {
   dir: string;
   /** Controller config (YAML or JSON text); its `listen` is overridden by controllerListen. */
   config: string;
+  /** Controller replicas (default 1). Replica i listens on controllerListen's and httpListen's port + i. */
+  controllers?: number;
   controllerListen?: string;
   /** Where the OpenAI-compatible HTTP API listens (default: a free loopback port). */
   httpListen?: string;
@@ -37,12 +40,18 @@ export interface LocalClusterOptions {
 
 const TSX = ['--import', 'tsx'];
 
+/** One controller replica: its process and where it serves (kept when it is restarted). */
+export interface ControllerReplica {
+  readonly name: string;
+  process: ManagedProcess;
+  grpc: string;
+  http: string;
+}
+
 export class LocalCluster {
   readonly workers = new Map<string, ManagedProcess>();
-  private controllerProcess: ManagedProcess | undefined;
+  readonly controllers: ControllerReplica[] = [];
   private redisServer: RedisServer | undefined;
-  private address = '';
-  private http = '';
 
   private constructor(private readonly options: LocalClusterOptions) {}
 
@@ -55,7 +64,7 @@ export class LocalCluster {
         dir: join(options.dir, 'redis'),
         ...(options.appendfsync && { appendfsync: options.appendfsync }),
       });
-      await cluster.startController();
+      for (let i = 0; i < (options.controllers ?? 1); i++) await cluster.startController(i);
       await Promise.all(options.workers.map((w) => cluster.startWorker(w)));
     } catch (e) {
       await cluster.stop();
@@ -64,13 +73,14 @@ export class LocalCluster {
     return cluster;
   }
 
+  /** The first controller replica's gRPC address. */
   get grpcAddress(): string {
-    return this.address;
+    return this.replica(0).grpc;
   }
 
-  /** host:port of the OpenAI-compatible HTTP API. */
+  /** host:port of the first controller replica's OpenAI-compatible HTTP API. */
   get httpAddress(): string {
-    return this.http;
+    return this.replica(0).http;
   }
 
   /** The cluster's Redis (restart() it to test recovery from its AOF). */
@@ -79,19 +89,39 @@ export class LocalCluster {
     return this.redisServer;
   }
 
+  /** The first controller replica's process. */
   get controller(): ManagedProcess {
-    if (!this.controllerProcess) throw new Error('controller not started');
-    return this.controllerProcess;
+    return this.replica(0).process;
   }
 
-  private async startController(): Promise<void> {
-    const { dir, config, controllerListen = '127.0.0.1:0', httpListen = '127.0.0.1:0' } = this.options;
+  replica(i: number): ControllerReplica {
+    const r = this.controllers[i];
+    if (!r) throw new Error(`no controller replica ${i}`);
+    return r;
+  }
+
+  /** The gRPC address of every controller replica: what each worker registers with. */
+  get controllerAddresses(): string[] {
+    return this.controllers.map((c) => c.grpc);
+  }
+
+  /**
+   * Starts controller replica i, or restarts it on the ports it had (a replacement pod behind the same name):
+   * the workers know the replicas by address and reconnect to it there.
+   */
+  async startController(i: number): Promise<ControllerReplica> {
+    const { dir, config } = this.options;
+    const previous = this.controllers[i];
+    if (previous && !previous.process.hasExited) throw new Error(`${previous.name} is still running`);
+    const grpcListen = previous?.grpc ?? offsetPort(this.options.controllerListen ?? '127.0.0.1:0', i);
+    const httpListen = previous?.http ?? offsetPort(this.options.httpListen ?? '127.0.0.1:0', i);
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const configPath = join(dir, 'controller.yaml');
     writeFileSync(configPath, config);
-    this.progress('starting controller');
-    this.controllerProcess = new ManagedProcess(
-      'controller',
+    const name = `controller-${i + 1}`;
+    this.progress(`starting ${name}`);
+    const child = new ManagedProcess(
+      name,
       process.execPath,
       [
         ...TSX,
@@ -99,19 +129,25 @@ export class LocalCluster {
         '--config',
         configPath,
         '--listen',
-        controllerListen,
+        grpcListen,
         '--http-listen',
         httpListen,
         '--redis',
         this.redis.url,
       ],
-      { env: this.env(), logFile: join(dir, 'logs', 'controller.log'), cwd: REPO_ROOT },
+      { env: this.env(), logFile: join(dir, 'logs', `${name}.log`), cwd: REPO_ROOT },
     );
-    const endpoints = await this.controllerProcess.waitListening(30_000);
-    if (!endpoints.grpc) throw new Error('controller reported no gRPC address');
-    this.address = endpoints.grpc;
-    this.http = endpoints.http ?? '';
-    this.progress(`controller listening on ${this.address} (gRPC) and ${this.http} (HTTP)`);
+    const endpoints = await child.waitListening(30_000);
+    if (!endpoints.grpc) throw new Error(`${name} reported no gRPC address`);
+    const replica: ControllerReplica = {
+      name,
+      process: child,
+      grpc: endpoints.grpc,
+      http: endpoints.http ?? '',
+    };
+    this.controllers[i] = replica;
+    this.progress(`${name} listening on ${replica.grpc} (gRPC) and ${replica.http} (HTTP)`);
+    return replica;
   }
 
   /** Starts (or restarts) the worker of one node. */
@@ -120,7 +156,7 @@ export class LocalCluster {
       ...TSX,
       join(REPO_ROOT, 'worker/main.ts'),
       '--controller',
-      this.address,
+      this.controllerAddresses.join(','),
       '--listen',
       '127.0.0.1:0',
       '--node-name',
@@ -150,13 +186,21 @@ export class LocalCluster {
     return w;
   }
 
-  async status(timeoutMs = 5000): Promise<ClusterStatus> {
-    const client = controlClient(this.address);
-    try {
-      return await fetchStatus(client, timeoutMs);
-    } finally {
-      client.close();
+  /** Control.Status from replica i, or from the first running replica that answers (one may be down). */
+  async status(timeoutMs = 5000, i?: number): Promise<ClusterStatus> {
+    const order = i === undefined ? this.controllers.filter((c) => !c.process.hasExited) : [this.replica(i)];
+    let last: unknown = new Error('no controller replica is running');
+    for (const c of order) {
+      const client = controlClient(c.grpc);
+      try {
+        return await fetchStatus(client, timeoutMs);
+      } catch (e) {
+        last = e;
+      } finally {
+        client.close();
+      }
     }
+    throw last;
   }
 
   /** Polls until every deployment has all its replicas ready, reporting progress as it changes. */
@@ -182,7 +226,7 @@ export class LocalCluster {
   /** Stops workers first (they drain and stop their engines), then the controller, then Redis. */
   async stop(graceMs = 10_000): Promise<void> {
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
-    await this.controllerProcess?.stop(graceMs);
+    await Promise.all(this.controllers.map((c) => c.process.stop(graceMs)));
     await this.redisServer?.stop();
   }
 
@@ -193,4 +237,12 @@ export class LocalCluster {
   private progress(message: string): void {
     this.options.onProgress?.(message);
   }
+}
+
+/** `host:port` with port + i; port 0 (any free port) stays 0. */
+function offsetPort(listen: string, i: number): string {
+  const colon = listen.lastIndexOf(':');
+  const port = Number(listen.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port)) throw new Error(`bad listen address ${listen}`);
+  return port === 0 ? listen : `${listen.slice(0, colon)}:${port + i}`;
 }

@@ -71,6 +71,8 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
       controllerListen: `127.0.0.1:${port}`,
       httpListen: `127.0.0.1:${httpPort}`,
       workers,
+      // two replicas: either serves; one leads the group reconciler, the other takes over if it dies
+      controllers: 2,
       onProgress: say,
     });
     say('loading the model on the simulated GPUs...');
@@ -94,8 +96,10 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
     [
       '',
       `corral is up (${nodes} simulated nodes x ${gpus} ${gpuType}).`,
-      `  gRPC   ${cluster.grpcAddress}   (corral.v1.Inference, corral.v1.Control; reflection on)`,
-      `  HTTP   http://${cluster.httpAddress}/v1   (OpenAI-compatible)`,
+      ...cluster.controllers.map(
+        (c) => `  gRPC   ${c.grpc}   (${c.name}: corral.v1.Inference, corral.v1.Control; reflection on)`,
+      ),
+      ...cluster.controllers.map((c) => `  HTTP   http://${c.http}/v1   (${c.name}: OpenAI-compatible)`),
       `  logs   ${join(LOCAL_STATE_DIR, 'logs')}`,
       '',
       'Try, in another terminal:',
@@ -108,13 +112,15 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
       '',
     ].join('\n'),
   );
-  for (const p of [cluster.controller, ...cluster.workers.values()]) {
+  const replicas = cluster.controllers.map((c) => c.process);
+  for (const p of [...replicas, ...cluster.workers.values()]) {
     void p.exited.then((x) => {
-      if (!stopping) {
-        say(`${p.name} exited unexpectedly (${x.signal ?? `code ${x.code}`}); last output:`);
-        for (const line of p.logTail(10)) say(`  ${line}`);
-        void stop(1);
-      }
+      if (stopping) return;
+      say(`${p.name} exited unexpectedly (${x.signal ?? `code ${x.code}`}); last output:`);
+      for (const line of p.logTail(10)) say(`  ${line}`);
+      // another controller replica serves on and takes over the groups; the cluster stops with the last one
+      if (replicas.includes(p) && replicas.some((r) => !r.hasExited)) return;
+      void stop(1);
     });
   }
   await new Promise(() => {}); // runs until a signal stops it
