@@ -1,7 +1,7 @@
 /**
- * The requests this controller is handling right now: who serves each (for Cancel, for a lost worker, for the
- * outstanding counts the scheduler reads). An entry lives from admission (after validation, so a Cancel during
- * the token count finds it) to the end of the worker call.
+ * The requests this controller's dispatchers are running right now: who serves each (for a lost worker, for the
+ * outstanding counts the scheduler and the dispatcher's room read, for draining groups). An entry lives from
+ * the take out of the queue to the end of the worker call.
  */
 import { CorralError } from '../../common/errors.ts';
 
@@ -59,6 +59,11 @@ export class RequestTable {
 
   has(requestId: string): boolean {
     return this.byId.has(requestId);
+  }
+
+  /** Where a running request is (the engine and worker serving it, once dispatched). */
+  get(requestId: string): Readonly<RunningRequest> | undefined {
+    return this.byId.get(requestId);
   }
 
   outstanding(engineId: string): number {
