@@ -1,0 +1,163 @@
+/**
+ * Two controller replicas in the local cluster (real processes on loopback: Redis, 2 controllers, 2 workers, 2
+ * simulated 8B engines). Every worker registers with both replicas, so either routes requests; one replica holds
+ * the group reconciler's Redis lease. The leader is SIGKILLed: the other takes the lease over within a few seconds
+ * (lease 3 s, attempts every 1 s), adopts the groups the workers report instead of relaunching them, and keeps
+ * serving; a replacement controller started later on the dead one's ports joins as a follower.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inferenceClient } from '../../cli/clients.ts';
+import { LocalCluster } from '../../cli/local-cluster.ts';
+import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
+import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
+import { collect } from '../helpers/grpc-stream.ts';
+
+const MODEL = 'llama-3.1-8b-instruct';
+const CONFIG = `
+heartbeatIntervalMs: 500
+workerTimeoutMs: 3000
+deployments:
+  - name: ${MODEL}
+    model: meta-llama/Llama-3.1-8B-Instruct
+    replicas: 2
+    gpusPerReplica: 1
+    maxModelLen: 4096
+    defaultMaxTokens: 16
+    engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
+`;
+
+let dir: string;
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-failover-'));
+  cluster = await LocalCluster.start({
+    dir,
+    config: CONFIG,
+    controllers: 2,
+    workers: [
+      { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
+      { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
+    ],
+  });
+  await cluster.waitReady(60_000);
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Generates through controller replica i; resolves with the completion tokens or the error status. */
+async function generate(i: number, requestId: string): Promise<number | string> {
+  const client = inferenceClient(cluster.replica(i).grpc);
+  try {
+    const r = await collect(
+      client.generate(
+        {
+          model: MODEL,
+          requestId,
+          input: { $case: 'prompt', value: `Request ${requestId}: tell me about the Rocky Mountains.` },
+          maxTokens: 8,
+          sampling: { seed: 1, stop: [], ignoreEos: true, minTokens: 0 },
+          priority: 0,
+          returnTokenIds: false,
+          priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
+        },
+        new Metadata(),
+        { deadline: Date.now() + 30_000 },
+      ),
+    );
+    return r.usage?.completionTokens ?? 0;
+  } catch (e) {
+    return `${(e as ServiceError).code}: ${(e as ServiceError).details}`;
+  } finally {
+    client.close();
+  }
+}
+
+const leads = (s: ClusterStatus) => s.replicaId !== '' && s.leaderId === s.replicaId;
+const engineIds = (s: ClusterStatus) =>
+  s.workers.flatMap((w) => w.engines.map((e) => `${e.engineId}@${e.stateSinceMs}`)).sort();
+const connectedWorkers = (s: ClusterStatus) =>
+  s.workers
+    .filter((w) => w.connected)
+    .map((w) => w.inventory?.workerId)
+    .sort();
+
+describe('two controller replicas', () => {
+  it('both know every worker and serve requests; exactly one leads, and both name it', async () => {
+    const [a, b] = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    expect(connectedWorkers(a)).toEqual(['node-1', 'node-2']);
+    expect(connectedWorkers(b)).toEqual(['node-1', 'node-2']);
+    expect([leads(a), leads(b)].filter(Boolean)).toHaveLength(1);
+    expect(b.leaderId).toBe(a.leaderId);
+    expect(b.leaderEpoch).toBe(a.leaderEpoch);
+    expect(a.leaderEpoch).toBeGreaterThan(0);
+    // the follower shows the groups as the workers report them
+    expect(a.groups.map((g) => g.state)).toEqual(['ready', 'ready']);
+    expect(b.groups.map((g) => g.state)).toEqual(['ready', 'ready']);
+    const results = await Promise.all([0, 1, 0, 1].map((i, n) => generate(i, `both-${n}`)));
+    expect(results).toEqual([8, 8, 8, 8]);
+  });
+
+  it('SIGKILL the leader: the other leads within seconds, keeps the groups (no relaunch) and serves', async () => {
+    const statuses = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const leader = statuses.findIndex(leads);
+    const survivor = 1 - leader;
+    const before = statuses[leader] as ClusterStatus;
+    cluster.replica(leader).process.kill('SIGKILL');
+    const killedAt = Date.now();
+    const after = await until('the survivor leads', async () => {
+      const s = await cluster.status(2000, survivor);
+      return leads(s) ? s : undefined;
+    });
+    const takeoverMs = Date.now() - killedAt;
+    console.info(
+      `controller takeover: ${takeoverMs} ms from SIGKILL to the survivor leading (lease 3000 ms)`,
+    );
+    expect(after.leaderEpoch).toBeGreaterThan(before.leaderEpoch);
+    // adopted, not relaunched: the same engines, in the same state since before the kill
+    expect(after.groups.map((g) => g.state)).toEqual(['ready', 'ready']);
+    expect(engineIds(after)).toEqual(engineIds(before));
+    const results = await Promise.all([0, 1, 2, 3].map((n) => generate(survivor, `after-kill-${n}`)));
+    expect(results).toEqual([8, 8, 8, 8]);
+    // a heartbeat later, still the same engines (no stop or launch followed the adoption)
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(engineIds(await cluster.status(5000, survivor))).toEqual(engineIds(before));
+  });
+
+  it('a replacement controller on the dead one’s ports joins as a follower and serves too', async () => {
+    const dead = cluster.controllers.findIndex((c) => c.process.hasExited);
+    const survivor = 1 - dead;
+    const leading = await cluster.status(5000, survivor);
+    await cluster.startController(dead);
+    const joined = await until('the replacement knows both workers', async () => {
+      const s = await cluster.status(2000, dead);
+      return connectedWorkers(s).length === 2 && s.leaderId !== '' ? s : undefined;
+    });
+    expect(leads(joined)).toBe(false);
+    expect(joined.leaderId).toBe(leading.leaderId);
+    expect(joined.leaderEpoch).toBe(leading.leaderEpoch);
+    const still = await cluster.status(5000, survivor);
+    expect(leads(still)).toBe(true);
+    expect(still.leaderEpoch).toBe(leading.leaderEpoch);
+    expect(engineIds(still)).toEqual(engineIds(leading));
+    const results = await Promise.all([dead, survivor].map((i, n) => generate(i, `rejoined-${n}`)));
+    expect(results).toEqual([8, 8]);
+  });
+});
