@@ -1,13 +1,17 @@
 /**
  * Where the CLI finds the controller: --addr, else $CORRAL_ADDR, else the endpoints file `corral up` wrote,
- * else the local cluster's default port.
+ * else the local cluster's default port. And its API key: --api-key, else $CORRAL_API_KEY, else the key file
+ * `corral up` keeps (not $OPENAI_API_KEY: that may hold a key for api.openai.com, not to be sent elsewhere).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readApiKey } from './local-api-key.ts';
 import { REPO_ROOT } from './local-cluster.ts';
 
 export const LOCAL_STATE_DIR = join(REPO_ROOT, '.corral', 'local');
 export const ENDPOINTS_FILE = join(LOCAL_STATE_DIR, 'endpoints.json');
+/** The local cluster's API key, mode 0600 (local-api-key.ts). */
+export const LOCAL_API_KEY_FILE = join(LOCAL_STATE_DIR, 'api-key');
 export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:7070';
 
 export interface LocalEndpoints {
@@ -28,6 +32,10 @@ export function resolveControllerAddress(flag: string | undefined): string {
     }
   }
   return DEFAULT_GRPC_ADDRESS;
+}
+
+export function resolveApiKey(flag: string | undefined, keyFile = LOCAL_API_KEY_FILE): string | undefined {
+  return flag || process.env.CORRAL_API_KEY || readApiKey(keyFile);
 }
 
 function isAlive(pid: number): boolean {

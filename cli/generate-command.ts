@@ -2,12 +2,12 @@
 import { CorralClient, type GenerateParams } from '../client/corral-client.ts';
 import { CorralClientError } from '../client/errors.ts';
 import { type CommandSpec, intFlag, numberFlag, UsageError } from './args.ts';
-import { resolveControllerAddress } from './endpoint.ts';
+import { resolveApiKey, resolveControllerAddress } from './endpoint.ts';
 
 export const generateSpec: CommandSpec = {
   usage:
     'corral generate --model MODEL [--max-tokens N] [--temperature T] [--seed S] [--chat] [--request-id ID] ' +
-    '[--timeout-s S] [--addr HOST:PORT] PROMPT',
+    '[--timeout-s S] [--addr HOST:PORT] [--api-key KEY] PROMPT',
   options: {
     model: { type: 'string', short: 'm' },
     'max-tokens': { type: 'string' },
@@ -17,6 +17,7 @@ export const generateSpec: CommandSpec = {
     'timeout-s': { type: 'string' },
     chat: { type: 'boolean' },
     addr: { type: 'string' },
+    'api-key': { type: 'string' },
   },
   positionals: true,
 };
@@ -38,7 +39,10 @@ export function generateParams(values: Record<string, unknown>, positionals: str
 export async function runGenerate(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const params = generateParams(values, positionals);
   const address = resolveControllerAddress(values.addr as string | undefined);
-  const client = new CorralClient({ address });
+  const client = new CorralClient({
+    address,
+    apiKey: resolveApiKey(values['api-key'] as string | undefined),
+  });
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);

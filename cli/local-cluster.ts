@@ -6,8 +6,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TenancyOptions } from '../controller/tenancy/tenant-config.ts';
 import type { ClusterStatus } from '../proto/gen/corral/v1/control.ts';
 import { controlClient, fetchStatus } from './clients.ts';
+import { singleTenant } from './local-api-key.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { type AppendFsync, type RedisServer, startRedisServer } from './redis-server.ts';
 
@@ -36,6 +38,12 @@ export interface LocalClusterOptions {
   /** Extra environment for every process (e.g. CORRAL_LOG_LEVEL). */
   env?: NodeJS.ProcessEnv;
   onProgress?: (message: string) => void;
+  /**
+   * Who may call the cluster: `apiKey` alone makes one tenant (`local`) owning it; `tenants` (digests only)
+   * replaces that for tests of several tenants, and `apiKey` is then the key the cluster's own calls (status,
+   * readiness) present. Absent: the API is open (the controller warns).
+   */
+  auth?: { apiKey: string; tenants?: TenancyOptions };
 }
 
 const TSX = ['--import', 'tsx'];
@@ -83,6 +91,11 @@ export class LocalCluster {
     return this.replica(0).http;
   }
 
+  /** The key the cluster's clients present (undefined when the API is open). */
+  get apiKey(): string | undefined {
+    return this.options.auth?.apiKey;
+  }
+
   /** The cluster's Redis (restart() it to test recovery from its AOF). */
   get redis(): RedisServer {
     if (!this.redisServer) throw new Error('redis not started');
@@ -118,6 +131,14 @@ export class LocalCluster {
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const configPath = join(dir, 'controller.yaml');
     writeFileSync(configPath, config);
+    const tenantArgs: string[] = [];
+    if (this.options.auth) {
+      const { apiKey, tenants = singleTenant([apiKey]) } = this.options.auth;
+      const tenantsPath = join(dir, 'tenants.yaml');
+      // Digests only, but still who may call and how much: owner-only like the key file.
+      writeFileSync(tenantsPath, `${JSON.stringify(tenants, null, 2)}\n`, { mode: 0o600 });
+      tenantArgs.push('--tenants', tenantsPath);
+    }
     const name = `controller-${i + 1}`;
     this.progress(`starting ${name}`);
     const child = new ManagedProcess(
@@ -134,6 +155,7 @@ export class LocalCluster {
         httpListen,
         '--redis',
         this.redis.url,
+        ...tenantArgs,
       ],
       { env: this.env(), logFile: join(dir, 'logs', `${name}.log`), cwd: REPO_ROOT },
     );
@@ -191,7 +213,7 @@ export class LocalCluster {
     const order = i === undefined ? this.controllers.filter((c) => !c.process.hasExited) : [this.replica(i)];
     let last: unknown = new Error('no controller replica is running');
     for (const c of order) {
-      const client = controlClient(c.grpc);
+      const client = controlClient(c.grpc, this.apiKey);
       try {
         return await fetchStatus(client, timeoutMs);
       } catch (e) {

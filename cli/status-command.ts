@@ -1,28 +1,31 @@
 /** `corral status`: the deployments, their groups (state, ranks, restarts, last failure), workers and engines,
  * as the controller sees them now. */
-import type { ServiceError } from '@grpc/grpc-js';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { ClusterStatus } from '../proto/gen/corral/v1/control.ts';
 import { EngineState } from '../proto/gen/corral/v1/worker.ts';
 import type { CommandSpec } from './args.ts';
 import { controlClient, fetchStatus } from './clients.ts';
-import { resolveControllerAddress } from './endpoint.ts';
+import { resolveApiKey, resolveControllerAddress } from './endpoint.ts';
 import { table } from './table.ts';
 
 export const statusSpec: CommandSpec = {
-  usage: 'corral status [--addr HOST:PORT] [--json]',
-  options: { addr: { type: 'string' }, json: { type: 'boolean' } },
+  usage: 'corral status [--addr HOST:PORT] [--api-key KEY] [--json]',
+  options: { addr: { type: 'string' }, 'api-key': { type: 'string' }, json: { type: 'boolean' } },
 };
 
 export async function runStatus(values: Record<string, unknown>, out = process.stdout): Promise<number> {
   const address = resolveControllerAddress(values.addr as string | undefined);
-  const client = controlClient(address);
+  const client = controlClient(address, resolveApiKey(values['api-key'] as string | undefined));
   try {
     const status = await fetchStatus(client);
     out.write(values.json ? `${JSON.stringify(status)}\n` : formatStatus(status));
     return 0;
   } catch (e) {
+    const se = e as ServiceError;
     process.stderr.write(
-      `error: cannot reach the controller at ${address}: ${(e as ServiceError).details}\n`,
+      se.code === grpcStatus.UNAUTHENTICATED
+        ? `error: the controller at ${address} refused the API key: ${se.details} (--api-key or CORRAL_API_KEY)\n`
+        : `error: cannot reach the controller at ${address}: ${se.details}\n`,
     );
     return 1;
   } finally {

@@ -1,11 +1,14 @@
 /**
  * `corral up`: the local cluster on simulated GPUs. Starts the controller and the workers, waits until the
- * model is served, prints the endpoints and a command to try, and on Ctrl-C stops everything it started.
+ * model is served, prints the endpoints, the API key and a command to try, and on Ctrl-C stops everything it
+ * started. Secure by default: the API needs the key made on first start (local-api-key.ts), kept in
+ * .corral/local/api-key; `corral generate` and `corral status` read it from there.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CommandSpec, intFlag, UsageError } from './args.ts';
-import { ENDPOINTS_FILE, LOCAL_STATE_DIR, type LocalEndpoints } from './endpoint.ts';
+import { ENDPOINTS_FILE, LOCAL_API_KEY_FILE, LOCAL_STATE_DIR, type LocalEndpoints } from './endpoint.ts';
+import { ensureApiKey } from './local-api-key.ts';
 import { LocalCluster, type WorkerSpec } from './local-cluster.ts';
 import { LOCAL_MODELS, type LocalModel, localClusterConfig, localConfigProblem } from './local-config.ts';
 
@@ -43,6 +46,8 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
   const say = (m: string) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
   rmSync(join(LOCAL_STATE_DIR, 'logs'), { recursive: true, force: true });
   mkdirSync(LOCAL_STATE_DIR, { recursive: true });
+  const apiKey = ensureApiKey(LOCAL_API_KEY_FILE);
+  if (apiKey.created) say(`made an API key for this cluster: ${LOCAL_API_KEY_FILE} (mode 0600)`);
 
   const workers: WorkerSpec[] = Array.from({ length: nodes }, (_, i) => ({
     nodeName: `node-${i + 1}`,
@@ -74,6 +79,7 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
       // two replicas: either serves; one leads the group reconciler, the other takes over if it dies
       controllers: 2,
       onProgress: say,
+      auth: { apiKey: apiKey.key },
     });
     say('loading the model on the simulated GPUs...');
     await cluster.waitReady(readyTimeoutS * 1000);
@@ -101,11 +107,14 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
       ),
       ...cluster.controllers.map((c) => `  HTTP   http://${c.http}/v1   (${c.name}: OpenAI-compatible)`),
       `  logs   ${join(LOCAL_STATE_DIR, 'logs')}`,
+      `  key    ${LOCAL_API_KEY_FILE}   (every call needs it; corral generate/status read it from there)`,
       '',
       'Try, in another terminal:',
       `  ./bin/corral generate --model ${model} "Tell me about the Rocky Mountains"`,
       '  ./bin/corral status',
-      `  curl -N http://${cluster.httpAddress}/v1/chat/completions -H 'Content-Type: application/json' \\`,
+      `  export OPENAI_API_KEY=${apiKey.key} OPENAI_BASE_URL=http://${cluster.httpAddress}/v1`,
+      `  curl -N http://${cluster.httpAddress}/v1/chat/completions -H "Authorization: Bearer $OPENAI_API_KEY" \\`,
+      `    -H 'Content-Type: application/json' \\`,
       `    -d '{"model": "${model}", "stream": true, "messages": [{"role": "user", "content": "Hello"}]}'`,
       '',
       'Ctrl-C stops the cluster.',

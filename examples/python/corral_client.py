@@ -5,12 +5,16 @@ Run it with Debian's interpreter (/usr/bin/python3), which sees python3-grpcio, 
     examples/python/run.sh --target 127.0.0.1:50051 --model llama-3.1-8b-instruct --prompt "Hello"
 run.sh compiles proto/ into a temporary directory and puts it on PYTHONPATH (see generate.sh).
 
+The API key (`corral up` prints it, and keeps it in .corral/local/api-key) is --api-key, else $CORRAL_API_KEY;
+it travels as gRPC metadata `authorization: Bearer <key>`.
+
 The text goes to stdout, unbuffered, one delta at a time; the finish reason and token usage go to stderr as
 one line, `finished: reason=STOP prompt_tokens=N completion_tokens=M`, so stdout is exactly the answer.
 Exit status: 0 on success, 1 with `error: CODE: details` on stderr when the call fails.
 """
 
 import argparse
+import os
 import sys
 import uuid
 
@@ -31,6 +35,11 @@ def parse_args(argv):
     p.add_argument("--ignore-eos", action="store_true", help="generate exactly --max-tokens tokens")
     p.add_argument("--request-id", default="", help="client-chosen id (default: a new UUID)")
     p.add_argument("--timeout", type=float, default=60.0, help="deadline of the call, seconds")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("CORRAL_API_KEY", ""),
+        help="the controller's API key (default: $CORRAL_API_KEY)",
+    )
     args = p.parse_args(argv)
     if (args.prompt is None) == (args.chat is None):
         p.error("give exactly one of --prompt and --chat")
@@ -62,7 +71,8 @@ def main(argv):
     with grpc.insecure_channel(args.target) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
         try:
-            for event in stub.Generate(build_request(args), timeout=args.timeout):
+            metadata = [("authorization", "Bearer " + args.api_key)] if args.api_key else []
+            for event in stub.Generate(build_request(args), timeout=args.timeout, metadata=metadata):
                 kind = event.WhichOneof("event")
                 if kind == "delta":
                     sys.stdout.write(event.delta.text)

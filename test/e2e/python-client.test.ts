@@ -1,7 +1,8 @@
 /**
  * The Python grpcio example (examples/python) against a local cluster: protos compiled by generate.sh, the
  * client run with Debian's /usr/bin/python3, its streamed answer compared with what the TypeScript client gets
- * for the same seeded request (the engine simulator is deterministic per seed and prompt).
+ * for the same seeded request (the engine simulator is deterministic per seed and prompt). The cluster needs an
+ * API key, as `corral up`'s does: the example sends it from --api-key or $CORRAL_API_KEY.
  * Needs: apt-get install -y python3-grpcio python3-grpc-tools protobuf-compiler protobuf-compiler-grpc
  */
 import { execFile } from 'node:child_process';
@@ -12,6 +13,7 @@ import { promisify } from 'node:util';
 import { Metadata } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
+import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster, REPO_ROOT } from '../../cli/local-cluster.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
@@ -33,6 +35,7 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 const RUN_SH = join(REPO_ROOT, 'examples/python/run.sh');
+const API_KEY = newApiKey();
 
 let dir: string;
 let cluster: LocalCluster;
@@ -43,6 +46,7 @@ beforeAll(async () => {
     dir,
     config: CONFIG,
     workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+    auth: { apiKey: API_KEY },
   });
   await cluster.waitReady(60_000);
 });
@@ -71,12 +75,14 @@ describe('python grpcio example', () => {
         '--ignore-eos',
         '--request-id',
         'py-1',
+        '--api-key',
+        API_KEY,
       ],
       { timeout: 60_000 },
     );
     expect(stderr).toMatch(/finished: reason=LENGTH prompt_tokens=\d+ completion_tokens=12 request_id=py-1/);
 
-    const client = inferenceClient(cluster.grpcAddress);
+    const client = inferenceClient(cluster.grpcAddress, API_KEY);
     try {
       const ts = await collect(
         client.generate(
@@ -102,17 +108,29 @@ describe('python grpcio example', () => {
   });
 
   it('reports a refusal with its gRPC code and exits 1', async () => {
-    const failed = await run(
-      RUN_SH,
-      ['--target', cluster.grpcAddress, '--model', 'no-such-model', '--chat', 'hi'],
-      {
-        timeout: 60_000,
-      },
-    ).then(
-      () => undefined,
-      (e: { code: number; stderr: string }) => e,
-    );
+    const failed = await refusal(['--model', 'no-such-model', '--chat', 'hi'], { CORRAL_API_KEY: API_KEY });
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toMatch(/^error: NOT_FOUND: /m);
   });
+
+  it('without the key, or with another, is refused UNAUTHENTICATED', async () => {
+    const envs: Record<string, string>[] = [{}, { CORRAL_API_KEY: newApiKey() }];
+    for (const env of envs) {
+      const failed = await refusal(['--model', MODEL, '--chat', 'hi'], env);
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr).toMatch(/^error: UNAUTHENTICATED: invalid or missing API key/m);
+    }
+  });
 });
+
+/** Runs the example against the cluster expecting it to fail; its exit code and stderr. */
+function refusal(args: string[], env: Record<string, string>) {
+  const { CORRAL_API_KEY: _, ...rest } = process.env;
+  return run(RUN_SH, ['--target', cluster.grpcAddress, ...args], {
+    timeout: 60_000,
+    env: { ...rest, ...env },
+  }).then(
+    () => undefined,
+    (e: { code: number; stderr: string }) => e,
+  );
+}
