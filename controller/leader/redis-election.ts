@@ -47,6 +47,8 @@ export function startRedisElection(options: {
     log: options.log,
   });
   elector.start();
+  // The first attempt may run before the connection is up (no offline queue): try again as soon as it is.
+  redis.on('ready', () => void elector.tick());
   return {
     elector,
     async close() {

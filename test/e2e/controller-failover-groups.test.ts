@@ -1,0 +1,128 @@
+/**
+ * Adoption of a multi-node group across a leader change: 405B BF16 as one group of 2 simulated nodes (TP8 x PP2,
+ * a leader rank and a headless follower rank joined over TCP), two controller replicas. The leading controller is
+ * SIGKILLed; the other takes the lease and rebuilds its view of the group from the engine ids the workers report
+ * (`<deployment>-g<ordinal>.a<attempt>.r<rank>`): same group id, attempt and ranks, no rank relaunched, and
+ * requests keep flowing through it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Metadata } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inferenceClient } from '../../cli/clients.ts';
+import { LocalCluster, type WorkerSpec } from '../../cli/local-cluster.ts';
+import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
+import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
+import { collect } from '../helpers/grpc-stream.ts';
+
+const MODEL = 'llama-3.1-405b-instruct';
+const RACK = 'topology.corral.dev/rack';
+const CONFIG = `
+heartbeatIntervalMs: 500
+workerTimeoutMs: 3000
+groups:
+  masterPortBase: ${21000 + (process.pid % 20000)}
+deployments:
+  - name: ${MODEL}
+    model: meta-llama/Llama-3.1-405B-Instruct
+    replicas: 1
+    tensorParallel: 8
+    pipelineParallel: 2
+    gpuType: h100-80g
+    topologyKey: ${RACK}
+    maxModelLen: 8192
+    defaultMaxTokens: 16
+    engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
+`;
+
+const specs: WorkerSpec[] = [1, 2].map((i) => ({
+  nodeName: `node-${i}`,
+  gpus: 8,
+  gpuType: 'h100-80g',
+  labels: { [RACK]: 'rack-1' },
+}));
+
+let dir: string;
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-failover-groups-'));
+  cluster = await LocalCluster.start({ dir, config: CONFIG, controllers: 2, workers: specs });
+  await cluster.waitReady(120_000);
+}, 180_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const leads = (s: ClusterStatus) => s.replicaId !== '' && s.leaderId === s.replicaId;
+const engines = (s: ClusterStatus) =>
+  s.workers
+    .flatMap((w) => w.engines.map((e) => `${w.inventory?.workerId}:${e.engineId}@${e.stateSinceMs}`))
+    .sort();
+const group = (s: ClusterStatus) =>
+  s.groups.map((g) => ({ id: g.id, state: g.state, attempt: g.attempt, ranks: g.ranks }));
+
+async function generate(address: string, requestId: string): Promise<number> {
+  const client = inferenceClient(address);
+  try {
+    const r = await collect(
+      client.generate(
+        {
+          model: MODEL,
+          requestId,
+          input: { $case: 'prompt', value: `Request ${requestId}: tell me about the Rocky Mountains.` },
+          maxTokens: 8,
+          sampling: { seed: 1, stop: [], ignoreEos: true, minTokens: 0 },
+          priority: 0,
+          returnTokenIds: false,
+          priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
+        },
+        new Metadata(),
+        { deadline: Date.now() + 30_000 },
+      ),
+    );
+    return r.usage?.completionTokens ?? 0;
+  } finally {
+    client.close();
+  }
+}
+
+describe('a 2-node group across a leader change', () => {
+  it('the new leader adopts the running group: same id, attempt and ranks, no rank relaunched', async () => {
+    const statuses = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const leader = statuses.findIndex(leads);
+    const survivor = 1 - leader;
+    const before = statuses[leader] as ClusterStatus;
+    expect(group(before)).toEqual([
+      {
+        id: `${MODEL}-g1`,
+        state: 'ready',
+        attempt: 1,
+        ranks: [
+          expect.objectContaining({ rank: 0, engineId: `${MODEL}-g1.a1.r0` }),
+          expect.objectContaining({ rank: 1, engineId: `${MODEL}-g1.a1.r1` }),
+        ],
+      },
+    ]);
+    cluster.replica(leader).process.kill('SIGKILL');
+    const deadline = Date.now() + 30_000;
+    let after: ClusterStatus | undefined;
+    while (Date.now() < deadline) {
+      const s = await cluster.status(2000, survivor).catch(() => undefined);
+      if (s && leads(s)) {
+        after = s;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!after) throw new Error('the survivor never took the lease');
+    expect(group(after)).toEqual(group(before));
+    expect(engines(after)).toEqual(engines(before));
+    expect(await generate(cluster.replica(survivor).grpc, 'after-kill')).toBe(8);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(engines(await cluster.status(5000, survivor))).toEqual(engines(before));
+  });
+});
