@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
+import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster, type WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import type { GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
@@ -49,6 +50,7 @@ const specs: WorkerSpec[] = [1, 2, 3, 4].map((i) => ({
 let dir: string;
 let cluster: LocalCluster;
 let client: ReturnType<typeof inferenceClient>;
+const API_KEY = newApiKey();
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -89,9 +91,9 @@ async function generate(requestId: string, maxTokens: number): Promise<Outcome> 
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-groups-'));
-  cluster = await LocalCluster.start({ dir, config: CONFIG, workers: specs });
+  cluster = await LocalCluster.start({ dir, config: CONFIG, workers: specs, auth: { apiKey: API_KEY } });
   await cluster.waitReady(120_000);
-  client = inferenceClient(cluster.grpcAddress);
+  client = inferenceClient(cluster.grpcAddress, API_KEY);
 }, 180_000);
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 /**
  * The official `openai` npm package, unchanged, against the local cluster's OpenAI-compatible HTTP endpoint:
  * chat and completions, streaming and not, usage, an error, and cancellation by aborting a stream (which must
- * reach the engine). Needs the controller to serve HTTP (--http-listen) and log `http: "host:port"` in its
+ * reach the engine). The cluster needs an API key, as `corral up`'s does; a wrong one is AuthenticationError. Needs the controller to serve HTTP (--http-listen) and log `http: "host:port"` in its
  * `listening` line.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster } from '../../cli/local-cluster.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -30,6 +31,7 @@ deployments:
 let dir: string;
 let cluster: LocalCluster;
 let openai: OpenAI;
+const API_KEY = newApiKey();
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -60,11 +62,12 @@ beforeAll(async () => {
     dir,
     config: CONFIG,
     workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+    auth: { apiKey: API_KEY },
   });
   await cluster.waitReady(60_000);
   const { http } = await cluster.controller.waitListening(1000);
   if (!http) throw new Error('the controller logged no `http` address in its listening line (--http-listen)');
-  openai = new OpenAI({ baseURL: `http://${http}/v1`, apiKey: 'unused', maxRetries: 0 });
+  openai = new OpenAI({ baseURL: `http://${http}/v1`, apiKey: API_KEY, maxRetries: 0 });
 });
 
 afterAll(async () => {
@@ -149,6 +152,17 @@ describe('openai SDK against the local cluster', () => {
     }
     expect(text).toBe(whole.choices[0]?.text);
     expect(usage?.total_tokens).toBe(whole.usage?.total_tokens);
+  });
+
+  it('a wrong API key is an AuthenticationError, for models and for completions', async () => {
+    const stranger = new OpenAI({ baseURL: openai.baseURL, apiKey: newApiKey(), maxRetries: 0 });
+    await expect(stranger.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(
+      stranger.chat.completions.create({ model: MODEL, messages, max_completion_tokens: 4 }),
+    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(
+      stranger.chat.completions.create({ model: MODEL, messages, stream: true }),
+    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
   it('an unknown model is a NotFoundError; a bad parameter a BadRequestError naming it', async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
+import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster } from '../../cli/local-cluster.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
@@ -33,6 +34,7 @@ deployments:
 let dir: string;
 let cluster: LocalCluster;
 let client: ReturnType<typeof inferenceClient>;
+const API_KEY = newApiKey();
 
 async function engines(): Promise<EngineStatus[]> {
   const s = await cluster.status();
@@ -64,9 +66,10 @@ beforeAll(async () => {
       { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
       { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
     ],
+    auth: { apiKey: API_KEY },
   });
   await cluster.waitReady(60_000);
-  client = inferenceClient(cluster.grpcAddress);
+  client = inferenceClient(cluster.grpcAddress, API_KEY);
 });
 
 afterAll(async () => {
