@@ -2,11 +2,11 @@
  * The worker's command line, compiled once into a fully resolved, validated WorkerConfig. Every problem is
  * collected and named by its flag (`--gpus: must be an integer >= 0, got "x"`), so one run shows them all.
  *
- *   --controller HOST:PORT[,...]   a controller replica's Registry service (required; repeatable or comma-separated):
+ *   --controller TARGET[,...]      the controller replicas' Registry service (required; repeatable or comma-separated):
  *                                  the worker registers with every replica, so each can route to every group.
- *                                  In Kubernetes list the controller pods' stable names (StatefulSet pods behind
- *                                  a headless Service: ctl-0.ctl:7070,ctl-1.ctl:7070); one name that load-balances
- *                                  reaches only one replica.
+ *                                  TARGET is HOST:PORT (one replica) or dns:///NAME:PORT (every address NAME
+ *                                  resolves to, re-resolved every 5 s: a Kubernetes headless Service of the
+ *                                  controller pods). A plain name behind one virtual IP reaches only one replica.
  *   --gpus N                       GPUs on this node (required; simulated nodes present any number)
  *   --gpu-type T                   e.g. h100-80g (required)
  *   --gpu-memory-gib N             per GPU; default read from the type's "-<N>g" suffix
@@ -31,14 +31,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { err, type FieldError, ok, type Result } from '../common/errors.ts';
+import { type ControllerTarget, parseControllerTarget } from './agent/controller-set.ts';
 import type { EngineCommand } from './engine/launch-command.ts';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const SIM_ENGINE_PATH = join(REPO_ROOT, 'bin', 'corral-engine-sim');
 
 export interface WorkerConfig {
-  /** Every controller replica, deduplicated, in the order given. */
-  controllers: string[];
+  /** Every controller target, deduplicated, in the order given. */
+  controllers: ControllerTarget[];
   gpus: { count: number; type: string; memoryBytes: number };
   nodeName: string;
   workerId: string;
@@ -107,14 +108,18 @@ export function compileWorkerOptions(argv: readonly string[]): Result<WorkerConf
     return v;
   };
 
-  const controllers = [
+  const controllerFlags = [
     ...new Set(
       ((values.controller as string[] | undefined) ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()),
     ),
   ];
-  if (controllers.length === 0) errors.push({ path: '--controller', message: 'is required (HOST:PORT)' });
-  for (const c of controllers)
-    if (!parseHostPort(c)) errors.push({ path: '--controller', message: `must be HOST:PORT, got "${c}"` });
+  if (controllerFlags.length === 0) errors.push({ path: '--controller', message: 'is required (HOST:PORT)' });
+  const controllers: ControllerTarget[] = [];
+  for (const c of controllerFlags) {
+    const target = parseControllerTarget(c, parseHostPort);
+    if (target) controllers.push(target);
+    else errors.push({ path: '--controller', message: `must be HOST:PORT or dns:///NAME:PORT, got "${c}"` });
+  }
 
   const gpuCount = int('gpus', undefined, 0);
   const gpuType = str('gpu-type');

@@ -4,6 +4,7 @@
  * all, so every replica can route to every group), fences directives by the leader's epoch, and drains on SIGTERM. Wiring and policy only; the engine
  * lifecycle lives in worker/engine/supervisor.ts and the wire protocol in registry-connection.ts.
  */
+import { lookup } from 'node:dns/promises';
 import { credentials } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
 import { KEEPALIVE_OPTIONS, type RunningGrpcServer, startGrpcServer } from '../../common/grpc-server.ts';
@@ -21,6 +22,7 @@ import type { Spawner } from '../engine/spawner.ts';
 import { isFinal } from '../engine/state-machine.ts';
 import { EngineSupervisor, type SupervisorConfig } from '../engine/supervisor.ts';
 import type { WorkerConfig } from '../options.ts';
+import { type ControllerLink, ControllerSet } from './controller-set.ts';
 import { EpochFence } from './epoch-fence.ts';
 import { GpuAllocator } from './gpu-allocator.ts';
 import { InFlight } from './in-flight.ts';
@@ -28,6 +30,8 @@ import { RegistryConnection } from './registry-connection.ts';
 import { workerService } from './worker-service.ts';
 
 export const WORKER_VERSION = '0.1.0';
+/** How often a dns:/// controller target is looked up again (controller pods come and go). */
+const DNS_REFRESH_MS = 5000;
 
 export interface AgentDeps {
   spawner: Spawner;
@@ -48,8 +52,7 @@ export class WorkerAgent {
   private readonly gpus: GpuAllocator;
   private readonly supervisorConfig: SupervisorConfig;
   private server: RunningGrpcServer | undefined;
-  private readonly registries: RegistryConnection[] = [];
-  private readonly registryClients: RegistryClient[] = [];
+  private controllers: ControllerSet | undefined;
   private readonly fence = new EpochFence();
   private draining = false;
   private shutdownPromise: Promise<void> | undefined;
@@ -115,31 +118,14 @@ export class WorkerAgent {
     this.address = this.config.advertise ?? this.server.address;
     this.deps.log.info('listening', { grpc: this.server.address, workerId: this.config.workerId });
 
-    for (const controller of this.config.controllers) {
-      const client = new RegistryClient(controller, credentials.createInsecure(), {
-        ...KEEPALIVE_OPTIONS,
-        'grpc.initial_reconnect_backoff_ms': 250,
-        'grpc.max_reconnect_backoff_ms': 5000,
-      });
-      const log = this.deps.log.child({ component: 'registry', controller });
-      const connection = new RegistryConnection({
-        open: () => client.register(),
-        hello: () => ({ inventory: this.inventory() }),
-        refresh: (timeoutMs) => this.scrapeAll(Math.min(2000, timeoutMs)),
-        heartbeat: () => ({
-          engines: this.engineStatuses(),
-          sentAtMs: this.deps.clock.now(),
-          draining: this.draining,
-        }),
-        onDirective: (m) => this.onDirective(m, controller),
-        random: this.deps.random,
-        log,
-        heartbeatMs: this.config.heartbeatMs,
-      });
-      this.registryClients.push(client);
-      this.registries.push(connection);
-      connection.start();
-    }
+    this.controllers = new ControllerSet({
+      targets: this.config.controllers,
+      resolve: async (host) => (await lookup(host, { all: true })).map((a) => a.address),
+      connect: (address) => this.connect(address),
+      refreshMs: DNS_REFRESH_MS,
+      log: this.deps.log.child({ component: 'registry' }),
+    });
+    await this.controllers.start();
     return { grpc: this.server.address };
   }
 
@@ -186,14 +172,44 @@ export class WorkerAgent {
       });
     }
     await Promise.all([...this.engines.values()].map((e) => e.stop(`worker shutting down (${reason})`)));
-    await Promise.all(this.registries.map((r) => r.stop()));
-    for (const c of this.registryClients) c.close();
+    await this.controllers?.stop();
     await this.server?.close(1000);
     this.deps.log.info('shut down');
   }
 
   private heartbeatNow(): void {
-    for (const r of this.registries) r.heartbeatNow();
+    this.controllers?.heartbeatNow();
+  }
+
+  /** One Registry stream to one controller replica, reconnecting with its own backoff. */
+  private connect(controller: string): ControllerLink {
+    const client = new RegistryClient(controller, credentials.createInsecure(), {
+      ...KEEPALIVE_OPTIONS,
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5000,
+    });
+    const connection = new RegistryConnection({
+      open: () => client.register(),
+      hello: () => ({ inventory: this.inventory() }),
+      refresh: (timeoutMs) => this.scrapeAll(Math.min(2000, timeoutMs)),
+      heartbeat: () => ({
+        engines: this.engineStatuses(),
+        sentAtMs: this.deps.clock.now(),
+        draining: this.draining,
+      }),
+      onDirective: (m) => this.onDirective(m, controller),
+      random: this.deps.random,
+      log: this.deps.log.child({ component: 'registry', controller }),
+      heartbeatMs: this.config.heartbeatMs,
+    });
+    connection.start();
+    return {
+      heartbeatNow: () => connection.heartbeatNow(),
+      stop: async () => {
+        await connection.stop();
+        client.close();
+      },
+    };
   }
 
   private onDirective(m: ControllerMessage, controller: string): void {

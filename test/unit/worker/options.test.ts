@@ -9,7 +9,7 @@ describe('compileWorkerOptions', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.value).toMatchObject({
-      controllers: ['127.0.0.1:50051'],
+      controllers: [{ t: 'address', address: '127.0.0.1:50051' }],
       gpus: { count: 8, type: 'h100-80g', memoryBytes: 80 * 1024 ** 3 },
       nodeName: 'n1',
       workerId: 'n1',
@@ -29,15 +29,21 @@ describe('compileWorkerOptions', () => {
       '--controller',
       '127.0.0.1:50052, ctl-1.ctl:7070',
       '--controller',
-      '127.0.0.1:50051',
+      '127.0.0.1:50051,dns:///corral-controller.corral.svc:7070',
     ]);
-    expect(r.ok && r.value.controllers).toEqual(['127.0.0.1:50051', '127.0.0.1:50052', 'ctl-1.ctl:7070']);
-    const bad = compileWorkerOptions([...REQUIRED, '--controller', '127.0.0.1:1,,nope']);
+    expect(r.ok && r.value.controllers).toEqual([
+      { t: 'address', address: '127.0.0.1:50051' },
+      { t: 'address', address: '127.0.0.1:50052' },
+      { t: 'address', address: 'ctl-1.ctl:7070' },
+      { t: 'dns', host: 'corral-controller.corral.svc', port: 7070 },
+    ]);
+    const bad = compileWorkerOptions([...REQUIRED, '--controller', '127.0.0.1:1,,nope,dns:///x']);
     expect(bad.ok).toBe(false);
     if (bad.ok) return;
     expect(bad.error).toEqual([
-      { path: '--controller', message: 'must be HOST:PORT, got ""' },
-      { path: '--controller', message: 'must be HOST:PORT, got "nope"' },
+      { path: '--controller', message: 'must be HOST:PORT or dns:///NAME:PORT, got ""' },
+      { path: '--controller', message: 'must be HOST:PORT or dns:///NAME:PORT, got "nope"' },
+      { path: '--controller', message: 'must be HOST:PORT or dns:///NAME:PORT, got "dns:///x"' },
     ]);
   });
 
