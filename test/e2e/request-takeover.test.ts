@@ -96,8 +96,7 @@ describe('a controller dies mid-request', () => {
         expect(e).toBeInstanceOf(CorralClientError);
         expect(killed).toBe(0);
         await take(
-          clients[1]?.resume({ model: MODEL, requestId: 'taken-over', afterTokenIndex: indices.length }) ??
-            [],
+          client(1).resume({ model: MODEL, requestId: 'taken-over', afterTokenIndex: indices.length }),
         );
       }
       expect(killed).toBeGreaterThanOrEqual(0);

@@ -205,3 +205,55 @@ describe('durable path: deadlines, cancel, resubmission', () => {
     expect(dispatched()).toEqual(['replayed']);
   });
 });
+
+describe('durable path: shedding', () => {
+  it('past the queue bound a new request gets RESOURCE_EXHAUSTED with a retry-after-ms hint', async () => {
+    const config = compileControllerConfig({
+      listen: '127.0.0.1:0',
+      redis: redis.url,
+      queue: { maxDepth: 2 },
+      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
+    });
+    const shedding = await startController(config, { log: silentLogger, redisPrefix: testPrefix('shed') });
+    const c = inferenceClient(shedding.address);
+    const w = await FakeWorker.start(shedding.address, 'shed-n1');
+    const calls: ClientReadableStream<GenerateEvent>[] = [];
+    try {
+      await w.register();
+      await until('engine ready', () =>
+        shedding.registry.get('shed-n1')?.engines.length === 1 ? true : undefined,
+      );
+      w.script = { t: 'hang' };
+      const open = (id: string) => {
+        const call = c.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 });
+        calls.push(call);
+        return call;
+      };
+      const running = open('shed-running');
+      running.on('error', () => {});
+      await new Promise((resolve) => running.once('data', resolve));
+      // The queue's load is read at most every 250 ms for shedding: submit until the bound is seen.
+      const refused = await until('a refusal', async () => {
+        const call = open(`shed-${calls.length}`);
+        return new Promise<ServiceError | undefined>((resolve) => {
+          call.on('error', (e: ServiceError) =>
+            resolve(e.code === status.RESOURCE_EXHAUSTED ? e : undefined),
+          );
+          call.once('data', () => resolve(undefined)); // never for a queued request: the engine holds one
+          setTimeout(() => resolve(undefined), 300);
+        });
+      });
+      expect(refused.details).toMatch(
+        new RegExp(`^deployment ${MODEL} is overloaded \\(queue full\\); retry in \\d+ ms$`),
+      );
+      expect(Number(refused.metadata.get('retry-after-ms')[0])).toBeGreaterThan(0);
+      const load = await shedding.lanes.lanes.get(MODEL)?.queue.load();
+      expect(load?.waiting.standard).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const call of calls) call.cancel();
+      c.close();
+      await w.stop();
+      await shedding.stop(1000);
+    }
+  });
+});
