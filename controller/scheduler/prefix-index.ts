@@ -1,0 +1,206 @@
+/**
+ * The router's belief of which prompt blocks each group holds in its prefix cache: approximate, built only from
+ * its own routing decisions (a request sent to g leaves its blocks in g's cache) and corrected by the hit rates
+ * the groups report (vLLM's prefix_cache_queries/hits counters). No engine is asked anything on the hot path.
+ *
+ * Per group, the blocks believed cached with the time each was last routed, bounded by a believed capacity (in
+ * blocks) and evicted least recently routed first; a reverse map hash -> groups answers "who holds this prefix"
+ * in time proportional to the holders, not to the number of groups. Two economies, both exact enough to route:
+ *   - stride: only every `stride`-th block hash is kept (default 4: a cached prefix is known to 64 tokens),
+ *     a quarter of the memory and of the work per request;
+ *   - eviction runs in batches once the belief exceeds its capacity by `slack` (default 5%), so routing a
+ *     request is one map write per kept block instead of an LRU reorder.
+ *
+ * Correction: since the last report the router predicted a hit rate p = predicted hit tokens / prompt tokens
+ * for what it sent to g, and the engine reported h = prefix_cache_hits / prefix_cache_queries. Rates, not token
+ * counts: the engine counts a request when it admits it, which under a queue is long after it was routed. The
+ * cache is smaller than believed (running sequences pin blocks, other traffic evicts) when h < p:
+ *
+ *   ratio = h / p;   ratio < 0.9  ->  believed capacity *= max(0.7, ratio), evicting the oldest entries now
+ *                    ratio >= 0.95 -> believed capacity grows 10% back toward the physical capacity
+ *
+ * so the believed cache converges to what the engine really keeps, and a group that lost its cache (restart)
+ * stops attracting traffic for a prefix it no longer has.
+ */
+
+export interface PrefixLookup {
+  /** Groups believed to hold the first block of `blocks`, each with how many leading blocks it holds. */
+  matches(blocks: readonly number[]): ReadonlyMap<string, number>;
+}
+
+export interface PrefixIndexOptions {
+  /** Believed capacity of a group not yet sized by setCapacity, in blocks. */
+  defaultCapacityBlocks: number;
+  /** Prompt tokens (routed, and reported by the engine) below which a report says too little to judge. */
+  minTokens?: number;
+  /** Keep every stride-th block hash (default 4). */
+  stride?: number;
+  /** Evict once a group's belief exceeds its capacity by this fraction (default 0.05; 0 = exact LRU). */
+  slack?: number;
+}
+
+interface GroupEntry {
+  /** Kept block hash -> when it was last routed (a counter). */
+  lastRouted: Map<number, number>;
+  physicalBlocks: number;
+  believedBlocks: number;
+  predictedHitTokens: number;
+  predictedQueryTokens: number;
+}
+
+export class PrefixIndex implements PrefixLookup {
+  private readonly byHash = new Map<number, Set<string>>();
+  private readonly groups = new Map<string, GroupEntry>();
+  private readonly minTokens: number;
+  private readonly stride: number;
+  private readonly slack: number;
+  private clock = 0;
+
+  constructor(private readonly options: PrefixIndexOptions) {
+    if (!(options.defaultCapacityBlocks > 0)) throw new RangeError('defaultCapacityBlocks must be > 0');
+    this.minTokens = options.minTokens ?? 16_384;
+    this.stride = options.stride ?? 4;
+    this.slack = options.slack ?? 0.05;
+    if (!Number.isInteger(this.stride) || this.stride < 1)
+      throw new RangeError('stride must be an integer >= 1');
+  }
+
+  /**
+   * Binary search per holder of the first kept block: along one prompt's chain a group's believed blocks are
+   * always a prefix (record routes a prompt's blocks tail first, so block i is never older than block i+1 and
+   * eviction never drops i before i+1), so "holds block i" is monotone in i. O(holders x log blocks) lookups,
+   * which keeps pick() fast on 1,000 groups and 100k-token prompts. Answers in 16-token blocks, rounded down
+   * to the stride.
+   */
+  matches(blocks: readonly number[]): ReadonlyMap<string, number> {
+    const held = new Map<string, number>();
+    const s = this.stride;
+    const kept = Math.floor(blocks.length / s);
+    const first = kept > 0 ? this.byHash.get(blocks[s - 1] as number) : undefined;
+    if (!first) return held;
+    for (const g of first) {
+      let lo = 1; // holds kept blocks [0, lo)
+      let hi = kept; // does not hold kept block hi (or hi is the end)
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.byHash.get(blocks[(mid + 1) * s - 1] as number)?.has(g)) lo = mid + 1;
+        else hi = mid;
+      }
+      held.set(g, lo * s);
+    }
+    return held;
+  }
+
+  /**
+   * The request with these blocks was sent to `group`, predicted to hit `predictedHitBlocks` of them: its blocks
+   * are now the group's most recently routed. Routed tail first so the prompt's head is the newest, as in vLLM,
+   * which frees a finished request's blocks tail first so that shared heads are evicted last.
+   */
+  record(group: string, blocks: readonly number[], predictedHitBlocks: number, blockSize = 16): void {
+    const g = this.entry(group);
+    g.predictedHitTokens += predictedHitBlocks * blockSize;
+    g.predictedQueryTokens += blocks.length * blockSize;
+    const s = this.stride;
+    for (let k = Math.floor(blocks.length / s) - 1; k >= 0; k--) {
+      const h = blocks[(k + 1) * s - 1] as number;
+      if (!g.lastRouted.has(h)) {
+        let holders = this.byHash.get(h);
+        if (!holders) {
+          holders = new Set();
+          this.byHash.set(h, holders);
+        }
+        holders.add(group);
+      }
+      g.lastRouted.set(h, ++this.clock);
+    }
+    if (g.lastRouted.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
+  }
+
+  /** The group's physical KV capacity (from its reported KV blocks); the belief never exceeds it. */
+  setCapacity(group: string, blocks: number): void {
+    const g = this.entry(group);
+    g.physicalBlocks = blocks;
+    g.believedBlocks = Math.min(g.believedBlocks, blocks);
+    this.evict(group, g);
+  }
+
+  /**
+   * A report from the group: prefix-cache hit and query tokens since its previous report. Compares its hit rate
+   * with the rate predicted for what was sent to it since the last correction and corrects the believed
+   * capacity (see the file comment). Returns the ratio used, or undefined when too little was seen to judge
+   * (the prediction keeps accumulating until there is enough).
+   */
+  correct(group: string, hitTokens: number, queryTokens: number): number | undefined {
+    const g = this.entry(group);
+    if (g.predictedQueryTokens < this.minTokens || queryTokens < this.minTokens) return undefined;
+    const predicted = g.predictedHitTokens / g.predictedQueryTokens;
+    g.predictedHitTokens = 0;
+    g.predictedQueryTokens = 0;
+    if (predicted <= 0) return undefined;
+    const ratio = Math.max(0, hitTokens) / queryTokens / predicted;
+    if (ratio < 0.9) g.believedBlocks = Math.max(1, Math.floor(g.believedBlocks * Math.max(0.7, ratio)));
+    else if (ratio >= 0.95)
+      g.believedBlocks = Math.min(
+        g.physicalBlocks,
+        Math.max(g.believedBlocks + 1, Math.round(g.believedBlocks * 1.1)),
+      );
+    this.evict(group, g);
+    return ratio;
+  }
+
+  /** The group's cache is gone (restarted, removed): forget everything it was believed to hold. */
+  forget(group: string): void {
+    const g = this.groups.get(group);
+    if (!g) return;
+    for (const h of g.lastRouted.keys()) this.dropHolder(h, group);
+    this.groups.delete(group);
+  }
+
+  /** Blocks believed held (kept hashes x stride). */
+  heldBlocks(group: string): number {
+    return (this.groups.get(group)?.lastRouted.size ?? 0) * this.stride;
+  }
+
+  believedCapacity(group: string): number {
+    return this.groups.get(group)?.believedBlocks ?? this.options.defaultCapacityBlocks;
+  }
+
+  private keptCapacity(g: GroupEntry): number {
+    return Math.floor(g.believedBlocks / this.stride);
+  }
+
+  private entry(group: string): GroupEntry {
+    let g = this.groups.get(group);
+    if (!g) {
+      const blocks = this.options.defaultCapacityBlocks;
+      g = {
+        lastRouted: new Map(),
+        physicalBlocks: blocks,
+        believedBlocks: blocks,
+        predictedHitTokens: 0,
+        predictedQueryTokens: 0,
+      };
+      this.groups.set(group, g);
+    }
+    return g;
+  }
+
+  /** Drops the least recently routed kept blocks down to the capacity. */
+  private evict(group: string, g: GroupEntry): void {
+    const excess = g.lastRouted.size - this.keptCapacity(g);
+    if (excess <= 0) return;
+    const oldest = [...g.lastRouted.entries()].sort((a, b) => a[1] - b[1]);
+    for (let i = 0; i < excess; i++) {
+      const h = (oldest[i] as [number, number])[0];
+      g.lastRouted.delete(h);
+      this.dropHolder(h, group);
+    }
+  }
+
+  private dropHolder(hash: number, group: string): void {
+    const holders = this.byHash.get(hash);
+    if (!holders) return;
+    holders.delete(group);
+    if (holders.size === 0) this.byHash.delete(hash);
+  }
+}

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import {
+  chainBlockHash,
+  promptBlockHashes,
+  ROOT_BLOCK_HASH,
+} from '../../../../controller/scheduler/block-hashes.ts';
+import { PrefixIndex } from '../../../../controller/scheduler/prefix-index.ts';
+
+/** A chain of `n` block hashes under `parent`, content named by `salt`. */
+function chain(n: number, salt: number, parent = ROOT_BLOCK_HASH): number[] {
+  const out: number[] = [];
+  let h = parent;
+  for (let i = 0; i < n; i++) {
+    h = chainBlockHash(h, [salt, i]);
+    out.push(h);
+  }
+  return out;
+}
+
+describe('promptBlockHashes', () => {
+  it('hashes full blocks only, chained: equal heads give equal hashes, a changed token changes every later one', () => {
+    const a = Array.from({ length: 50 }, (_, i) => i);
+    const b = [...a];
+    b[20] = 999;
+    const ha = promptBlockHashes(a);
+    const hb = promptBlockHashes(b);
+    expect(ha).toHaveLength(3);
+    expect(hb[0]).toBe(ha[0]);
+    expect(hb[1]).not.toBe(ha[1]);
+    expect(hb[2]).not.toBe(ha[2]);
+    expect(promptBlockHashes(a.slice(0, 15))).toEqual([]);
+    for (const h of ha) expect(Number.isSafeInteger(h)).toBe(true);
+  });
+
+  it('refuses a block size that is not a positive integer', () => {
+    expect(() => promptBlockHashes([1, 2], 0)).toThrow(/blockSize/);
+  });
+});
+
+describe('PrefixIndex', () => {
+  it('answers the leading blocks each group holds', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, stride: 1, slack: 0 });
+    const head = chain(10, 1);
+    index.record('g1', head, 0);
+    index.record('g2', head.slice(0, 4), 0);
+    const request = [...head, ...chain(3, 2, head[9])];
+    expect(Object.fromEntries(index.matches(request))).toEqual({ g1: 10, g2: 4 });
+    expect(index.matches(chain(5, 3)).size).toBe(0);
+    expect(index.matches([]).size).toBe(0);
+  });
+
+  it('evicts least recently routed blocks first, the tail of a prompt before its head', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 12, stride: 1, slack: 0 });
+    const a = chain(8, 1);
+    const b = chain(8, 2);
+    index.record('g', a, 0);
+    index.record('g', b, 0);
+    // 16 blocks into 12: a's 4 oldest go, its tail first, so a still matches on its first 4 blocks.
+    expect(index.heldBlocks('g')).toBe(12);
+    expect(index.matches(a).get('g')).toBe(4);
+    expect(index.matches(b).get('g')).toBe(8);
+    // Routing a again makes it the most recent: now b loses its tail.
+    index.record('g', a, 4);
+    expect(index.matches(a).get('g')).toBe(8);
+    expect(index.matches(b).get('g')).toBe(4);
+  });
+
+  it('shrinks a group whose reported hit rate is below the predicted one, and grows it back when they agree', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 1000, minTokens: 100, stride: 1 });
+    index.setCapacity('g', 1000);
+    const p = chain(50, 1);
+    index.record('g', p, 0);
+    index.record('g', p, 50); // predicted: 50 of 100 blocks hit
+    expect(index.correct('g', 400, 1600)).toBeCloseTo(0.5); // reported 25% against 50% predicted
+    expect(index.believedCapacity('g')).toBe(700); // x max(0.7, 0.5)
+    index.record('g', p, 50);
+    index.record('g', p, 50);
+    expect(index.correct('g', 1600, 1600)).toBeCloseTo(1);
+    expect(index.believedCapacity('g')).toBe(770);
+  });
+
+  it('does not judge on too little evidence, and never believes more than the physical capacity', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, minTokens: 10_000, stride: 1, slack: 0 });
+    index.record('g', chain(10, 1), 5);
+    expect(index.correct('g', 0, 160)).toBeUndefined();
+    expect(index.believedCapacity('g')).toBe(100);
+    index.setCapacity('g', 6);
+    expect(index.heldBlocks('g')).toBe(6);
+  });
+
+  it('a shrunk capacity evicts at once', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, minTokens: 1, stride: 1, slack: 0 });
+    const p = chain(40, 1);
+    index.record('g', p, 40);
+    expect(index.correct('g', 0, 640)).toBe(0);
+    expect(index.believedCapacity('g')).toBe(70);
+    index.record('g', chain(40, 2), 0);
+    index.record('g', chain(40, 3), 0);
+    expect(index.heldBlocks('g')).toBe(70);
+  });
+
+  it('keeps every stride-th block: a prefix is known to stride x 16 tokens', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, stride: 4 });
+    const p = chain(10, 1);
+    index.record('g', p.slice(0, 7), 0);
+    expect(index.heldBlocks('g')).toBe(4);
+    // Holds blocks 0-6; block 7 ends the second kept stride, not routed: known to 4 blocks.
+    expect(index.matches(p).get('g')).toBe(4);
+    index.record('g', p, 0);
+    expect(index.matches(p).get('g')).toBe(8);
+    expect(index.matches(p.slice(0, 3)).size).toBe(0);
+  });
+
+  it('with slack, evicts in batches down to the capacity', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, stride: 1, slack: 0.5 });
+    index.record('g', chain(140, 1), 0);
+    expect(index.heldBlocks('g')).toBe(140);
+    index.record('g', chain(20, 2), 0);
+    expect(index.heldBlocks('g')).toBe(100);
+    expect(index.matches(chain(20, 2)).get('g')).toBe(20);
+  });
+
+  it('forgets a group that lost its cache', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, stride: 1, slack: 0 });
+    const p = chain(5, 1);
+    index.record('g1', p, 0);
+    index.record('g2', p, 0);
+    index.forget('g1');
+    expect(Object.fromEntries(index.matches(p))).toEqual({ g2: 5 });
+  });
+});
