@@ -1,0 +1,140 @@
+/**
+ * One simulated group (one vLLM engine over TP x PP GPUs) in virtual time: the engine simulator's pure
+ * step-synchronous scheduler (sim/engine/model/step-scheduler.ts: continuous batching, chunked prefill, KV blocks,
+ * prefix cache, preemption) timed by its calibrated latency model. No second engine model lives here: this file
+ * only feeds requests in, times each step and reports what the cluster simulator and the router need.
+ *
+ * A step is planned when it starts (nextStep) and its tokens appear when it ends (completeStep), as on a GPU:
+ * requests that arrive meanwhile join the next step.
+ */
+import type { LatencyModel } from '../engine/model/latency-model.ts';
+import { meanDecodeContext, type StepPlan, StepScheduler } from '../engine/model/step-scheduler.ts';
+import type { SimRequest } from './workload.ts';
+import { tokenOf } from './workloads/prompt-segments.ts';
+
+export interface GroupShape {
+  numBlocks: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  maxModelLen: number;
+}
+
+/** What the end of a step delivered. */
+export interface StepDelivery {
+  /** Requests whose first output token this step sampled. */
+  firstTokens: number[];
+  finished: number[];
+  outputTokens: number;
+}
+
+export class EngineGroup {
+  private readonly scheduler: StepScheduler;
+  /** By the scheduler's string id: the sampler looks a request up for every token. */
+  private readonly inFlight = new Map<string, SimRequest>();
+  /** Prompt tokens still to prefill of requests without a first token (the oracle's exact queue), if tracked. */
+  private prefillBacklog = 0;
+  private readonly expectedMiss = new Map<number, number>();
+  /** Only the oracle reads the backlog; probing the cache at every add costs a hash of the whole prompt. */
+  private tracking = false;
+  private plan: StepPlan | undefined;
+
+  constructor(
+    readonly id: string,
+    shape: GroupShape,
+    private readonly latency: LatencyModel,
+  ) {
+    this.scheduler = new StepScheduler({
+      maxNumSeqs: shape.maxNumSeqs,
+      maxNumBatchedTokens: shape.maxNumBatchedTokens,
+      maxModelLen: shape.maxModelLen,
+      policy: 'fcfs',
+      numBlocks: shape.numBlocks,
+    });
+  }
+
+  get kvUsage(): number {
+    return this.scheduler.kvUsage;
+  }
+  get running(): number {
+    return this.scheduler.numRunning;
+  }
+  get waiting(): number {
+    return this.scheduler.numWaiting;
+  }
+  /** Cumulative prefix-cache hits in tokens (vllm:prefix_cache_hits_total). */
+  get prefixHitTokens(): number {
+    return this.scheduler.totals.prefixHitTokens;
+  }
+  get prefixQueryTokens(): number {
+    return this.scheduler.totals.prefixQueryTokens;
+  }
+  get pendingPrefillTokens(): number {
+    return this.prefillBacklog;
+  }
+  get busy(): boolean {
+    return this.plan !== undefined;
+  }
+
+  /** Why the request can never run on this group, or null. */
+  refusal(req: SimRequest): string | null {
+    return this.scheduler.refusal(req.promptTokens, req.outputTokens);
+  }
+
+  /** Exact: prompt tokens of `tokens` this group's prefix cache holds right now (the oracle's view). */
+  cachedTokens(tokens: readonly number[]): number {
+    return this.scheduler.cachedPrefixTokens(tokens);
+  }
+
+  trackPrefillBacklog(): void {
+    this.tracking = true;
+  }
+
+  add(req: SimRequest, tokens: readonly number[]): void {
+    if (this.tracking) {
+      const miss = req.promptTokens - this.cachedTokens(tokens);
+      this.expectedMiss.set(req.id, miss);
+      this.prefillBacklog += miss;
+    }
+    const id = String(req.id);
+    this.scheduler.add({ id, promptIds: tokens, maxTokens: req.outputTokens, priority: 0 });
+    this.inFlight.set(id, req);
+  }
+
+  /** Plans the next step; its duration in ms, or undefined when the group has nothing to do. */
+  startStep(): number | undefined {
+    if (this.plan) throw new Error(`group ${this.id}: a step is already running`);
+    if (!this.scheduler.hasWork) return undefined;
+    const plan = this.scheduler.nextStep();
+    if (plan.scheduled.length === 0)
+      throw new Error(
+        `group ${this.id}: ${this.waiting} waiting and ${this.running} running, but nothing fits`,
+      );
+    this.plan = plan;
+    return this.latency.stepMs(plan.decodeSeqs, meanDecodeContext(plan), plan.prefillTokens);
+  }
+
+  endStep(): StepDelivery {
+    const plan = this.plan;
+    if (!plan) throw new Error(`group ${this.id}: no step is running`);
+    this.plan = undefined;
+    const out = this.scheduler.completeStep(plan, (id, index) => {
+      // The answer's tokens are the ones a next turn quotes (workloads/multi-turn.ts), so its blocks hit.
+      const req = this.inFlight.get(id) as SimRequest;
+      return { token: tokenOf(req.outputKey, index), stop: false };
+    });
+    const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampled.length };
+    for (const s of out.sampled) {
+      const id = Number(s.id);
+      if (s.first) {
+        delivery.firstTokens.push(id);
+        this.prefillBacklog -= this.expectedMiss.get(id) ?? 0;
+        this.expectedMiss.delete(id);
+      }
+      if (s.finish !== null) {
+        delivery.finished.push(id);
+        this.inFlight.delete(s.id);
+      }
+    }
+    return delivery;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The routing policies the cluster simulator compares. Each sees what a controller would see (its own
+ * outstanding counts, the groups' periodic reports), except the oracle, which reads every group's exact cache
+ * and queue. corral's policy is the production scheduler.pick with its prefix index, driven exactly as the
+ * dispatcher drives it: pick, then record the decision; correct the index from each group's report.
+ *
+ *   round_robin         next ready group in turn
+ *   random              uniform over ready groups
+ *   least_outstanding   fewest outstanding, random among ties
+ *   power_of_two        two distinct groups at random, the one with fewer outstanding
+ *   corral              controller/scheduler/pick.ts (prefix index + load + KV pressure + imbalance guard)
+ *   oracle              argmin over groups of (exact queued prefill + exact miss tokens of this prompt
+ *                       + loadTokens x running), the same cost shape as corral's with nothing approximate
+ */
+import { BLOCK_SIZE } from '../../common/hardware/memory.ts';
+import {
+  DEFAULT_PICK_OPTIONS,
+  type GroupView,
+  type PickOptions,
+  type PickResult,
+  pick,
+} from '../../controller/scheduler/pick.ts';
+import { PrefillBacklog } from '../../controller/scheduler/prefill-backlog.ts';
+import { PrefixIndex } from '../../controller/scheduler/prefix-index.ts';
+import type { EngineGroup } from './engine-group.ts';
+import type { Random } from './random.ts';
+import type { SimRequest } from './workload.ts';
+
+export interface RouteInput {
+  request: SimRequest;
+  /** The prompt's token ids (the gateway tokenised it). */
+  tokens: readonly number[];
+  /** promptBlockHashes(tokens), computed when the router asks for them. */
+  blocks: readonly number[] | undefined;
+  /** The controller's view: only groups with room, with outstanding counts and last reported KV usage. */
+  groups: readonly GroupView[];
+  deployment: string;
+}
+
+export interface Router {
+  readonly name: string;
+  readonly needsBlocks: boolean;
+  route(input: RouteInput, random: Random): PickResult;
+  /** The request was sent to `groupId` (after route chose it). */
+  dispatched?(input: RouteInput, groupId: string): void;
+  /** The request's first token came back from its group. */
+  firstToken?(requestId: number): void;
+  /** A group's periodic report: prefix-cache hits and queries (tokens) since its last report, KV blocks. */
+  report?(groupId: string, report: { hitTokens: number; queryTokens: number; kvBlocks: number }): void;
+}
+
+function group(id: string, reason: string): PickResult {
+  return { type: 'group', id, reason };
+}
+
+const none: PickResult = { type: 'reject', code: 'unavailable', reason: 'no group has room' };
+
+export function roundRobin(): Router {
+  let next = 0;
+  return {
+    name: 'round_robin',
+    needsBlocks: false,
+    route({ groups }) {
+      if (groups.length === 0) return none;
+      const g = groups[next++ % groups.length] as GroupView;
+      return group(g.id, 'round robin');
+    },
+  };
+}
+
+export function randomChoice(): Router {
+  return {
+    name: 'random',
+    needsBlocks: false,
+    route({ groups }, random) {
+      if (groups.length === 0) return none;
+      return group((groups[Math.floor(random() * groups.length)] as GroupView).id, 'random');
+    },
+  };
+}
+
+export function leastOutstanding(): Router {
+  return {
+    name: 'least_outstanding',
+    needsBlocks: false,
+    route({ groups }, random) {
+      let least = Number.POSITIVE_INFINITY;
+      let tied: GroupView[] = [];
+      for (const g of groups) {
+        if (g.outstanding < least) {
+          least = g.outstanding;
+          tied = [g];
+        } else if (g.outstanding === least) tied.push(g);
+      }
+      if (tied.length === 0) return none;
+      return group(
+        (tied[Math.floor(random() * tied.length)] as GroupView).id,
+        `least outstanding (${least})`,
+      );
+    },
+  };
+}
+
+export function powerOfTwo(): Router {
+  return {
+    name: 'power_of_two',
+    needsBlocks: false,
+    route({ groups }, random) {
+      if (groups.length === 0) return none;
+      const a = Math.floor(random() * groups.length);
+      let b = Math.floor(random() * (groups.length - 1));
+      if (b >= a) b++;
+      const ga = groups[a] as GroupView;
+      const gb = groups[b] ?? ga;
+      const chosen = gb.outstanding < ga.outstanding ? gb : ga;
+      return group(chosen.id, `power of two: fewer outstanding (${chosen.outstanding})`);
+    },
+  };
+}
+
+export function corral(options: { capacityBlocks: number; pick?: PickOptions }): Router {
+  const index = new PrefixIndex({ defaultCapacityBlocks: options.capacityBlocks });
+  const backlog = new PrefillBacklog();
+  const pickOptions = options.pick ?? DEFAULT_PICK_OPTIONS;
+  let lastHit: ReadonlyMap<string, number> = new Map();
+  return {
+    name: 'corral',
+    needsBlocks: true,
+    route(input, random) {
+      const request = {
+        deployment: input.deployment,
+        promptTokens: input.request.promptTokens,
+        ...(input.blocks ? { promptBlocks: input.blocks } : {}),
+      };
+      // One lookup serves the pick and the record of its prediction.
+      const held = index.matches(input.blocks ?? []);
+      lastHit = held;
+      const groups = input.groups.map((g) => ({ ...g, pendingPrefillTokens: backlog.tokens(g.id) }));
+      return pick({ groups, prefixIndex: { matches: () => held } }, request, random, pickOptions);
+    },
+    dispatched(input, groupId) {
+      const hitBlocks = lastHit.get(groupId) ?? 0;
+      index.record(groupId, input.blocks ?? [], hitBlocks, BLOCK_SIZE);
+      const miss = input.request.promptTokens - hitBlocks * BLOCK_SIZE;
+      backlog.dispatched(String(input.request.id), groupId, miss);
+    },
+    firstToken(requestId) {
+      backlog.settle(String(requestId));
+    },
+    report(groupId, r) {
+      index.setCapacity(groupId, r.kvBlocks);
+      index.correct(groupId, r.hitTokens, r.queryTokens);
+    },
+  };
+}
+
+export function oracle(
+  groups: ReadonlyMap<string, EngineGroup>,
+  loadTokens = DEFAULT_PICK_OPTIONS.loadTokens,
+): Router {
+  for (const g of groups.values()) g.trackPrefillBacklog();
+  return {
+    name: 'oracle',
+    needsBlocks: false,
+    route(input, random) {
+      let best = Number.POSITIVE_INFINITY;
+      let tied: { id: string; hit: number }[] = [];
+      for (const v of input.groups) {
+        const g = groups.get(v.id) as EngineGroup;
+        const hit = g.cachedTokens(input.tokens);
+        const cost = g.pendingPrefillTokens + input.request.promptTokens - hit + loadTokens * g.running;
+        if (cost < best) {
+          best = cost;
+          tied = [{ id: v.id, hit }];
+        } else if (cost === best) tied.push({ id: v.id, hit });
+      }
+      const chosen = tied[Math.floor(random() * tied.length)];
+      if (!chosen) return none;
+      return group(
+        chosen.id,
+        chosen.hit > 0 ? `prefix hit ${chosen.hit} tokens (exact)` : 'least queued work (exact)',
+      );
+    },
+  };
+}

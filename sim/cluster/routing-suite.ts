@@ -1,0 +1,194 @@
+/**
+ * The routing comparison behind `npm run bench:routing`: the same seeded traffic through every policy, at a
+ * load set relative to the cluster's capacity measured in the same run.
+ *
+ * Capacity of a workload = the request rate the oracle completes when offered twice the nominal rate (it then
+ * runs saturated; nothing routes better). "80% of capacity" offers 0.8 x that rate. At that load a policy that
+ * loses the prefix cache (round robin prefills every 8k-token system prompt again) is overloaded, which is what
+ * the shared-prefix target measures.
+ *
+ * Workloads (405B FP8 TP8 on H100: ~190k KV tokens per group, an 8k-token prefill costs ~1.25 s):
+ *   shared_prefix  96 tenants x 8,000-token system prompt (768k tokens: 4 groups' caches, an eighth per group
+ *                  under affinity), 8 users each, 200-token questions, 100-300 output tokens, Poisson ramped
+ *   zipf           the same with Zipf(1.2) tenant popularity: the hottest tenant alone needs ~2 groups
+ *   no_reuse       unique 1,000-3,000-token prompts, 100-300 output tokens
+ */
+import type { LatencyModel } from '../engine/model/latency-model.ts';
+import { type ClusterSimResult, runClusterSim } from './cluster-sim.ts';
+import type { EngineGroup, GroupShape } from './engine-group.ts';
+import {
+  corral,
+  leastOutstanding,
+  oracle,
+  powerOfTwo,
+  type Router,
+  randomChoice,
+  roundRobin,
+} from './routers.ts';
+import { measuredTtfts, type RunSummary, summarize } from './summary.ts';
+import type { Workload } from './workload.ts';
+import { noReuse } from './workloads/no-reuse.ts';
+import { sharedPrefix } from './workloads/shared-prefix.ts';
+
+export const POLICY_NAMES = [
+  'round_robin',
+  'random',
+  'least_outstanding',
+  'power_of_two',
+  'corral',
+  'oracle',
+] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+export function makeRouter(
+  name: PolicyName,
+  shape: GroupShape,
+): (g: ReadonlyMap<string, EngineGroup>) => Router {
+  switch (name) {
+    case 'round_robin':
+      return () => roundRobin();
+    case 'random':
+      return () => randomChoice();
+    case 'least_outstanding':
+      return () => leastOutstanding();
+    case 'power_of_two':
+      return () => powerOfTwo();
+    case 'corral':
+      return () => corral({ capacityBlocks: shape.numBlocks });
+    case 'oracle':
+      return (groups) => oracle(groups);
+  }
+}
+
+export const WORKLOAD_NAMES = ['shared_prefix', 'no_reuse', 'zipf'] as const;
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+export interface SuiteOptions {
+  latency: LatencyModel;
+  shape: GroupShape;
+  groups: number;
+  /** Arrival seconds per run (the first fifth is a ramp and not measured). */
+  seconds: number;
+  seed: number;
+  onProgress?: (line: string) => void;
+}
+
+/** A workload scaled to the cluster: tenants and rates grow with the number of groups (8 is the reference). */
+export function buildWorkload(
+  name: WorkloadName,
+  ratePerS: number,
+  o: Pick<SuiteOptions, 'groups' | 'seconds' | 'seed'>,
+): Workload {
+  const arrivals = { ratePerS, durationS: o.seconds, rampS: o.seconds / 6 };
+  const scale = o.groups / 8;
+  if (name === 'no_reuse')
+    return noReuse({
+      promptTokens: { min: 1000, max: 3000 },
+      outputTokens: { min: 100, max: 300 },
+      arrivals,
+      tenants: 16,
+      seed: o.seed,
+    });
+  return sharedPrefix({
+    tenants: Math.round(96 * scale),
+    prefixTokens: 8000,
+    usersPerTenant: 8,
+    questionTokens: 200,
+    outputTokens: { min: 100, max: 300 },
+    arrivals,
+    ...(name === 'zipf' ? { zipf: 1.2 } : {}),
+    seed: o.seed,
+  });
+}
+
+/** Nominal offered rates per group, above what any policy completes (the capacity run offers twice this). */
+const NOMINAL_PER_GROUP: Record<WorkloadName, number> = { shared_prefix: 1.5, zipf: 1.5, no_reuse: 1.5 };
+
+export function run(name: PolicyName, w: Workload, o: SuiteOptions): ClusterSimResult {
+  return runClusterSim({
+    groups: o.groups,
+    shape: o.shape,
+    latency: o.latency,
+    router: makeRouter(name, o.shape),
+    workload: w,
+    seed: o.seed + 1,
+    drainMs: 60_000,
+  });
+}
+
+/** Requests per second completed inside the measurement window. */
+export function completedRate(r: ClusterSimResult, w: Workload): number {
+  let n = 0;
+  for (let i = 0; i < r.finishMs.length; i++) {
+    const t = r.finishMs[i] as number;
+    if (t > w.warmupMs && t <= w.durationMs) n++;
+  }
+  return r.windowMs > 0 ? n / (r.windowMs / 1000) : 0;
+}
+
+export function capacityRate(name: WorkloadName, o: SuiteOptions): number {
+  const offered = 2 * NOMINAL_PER_GROUP[name] * o.groups;
+  const w = buildWorkload(name, offered, o);
+  const rate = completedRate(run('oracle', w, o), w);
+  o.onProgress?.(`capacity ${name}: oracle completes ${rate.toFixed(2)} req/s offered ${offered.toFixed(1)}`);
+  return rate;
+}
+
+export interface WorkloadReport {
+  capacityReqPerS: number;
+  offeredReqPerS: number;
+  policies: Record<PolicyName, RunSummary>;
+  /** Ascending TTFTs (s) per policy, for the CDF plot. */
+  ttfts: Record<PolicyName, Float64Array>;
+}
+
+export function compare(
+  name: WorkloadName,
+  loadFraction: number,
+  o: SuiteOptions,
+  capacity?: number,
+): WorkloadReport {
+  const cap = capacity ?? capacityRate(name, o);
+  const offered = loadFraction * cap;
+  const w = buildWorkload(name, offered, o);
+  const policies = {} as Record<PolicyName, RunSummary>;
+  const ttfts = {} as Record<PolicyName, Float64Array>;
+  for (const p of POLICY_NAMES) {
+    const r = run(p, w, o);
+    policies[p] = summarize(r, w);
+    ttfts[p] = measuredTtfts(r, w);
+    o.onProgress?.(
+      `${name} @${Math.round(loadFraction * 100)}% ${p}: p90 TTFT ${policies[p].p90_ttft_s} s, ${policies[p].output_tok_s} tok/s`,
+    );
+  }
+  return { capacityReqPerS: cap, offeredReqPerS: offered, policies, ttfts };
+}
+
+export interface SweepPoint {
+  loadFraction: number;
+  policy: PolicyName;
+  outputTokS: number;
+  p90TtftS: number;
+}
+
+/** Throughput and p90 TTFT against offered load, for the plots. */
+export function sweep(
+  name: WorkloadName,
+  fractions: readonly number[],
+  policies: readonly PolicyName[],
+  capacity: number,
+  o: SuiteOptions,
+): SweepPoint[] {
+  const out: SweepPoint[] = [];
+  for (const f of fractions) {
+    const w = buildWorkload(name, f * capacity, o);
+    for (const p of policies) {
+      const s = summarize(run(p, w, o), w);
+      out.push({ loadFraction: f, policy: p, outputTokS: s.output_tok_s, p90TtftS: s.p90_ttft_s });
+      o.onProgress?.(
+        `sweep ${name} @${Math.round(f * 100)}% ${p}: ${s.output_tok_s} tok/s, p90 ${s.p90_ttft_s} s`,
+      );
+    }
+  }
+  return out;
+}

@@ -1,0 +1,43 @@
+/**
+ * Synthetic prompts as segments of distinct content (a tenant's system prompt, a document, a user's question, a
+ * model's earlier answer). Token i of a segment is a fixed function of (segment key, i), so two prompts share
+ * their first n tokens exactly when their segments agree that far: the engine's prefix cache and the router's
+ * block hashes then see the reuse that real text would give. Tokens are materialised only while a request is in
+ * flight.
+ */
+import { chainBlockHash, ROOT_BLOCK_HASH } from '../../../controller/scheduler/block-hashes.ts';
+
+export interface Segment {
+  /** Identifies the content; equal keys mean equal text. */
+  readonly key: number;
+  readonly tokens: number;
+}
+
+/** A content key from numbers (kind, tenant, index...). */
+export function contentKey(...parts: number[]): number {
+  return chainBlockHash(ROOT_BLOCK_HASH, parts);
+}
+
+/** Llama 3's ordinary vocabulary is ids 0..127999; stay clear of the special tokens above it. */
+const VOCAB = 128_000;
+
+/** The token at position `index` of the content `key`. */
+export function tokenOf(key: number, index: number): number {
+  let x = (Math.floor(key / 4096) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35 ^ (key & 4095)) >>> 0;
+  return ((x ^ (x >>> 16)) >>> 0) % VOCAB;
+}
+
+export function segmentTokens(segments: readonly Segment[]): number {
+  let n = 0;
+  for (const s of segments) n += s.tokens;
+  return n;
+}
+
+export function promptTokenIds(segments: readonly Segment[]): number[] {
+  const out = new Array<number>(segmentTokens(segments));
+  let at = 0;
+  for (const s of segments) for (let i = 0; i < s.tokens; i++) out[at++] = tokenOf(s.key, i);
+  return out;
+}
