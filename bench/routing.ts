@@ -1,0 +1,196 @@
+/**
+ * bench:routing — routing policies compared in the cluster simulator (issue 6), on 8 groups of Llama 3.1 405B
+ * FP8 TP8 on H100 (KV from common/hardware, step times from the calibrated latency model), plus the cost of the
+ * production scheduler.pick with 1,000 groups and the simulator's speed with 64 groups.
+ *
+ *   workloads   shared_prefix, no_reuse, zipf at 80% of capacity (capacity = what the oracle completes when
+ *               offered twice the nominal rate, measured in this run), every policy on identical traffic
+ *   plots       bench/out/routing-ttft-cdf.svg           TTFT CDF per policy, shared_prefix at 80%
+ *               bench/out/routing-throughput-vs-load.svg output tok/s against offered load, shared_prefix
+ *               bench/out/routing-p90-vs-load.svg        p90 TTFT against offered load, shared_prefix
+ *   pick        p99 of one pick() call with 1,000 groups; baseline: the same pick without block hashes
+ *   speed       virtual seconds simulated per wall second, 64 groups (512 GPUs) of shared_prefix at 80%
+ *
+ * Usage: npm run bench:routing [-- --json] [-- --seconds 120 --no-sweep]
+ * With --json the last line of stdout is {"workloads": {...}, "pick_p99_us_1000_groups", "sim_speed_x_real_time"}.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { runClusterSim } from '../sim/cluster/cluster-sim.ts';
+import { groupShape, LLAMA_405B_FP8_TP8_H100 } from '../sim/cluster/group-shape.ts';
+import {
+  buildWorkload,
+  compare,
+  makeRouter,
+  POLICY_NAMES,
+  type PolicyName,
+  type SuiteOptions,
+  sweep,
+  WORKLOAD_NAMES,
+  type WorkloadName,
+  type WorkloadReport,
+} from '../sim/cluster/routing-suite.ts';
+import { cdfPoints, lineChart } from '../sim/cluster/svg-plot.ts';
+import { CALIBRATION_DIR, loadCalibration } from '../sim/engine/calibration.ts';
+import { DEFAULT_LATENCY_PARAMS, LatencyModel } from '../sim/engine/model/latency-model.ts';
+import { benchPick } from './routing-pick.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    seconds: { type: 'string', default: '120' },
+    'no-sweep': { type: 'boolean', default: false },
+    seed: { type: 'string', default: '1' },
+  },
+});
+const progress = (line: string) => process.stderr.write(`  ${line}\n`);
+
+const cal = loadCalibration(CALIBRATION_DIR, 'llama-3.1-405b', 8, 'h100-80g');
+const latency = new LatencyModel(cal.data, { tp: 8, pp: 1, fp8: true, ...DEFAULT_LATENCY_PARAMS });
+const shape = groupShape(LLAMA_405B_FP8_TP8_H100);
+const suite: SuiteOptions = {
+  latency,
+  shape,
+  groups: 8,
+  seconds: Number(args.seconds),
+  seed: Number(args.seed),
+  onProgress: progress,
+};
+progress(
+  `405B FP8 TP8 H100 groups: ${shape.numBlocks.toLocaleString('en-US')} KV blocks, calibration ${cal.file}`,
+);
+
+const LOAD = 0.8;
+const reports = {} as Record<WorkloadName, WorkloadReport>;
+for (const w of WORKLOAD_NAMES) reports[w] = compare(w, LOAD, suite);
+
+const sweepPolicies: PolicyName[] = ['round_robin', 'least_outstanding', 'corral', 'oracle'];
+const fractions = [0.4, 0.6, 0.8, 1.0, 1.2];
+const points = args['no-sweep']
+  ? []
+  : sweep('shared_prefix', fractions, sweepPolicies, reports.shared_prefix.capacityReqPerS, suite);
+
+// The simulator's speed at 64 groups: the same workload shape, tenants and rate scaled by 8.
+const big: SuiteOptions = { ...suite, groups: 64, seconds: Math.min(suite.seconds, 60) };
+const bigWorkload = buildWorkload('shared_prefix', LOAD * 8 * reports.shared_prefix.capacityReqPerS, big);
+const t0 = performance.now();
+const bigRun = runClusterSim({
+  groups: 64,
+  shape,
+  latency,
+  router: makeRouter('corral', shape),
+  workload: bigWorkload,
+  seed: 7,
+  drainMs: 30_000,
+});
+const wallMs = performance.now() - t0;
+const speed = bigRun.endMs / wallMs;
+progress(
+  `speed: 64 groups, ${bigWorkload.requests.length} requests, ${bigRun.steps} engine steps, ` +
+    `${(bigRun.endMs / 1000).toFixed(0)} s simulated in ${(wallMs / 1000).toFixed(1)} s`,
+);
+
+const pickBench = benchPick(1000);
+
+mkdirSync('bench/out', { recursive: true });
+const sp = reports.shared_prefix;
+const plots = {
+  'routing-ttft-cdf.svg': lineChart({
+    title: `TTFT CDF, shared prefix at ${LOAD * 100}% of capacity (8 x 405B FP8 TP8 H100)`,
+    xLabel: 'time to first token (s, log)',
+    yLabel: 'fraction of requests',
+    logX: true,
+    series: POLICY_NAMES.map((p) => ({ name: p, points: cdfPoints(sp.ttfts[p]) })),
+  }),
+  'routing-throughput-vs-load.svg': lineChart({
+    title: 'Output throughput against offered load, shared prefix',
+    xLabel: 'offered load (fraction of capacity)',
+    yLabel: 'output tokens/s',
+    series: sweepPolicies.map((p) => ({
+      name: p,
+      points: points.filter((x) => x.policy === p).map((x) => [x.loadFraction, x.outputTokS] as const),
+    })),
+  }),
+  'routing-p90-vs-load.svg': lineChart({
+    title: 'p90 TTFT against offered load, shared prefix',
+    xLabel: 'offered load (fraction of capacity)',
+    yLabel: 'p90 TTFT (s)',
+    series: sweepPolicies.map((p) => ({
+      name: p,
+      points: points.filter((x) => x.policy === p).map((x) => [x.loadFraction, x.p90TtftS] as const),
+    })),
+  }),
+};
+for (const [file, svg] of Object.entries(plots)) writeFileSync(join('bench/out', file), svg);
+
+const FIELDS = ['p50_ttft_s', 'p90_ttft_s', 'p99_ttft_s', 'output_tok_s', 'max_over_mean_load'] as const;
+const json = {
+  workloads: Object.fromEntries(
+    WORKLOAD_NAMES.map((w) => [
+      w,
+      Object.fromEntries(
+        POLICY_NAMES.map((p) => [p, Object.fromEntries(FIELDS.map((f) => [f, reports[w].policies[p][f]]))]),
+      ),
+    ]),
+  ),
+  pick_p99_us_1000_groups: pickBench.p99Us,
+  sim_speed_x_real_time: Math.round(speed),
+};
+
+if (args.json) {
+  process.stdout.write(`${JSON.stringify(json)}\n`);
+} else {
+  const out: string[] = [];
+  for (const w of WORKLOAD_NAMES) {
+    const r = reports[w];
+    out.push(
+      `\n${w}: offered ${r.offeredReqPerS.toFixed(2)} req/s = ${LOAD * 100}% of capacity ${r.capacityReqPerS.toFixed(2)} req/s`,
+    );
+    out.push(
+      `${'policy'.padEnd(18)}${'p50 s'.padStart(9)}${'p90 s'.padStart(9)}${'p99 s'.padStart(9)}${'tok/s'.padStart(9)}` +
+        `${'max/mean'.padStart(10)}${'hit rate'.padStart(10)}${'unfin.'.padStart(8)}  reasons`,
+    );
+    for (const p of POLICY_NAMES) {
+      const s = r.policies[p];
+      const reasons = Object.entries(s.reasons)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      out.push(
+        `${p.padEnd(18)}${String(s.p50_ttft_s).padStart(9)}${String(s.p90_ttft_s).padStart(9)}` +
+          `${String(s.p99_ttft_s).padStart(9)}${String(s.output_tok_s).padStart(9)}` +
+          `${String(s.max_over_mean_load).padStart(10)}${String(s.prefix_hit_rate).padStart(10)}` +
+          `${String(s.unfinished).padStart(8)}  ${reasons}`,
+      );
+    }
+  }
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(3) : 'n/a');
+  const c = (w: WorkloadName, p: PolicyName) => reports[w].policies[p];
+  out.push('\ntargets (8 groups, 80% of capacity):');
+  out.push(
+    `  shared_prefix corral/round_robin p90 TTFT ${ratio(c('shared_prefix', 'corral').p90_ttft_s, c('shared_prefix', 'round_robin').p90_ttft_s)} (<= 0.2), ` +
+      `tok/s ${ratio(c('shared_prefix', 'corral').output_tok_s, c('shared_prefix', 'round_robin').output_tok_s)} (>= 1.5)`,
+  );
+  out.push(
+    `  shared_prefix corral/oracle p90 TTFT ${ratio(c('shared_prefix', 'corral').p90_ttft_s, c('shared_prefix', 'oracle').p90_ttft_s)} (<= 1.2), ` +
+      `tok/s ${ratio(c('shared_prefix', 'corral').output_tok_s, c('shared_prefix', 'oracle').output_tok_s)} (>= 0.95)`,
+  );
+  out.push(
+    `  no_reuse corral/round_robin tok/s ${ratio(c('no_reuse', 'corral').output_tok_s, c('no_reuse', 'round_robin').output_tok_s)} (>= 0.98), ` +
+      `p99 TTFT ${ratio(c('no_reuse', 'corral').p99_ttft_s, c('no_reuse', 'round_robin').p99_ttft_s)} (<= 1.05)`,
+  );
+  out.push(`  zipf(1.2) corral max/mean load ${c('zipf', 'corral').max_over_mean_load} (<= 1.3)`);
+  out.push(
+    `\npick() with 1,000 groups: p50 ${pickBench.p50Us} us, p99 ${pickBench.p99Us} us (<= 50); ` +
+      `baseline without block hashes p50 ${pickBench.baselineP50Us} us, p99 ${pickBench.baselineP99Us} us ` +
+      `(ratio p99 ${ratio(pickBench.p99Us, pickBench.baselineP99Us)})`,
+  );
+  out.push(`simulator: ${json.sim_speed_x_real_time}x real time with 64 groups (>= 100)`);
+  out.push(
+    `plots: ${Object.keys(plots)
+      .map((f) => join('bench/out', f))
+      .join(', ')}`,
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+}
