@@ -18,6 +18,8 @@ export interface LocalEndpoints {
   grpc: string;
   http?: string;
   pid: number;
+  /** Every controller replica's gRPC address (grpc is the first). */
+  controllers?: string[];
 }
 
 export function resolveControllerAddress(flag: string | undefined): string {
@@ -26,7 +28,7 @@ export function resolveControllerAddress(flag: string | undefined): string {
   if (existsSync(ENDPOINTS_FILE)) {
     try {
       const parsed = JSON.parse(readFileSync(ENDPOINTS_FILE, 'utf8')) as LocalEndpoints;
-      if (parsed.grpc && isAlive(parsed.pid)) return parsed.grpc;
+      if (parsed.grpc && isAlive(parsed.pid)) return replicasTarget(parsed.controllers) ?? parsed.grpc;
     } catch {
       // a damaged file is ignored like a missing one
     }
@@ -36,6 +38,13 @@ export function resolveControllerAddress(flag: string | undefined): string {
 
 export function resolveApiKey(flag: string | undefined, keyFile = LOCAL_API_KEY_FILE): string | undefined {
   return flag || process.env.CORRAL_API_KEY || readApiKey(keyFile);
+}
+
+/** Several loopback replicas as one gRPC target: pick_first moves on to the next one if a replica is down. */
+export function replicasTarget(addresses: readonly string[] | undefined): string | undefined {
+  if (!addresses || addresses.length < 2) return undefined;
+  if (!addresses.every((a) => /^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(a))) return undefined;
+  return `ipv4:${addresses.join(',')}`;
 }
 
 function isAlive(pid: number): boolean {

@@ -94,6 +94,7 @@ export async function runUp(values: Record<string, unknown>): Promise<number> {
     grpc: cluster.grpcAddress,
     http: cluster.httpAddress,
     pid: process.pid,
+    controllers: cluster.controllerAddresses,
   };
   writeFileSync(ENDPOINTS_FILE, `${JSON.stringify(endpoints)}\n`);
   const status = await cluster.status();
