@@ -12,7 +12,8 @@
  *     spec; ~450 GB/s per direction is what a ring sees);
  *   - PP: a step crosses every stage in turn (one micro-batch in flight for a given sequence), plus one hop per
  *     stage boundary;
- *   - the CPU-side gap between kernels and what vLLM delivers: step = kernels / gpuEfficiency + stepOverheadMs.
+ *   - the CPU-side gap between kernels and what vLLM delivers:
+ *     step = kernels / gpuEfficiency + stepOverheadMs + sequences in the step x seqOverheadUs.
  */
 
 export interface CalibrationFile {
@@ -41,14 +42,26 @@ export interface LatencyParams {
   gpuEfficiency: number;
   /** CPU-side time per step: scheduling, sampling, output processing. */
   stepOverheadMs: number;
+  /**
+   * CPU-side time per sequence in the step, in microseconds: vLLM's scheduler, sampler and detokenizer touch
+   * every running sequence every step, so this part of the gap grows with the batch.
+   */
+  seqOverheadUs: number;
 }
 
+/**
+ * gpuEfficiency, stepOverheadMs and seqOverheadUs are fitted jointly by `npm run bench:sim-fidelity` on published
+ * vLLM operating points (405B FP8 on 8xH100 at 2.82 req/s, 8B on one H100 at 13 ms per token, 405B FP8 on
+ * 8xMI300X at batch 1 and 256), held-out error within 17% (2026-11-26 run). Those points were measured on vLLM
+ * 0.5.x, whose CPU side was slower than today's; the defaults err on the slow side.
+ */
 export const DEFAULT_LATENCY_PARAMS: Omit<LatencyParams, 'tp' | 'pp' | 'fp8'> = {
   allReduceLatencyUs: 15,
   linkGBps: 450,
   ppHopMs: 0.5,
-  gpuEfficiency: 0.8,
-  stepOverheadMs: 2,
+  gpuEfficiency: 0.55,
+  stepOverheadMs: 0,
+  seqOverheadUs: 75,
 };
 
 type Points = [number, number][];
@@ -126,6 +139,7 @@ export class LatencyModel {
   stepMs(decodeSeqs: number, meanContext: number, prefillTokens: number): number {
     const p = this.params;
     const kernels = p.pp * this.kernelMs(decodeSeqs, meanContext, prefillTokens) + (p.pp - 1) * p.ppHopMs;
-    return kernels / p.gpuEfficiency + p.stepOverheadMs;
+    const seqs = decodeSeqs + (prefillTokens > 0 ? 1 : 0);
+    return kernels / p.gpuEfficiency + p.stepOverheadMs + (seqs * p.seqOverheadUs) / 1000;
   }
 }

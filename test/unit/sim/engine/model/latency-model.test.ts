@@ -24,6 +24,7 @@ const params = (
   ...DEFAULT_LATENCY_PARAMS,
   gpuEfficiency: 1,
   stepOverheadMs: 0,
+  seqOverheadUs: 0,
   tp: 1,
   pp: 1,
   fp8: false,
@@ -90,5 +91,12 @@ describe('LatencyModel', () => {
     expect(
       new LatencyModel(CAL, params({ gpuEfficiency: 0.5, stepOverheadMs: 3 })).stepMs(1, 1024, 0),
     ).toBeCloseTo(2 * k + 3);
+  });
+
+  it('adds the per-sequence CPU time for every decode and for a step with a prefill chunk', () => {
+    const base = new LatencyModel(CAL, params());
+    const perSeq = new LatencyModel(CAL, params({ seqOverheadUs: 100 }));
+    expect(perSeq.stepMs(64, 1024, 0) - base.stepMs(64, 1024, 0)).toBeCloseTo(6.4);
+    expect(perSeq.stepMs(8, 1024, 512) - base.stepMs(8, 1024, 512)).toBeCloseTo(0.9);
   });
 });
