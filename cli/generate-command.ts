@@ -1,4 +1,5 @@
 /** `corral generate --model M "prompt"`: streams a generation to stdout, its usage and timing to stderr. */
+import { status } from '@grpc/grpc-js';
 import { CorralClient, type GenerateParams } from '../client/corral-client.ts';
 import { CorralClientError } from '../client/errors.ts';
 import { type CommandSpec, intFlag, numberFlag, UsageError } from './args.ts';
@@ -64,6 +65,10 @@ export async function runGenerate(values: Record<string, unknown>, positionals: 
   } catch (e) {
     const error = CorralClientError.from(e);
     process.stderr.write(`\nerror: ${error.codeName}: ${error.details} (controller ${address})\n`);
+    if (error.code === status.UNAUTHENTICATED)
+      process.stderr.write('  the API key comes from --api-key, $CORRAL_API_KEY or .corral/local/api-key\n');
+    if (error.retryAfterMs !== undefined)
+      process.stderr.write(`  retry in ${(error.retryAfterMs / 1000).toFixed(1)} s\n`);
     return 1;
   } finally {
     process.off('SIGINT', onSigint);
