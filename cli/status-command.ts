@@ -74,7 +74,8 @@ export function formatStatus(status: ClusterStatus): string {
     status.groups.map((g) => [
       g.id,
       g.state,
-      `${((status.nowMs - g.stateSinceMs) / 1000).toFixed(0)}s`,
+      // a follower's view of a group is as old as this answer: never print "-0s"
+      `${(Math.max(0, status.nowMs - g.stateSinceMs) / 1000).toFixed(0)}s`,
       g.ranks.length > 0 ? g.ranks.map((r) => `${r.rank}:${r.workerId}`).join(' ') : '-',
       String(g.restarts),
       [g.lastFailure, g.waitingFor].filter((x) => x !== '').join('; ') || '-',

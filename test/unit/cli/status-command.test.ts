@@ -61,6 +61,26 @@ describe('formatStatus', () => {
     );
   });
 
+  it("prints a group whose state began after the answer's clock (a follower's view) as 0s old", () => {
+    const text = formatStatus({
+      ...base,
+      groups: [
+        {
+          id: 'g9',
+          deployment: 'llama-3.1-405b-instruct',
+          state: 'ready',
+          stateSinceMs: base.nowMs + 3,
+          ranks: [],
+          restarts: 0,
+          attempt: 1,
+          lastFailure: '',
+          waitingFor: '',
+        },
+      ],
+    });
+    expect(text.split('\n').find((l) => l.startsWith('g9'))).toMatch(/^g9\s+ready\s+0s\s/);
+  });
+
   it('prints no group table when the controller reports none', () => {
     expect(formatStatus(base)).not.toContain('GROUP');
   });
