@@ -86,6 +86,8 @@ export interface RequestPath {
 
 /** resumedAt only needs to outlive a detach grace; bound it rather than sweep it. */
 const RESUMED_LIMIT = 10_000;
+/** How often a client stream checks that its request still exists. */
+const LOST_CHECK_MS = 5000;
 
 const CLASSES: Partial<Record<ProtoPriorityClass, PriorityClass>> = {
   [ProtoPriorityClass.PRIORITY_CLASS_INTERACTIVE]: 'interactive',
@@ -268,6 +270,17 @@ async function* stream(
   ctx.signal.addEventListener('abort', onClientGone, { once: true });
   if (ctx.signal.aborted) onClientGone();
   state.streams.add(end);
+  // Never wait forever for a request the store lost (with appendfsync everysec a Redis crash loses up to a
+  // second of writes): now and then check that the request or its log still exists.
+  const watchdog = setInterval(() => {
+    Promise.all([lane.queue.get(requestId), lane.log.read(requestId, START, 1)]).then(
+      ([record, first]) => {
+        if (!record && first.length === 0) end(lostRequest(requestId));
+      },
+      () => {}, // Redis unreachable: the follower waits for it to come back
+    );
+  }, LOST_CHECK_MS);
+  watchdog.unref();
   try {
     for await (const entry of lane.log.follow(requestId, after, follow.signal)) {
       if (entry.t === 'error')
@@ -283,6 +296,7 @@ async function* stream(
     }
     if (endedWith) throw endedWith;
   } finally {
+    clearInterval(watchdog);
     state.streams.delete(end);
     ctx.signal.removeEventListener('abort', onClientGone);
     follow.abort();
@@ -323,6 +337,14 @@ function laneOf(deps: GatewayDeps, deployment: string): Lane {
   const lane = deps.lanes.get(deployment);
   if (!lane) throw new Error(`no queue for deployment ${deployment}`);
   return lane;
+}
+
+function lostRequest(requestId: string): CorralError {
+  return new CorralError(
+    'unavailable',
+    `request ${requestId} is no longer in the queue (its store lost recent writes); submit it again with the same request id`,
+    { requestId },
+  );
 }
 
 function alreadyAdmitting(requestId: string): CorralError {

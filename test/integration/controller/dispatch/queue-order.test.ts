@@ -6,12 +6,14 @@
  * the end replays the logged stream without running again.
  */
 import { type ClientReadableStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
+import { queueBase, requestKey } from '../../../../controller/queue/keys.ts';
 import {
   type GenerateEvent,
   type GenerateRequest,
@@ -35,6 +37,7 @@ const keyedAdmission: Admission = {
 };
 
 let redis: TestRedis;
+const PREFIX = testPrefix('queue-order');
 let controller: RunningController;
 let client: InferenceClient;
 let n1: FakeWorker;
@@ -46,13 +49,15 @@ beforeAll(async () => {
     redis: redis.url,
     heartbeatIntervalMs: 200,
     workerTimeoutMs: 600,
-    queue: { detachGraceMs: 100 },
+    // The expected-wait bound would shed the 110-request burst (few dispatches in the rate window so far): these
+    // tests are about order, the shedding test below has its own controller.
+    queue: { detachGraceMs: 100, maxWaitMs: 3_600_000 },
     deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
   });
   controller = await startController(config, {
     log: silentLogger,
     admission: keyedAdmission,
-    redisPrefix: testPrefix('queue-order'),
+    redisPrefix: PREFIX,
   });
   client = inferenceClient(controller.address);
   n1 = await FakeWorker.start(controller.address, 'n1');
@@ -193,6 +198,27 @@ describe('durable path: deadlines, cancel, resubmission', () => {
     await blocker.release();
     await collect(generate(request('after-cancel')));
     expect(dispatched()).toEqual(['after-cancel']);
+  });
+
+  it('a client waiting on a request the store lost gets UNAVAILABLE instead of waiting forever', async () => {
+    const blocker = await occupy('lost-blocker');
+    const call = generate(request('lost-one'));
+    const ended = new Promise<ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', () => {});
+    await waiting(1);
+    // What a Redis crash with appendfsync everysec can do to the last second of writes.
+    const r = new Redis(redis.url);
+    const base = queueBase(PREFIX, MODEL);
+    await r.del(requestKey(base, 'lost-one'));
+    await r.zrem(`${base}:ready:standard`, 'lost-one');
+    await r.quit();
+    const e = await ended;
+    expect({ code: e.code, details: e.details }).toEqual({
+      code: status.UNAVAILABLE,
+      details:
+        'request lost-one is no longer in the queue (its store lost recent writes); submit it again with the same request id',
+    });
+    await blocker.release();
   });
 
   it('a resubmission after the end replays the logged stream without running again', async () => {
