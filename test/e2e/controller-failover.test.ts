@@ -160,4 +160,32 @@ describe('two controller replicas', () => {
     const results = await Promise.all([dead, survivor].map((i, n) => generate(i, `rejoined-${n}`)));
     expect(results).toEqual([8, 8]);
   });
+
+  it('a leader frozen past its lease (SIGSTOP) is replaced, and on waking it follows instead of fighting', async () => {
+    const statuses = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const frozen = statuses.findIndex(leads);
+    const other = 1 - frozen;
+    const before = statuses[frozen] as ClusterStatus;
+    cluster.replica(frozen).process.kill('SIGSTOP');
+    try {
+      await until('the other replica leads', async () => {
+        const s = await cluster.status(2000, other);
+        return leads(s) ? s : undefined;
+      });
+    } finally {
+      cluster.replica(frozen).process.kill('SIGCONT');
+    }
+    // On waking, its own clock says its term is over: it must not act as leader, and learns who leads now.
+    const woke = await until('the woken replica follows the new leader', async () => {
+      const s = await cluster.status(2000, frozen);
+      return s.leaderId !== before.leaderId && connectedWorkers(s).length === 2 ? s : undefined;
+    });
+    const now = await cluster.status(5000, other);
+    expect(leads(woke)).toBe(false);
+    expect(woke.leaderId).toBe(now.replicaId);
+    expect(now.leaderEpoch).toBeGreaterThan(before.leaderEpoch);
+    expect(engineIds(now)).toEqual(engineIds(before));
+    const results = await Promise.all([frozen, other].map((i, n) => generate(i, `after-freeze-${n}`)));
+    expect(results).toEqual([8, 8]);
+  });
 });
