@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { resolveApiKey } from '../../../cli/endpoint.ts';
 import { ensureApiKey, newApiKey, readApiKey, singleTenant } from '../../../cli/local-api-key.ts';
 import { TenantDirectory } from '../../../controller/tenancy/tenant-directory.ts';
 
@@ -11,8 +12,11 @@ function tempDir(): string {
   dirs.push(d);
   return d;
 }
+const savedEnv = process.env.CORRAL_API_KEY;
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  if (savedEnv === undefined) delete process.env.CORRAL_API_KEY;
+  else process.env.CORRAL_API_KEY = savedEnv;
 });
 
 describe('local API key', () => {
@@ -53,5 +57,18 @@ describe('local API key', () => {
     const directory = TenantDirectory.fromOptions(tenancy);
     expect(directory.authenticate(key).id).toBe('local');
     expect(directory.resolveClass(directory.authenticate(key), 'interactive')).toBe('interactive');
+  });
+});
+
+describe('resolveApiKey', () => {
+  it('takes the flag, else $CORRAL_API_KEY, else the key file, else none', () => {
+    const file = join(tempDir(), 'api-key');
+    delete process.env.CORRAL_API_KEY;
+    expect(resolveApiKey(undefined, file)).toBeUndefined();
+    writeFileSync(file, 'sk-from-file\n');
+    expect(resolveApiKey(undefined, file)).toBe('sk-from-file');
+    process.env.CORRAL_API_KEY = 'sk-from-env';
+    expect(resolveApiKey(undefined, file)).toBe('sk-from-env');
+    expect(resolveApiKey('sk-from-flag', file)).toBe('sk-from-flag');
   });
 });
