@@ -34,6 +34,7 @@ const KEY = {
   revoked: 'sk-rate-revoked',
   tokens: 'sk-tokens-0123456789abcdef', // 10 tokens/s, burst 100
   http: 'sk-http-0123456789abcdef', // 1 request per 2 s, burst 1
+  free: 'sk-free-0123456789abcdef', // no budgets
 };
 const directory = TenantDirectory.fromOptions({
   tenants: [
@@ -46,6 +47,7 @@ const directory = TenantDirectory.fromOptions({
     },
     { id: 'tokens', tokens: { perSecond: 10, burst: 100 }, keySha256: [sha256Hex(KEY.tokens)] },
     { id: 'http', requests: { perSecond: 0.5, burst: 1 }, keySha256: [sha256Hex(KEY.http)] },
+    { id: 'free', keySha256: [sha256Hex(KEY.free)] },
   ],
 });
 
@@ -176,6 +178,19 @@ describe('gRPC: who may call', () => {
       details: 'tenant tokens may not submit interactive requests',
     });
     expect(worker.calls).toEqual([]);
+  });
+});
+
+describe("gRPC: another tenant's requests", () => {
+  it('Resume of another tenant request is NOT_FOUND, as if it did not exist; its owner resumes it', async () => {
+    expect(await generate(KEY.free, { requestId: 'free-1' })).toEqual({ ok: true, text: 'Hello, world' });
+    const resume = (key: string) =>
+      collect(client(key).resume({ model: MODEL, requestId: 'free-1', afterTokenIndex: 0 }));
+    await expect(resume(KEY.tokens)).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+      details: `request free-1 of model ${MODEL} is unknown (never accepted, or ended long ago)`,
+    });
+    expect((await resume(KEY.free)).text).toBe('Hello, world');
   });
 });
 
