@@ -12,6 +12,7 @@ import { EngineCore } from './model/engine-core.ts';
 import { DEFAULT_LATENCY_PARAMS, LatencyModel } from './model/latency-model.ts';
 import { scaledTime } from './model/time-scale.ts';
 import { parseArgs, USAGE } from './options.ts';
+import { TokenFaults } from './server/faults.ts';
 import { createSimHttpServer } from './server/http-server.ts';
 import { planStartup } from './startup-plan.ts';
 import { vllmLine } from './vllm-log.ts';
@@ -84,10 +85,11 @@ function crash(reason: string): never {
   process.exit(1);
 }
 
+const tokenFaults = new TokenFaults(o.crashAfterTokens, o.hangAfterTokens);
 core.onToken = (total) => {
-  if (o.crashAfterTokens !== undefined && total >= o.crashAfterTokens)
-    crash(`--sim-crash-after-tokens ${o.crashAfterTokens}`);
-  if (o.hangAfterTokens !== undefined && total >= o.hangAfterTokens) {
+  const due = tokenFaults.due(total);
+  if (due === 'crash') crash(`fault injected: crash after ${total} generated tokens`);
+  if (due === 'hang') {
     log.warn('fault injected', { fault: 'hang', afterTokens: total });
     core.hang();
   }
@@ -102,6 +104,8 @@ const http = createSimHttpServer(
     faultRates: { rate503: o.errorRate503, rate429: o.errorRate429 },
     faultSeed: o.seed,
     crash,
+    tokenFaults,
+    after: (fn, ms) => sim.timers.set(fn, ms),
   },
   core,
   log,

@@ -3,7 +3,8 @@
  * `X-Sim-Fault` header, or at run time through `POST /sim/fault`:
  *   - error answers: a rate of 503 / 429 on generation requests, or one forced status per request by header;
  *   - engine failures: crash (process exits non-zero, like an API server whose engine core died), dead (/health
- *     503, requests 500, vLLM's EngineDeadError), hang (no tokens while /health stays 200).
+ *     503, requests 500, vLLM's EngineDeadError), hang (no tokens while /health stays 200), now or armed: after
+ *     N more generated tokens (TokenFaults) or T simulated ms from now.
  * Start-up faults (slow start = --sim-startup-ms, failed start = --sim-fail-start) are handled in main.ts.
  */
 import { HttpError } from './openai-request.ts';
@@ -62,4 +63,31 @@ export function requestFault(
   if (x < rates.rate503 + rates.rate429)
     return new HttpError(429, 'RateLimitError', 'Too many requests (fault injected).');
   return null;
+}
+
+/**
+ * Faults that fire when the engine's total of generated tokens reaches a mark: crash (the process dies) or hang
+ * (the engine stops stepping). Armed by --sim-crash-after-tokens / --sim-hang-after-tokens (totals since start)
+ * or by POST /sim/fault (counted from the moment it is armed).
+ */
+export class TokenFaults {
+  constructor(
+    private crashAt: number | undefined,
+    private hangAt: number | undefined,
+  ) {}
+
+  arm(kind: 'crash' | 'hang', afterMore: number, totalNow: number): void {
+    if (kind === 'crash') this.crashAt = totalNow + afterMore;
+    else this.hangAt = totalNow + afterMore;
+  }
+
+  /** The fault due at this total, once (a hang fires once; a crash ends the process). */
+  due(total: number): 'crash' | 'hang' | null {
+    if (this.crashAt !== undefined && total >= this.crashAt) return 'crash';
+    if (this.hangAt !== undefined && total >= this.hangAt) {
+      this.hangAt = undefined;
+      return 'hang';
+    }
+    return null;
+  }
 }

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from '../../../common/log.ts';
 import { decode, encodePrompt } from '../../../common/tokenizer.ts';
 import type { EngineCore } from '../model/engine-core.ts';
-import { type EngineFault, type FaultRates, requestFault, uniforms } from './faults.ts';
+import { type EngineFault, type FaultRates, requestFault, type TokenFaults, uniforms } from './faults.ts';
 import { badRequest, HttpError, type Kind, parseRequest, promptIds } from './openai-request.ts';
 
 /** The vLLM release whose interface this simulator imitates (GET /version). */
@@ -23,6 +23,10 @@ export interface ServerConfig {
   faultSeed: number;
   /** The engine crashes: the process exits non-zero (main.ts decides how). */
   crash(reason: string): void;
+  /** Token-count faults the admin endpoint arms (main.ts checks them on every token). */
+  tokenFaults: TokenFaults;
+  /** A timer in simulated time, for faults armed to fire later. */
+  after(fn: () => void, ms: number): void;
 }
 
 export interface SimHttpServer {
@@ -227,15 +231,47 @@ export function createSimHttpServer(cfg: ServerConfig, core: EngineCore, log: Lo
       case 'POST /v1/chat/completions':
         return generate('chat', req, res, requestId);
       case 'POST /sim/fault': {
-        // Simulator-only admin endpoint: {"fault": "crash"|"dead"|"hang"} and/or {"rate_503": x, "rate_429": y}.
-        const body = (await readJson(req)) as { fault?: unknown; rate_503?: unknown; rate_429?: unknown };
+        // Simulator-only admin endpoint: {"fault": "crash"|"dead"|"hang"}, {"rate_503": x, "rate_429": y},
+        // {"crash_after_tokens": n, "hang_after_tokens": n} (more tokens from now), {"crash_in_ms": t} (simulated).
+        const body = (await readJson(req)) as Record<string, unknown> | null;
         const rate = (v: unknown, name: string) => {
           if (typeof v !== 'number' || v < 0 || v > 1)
             throw badRequest(`${name}: must be a number in [0, 1]`);
           return v;
         };
-        if (body?.rate_503 !== undefined) rates.rate503 = rate(body.rate_503, 'rate_503');
-        if (body?.rate_429 !== undefined) rates.rate429 = rate(body.rate_429, 'rate_429');
+        const count = (v: unknown, name: string) => {
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+            throw badRequest(`${name}: must be a non-negative integer`);
+          return v;
+        };
+        if (body === null || typeof body !== 'object' || Array.isArray(body))
+          throw badRequest('the body must be a JSON object');
+        const known = [
+          'fault',
+          'rate_503',
+          'rate_429',
+          'crash_after_tokens',
+          'hang_after_tokens',
+          'crash_in_ms',
+        ];
+        const unknown = Object.keys(body).filter((k) => !known.includes(k));
+        if (unknown.length > 0)
+          throw badRequest(`unknown fields ${unknown.join(', ')}; expected ${known.join(', ')}`);
+        const crashAfter =
+          body.crash_after_tokens === undefined
+            ? undefined
+            : count(body.crash_after_tokens, 'crash_after_tokens');
+        const hangAfter =
+          body.hang_after_tokens === undefined
+            ? undefined
+            : count(body.hang_after_tokens, 'hang_after_tokens');
+        const crashIn = body.crash_in_ms === undefined ? undefined : count(body.crash_in_ms, 'crash_in_ms');
+        if (body.rate_503 !== undefined) rates.rate503 = rate(body.rate_503, 'rate_503');
+        if (body.rate_429 !== undefined) rates.rate429 = rate(body.rate_429, 'rate_429');
+        const total = core.metrics.generationTokens;
+        if (crashAfter !== undefined) cfg.tokenFaults.arm('crash', crashAfter, total);
+        if (hangAfter !== undefined) cfg.tokenFaults.arm('hang', hangAfter, total);
+        if (crashIn !== undefined) cfg.after(() => fault('crash'), crashIn);
         if (body?.fault !== undefined) {
           if (body.fault !== 'crash' && body.fault !== 'dead' && body.fault !== 'hang')
             throw badRequest('fault: must be crash, dead or hang');

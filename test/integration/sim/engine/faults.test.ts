@@ -88,6 +88,39 @@ describe('engine simulator faults', () => {
     expect(p.stderr).toContain('EngineDeadError');
   });
 
+  it('POST /sim/fault arms a crash after N more tokens, and refuses fields it does not know', async () => {
+    const { p, base } = await sim(['--sim-itl-ms', '5']);
+    await p.waitForOutput('Application startup complete.');
+    expect((await complete(base, { max_tokens: 4, ignore_eos: true })).status).toBe(200);
+    const bad = await fetch(`${base}/sim/fault`, { method: 'POST', body: '{"crash_after":3}' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain(
+      'unknown fields crash_after',
+    );
+    const armed = await fetch(`${base}/sim/fault`, { method: 'POST', body: '{"crash_after_tokens":3}' });
+    expect(armed.status).toBe(200);
+    await complete(base, { max_tokens: 20, ignore_eos: true }).catch(() => undefined);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr).toContain('crash after 7 generated tokens');
+  });
+
+  it('crashes at simulated time T after the API opened (--sim-crash-at-ms, scaled by --sim-time-scale)', async () => {
+    // 4 simulated seconds at time scale 8: half a second of wall time.
+    const { p } = await sim(['--sim-crash-at-ms', '4000', '--sim-time-scale', '8']);
+    await p.waitForOutput('Application startup complete.');
+    expect(await p.exited).toBe(1);
+    expect(p.stderr).toContain('--sim-crash-at-ms 4000');
+    // Log lines carry simulated time: the crash is stamped 4 s (to the second) after the KV cache line, just
+    // before the API opened.
+    const stamp = (text: string, marker: string) => {
+      const line = text.split('\n').find((l) => l.includes(marker)) ?? '';
+      const [h, m, sec] = (/ (\d\d):(\d\d):(\d\d) /.exec(line)?.slice(1) ?? []).map(Number);
+      return (h ?? 0) * 3600 + (m ?? 0) * 60 + (sec ?? 0);
+    };
+    const gap = stamp(p.stderr, 'EngineCore encountered') - stamp(p.stdout, 'Maximum concurrency');
+    expect([4, 5]).toContain(gap);
+  });
+
   it('a failed start exits 1 with vLLM text and never opens the port', async () => {
     const { p, base } = await sim(['--sim-fail-start']);
     expect(await p.exited).toBe(1);
