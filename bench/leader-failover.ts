@@ -34,7 +34,7 @@ async function round(prefix: string, crash: boolean): Promise<number> {
   const store = new RedisLeaseStore(redis, prefix);
   // a crashed process releases nothing: its store forgets the release
   const crashed: LeaseStore = {
-    acquire: (id, ms) => store.acquire(id, ms),
+    acquire: (id, ms, seen) => store.acquire(id, ms, seen),
     renew: (id, e, ms) => store.renew(id, e, ms),
     release: async () => undefined,
     holder: () => store.holder(),

@@ -42,6 +42,8 @@ export class LeaderElector implements Leadership {
   private timer: NodeJS.Timeout | undefined;
   private attempt: Promise<void> | undefined;
   private stopped = false;
+  /** The highest epoch any reply showed: a new term must exceed it even if the store lost its counter. */
+  private seenEpoch = 0;
 
   constructor(
     private readonly deps: {
@@ -110,8 +112,10 @@ export class LeaderElector implements Leadership {
     const reply =
       nextAttempt(s) === 'renew' && s.t === 'leader'
         ? await store.renew(id, s.epoch, policy.leaseMs)
-        : await store.acquire(id, policy.leaseMs);
+        : await store.acquire(id, policy.leaseMs, this.seenEpoch);
     if (this.stopped) return;
+    if (reply.t === 'acquired') this.seenEpoch = Math.max(this.seenEpoch, reply.epoch);
+    if (reply.t === 'held' && reply.holder) this.seenEpoch = Math.max(this.seenEpoch, reply.holder.epoch);
     if (reply.t === 'error')
       this.deps.log.warn('leader lease store did not answer', { error: reply.message });
     this.apply(afterReply(this.state, reply, sentAt, clock.now(), policy));

@@ -3,7 +3,9 @@
  *   <prefix>:lease   "<epoch>:<replica id>", with a PX expiry: present while someone leads
  *   <prefix>:epoch   a counter, INCRed by every acquisition: the fencing token (kept by the AOF across restarts)
  * Acquire is SET NX PX run inside a script together with the INCR, so the epoch advances only for the winner and
- * a later leader always holds a higher epoch than an earlier one. Renew and release compare the stored value
+ * a later leader always holds a higher epoch than an earlier one. The caller also passes the highest epoch it has
+ * seen: if Redis lost the counter (a restart that lost its last second of AOF, or no AOF), the new epoch still
+ * exceeds every one the workers may have seen, else they would ignore the new leader. Renew and release compare the stored value
  * with ours first (a plain PEXPIRE or DEL could extend or end another replica's lease).
  */
 import type { Redis } from 'ioredis';
@@ -11,7 +13,8 @@ import type { LeaseHolder, LeaseReply } from './lease-decision.ts';
 
 /** What the elector needs of a lease store; tests may swap the store, the decisions stay the same. */
 export interface LeaseStore {
-  acquire(id: string, leaseMs: number): Promise<LeaseReply>;
+  /** Takes the lease if free, under an epoch above the store's counter and above `seenEpoch`. */
+  acquire(id: string, leaseMs: number, seenEpoch: number): Promise<LeaseReply>;
   renew(id: string, epoch: number, leaseMs: number): Promise<LeaseReply>;
   /** Ends our lease at once (graceful shutdown), so a follower takes over without waiting for the expiry. */
   release(id: string, epoch: number): Promise<void>;
@@ -23,6 +26,10 @@ const ACQUIRE = `
 local holder = redis.call('GET', KEYS[1])
 if holder then return {0, holder} end
 local epoch = redis.call('INCR', KEYS[2])
+if epoch <= tonumber(ARGV[3]) then
+  epoch = tonumber(ARGV[3]) + 1
+  redis.call('SET', KEYS[2], epoch)
+end
 local value = epoch .. ':' .. ARGV[1]
 redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2])
 return {1, value}
@@ -44,7 +51,13 @@ return 0
 `;
 
 type LeaseCommands = {
-  corralLeaseAcquire(lease: string, epoch: string, id: string, leaseMs: number): Promise<[number, string?]>;
+  corralLeaseAcquire(
+    lease: string,
+    epoch: string,
+    id: string,
+    leaseMs: number,
+    seenEpoch: number,
+  ): Promise<[number, string?]>;
   corralLeaseRenew(lease: string, value: string, leaseMs: number): Promise<[number, string?]>;
   corralLeaseRelease(lease: string, value: string): Promise<number>;
 };
@@ -65,9 +78,15 @@ export class RedisLeaseStore implements LeaseStore {
     redis.defineCommand('corralLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
   }
 
-  async acquire(id: string, leaseMs: number): Promise<LeaseReply> {
+  async acquire(id: string, leaseMs: number, seenEpoch: number): Promise<LeaseReply> {
     return this.call(async () => {
-      const [won, value] = await this.commands.corralLeaseAcquire(this.leaseKey, this.epochKey, id, leaseMs);
+      const [won, value] = await this.commands.corralLeaseAcquire(
+        this.leaseKey,
+        this.epochKey,
+        id,
+        leaseMs,
+        seenEpoch,
+      );
       const holder = parseHolder(value);
       if (won === 1 && holder) return { t: 'acquired', epoch: holder.epoch };
       return { t: 'held', holder };

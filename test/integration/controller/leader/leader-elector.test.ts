@@ -105,6 +105,17 @@ describe('LeaderElector on Redis', () => {
     expect(b.e.epoch()).toBe(old + 1);
   });
 
+  it('after Redis lost its epoch counter, a new leader still gets an epoch above every one it has seen', async () => {
+    const prefix = testPrefix('lost-counter');
+    const { a, b } = electors(prefix);
+    await a.e.tick();
+    await b.e.tick(); // b sees a's epoch
+    const old = a.e.epoch() ?? -1;
+    await redis.del(`${prefix}:lease`, `${prefix}:epoch`); // a restart without the last second of AOF
+    await b.e.tick();
+    expect(b.e.epoch()).toBe(old + 1);
+  });
+
   it('start() campaigns on its own timer: a follower takes over when the leader is stopped', async () => {
     const { a, b } = electors(testPrefix('timers'));
     a.e.start();
