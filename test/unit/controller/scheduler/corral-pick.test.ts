@@ -49,12 +49,12 @@ describe('scheduler.pick (corral: prefix, load, KV pressure, imbalance guard)', 
   });
 
   it('imbalance guard: a holder far above the mean gets nothing, however hot its prefix', () => {
-    // mean = (30 + 4 + 4 + 1) / 3 = 13, limit = max(1.25 x 13, 4 + 2) = 16.25: a (30) is out.
+    // mean = (30 + 4 + 4 + 1) / 3 = 13, limit = max(1.5 x 13, 4 + 2) = 19.5: a (30) is out.
     const groups = [g('a', 30), g('b', 4), g('c', 4)];
     const r = pick({ groups, prefixIndex: believes({ a: 512 }) }, req, () => 0.99);
     expect(r).toMatchObject({ type: 'group', id: 'c' });
     expect((r as { reason: string }).reason).toBe(
-      'imbalance guard: a holds 8,192 tokens but has 30 outstanding (limit 16); c outstanding 4 (mean 13.0)',
+      'imbalance guard: a holds 8,192 tokens but has 30 outstanding (limit 20); c outstanding 4 (mean 13.0)',
     );
   });
 
