@@ -14,6 +14,9 @@
  * Latency = submit() called -> take() returned the request, in the dispatcher. Also split: submit and take
  * round trips. The stream log hop (append of the first event -> the gateway's follow() yields it) is measured
  * separately (queue-stream.ts): time-to-first-token through the durable path adds both.
+ * End to end (queue-path.ts): time-to-first-token of `concurrency` streams through a real controller and a fake
+ * worker that answers at once, beside the same clients calling the worker directly: what the whole durable
+ * path (gateway, queue, dispatcher, stream log) adds to a request, and the requests/s it sustains.
  *
  * Usage: npm run bench:queue [-- --json] [-- --seconds 5 --concurrency 256 --batch 32 --rate N]
  */
@@ -25,6 +28,7 @@ import { ArrivalSignal } from '../controller/queue/arrival-signal.ts';
 import { MemoryQueue } from '../controller/queue/memory-queue.ts';
 import { RequestQueue } from '../controller/queue/request-queue.ts';
 import { startRedis } from '../test/helpers/redis.ts';
+import { measureEndToEnd } from './queue-path.ts';
 import { measureStreamHop } from './queue-stream.ts';
 
 /** The queue as the bench drives it: enough to run the same loops over both paths. */
@@ -260,6 +264,8 @@ async function main(): Promise<void> {
     await r2.close();
     progress(`stream log hop, ${o.concurrency} followers`);
     const streamHop = await measureStreamHop(server.url, o.concurrency, 4);
+    progress(`end to end, ${o.concurrency} streams: direct to the worker, then through the controller`);
+    const endToEnd = await measureEndToEnd(server.url, o);
     const report = {
       bench: 'queue',
       concurrency: o.concurrency,
@@ -279,6 +285,7 @@ async function main(): Promise<void> {
         },
       },
       streamHop,
+      endToEnd,
       target: { addedP50Ms: 2, addedP99Ms: 10 },
       rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
     };
@@ -298,6 +305,7 @@ async function main(): Promise<void> {
       `added by the durable path at ${rate}/s: p50 ${report.paced.addedLatencyMs.p50} ms, p99 ${report.paced.addedLatencyMs.p99} ms (target <= 2 / 10)`,
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
       `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
+      `end to end, ${o.concurrency} streams (fake worker answering at once): direct ${endToEnd.direct.perSecond} req/s TTFT p50 ${fmt(endToEnd.direct.ttftMs.p50).trim()} p99 ${fmt(endToEnd.direct.ttftMs.p99).trim()} ms; durable path ${endToEnd.durable.perSecond} req/s TTFT p50 ${fmt(endToEnd.durable.ttftMs.p50).trim()} p99 ${fmt(endToEnd.durable.ttftMs.p99).trim()} ms; added p50 ${endToEnd.addedTtftMs.p50} ms, p99 ${endToEnd.addedTtftMs.p99} ms (target <= 2 / 10)`,
       `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
