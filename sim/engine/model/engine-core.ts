@@ -195,8 +195,12 @@ export class EngineCore {
     return plan.prefillTokens > 0 ? this.cfg.ttftMs : this.cfg.itlMs;
   }
 
-  /** Plans the next step if the engine is idle and has work, and runs it after its duration. */
-  private startStep(): void {
+  /**
+   * Plans the next step if the engine is idle and has work, and ends it `stepMs` after `startAt`. Back-to-back
+   * steps start when the previous one was due, not when its outputs were handed out, so the simulator's own CPU
+   * time does not stretch simulated time (the latency model already charges vLLM's CPU side).
+   */
+  private startStep(startAt = this.clock.now()): void {
     if (this.hung || this.inFlight !== undefined || !this.scheduler.hasWork) return;
     const plan = this.scheduler.nextStep();
     if (plan.scheduled.length === 0) return;
@@ -209,10 +213,11 @@ export class EngineCore {
     m.preemptions += plan.preempted.length;
     m.prefixQueries += plan.prefixQueryTokens;
     m.prefixHits += plan.prefixHitTokens;
-    this.inFlight = this.timers.set(() => this.endStep(plan), this.stepMs(plan));
+    const due = startAt + this.stepMs(plan);
+    this.inFlight = this.timers.set(() => this.endStep(plan, due), Math.max(0, due - now));
   }
 
-  private endStep(plan: StepPlan): void {
+  private endStep(plan: StepPlan, due: number): void {
     this.inFlight = undefined;
     if (this.hung) return;
     const { sampled } = this.scheduler.completeStep(plan, (key, index) => this.sample(key, index));
@@ -221,7 +226,7 @@ export class EngineCore {
       if (this.hung) return;
       this.emit(t, now);
     }
-    this.startStep();
+    this.startStep(due);
   }
 
   /** The request's next token and its text; stop when it is EOS or completes a stop string. */
