@@ -76,4 +76,44 @@ describe('parseArgs (vllm serve command line)', () => {
       '--gpu-memory-utilization',
     ]);
   });
+
+  it('takes vLLM scheduler defaults by GPU type, the time scale under either name, and start-up overrides only when given', () => {
+    const h100 = parseArgs(['serve', 'm'], {});
+    expect(h100.kind === 'ok' && h100.options).toMatchObject({
+      maxNumSeqs: 1024,
+      maxNumBatchedTokens: 8192,
+      timeScale: 1,
+      startupMs: undefined,
+      kvTokens: undefined,
+      enablePrefixCaching: true,
+    });
+    const a100 = parseArgs(['serve', 'm', '--sim-gpu-type', 'a100-80g', '--time-scale', '10'], {});
+    expect(a100.kind === 'ok' && a100.options).toMatchObject({
+      maxNumSeqs: 256,
+      maxNumBatchedTokens: 2048,
+      timeScale: 10,
+    });
+    const flags = parseArgs(
+      ['serve', 'm', '--sim-time-scale=4', '--sim-startup-ms', '0', '--no-enable-prefix-caching'],
+      { CORRAL_SIM_KV_TOKENS: '4096' },
+    );
+    expect(flags.kind === 'ok' && flags.options).toMatchObject({
+      timeScale: 4,
+      startupMs: 0,
+      kvTokens: 4096,
+      enablePrefixCaching: false,
+    });
+  });
+
+  it('refuses an unknown GPU type, a non-positive time scale or load bandwidth', () => {
+    const r = parseArgs(
+      ['serve', 'm', '--sim-gpu-type', 'tpu', '--sim-time-scale', '0', '--sim-load-gbps', '-1'],
+      {},
+    );
+    expect(r.kind === 'invalid' && r.errors.map((e) => e.path)).toEqual([
+      '--sim-load-gbps',
+      '--sim-time-scale',
+      '--sim-gpu-type',
+    ]);
+  });
 });
