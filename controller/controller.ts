@@ -12,6 +12,7 @@ import { ControlService } from '../proto/gen/corral/v1/control.ts';
 import { InferenceService } from '../proto/gen/corral/v1/inference.ts';
 import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
 import { type Admission, openAdmission } from './admission/admission.ts';
+import { apiKeyOfMetadata } from './admission/api-key.ts';
 import type { ControllerConfig } from './config/controller-config.ts';
 import { controlService } from './control/control-service.ts';
 import { type Lanes, openLanes } from './dispatch/lanes.ts';
@@ -168,14 +169,17 @@ export async function startController(
         {
           name: 'corral.v1.Control',
           definition: ControlService,
-          implementation: controlService({
-            deployments: config.deployments,
-            registry,
-            requests,
-            clock,
-            groups: () => groups.records(),
-            leadership,
-          }),
+          implementation: controlService(
+            {
+              deployments: config.deployments,
+              registry,
+              requests,
+              clock,
+              groups: () => groups.records(),
+              leadership,
+            },
+            (md) => admission.identify(apiKeyOfMetadata(md), undefined),
+          ),
         },
       ],
     });
