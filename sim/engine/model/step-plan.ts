@@ -1,0 +1,74 @@
+/**
+ * The contract of the step scheduler (step-scheduler.ts): its configuration, the requests it takes, the plan of
+ * one engine step and what completing a step produced. Types only, shared by the engine simulator and the
+ * cluster simulator.
+ */
+export interface StepSchedulerConfig {
+  maxNumSeqs: number;
+  /** Token budget of one step (--max-num-batched-tokens). */
+  maxNumBatchedTokens: number;
+  maxModelLen: number;
+  policy: 'fcfs' | 'priority';
+  /** KV cache blocks of the group (common/hardware groupMemory's kvBlocks). */
+  numBlocks: number;
+  blockSize?: number;
+  /** On by default in V1 (--no-enable-prefix-caching turns it off). */
+  enablePrefixCaching?: boolean;
+}
+
+export interface SchedulerRequest {
+  readonly id: string;
+  readonly promptIds: readonly number[];
+  readonly maxTokens: number;
+  /** Lower runs earlier under the priority policy. */
+  readonly priority: number;
+}
+
+/** One request's share of a step. */
+export interface ScheduledChunk {
+  readonly id: string;
+  /** Tokens computed for it this step (1 for a decode). */
+  readonly tokens: number;
+  /** Its KV context once this step ran (what its attention reads). */
+  readonly context: number;
+  /** A decode: one new token after all earlier ones are in the KV cache. */
+  readonly decode: boolean;
+}
+
+export interface StepPlan {
+  readonly step: number;
+  readonly scheduled: readonly ScheduledChunk[];
+  readonly decodeSeqs: number;
+  /** Sum of the decodes' contexts (meanDecodeContext divides it). */
+  readonly decodeContextTokens: number;
+  /** Tokens of prefill chunks (prompts, and recomputation after preemption). */
+  readonly prefillTokens: number;
+  /** Requests preempted (by recompute) while planning this step, in order. */
+  readonly preempted: readonly string[];
+  /** Requests scheduled for the first time (their queue time ends). */
+  readonly started: readonly string[];
+  /** Prompt tokens looked up in the prefix cache, and the tokens found there (vLLM's counters, in tokens). */
+  readonly prefixQueryTokens: number;
+  readonly prefixHitTokens: number;
+}
+
+export type FinishCause = 'stop' | 'length';
+
+/** The token a request samples at `outputIndex`, and whether it ends the request (EOS or a stop string). */
+export type Sampler = (id: string, outputIndex: number) => { token: number; stop: boolean };
+
+export interface SampledToken {
+  readonly id: string;
+  readonly token: number;
+  /** Its first output token (time to first token ends). */
+  readonly first: boolean;
+  readonly finish: FinishCause | null;
+}
+
+export interface StepOutcome {
+  readonly sampled: readonly SampledToken[];
+}
+
+export function meanDecodeContext(plan: StepPlan): number {
+  return plan.decodeSeqs > 0 ? plan.decodeContextTokens / plan.decodeSeqs : 0;
+}
