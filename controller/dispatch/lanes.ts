@@ -112,6 +112,7 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
     close: async (graceMs) => {
       await Promise.all(dispatchers.map((d) => d.stop(graceMs)));
       await Promise.all(signals.map((s) => s.close()));
+      for (const lane of lanes.values()) lane.log.close();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

@@ -119,8 +119,12 @@ export interface StreamLogOptions {
 
 type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<[string, number]> };
 
+/** Idle follower connections kept for the next follow() (a connection per stream costs a TCP handshake). */
+const MAX_IDLE_FOLLOWERS = 1024;
+
 export class StreamLog {
   private readonly base: string;
+  private readonly idle: Redis[] = [];
 
   constructor(private readonly options: StreamLogOptions) {
     this.base = queueBase(options.prefix ?? 'corral', options.deployment);
@@ -205,7 +209,8 @@ export class StreamLog {
 
   /**
    * Every entry after `after`, waiting for new ones (XREAD BLOCK), until the terminal entry or the signal.
-   * Each follower holds one Redis connection while it runs.
+   * Each follower holds one Redis connection while it runs, taken from (and, when it read to the end, given
+   * back to) a pool of idle ones; an aborted follower's connection is closed, which is what ends its XREAD.
    */
   async *follow(
     id: string,
@@ -213,7 +218,8 @@ export class StreamLog {
     signal?: AbortSignal,
     blockMs = 5000,
   ): AsyncGenerator<LogEntry> {
-    const conn = this.options.redis.duplicate();
+    const conn = this.idle.pop() ?? this.options.redis.duplicate();
+    let reusable = false;
     const onAbort = () => conn.disconnect();
     signal?.addEventListener('abort', onAbort, { once: true });
     let cursor = after;
@@ -237,14 +243,21 @@ export class StreamLog {
         for (const [entryId, fields] of res?.[0]?.[1] ?? []) {
           const entry = parseEntry(entryId, fields);
           cursor = entryId;
+          if (isTerminal(entry)) reusable = !signal?.aborted;
           yield entry;
           if (isTerminal(entry)) return;
         }
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      conn.disconnect();
+      if (reusable && !signal?.aborted && this.idle.length < MAX_IDLE_FOLLOWERS) this.idle.push(conn);
+      else conn.disconnect();
     }
+  }
+
+  /** Closes the idle follower connections. */
+  close(): void {
+    for (const conn of this.idle.splice(0)) conn.disconnect();
   }
 }
 
