@@ -48,7 +48,16 @@ out(
 let latency: LatencyModel | undefined;
 if (o.calibration !== undefined) {
   const tp = o.tensorParallelSize;
-  const { file, data } = loadCalibration(o.calibration, o.model, tp, o.gpuType);
+  let loaded: ReturnType<typeof loadCalibration>;
+  try {
+    loaded = loadCalibration(o.calibration, o.model, tp, o.gpuType);
+  } catch (e) {
+    process.stderr.write(
+      `vllm serve: error: --sim-calibration: cannot read ${o.calibration}: ${String(e)}\n`,
+    );
+    process.exit(2);
+  }
+  const { file, data } = loaded;
   latency = new LatencyModel(data, { ...DEFAULT_LATENCY_PARAMS, tp, pp: o.pipelineParallelSize, fp8: o.fp8 });
   out(
     'sim_latency.py:1',
