@@ -2,13 +2,13 @@
  * Issue 4's end-to-end: 4 simulated H100 nodes serve Llama 3.1 405B BF16 as 2 groups of 2 nodes (TP8 x PP2),
  * real processes on loopback (controller, 4 workers, 4 simulated engine ranks joined over TCP). One follower
  * node is lost (its worker and its engine SIGKILLed, as when a machine dies): its group leaves routing within
- * 3 s, requests keep flowing to the other group, requests in flight on the dead group end with a clear error,
+ * 3 s, requests keep flowing to the other group, requests in flight on the dead group continue on the other one,
  * and the group is rebuilt when the worker comes back.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { newApiKey } from '../../cli/local-api-key.ts';
@@ -155,18 +155,10 @@ describe('405B BF16 as 2 groups of 2 nodes', () => {
     // Requests keep flowing, to the other group.
     for (let i = 0; i < 5; i++) expect(await generate(`after-${i}`, 8)).toEqual({ ok: true, tokens: 8 });
 
-    // Those in flight on the dead group end with an error that says why; the others finish.
+    // Those in flight on the dead group continue on the other group from their stream logs (failover): all
+    // finish, with every token.
     const outcomes = await Promise.all(inFlight);
-    const failed = outcomes.filter((o): o is Extract<Outcome, { ok: false }> => !o.ok);
-    const finished = outcomes.filter((o) => o.ok);
-    expect(failed.length).toBeGreaterThan(0);
-    expect(finished.length).toBeGreaterThan(0);
-    for (const f of failed) {
-      // e.g. "engine llama-3.1-405b-instruct-g1.a1.r0 stream broke after 59 tokens: terminated"
-      expect(f.code).toBe(status.UNAVAILABLE);
-      expect(f.details).toContain(lostGroup?.ranks[0]?.engineId ?? '?');
-    }
-    for (const o of finished) expect(o).toEqual({ ok: true, tokens: 2000 });
+    for (const o of outcomes) expect(o).toEqual({ ok: true, tokens: 2000 });
 
     // The node comes back: the group is rebuilt (new attempt) and both groups serve again.
     const spec = specs.find((s) => s.nodeName === followerName);
