@@ -143,15 +143,29 @@ export function pick(
     } else if (cost === bestCost) tiedAt[ties++] = i;
   };
   for (let i = 0; i < ready.length; i++) consider(i, 0);
+  let holder: GroupView | undefined;
+  let holderBlocks = 0;
   for (const [id, heldBlocks] of held) {
     const hit = Math.min(promptTokens, heldBlocks * options.blockSize);
     if (hit <= 0) continue;
-    for (let i = 0; i < ready.length; i++) if ((ready[i] as GroupView).id === id) consider(i, hit);
+    for (let i = 0; i < ready.length; i++) {
+      if ((ready[i] as GroupView).id !== id) continue;
+      consider(i, hit);
+      if (heldBlocks > holderBlocks) {
+        holder = ready[i];
+        holderBlocks = heldBlocks;
+      }
+      break;
+    }
   }
   // Ties are remembered by index and one of them drawn at the end: uniform, one random draw per pick.
   if (ties > 1)
     chosen = ready[tiedAt[Math.min(ties - 1, Math.floor(random() * ties))] as number] as GroupView;
-  return { type: 'group', id: chosen.id, reason: explain(chosen, ready, held, limit, mean, ties, options) };
+  return {
+    type: 'group',
+    id: chosen.id,
+    reason: explain(chosen, ready.length, held, holder, holderBlocks, limit, mean, ties, options),
+  };
 }
 
 /** Indexes of the groups tied at the best cost, reused across calls (pick is synchronous). */
@@ -165,8 +179,10 @@ function kvPenalty(kvUsage: number | undefined, o: PickOptions): number {
 /** The reason string; its leading words name the kind of decision, which the cluster report counts. */
 function explain(
   chosen: GroupView,
-  ready: readonly GroupView[],
+  readyCount: number,
   held: ReadonlyMap<string, number>,
+  holder: GroupView | undefined,
+  holderBlocks: number,
   limit: number,
   mean: number,
   ties: number,
@@ -175,14 +191,6 @@ function explain(
   const load = `outstanding ${chosen.outstanding} (mean ${mean.toFixed(1)})`;
   const hit = (held.get(chosen.id) ?? 0) * o.blockSize;
   if (hit > 0) return `prefix hit ${fmt(hit)} tokens on ${chosen.id}; ${load}`;
-  let holderId: string | undefined;
-  let holderBlocks = 0;
-  for (const [id, b] of held)
-    if (b > holderBlocks) {
-      holderId = id;
-      holderBlocks = b;
-    }
-  const holder = holderId === undefined ? undefined : ready.find((g) => g.id === holderId);
   if (holder && holder.outstanding + 1 > limit)
     return (
       `imbalance guard: ${holder.id} holds ${fmt(holderBlocks * o.blockSize)} tokens but has ` +
@@ -194,5 +202,5 @@ function explain(
       `${holder.outstanding} outstanding${holder.kvUsage === undefined ? '' : `, kv ${holder.kvUsage.toFixed(2)}`}; ` +
       `${chosen.id} ${load}`
     );
-  return `least outstanding (${chosen.outstanding})${ties > 1 ? ` among ${ties} tied` : ''} of ${ready.length} ready`;
+  return `least outstanding (${chosen.outstanding})${ties > 1 ? ` among ${ties} tied` : ''} of ${readyCount} ready`;
 }

@@ -9,8 +9,9 @@
  *   least_outstanding   fewest outstanding, random among ties
  *   power_of_two        two distinct groups at random, the one with fewer outstanding
  *   corral              controller/scheduler/pick.ts (prefix index + load + KV pressure + imbalance guard)
- *   oracle              argmin over groups of (exact queued prefill + exact miss tokens of this prompt
- *                       + loadTokens x running), the same cost shape as corral's with nothing approximate
+ *   oracle              corral's decision rule fed exact facts: every group's cached prefix of this prompt
+ *                       (probed in its engine), its queued prefill and KV usage right now; the gap between
+ *                       corral and the oracle is what the approximate index and the delayed reports cost
  */
 import { BLOCK_SIZE } from '../../common/hardware/memory.ts';
 import {
@@ -156,30 +157,26 @@ export function corral(options: { capacityBlocks: number; pick?: PickOptions }):
 
 export function oracle(
   groups: ReadonlyMap<string, EngineGroup>,
-  loadTokens = DEFAULT_PICK_OPTIONS.loadTokens,
+  options: PickOptions = DEFAULT_PICK_OPTIONS,
 ): Router {
   for (const g of groups.values()) g.trackPrefillBacklog();
   return {
     name: 'oracle',
-    needsBlocks: false,
+    needsBlocks: true,
     route(input, random) {
-      let best = Number.POSITIVE_INFINITY;
-      let tied: { id: string; hit: number }[] = [];
-      for (const v of input.groups) {
+      const held = new Map<string, number>();
+      const views = input.groups.map((v) => {
         const g = groups.get(v.id) as EngineGroup;
-        const hit = g.cachedTokens(input.tokens);
-        const cost = g.pendingPrefillTokens + input.request.promptTokens - hit + loadTokens * g.running;
-        if (cost < best) {
-          best = cost;
-          tied = [{ id: v.id, hit }];
-        } else if (cost === best) tied.push({ id: v.id, hit });
-      }
-      const chosen = tied[Math.floor(random() * tied.length)];
-      if (!chosen) return none;
-      return group(
-        chosen.id,
-        chosen.hit > 0 ? `prefix hit ${chosen.hit} tokens (exact)` : 'least queued work (exact)',
-      );
+        const blocks = Math.floor(g.cachedTokens(input.tokens) / BLOCK_SIZE);
+        if (blocks > 0) held.set(v.id, blocks);
+        return { ...v, pendingPrefillTokens: g.pendingPrefillTokens, kvUsage: g.kvUsage };
+      });
+      const request = {
+        deployment: input.deployment,
+        promptTokens: input.request.promptTokens,
+        ...(input.blocks ? { promptBlocks: input.blocks } : {}),
+      };
+      return pick({ groups: views, prefixIndex: { matches: () => held } }, request, random, options);
     },
   };
 }

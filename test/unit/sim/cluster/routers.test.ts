@@ -129,8 +129,14 @@ describe('oracle router', () => {
     b.add(warm.req, warm.input([]).tokens);
     while (b.startStep() !== undefined) b.endStep();
     const next = request(1, 5).input([view('a', 0), view('b', 0)]);
-    expect(r.route(next, at(0))).toMatchObject({ id: 'b', reason: 'prefix hit 608 tokens (exact)' });
+    expect(r.route(next, at(0))).toMatchObject({
+      id: 'b',
+      reason: 'prefix hit 608 tokens on b; outstanding 0 (mean 0.5)',
+    });
     const cold = request(2, 6).input([view('a', 0), view('b', 0)]);
-    expect(r.route(cold, at(0))).toMatchObject({ id: 'a', reason: 'least queued work (exact)' });
+    expect(r.route(cold, at(0))).toMatchObject({
+      id: 'a',
+      reason: 'least outstanding (0) among 2 tied of 2 ready',
+    });
   });
 });
