@@ -8,6 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { credentials } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
 import { KEEPALIVE_OPTIONS, type RunningGrpcServer, startGrpcServer } from '../../common/grpc-server.ts';
+import { lookupGpu } from '../../common/hardware/gpu-catalog.ts';
 import type { Logger } from '../../common/log.ts';
 import {
   type ControllerMessage,
@@ -75,7 +76,7 @@ export class WorkerAgent {
       },
       stopGraceMs: config.engineStopGraceMs,
       logTailLines: 50,
-      env: { VLLM_HOST_IP: config.engineHost },
+      env: { VLLM_HOST_IP: config.engineHost, ...simulatedGpuEnv(config) },
       unhealthyThreshold: 3,
     };
   }
@@ -327,4 +328,13 @@ function sameSpec(a: EngineSpec, b: EngineSpec): boolean {
     JSON.stringify(a.args) === JSON.stringify(b.args) &&
     JSON.stringify(Object.entries(a.env).sort()) === JSON.stringify(Object.entries(b.env).sort())
   );
+}
+
+/**
+ * The engine simulator sizes its KV cache from the GPU it runs on (common/hardware), so a simulated node tells it
+ * its GPU type when the catalog knows it; a real vLLM reads the device itself.
+ */
+function simulatedGpuEnv(config: WorkerConfig): Record<string, string> {
+  if (config.engine.kind !== 'sim' || lookupGpu(config.gpus.type) === null) return {};
+  return { CORRAL_SIM_GPU_TYPE: config.gpus.type };
 }
