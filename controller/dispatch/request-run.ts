@@ -22,7 +22,7 @@ import {
   parseTraceparent,
   TRACEPARENT,
 } from '../../common/trace-context.ts';
-import type { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
+import type { GenerateEvent, GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
 import type { WorkerClients } from '../gateway/worker-clients.ts';
 import type { TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
@@ -54,7 +54,16 @@ export async function runAttempt(
   target: RunTarget,
   signal: AbortSignal,
 ): Promise<RunEnd> {
-  const req = parseRequest(t.body);
+  let req: GenerateRequest;
+  try {
+    req = parseRequest(t.body);
+  } catch (e) {
+    // Only this controller's gateway writes bodies; an unreadable one would fail the same way everywhere.
+    return {
+      t: 'failed',
+      error: new CorralError('internal', `request ${t.id} has an unreadable body: ${e}`),
+    };
+  }
   const progress = t.attempt > 1 ? await deps.log.progress(t.id) : undefined;
   if (progress?.ended) return { t: 'finished' };
   const plan = planAttempt(req, progress);

@@ -221,6 +221,17 @@ describe('durable path: deadlines, cancel, resubmission', () => {
     await blocker.release();
   });
 
+  it('a queue entry with an unreadable body fails at once with the reason instead of being retried', async () => {
+    await queue().submit({ id: 'garbled', tenant: 'default', weight: 1, cls: 'standard', body: '{not json' });
+    const record = await until('the entry to fail', async () => {
+      const r = await queue().get('garbled');
+      return r?.state === 'failed' ? r : undefined;
+    });
+    expect(record.attempts).toBe(1);
+    expect(record.error?.code).toBe('internal');
+    expect(record.error?.message).toMatch(/^request garbled has an unreadable body: SyntaxError/);
+  });
+
   it('a resubmission after the end replays the logged stream without running again', async () => {
     n1.script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
     n1.calls.length = 0;
