@@ -20,7 +20,7 @@ import {
   type RankEngineState,
   type WorkerView,
 } from './group-reconciler.ts';
-import type { GroupState, RankPlacement } from './group-state.ts';
+import { type GroupState, type RankPlacement, ranksOf } from './group-state.ts';
 
 const RUNNING: ReadonlySet<RankEngineState> = new Set(['starting', 'ready']);
 
@@ -103,4 +103,41 @@ function adopted(
     restarts: 0,
     state,
   };
+}
+
+/**
+ * Late adoption: a worker that registers after the term began (it reconnects with backoff, or learns of this
+ * replica from DNS seconds later) may report a complete group this leader does not know. Such a group takes the
+ * place of a pending group of its deployment, one not placed yet, instead of that one being launched anew.
+ * Engines already owned by a group, and those in `exclude` (the leader is stopping them), are not offered.
+ */
+export function adoptIntoPending(input: {
+  groups: readonly Group[];
+  templates: readonly GroupTemplate[];
+  workers: readonly WorkerView[];
+  exclude: ReadonlySet<string>;
+  now: number;
+  nextOrdinal: number;
+}): AdoptionResult & { adopted: Group[] } {
+  const owned = new Set(input.groups.flatMap((g) => ranksOf(g.state).map((r) => r.engineId)));
+  const offered = input.workers.map((w) => ({
+    ...w,
+    engines: new Map([...w.engines].filter(([id]) => !owned.has(id) && !input.exclude.has(id))),
+  }));
+  const found = adoptGroups({
+    templates: input.templates,
+    workers: offered,
+    now: input.now,
+    nextOrdinal: input.nextOrdinal,
+  });
+  const groups = [...input.groups];
+  const adopted: Group[] = [];
+  for (const g of found.groups) {
+    if (groups.some((x) => x.id === g.id)) continue; // its ordinal went to a group of this term meanwhile
+    const slot = groups.findIndex((x) => x.deployment === g.deployment && x.state.t === 'pending');
+    if (slot < 0) continue;
+    groups[slot] = g;
+    adopted.push(g);
+  }
+  return { groups, adopted, nextOrdinal: Math.max(input.nextOrdinal, found.nextOrdinal) };
 }

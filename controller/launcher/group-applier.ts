@@ -15,9 +15,9 @@
  */
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
-import { EngineState } from '../../proto/gen/corral/v1/worker.ts';
+import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
 import type { Deployment, GroupsConfig } from '../config/controller-config.ts';
-import { adoptGroups } from '../groups/group-adoption.ts';
+import { adoptGroups, adoptIntoPending } from '../groups/group-adoption.ts';
 import {
   type Directive,
   drained,
@@ -31,7 +31,8 @@ import {
 import { ranksOf } from '../groups/group-state.ts';
 import { type Leadership, soleLeadership } from '../leader/leader-elector.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
-import { belongsTo, engineArgs, engineIdOf } from './engine-args.ts';
+import { belongsTo, parseRankEngineId } from './engine-args.ts';
+import { templateOf } from './group-template.ts';
 
 const RANK_STATE: Partial<Record<EngineState, RankEngineState>> = {
   [EngineState.ENGINE_STATE_STARTING]: 'starting',
@@ -49,6 +50,11 @@ const TOOK_EFFECT: ReadonlySet<EngineState> = new Set([
   EngineState.ENGINE_STATE_READY,
   EngineState.ENGINE_STATE_EXITED,
   EngineState.ENGINE_STATE_FAILED,
+]);
+
+const RUNNING: ReadonlySet<EngineState> = new Set([
+  EngineState.ENGINE_STATE_STARTING,
+  EngineState.ENGINE_STATE_READY,
 ]);
 
 const HOLDS_PROCESS: ReadonlySet<EngineState> = new Set([
@@ -82,6 +88,8 @@ export class GroupApplier {
   private term: number | undefined;
   private readonly leadership: Leadership;
   private readonly startedAt: number;
+  /** When each unowned rank engine (`worker/engine`) was first seen: it gets settleMs to be adopted. */
+  private readonly unownedSince = new Map<string, number>();
 
   constructor(
     private readonly deps: {
@@ -171,10 +179,12 @@ export class GroupApplier {
     this.busy = true;
     try {
       if (this.term !== epoch) this.beginTerm(epoch);
+      const workers = this.views();
+      this.adoptLate(workers);
       const result = reconcileGroups({
         templates: this.templates,
         groups: this.groups,
-        workers: this.views(),
+        workers,
         policy: this.policy,
         now: this.deps.clock.now(),
         nextOrdinal: this.nextOrdinal,
@@ -230,6 +240,24 @@ export class GroupApplier {
     );
   }
 
+  /** Complete groups reported by workers that registered after the term began take pending groups' places. */
+  private adoptLate(workers: WorkerView[]): void {
+    const late = adoptIntoPending({
+      groups: this.groups,
+      templates: this.templates,
+      workers,
+      exclude: new Set([...this.sent.values()].flatMap((s) => [...s.stops])),
+      now: this.deps.clock.now(),
+      nextOrdinal: this.nextOrdinal,
+    });
+    this.groups = late.groups;
+    this.nextOrdinal = late.nextOrdinal;
+    for (const g of late.adopted)
+      this.deps.log.info(`group ${g.id}: adopted (${g.state.t}) from the workers' reports`, {
+        groupId: g.id,
+      });
+  }
+
   private endTerm(): void {
     if (this.term === undefined) return;
     this.deps.log.warn(
@@ -267,7 +295,8 @@ export class GroupApplier {
         id: r.workerId,
         live: r.conn.t === 'connected',
         draining: r.draining,
-        gpus: r.inventory.gpus?.count ?? 0,
+        // a rank no group owns still holds its GPUs until it stops (or is adopted)
+        gpus: (r.inventory.gpus?.count ?? 0) - this.heldByUnownedRanks(r.engines),
         gpuType: (r.inventory.gpus?.type ?? '').toLowerCase(),
         engineHost: r.inventory.engineHost,
         labels: r.inventory.labels,
@@ -277,19 +306,46 @@ export class GroupApplier {
     return out;
   }
 
-  /** Running engines of our deployments that no current group rank owns: stop them. */
+  private owned(): Set<string> {
+    return new Set(this.groups.flatMap((g) => ranksOf(g.state).map((r) => r.engineId)));
+  }
+
+  /** The deployment's GPUs per node of a running rank engine that no current group owns; 0 for any other. */
+  private unownedRankGpus(engineId: string, state: EngineState, owned: ReadonlySet<string>): number {
+    if (owned.has(engineId) || !RUNNING.has(state)) return 0;
+    const d = this.deps.deployments.find((x) => parseRankEngineId(engineId, x.name));
+    return d?.gpusPerNode ?? 0;
+  }
+
+  private heldByUnownedRanks(engines: readonly EngineStatus[]): number {
+    const owned = this.owned();
+    return engines.reduce((sum, e) => sum + this.unownedRankGpus(e.engineId, e.state, owned), 0);
+  }
+
+  /**
+   * Running engines of our deployments that no current group rank owns: stop them. A rank waits settleMs first:
+   * the workers holding its peers may not have registered with this leader yet, and then it is adopted instead.
+   */
   private orphans(): Directive[] {
-    const owned = new Set<string>();
-    for (const g of this.groups) for (const r of ranksOf(g.state)) owned.add(r.engineId);
+    const owned = this.owned();
+    const now = this.deps.clock.now();
+    const seen = new Set<string>();
     const out: Directive[] = [];
     for (const r of this.deps.registry.all()) {
       if (r.conn.t !== 'connected' || !r.reported) continue;
       for (const e of r.engines) {
         if (owned.has(e.engineId) || !HOLDS_PROCESS.has(e.state)) continue;
         if (!this.deps.deployments.some((d) => belongsTo(e.engineId, d.name, r.workerId))) continue;
+        const key = `${r.workerId}/${e.engineId}`;
+        seen.add(key);
+        const since = this.unownedSince.get(key) ?? now;
+        this.unownedSince.set(key, since);
+        const rank = this.unownedRankGpus(e.engineId, e.state, owned) > 0;
+        if (rank && now - since < (this.deps.settleMs ?? 0)) continue;
         out.push({ t: 'stop', workerId: r.workerId, engineId: e.engineId });
       }
     }
+    for (const key of this.unownedSince.keys()) if (!seen.has(key)) this.unownedSince.delete(key);
     return out;
   }
 
@@ -346,35 +402,4 @@ export class GroupApplier {
       sent.launches.delete(d.engineId);
     }
   }
-}
-
-/** The reconciler's template of one deployment: its group shape and how each rank is launched. */
-export function templateOf(d: Deployment, masterPortBase: number): GroupTemplate {
-  const single = d.nodes === 1;
-  return {
-    deployment: d.name,
-    replicas: d.replicas,
-    nodes: d.nodes,
-    gpusPerNode: d.gpusPerNode,
-    ...(d.topologyKey ? { topologyKey: d.topologyKey } : {}),
-    ...(d.gpuType ? { gpuType: d.gpuType.toLowerCase() } : {}),
-    ...(single
-      ? { onePerWorker: true, engineId: (_g, _a, _r, workerId) => engineIdOf(d.name, workerId) }
-      : {}),
-    launch: (rank, leader, group) => ({
-      model: d.model,
-      args: single
-        ? engineArgs(d)
-        : engineArgs(d, {
-            rank,
-            masterAddr: leader.engineHost || leader.id,
-            // Groups of the local cluster share one host: each meets on its own port.
-            masterPort: masterPortBase + group.ordinal,
-          }),
-      env: { ...d.engineEnv },
-      gpus: d.gpusPerNode,
-      headless: rank > 0,
-      groupMember: !single,
-    }),
-  };
 }

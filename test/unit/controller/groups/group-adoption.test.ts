@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { adoptGroups } from '../../../../controller/groups/group-adoption.ts';
 import type { RankEngineState, WorkerView } from '../../../../controller/groups/group-reconciler.ts';
-import { templateOf } from '../../../../controller/launcher/group-applier.ts';
+import { templateOf } from '../../../../controller/launcher/group-template.ts';
 
 const D = 'llama-405b';
 

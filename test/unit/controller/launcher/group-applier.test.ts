@@ -15,6 +15,7 @@ function setup(
   deployment: Record<string, unknown>,
   inFlight?: (engineId: string) => number,
   leadership?: Leadership,
+  settleMs?: number,
 ) {
   const config = compileControllerConfig({
     groups: { backoffBaseMs: 1000, backoffMaxMs: 1000, maxRestarts: 2 },
@@ -37,9 +38,10 @@ function setup(
     log,
     ...(inFlight ? { inFlight } : {}),
     ...(leadership ? { leadership } : {}),
+    ...(settleMs ? { settleMs } : {}),
   });
   const sessions = new Map<string, { sent: ControllerMessage[]; sessionId: number }>();
-  const join = (id: string, engineHost = `10.0.0.${id.slice(1)}`) => {
+  const join = (id: string, engineHost = `10.0.0.${id.slice(1)}`, engines: [string, EngineState][] = []) => {
     const sent: ControllerMessage[] = [];
     const s: Session = { send: (m) => sent.push(m), close: () => {} };
     const inventory: Inventory = {
@@ -53,7 +55,7 @@ function setup(
     };
     const sessionId = registry.attach(inventory, 'peer', s);
     sessions.set(id, { sent, sessionId });
-    report(id, []);
+    report(id, engines); // a worker's first heartbeat follows Hello at once, with the engines it runs
   };
   const report = (id: string, engines: [string, EngineState][]) => {
     const s = sessions.get(id);
@@ -292,7 +294,7 @@ describe('GroupApplier under leader election', () => {
     expect(t.sent('n1', true)).toEqual([`stop ${D}-g7.a2.r0 @9`, `launch ${D}-g7.a3.r0 @9`]);
   });
 
-  it('a partial group cannot be adopted: its rank is stopped and a new group is formed past its ordinal', () => {
+  it('a partial group cannot be adopted: its rank is stopped, then a new group is formed past its ordinal', () => {
     const l = lease();
     const t = setup(BF16, undefined, l.leadership);
     t.applier.start(60_000);
@@ -300,8 +302,50 @@ describe('GroupApplier under leader election', () => {
     t.join('n2');
     t.report('n1', [[`${D}-g3.a1.r0`, READY]]); // rank 1 of g3 is gone
     l.set(2);
-    expect(t.sent('n1')).toEqual([`launch ${D}-g4.a1.r0`, `stop ${D}-g3.a1.r0`]);
+    // n1's GPUs are held by the leftover rank until it stops: nothing is placed there before
+    expect(t.sent('n1')).toEqual([`stop ${D}-g3.a1.r0`]);
+    expect(t.sent('n2')).toEqual([]);
+    t.report('n1', [[`${D}-g3.a1.r0`, STOPPED]]);
+    expect(t.sent('n1')).toEqual([`stop ${D}-g3.a1.r0`, `launch ${D}-g4.a1.r0`]);
     expect(t.sent('n2')).toEqual([`launch ${D}-g4.a1.r1`]);
+  });
+
+  it('a rank whose peer registers late is kept settleMs and adopted when the peer shows up', () => {
+    const l = lease();
+    const t = setup(BF16, undefined, l.leadership, 5000);
+    t.applier.start(60_000);
+    t.join('n1');
+    t.report('n1', [[`${D}-g5.a1.r0`, READY]]);
+    t.join('n3'); // a free worker: still no room for a 2-node group beside n1's held GPUs
+    t.clock.advance(5000); // past the settle time after start: the term begins
+    l.set(2);
+    t.clock.advance(4999);
+    t.applier.reconcile();
+    expect(t.sent('n1')).toEqual([]);
+    t.join('n2', undefined, [[`${D}-g5.a1.r1`, READY]]);
+    expect(t.applier.records().map((r) => [r.group.id, r.group.attempt, r.group.state.t])).toEqual([
+      [`${D}-g5`, 1, 'ready'],
+    ]);
+    expect(t.lines).toContain(`group ${D}-g5: adopted (ready) from the workers' reports`);
+    t.clock.advance(10_000);
+    t.applier.reconcile();
+    expect([...t.sent('n1'), ...t.sent('n2'), ...t.sent('n3')]).toEqual([]);
+  });
+
+  it('a leftover rank nobody completes is stopped once settleMs has passed', () => {
+    const l = lease();
+    const t = setup(BF16, undefined, l.leadership, 5000);
+    t.applier.start(60_000);
+    t.clock.advance(5000);
+    l.set(2);
+    t.join('n1');
+    t.report('n1', [[`${D}-g5.a1.r0`, READY]]);
+    t.clock.advance(4999);
+    t.applier.reconcile();
+    expect(t.sent('n1')).toEqual([]);
+    t.clock.advance(1);
+    t.applier.reconcile();
+    expect(t.sent('n1')).toEqual([`stop ${D}-g5.a1.r0`]);
   });
 
   it('a deposed leader stops sending and forgets its groups; the next term adopts them again', () => {
