@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
-import { adoptGroups } from '../../../../controller/groups/group-adoption.ts';
-import type { RankEngineState, WorkerView } from '../../../../controller/groups/group-reconciler.ts';
+import { adoptGroups, adoptIntoPending } from '../../../../controller/groups/group-adoption.ts';
+import type { Group, RankEngineState, WorkerView } from '../../../../controller/groups/group-reconciler.ts';
 import { templateOf } from '../../../../controller/launcher/group-template.ts';
 
 const D = 'llama-405b';
@@ -105,5 +105,48 @@ describe('adoptGroups', () => {
       [`${D}-g6`, 1, 'loading', [`0:n2:${D}-n2`]],
     ]);
     expect(r.nextOrdinal).toBe(7);
+  });
+});
+
+describe('adoptIntoPending', () => {
+  const pending = (ordinal: number): Group => ({
+    id: `${D}-g${ordinal}`,
+    deployment: D,
+    ordinal,
+    attempt: 0,
+    restarts: 0,
+    state: { t: 'pending', since: 0, retryAt: 0 },
+  });
+  const workers = [
+    worker('n1', { [`${D}-g2.a1.r0`]: 'ready', [`${D}-g3.a1.r0`]: 'ready' }),
+    worker('n2', { [`${D}-g2.a1.r1`]: 'ready', [`${D}-g3.a1.r1`]: 'ready' }),
+  ];
+
+  it('puts complete unowned groups in pending groups’ places, never more than there are pending ones', () => {
+    const r = adoptIntoPending({
+      groups: [pending(7)],
+      templates: templates(2, 2),
+      workers,
+      exclude: new Set(),
+      now: 5,
+      nextOrdinal: 8,
+    });
+    expect(r.groups.map((g) => [g.id, g.state.t])).toEqual([[`${D}-g2`, 'ready']]);
+    expect(r.adopted.map((g) => g.id)).toEqual([`${D}-g2`]);
+    expect(r.nextOrdinal).toBe(8);
+  });
+
+  it('offers neither engines the leader is stopping nor ones whose group id is taken', () => {
+    const r = adoptIntoPending({
+      groups: [pending(2), pending(9)],
+      templates: templates(2, 2),
+      workers,
+      exclude: new Set([`${D}-g3.a1.r1`]),
+      now: 5,
+      nextOrdinal: 10,
+    });
+    // g2's id is a pending group of this term; g3 has a rank being stopped
+    expect(r.adopted).toEqual([]);
+    expect(r.groups.map((g) => g.id)).toEqual([`${D}-g2`, `${D}-g9`]);
   });
 });
