@@ -150,7 +150,6 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     if (g === undefined) throw new Error(`router ${router.name} chose unknown group ${choice.id}`);
     const kind = reasonKind(choice.reason);
     result.reasons.set(kind, (result.reasons.get(kind) ?? 0) + 1);
-    router.dispatched?.(input, choice.id);
     (engines[g] as EngineGroup).add(req, tokens);
     result.dispatchMs[req.id] = now;
     setOutstanding(g, +1, now);

@@ -21,8 +21,7 @@ import {
   type PickResult,
   pick,
 } from '../../controller/scheduler/pick.ts';
-import { PrefillBacklog } from '../../controller/scheduler/prefill-backlog.ts';
-import { PrefixIndex } from '../../controller/scheduler/prefix-index.ts';
+import { PrefixRouter } from '../../controller/scheduler/prefix-router.ts';
 import type { EngineGroup } from './engine-group.ts';
 import type { Random } from './random.ts';
 import type { SimRequest } from './workload.ts';
@@ -42,8 +41,6 @@ export interface Router {
   readonly name: string;
   readonly needsBlocks: boolean;
   route(input: RouteInput, random: Random): PickResult;
-  /** The request was sent to `groupId` (after route chose it). */
-  dispatched?(input: RouteInput, groupId: string): void;
   /** The request's first token came back from its group. */
   firstToken?(requestId: number): void;
   /** A group's periodic report: prefix-cache hits and queries (tokens) since its last report, KV blocks. */
@@ -120,10 +117,10 @@ export function powerOfTwo(): Router {
 }
 
 export function corral(options: { capacityBlocks: number; pick?: PickOptions }): Router {
-  const index = new PrefixIndex({ defaultCapacityBlocks: options.capacityBlocks });
-  const backlog = new PrefillBacklog();
-  const pickOptions = options.pick ?? DEFAULT_PICK_OPTIONS;
-  let lastHit: ReadonlyMap<string, number> = new Map();
+  const router = new PrefixRouter(
+    { capacityBlocks: options.capacityBlocks },
+    options.pick ?? DEFAULT_PICK_OPTIONS,
+  );
   return {
     name: 'corral',
     needsBlocks: true,
@@ -133,24 +130,13 @@ export function corral(options: { capacityBlocks: number; pick?: PickOptions }):
         promptTokens: input.request.promptTokens,
         ...(input.blocks ? { promptBlocks: input.blocks } : {}),
       };
-      // One lookup serves the pick and the record of its prediction.
-      const held = index.matches(input.blocks ?? []);
-      lastHit = held;
-      const groups = input.groups.map((g) => ({ ...g, pendingPrefillTokens: backlog.tokens(g.id) }));
-      return pick({ groups, prefixIndex: { matches: () => held } }, request, random, pickOptions);
-    },
-    dispatched(input, groupId) {
-      const hitBlocks = lastHit.get(groupId) ?? 0;
-      index.record(groupId, input.blocks ?? [], hitBlocks, BLOCK_SIZE);
-      const miss = input.request.promptTokens - hitBlocks * BLOCK_SIZE;
-      backlog.dispatched(String(input.request.id), groupId, miss);
+      return router.pick(input.groups, request, random, String(input.request.id));
     },
     firstToken(requestId) {
-      backlog.settle(String(requestId));
+      router.firstToken(String(requestId));
     },
     report(groupId, r) {
-      index.setCapacity(groupId, r.kvBlocks);
-      index.correct(groupId, r.hitTokens, r.queryTokens);
+      router.report(groupId, r);
     },
   };
 }

@@ -95,7 +95,6 @@ describe('corral router', () => {
     const first = request(0, 7).input(groups);
     const choice = r.route(first, at(0.99)) as { id: string };
     expect(choice.id).toBe('b');
-    r.dispatched?.(first, 'b');
     r.firstToken?.(0);
     // b has one outstanding request, prefilled; its prefix (576 of 608 tokens, kept every 64) wins.
     const second = request(1, 7).input([view('a', 0), view('b', 1)]);
@@ -108,7 +107,7 @@ describe('corral router', () => {
   it('counts queued prefill until the first token: a third prompt elsewhere avoids the busy group', () => {
     const r = corral({ capacityBlocks: 1000 });
     const one = request(0, 1, 4000).input([view('a', 0), view('b', 0)]);
-    r.dispatched?.(one, 'a');
+    expect(r.route(one, at(0))).toMatchObject({ id: 'a' });
     expect(r.route(request(1, 2, 640).input([view('a', 1), view('b', 1)]), at(0))).toMatchObject({ id: 'b' });
     r.firstToken?.(0);
     expect(r.route(request(2, 3, 640).input([view('a', 1), view('b', 1)]), at(0))).toMatchObject({ id: 'a' });
