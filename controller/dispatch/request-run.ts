@@ -27,6 +27,7 @@ import type { WorkerClients } from '../gateway/worker-clients.ts';
 import type { TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
 import { completedFinished, parseRequest, planAttempt, shiftEvent } from './attempt-plan.ts';
+import { LogWriter } from './log-writer.ts';
 
 export type RunEnd =
   | { t: 'finished' }
@@ -88,6 +89,7 @@ export async function runAttempt(
   signal.addEventListener('abort', onAbort, { once: true });
   let firstTokenAt: number | undefined;
   let heldText = '';
+  const writer = new LogWriter(deps.log, t.id, req.returnTokenIds);
   try {
     for await (const raw of call as AsyncIterable<GenerateEvent>) {
       let e = shiftEvent(t.id, raw, plan);
@@ -111,9 +113,11 @@ export async function runAttempt(
         };
         e = { ...e, event: { $case: 'finished', value: { ...e.event.value, timing } } };
       }
+      const finished = e.event?.$case === 'finished';
+      if (writer.push(e) || finished) await writer.drain();
       // 'ended': another owner (this request's lease ran out under us) already wrote the end.
-      if ((await deps.log.append(t.id, e, req.returnTokenIds)) === 'ended') return { t: 'stopped' };
-      if (e.event?.$case === 'finished') return { t: 'finished' };
+      if (writer.ended) return { t: 'stopped' };
+      if (finished) return { t: 'finished' };
     }
     if (signal.aborted) return { t: 'stopped' };
     return { t: 'retry', why: `engine ${target.engineId} ended the stream without Finished` };
@@ -127,6 +131,8 @@ export async function runAttempt(
     if (GROUP_FAILURES.has(error.code)) return { t: 'retry', why: error.message };
     return { t: 'failed', error };
   } finally {
+    // What this attempt generated is in the log before anyone continues from it (the caller settles after).
+    await writer.drain().catch(() => {});
     signal.removeEventListener('abort', onAbort);
     call.cancel();
   }

@@ -140,6 +140,34 @@ export class StreamLog {
    * client asked (a continuation needs them); `returnTokenIds` on Started records what the client asked.
    */
   async append(id: string, event: GenerateEvent, returnTokenIds = false): Promise<AppendOutcome> {
+    const args = this.appendArgs(id, event, returnTokenIds);
+    const reply = await (this.options.redis as unknown as AppendCommand).corralLogAppend(...args);
+    return this.outcome(id, event, reply);
+  }
+
+  /**
+   * Appends several events of one request in one round trip (a pipeline of the same script, run in order):
+   * what a writer does with the events that arrived while its previous write was in flight.
+   */
+  async appendMany(
+    id: string,
+    events: readonly GenerateEvent[],
+    returnTokenIds = false,
+  ): Promise<AppendOutcome[]> {
+    if (events.length === 0) return [];
+    const p = this.options.redis.pipeline() as unknown as AppendCommand & {
+      exec(): Promise<[Error | null, unknown][]>;
+    };
+    for (const e of events) void p.corralLogAppend(...this.appendArgs(id, e, returnTokenIds));
+    const replies = await p.exec();
+    return events.map((e, i) => {
+      const [err, reply] = replies[i] ?? [new Error('no reply'), undefined];
+      if (err) throw err;
+      return this.outcome(id, e, reply as [string, number]);
+    });
+  }
+
+  private appendArgs(id: string, event: GenerateEvent, returnTokenIds: boolean): (string | number)[] {
     const ev = event.event;
     let kind = 'finished';
     let index = 0;
@@ -151,17 +179,20 @@ export class StreamLog {
       count = ev.value.tokenCount;
       if (count < 1) throw new StreamLogError(id, 'empty_delta', -1, index);
     } else if (ev?.$case !== 'finished') throw new Error(`stream log of ${id}: event without a case`);
-    const payload = JSON.stringify(GenerateEvent.toJSON(event));
-    const [outcome, next] = await (this.options.redis as unknown as AppendCommand).corralLogAppend(
+    return [
       this.key(id),
       kind,
       index,
       count,
-      payload,
+      JSON.stringify(GenerateEvent.toJSON(event)),
       this.options.ttlMs ?? 3_600_000,
       this.options.endedTtlMs ?? 600_000,
       returnTokenIds ? '1' : '0',
-    );
+    ];
+  }
+
+  private outcome(id: string, event: GenerateEvent, [outcome, next]: [string, number]): AppendOutcome {
+    const index = event.event?.$case === 'delta' ? event.event.value.index : 0;
     if (outcome === 'gap' || outcome === 'overlap') throw new StreamLogError(id, outcome, next, index);
     return outcome as AppendOutcome;
   }

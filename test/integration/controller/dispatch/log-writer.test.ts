@@ -1,0 +1,86 @@
+/** LogWriter and StreamLog.appendMany on a real Redis: batched appends keep order and position rules. */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogWriter } from '../../../../controller/dispatch/log-writer.ts';
+import { StreamLog, StreamLogError } from '../../../../controller/queue/stream-log.ts';
+import { FinishReason, type GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+
+let server: TestRedis;
+let redis: Redis;
+let log: StreamLog;
+
+beforeAll(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+  log = new StreamLog({ redis, deployment: 'm', prefix: testPrefix('log-writer') });
+});
+
+afterAll(async () => {
+  await redis?.quit();
+  await server?.stop();
+});
+
+const started = (id: string): GenerateEvent => ({
+  requestId: id,
+  event: { $case: 'started', value: { model: 'm', promptTokens: 2, promptTokenIds: [1, 2] } },
+});
+const delta = (id: string, index: number): GenerateEvent => ({
+  requestId: id,
+  event: { $case: 'delta', value: { text: `t${index} `, index, tokenIds: [100 + index], tokenCount: 1 } },
+});
+const finished = (id: string): GenerateEvent => ({
+  requestId: id,
+  event: { $case: 'finished', value: { reason: FinishReason.FINISH_REASON_STOP, stopReason: '' } },
+});
+
+describe('StreamLog.appendMany', () => {
+  it('appends in order in one round trip, with the same outcomes as one by one', async () => {
+    const events = [started('a'), delta('a', 0), delta('a', 1), delta('a', 0)];
+    expect(await log.appendMany('a', events, true)).toEqual([
+      'appended',
+      'appended',
+      'appended',
+      'duplicate',
+    ]);
+    const p = await log.progress('a');
+    expect(p).toMatchObject({ text: 't0 t1 ', tokenIds: [100, 101], nextTokenIndex: 2, ended: false });
+    expect((await log.read('a'))[0]).toMatchObject({ returnTokenIds: true });
+  });
+
+  it('refuses a gap like append does', async () => {
+    await expect(log.appendMany('b', [started('b'), delta('b', 3)])).rejects.toBeInstanceOf(StreamLogError);
+  });
+});
+
+describe('LogWriter', () => {
+  it('everything pushed is in the log, in order, after drain()', async () => {
+    const w = new LogWriter(log, 'c', false);
+    w.push(started('c'));
+    for (let i = 0; i < 10; i++) w.push(delta('c', i));
+    w.push(finished('c'));
+    await w.drain();
+    expect(w.ended).toBe(false);
+    const p = await log.progress('c');
+    expect(p).toMatchObject({ nextTokenIndex: 10, ended: true });
+    expect(p.text).toBe(Array.from({ length: 10 }, (_, i) => `t${i} `).join(''));
+  });
+
+  it('reports a backlog past its bound, and ended when the log had its end already', async () => {
+    await log.appendMany('d', [started('d'), finished('d')]);
+    const w = new LogWriter(log, 'd', false, 2);
+    expect(w.push(delta('d', 0))).toBe(false); // written at once
+    expect(w.push(delta('d', 1))).toBe(false); // waits for that write: backlog 1
+    expect(w.push(delta('d', 2))).toBe(true); // backlog 2: the bound
+    await w.drain();
+    expect(w.ended).toBe(true);
+  });
+
+  it('drain() throws a failed write, and push() refuses after it', async () => {
+    const w = new LogWriter(log, 'e', false);
+    w.push(started('e'));
+    w.push(delta('e', 5));
+    await expect(w.drain()).rejects.toBeInstanceOf(StreamLogError);
+    expect(() => w.push(delta('e', 6))).toThrow(StreamLogError);
+  });
+});
