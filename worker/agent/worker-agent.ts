@@ -121,7 +121,12 @@ export class WorkerAgent {
 
     this.controllers = new ControllerSet({
       targets: this.config.controllers,
-      resolve: async (host) => (await lookup(host, { all: true })).map((a) => a.address),
+      resolve: async (host) => {
+        // a dual-stack name lists each pod twice (A and AAAA): one stream per pod, or the second is refused
+        const all = await lookup(host, { all: true });
+        const v4 = all.filter((a) => a.family === 4);
+        return (v4.length > 0 ? v4 : all).map((a) => a.address);
+      },
       connect: (address) => this.connect(address),
       refreshMs: DNS_REFRESH_MS,
       log: this.deps.log.child({ component: 'registry' }),

@@ -1,5 +1,6 @@
 /**
- * The worker process with two controller replicas (two fake Registry servers): it registers with both and
+ * The worker process with two controller replicas (two fake Registry servers, one given by address, one by a
+ * name resolved like a headless Service's): it registers with both and
  * heartbeats to both; a directive from the leader (epoch 2) is obeyed, a later directive from a deposed leader
  * (epoch 1) is ignored and logged, whichever replica it comes from; one replica's stream breaking leaves the
  * other's untouched, and the broken one reconnects on its own.
@@ -37,7 +38,8 @@ beforeAll(async () => {
   await Promise.all([a.start(), b.start()]);
   worker = new WorkerProcess([
     '--controller',
-    `127.0.0.1:${a.port},127.0.0.1:${b.port}`,
+    // b through a name (dns:///, as a headless Service of controller pods): localhost resolves to 127.0.0.1
+    `127.0.0.1:${a.port},dns:///localhost:${b.port}`,
     '--gpus',
     '2',
     '--gpu-type',
