@@ -10,8 +10,10 @@
  *
  * Only the replica holding the leader lease acts (leader/): every directive carries its epoch, which workers use
  * to ignore a deposed leader. A term begins by adopting the groups the workers report (groups/group-adoption.ts)
- * rather than relaunching them, and ends by forgetting them: the next leader adopts them in turn. A follower's
- * records() show the groups as adoption would see them now.
+ * rather than relaunching them, and ends by forgetting them: the next leader adopts them in turn. Workers that
+ * register later in the term bring their groups in too (they take pending groups' places), and a rank no group
+ * owns keeps its GPUs for settleMs before it is stopped as an orphan, in case its peers are still registering. A
+ * follower's records() show the groups as adoption would see them now.
  */
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
@@ -102,8 +104,9 @@ export class GroupApplier {
       inFlight?: (engineId: string) => number;
       /** Who may send directives; default: this replica alone, always (epoch 0). */
       leadership?: Leadership;
-      /** A term after a previous leader's (epoch > 1) that begins this soon after start waits until then to
-       * adopt: workers running the previous leader's groups need a moment to register here too (default 0). */
+      /** How long workers of a previous leader's groups may take to register here (default 0): a term after a
+       * previous leader's (epoch > 1) that begins this soon after start waits until then to adopt, and an
+       * unowned rank is stopped only after this long. */
       settleMs?: number;
     },
   ) {
