@@ -8,6 +8,7 @@ import {
   DEPLOYMENT_DEFAULTS,
   GROUPS_DEFAULTS,
   parseListen,
+  QUEUE_DEFAULTS,
 } from '../../../../controller/config/controller-config.ts';
 
 const minimal = { name: 'llama-3.1-8b-instruct', model: 'meta-llama/Llama-3.1-8B-Instruct' };
@@ -29,6 +30,8 @@ describe('compileControllerConfig', () => {
     expect(c.heartbeatIntervalMs).toBe(CONTROLLER_DEFAULTS.heartbeatIntervalMs);
     expect(c.workerTimeoutMs).toBe(CONTROLLER_DEFAULTS.workerTimeoutMs);
     expect(c.groups).toEqual(GROUPS_DEFAULTS);
+    expect(c.queue).toEqual(QUEUE_DEFAULTS);
+    expect(c.redis).toBeUndefined();
     expect(c.deployments[0]).toEqual({
       ...minimal,
       ...DEPLOYMENT_DEFAULTS,
@@ -84,6 +87,16 @@ describe('compileControllerConfig', () => {
       masterPortBase: 40000,
     });
     expect(c.deployments[0]).toMatchObject({ gpuType: 'h100-80g', topologyKey: 'rack', quantization: 'fp8' });
+  });
+
+  it('keeps the redis URL and queue settings, defaulting the rest of the queue', () => {
+    const c = compileControllerConfig({
+      redis: 'redis://10.0.0.5:6379',
+      queue: { leaseMs: 2000, detachGraceMs: 0 },
+      deployments: [minimal],
+    });
+    expect(c.redis).toBe('redis://10.0.0.5:6379');
+    expect(c.queue).toEqual({ ...QUEUE_DEFAULTS, leaseMs: 2000, detachGraceMs: 0 });
   });
 
   it('keeps given values', () => {
@@ -144,6 +157,21 @@ describe('compileControllerConfig', () => {
     ['listen not host:port', { ...d({}), listen: 'localhost' }, 'listen', 'must be host:port'],
     ['listen port too big', { ...d({}), listen: 'a:70000' }, 'listen', 'must be host:port'],
     ['listen not a string', { ...d({}), listen: 7070 }, 'listen', 'must be a string'],
+    [
+      'redis not a URL',
+      { ...d({}), redis: '127.0.0.1:6379' },
+      'redis',
+      'must be a redis:// or rediss:// URL',
+    ],
+    ['queue not a mapping', { ...d({}), queue: 5 }, 'queue', 'must be a mapping'],
+    ['queue unknown field', { ...d({}), queue: { lease: 1 } }, 'queue.lease', 'unknown field'],
+    ['queue lease zero', { ...d({}), queue: { leaseMs: 0 } }, 'queue.leaseMs', 'must be a positive integer'],
+    [
+      'queue grace negative',
+      { ...d({}), queue: { detachGraceMs: -1 } },
+      'queue.detachGraceMs',
+      'must be a non-negative integer',
+    ],
     [
       'heartbeat zero',
       { ...d({}), heartbeatIntervalMs: 0 },
