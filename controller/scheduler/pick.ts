@@ -96,22 +96,20 @@ export function pick(
 ): PickResult {
   const ready: GroupView[] = [];
   let starting = false;
+  let total = 0;
+  let least = Number.POSITIVE_INFINITY;
   for (const g of snapshot.groups) {
     if (g.deployment !== request.deployment) continue;
-    if (g.state === 'ready') ready.push(g);
-    else if (g.state === 'starting') starting = true;
+    if (g.state === 'ready') {
+      ready.push(g);
+      total += g.outstanding;
+      if (g.outstanding < least) least = g.outstanding;
+    } else if (g.state === 'starting') starting = true;
   }
   if (ready.length === 0) {
     if (starting)
       return { type: 'wait', reason: `no ready group of ${request.deployment}; some are starting` };
     return { type: 'reject', code: 'unavailable', reason: `no ready group of ${request.deployment}` };
-  }
-
-  let total = 0;
-  let least = Number.POSITIVE_INFINITY;
-  for (const g of ready) {
-    total += g.outstanding;
-    least = Math.min(least, g.outstanding);
   }
   const mean = (total + 1) / ready.length;
   const limit = Math.max(options.guardRatio * mean, least + options.guardSlack);

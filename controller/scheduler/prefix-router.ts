@@ -57,7 +57,11 @@ export class PrefixRouter {
   ): PickResult {
     const blocks = request.promptBlocks ?? [];
     const held = this.index.matches(blocks);
-    const views = groups.map((g) => ({ ...g, pendingPrefillTokens: this.backlog.tokens(g.id) }));
+    // A copy only for groups with prefill queued: most have none, and this runs over every group per request.
+    const views = groups.map((g) => {
+      const queued = this.backlog.tokens(g.id);
+      return queued > 0 ? { ...g, pendingPrefillTokens: queued } : g;
+    });
     const result = pick(
       { groups: views, prefixIndex: { matches: () => held } },
       request,
