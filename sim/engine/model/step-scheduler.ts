@@ -77,6 +77,8 @@ export class StepScheduler {
   private running: Seq[] = [];
   private arrivals = 0;
   private steps = 0;
+  /** The non-empty step planned and not completed yet: steps run one at a time, as on the GPU. */
+  private stepInFlight: number | undefined;
   /** Totals since start (vLLM's counters). */
   readonly totals = { preemptions: 0, prefixQueryTokens: 0, prefixHitTokens: 0 };
 
@@ -164,6 +166,10 @@ export class StepScheduler {
   }
 
   nextStep(): StepPlan {
+    if (this.stepInFlight !== undefined)
+      throw new Error(
+        `step ${this.stepInFlight} is not completed: call completeStep(plan) before nextStep()`,
+      );
     const step = ++this.steps;
     let budget = this.cfg.maxNumBatchedTokens;
     const scheduled: Seq[] = [];
@@ -247,6 +253,7 @@ export class StepScheduler {
       } else prefillTokens += s.plannedTokens;
       return { id: s.req.id, tokens: s.plannedTokens, context: s.computed, decode };
     });
+    if (chunks.length > 0) this.stepInFlight = step;
     this.totals.preemptions += preempted.length;
     this.totals.prefixQueryTokens += queries;
     this.totals.prefixHitTokens += hits;
@@ -268,6 +275,10 @@ export class StepScheduler {
    * skipped. Call once per plan, in order.
    */
   completeStep(plan: StepPlan, sample: Sampler): StepOutcome {
+    if (plan.scheduled.length === 0) return { sampled: [] };
+    if (plan.step !== this.stepInFlight)
+      throw new Error(`step ${plan.step} is not the step in flight (${this.stepInFlight ?? 'none'})`);
+    this.stepInFlight = undefined;
     const sampled: SampledToken[] = [];
     let finished = false;
     for (const chunk of plan.scheduled) {

@@ -211,4 +211,14 @@ describe('StepScheduler', () => {
     expect(s.refusal(4000, 100)).toMatch(/exceed max_model_len 4096/);
     expect(() => s.add(req('r2', 60, 10))).toThrow(RangeError);
   });
+
+  it('runs one step at a time: a second plan before the first completed, or a stale plan, is refused', () => {
+    const s = new StepScheduler(CFG);
+    s.add(req('r1', 16, 3));
+    const first = s.nextStep();
+    expect(() => s.nextStep()).toThrow(/step 1 is not completed/);
+    s.completeStep(first, neverStops);
+    expect(() => s.completeStep(first, neverStops)).toThrow(/step 1 is not the step in flight/);
+    s.completeStep(s.nextStep(), neverStops);
+  });
 });
