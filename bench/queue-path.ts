@@ -3,8 +3,13 @@
  * Redis queue -> dispatcher -> Worker.Generate -> stream log -> gateway) beside the same clients calling the
  * worker directly (the direct-dispatch baseline: what a request costs without controller, queue or log).
  * The worker is the tests' fake (test/integration/controller/fake-worker.ts): it streams its canned deltas at
- * once, so the figures are the control plane's own cost, not an engine's. `concurrency` clients run a closed
- * loop (send, read to the end, send again) for `seconds`; TTFT = call started -> first delta received.
+ * once, so the figures are the control plane's own cost, not an engine's. Two loads, each on both paths:
+ *   saturated  `concurrency` clients in a closed loop (send, read to the end, send again) for `seconds`: the
+ *              requests/s each path sustains; TTFT there is mostly waiting for a CPU (everything, clients
+ *              included, shares this one process)
+ *   paced      an open loop at half the durable path's saturated rate (at most `concurrency` in flight): what
+ *              the durable path adds to TTFT when it is not the bottleneck
+ * TTFT = call started -> first delta received.
  */
 import { performance } from 'node:perf_hooks';
 import { credentials, Metadata } from '@grpc/grpc-js';
@@ -25,8 +30,10 @@ export interface PathResult {
 }
 
 export interface EndToEnd {
-  direct: PathResult;
-  durable: PathResult;
+  saturated: { direct: PathResult; durable: PathResult };
+  pacedRatePerSecond: number;
+  paced: { direct: PathResult; durable: PathResult };
+  /** Paced: durable TTFT minus direct TTFT. */
   addedTtftMs: { p50: number; p99: number };
 }
 
@@ -51,20 +58,27 @@ export async function measureEndToEnd(
     }
     const engineId = controller.registry.get('bench-n1')?.engines[0]?.engineId ?? '';
     let seq = 0;
-    const directRun = await closedLoop(o, () => {
+    const viaWorker = () => {
       worker.calls.length = 0; // the fake keeps every call; do not let it grow for the whole run
       return direct.generate({ engineId, request: request(`d${seq++}`) }, new Metadata());
-    });
-    const durableRun = await closedLoop(o, () => {
+    };
+    const viaController = () => {
       worker.calls.length = 0;
       return gateway.generate(request(`q${seq++}`), new Metadata());
-    });
+    };
+    const saturated = { direct: await load(o, viaWorker), durable: await load(o, viaController) };
+    const rate = Math.max(1, Math.round(saturated.durable.perSecond / 2));
+    const paced = {
+      direct: await load({ ...o, rate }, viaWorker),
+      durable: await load({ ...o, rate }, viaController),
+    };
     return {
-      direct: directRun,
-      durable: durableRun,
+      saturated,
+      pacedRatePerSecond: rate,
+      paced,
       addedTtftMs: {
-        p50: round(durableRun.ttftMs.p50 - directRun.ttftMs.p50),
-        p99: round(durableRun.ttftMs.p99 - directRun.ttftMs.p99),
+        p50: round(paced.durable.ttftMs.p50 - paced.direct.ttftMs.p50),
+        p99: round(paced.durable.ttftMs.p99 - paced.direct.ttftMs.p99),
       },
     };
   } finally {
@@ -75,26 +89,42 @@ export async function measureEndToEnd(
   }
 }
 
-async function closedLoop(
-  o: { concurrency: number; seconds: number },
-  call: () => AsyncIterable<GenerateEvent> & { cancel(): void },
+/** Closed loop of `concurrency` clients, or with `rate` an open loop of that many calls/s. */
+async function load(
+  o: { concurrency: number; seconds: number; rate?: number },
+  call: () => AsyncIterable<GenerateEvent>,
 ): Promise<PathResult> {
   const ttft: number[] = [];
-  const endAt = performance.now() + o.seconds * 1000;
   const begin = performance.now();
-  const client = async () => {
-    while (performance.now() < endAt) {
-      const t0 = performance.now();
-      let first = true;
-      for await (const e of call()) {
-        if (first && e.event?.$case === 'delta') {
-          ttft.push(performance.now() - t0);
-          first = false;
-        }
+  const endAt = begin + o.seconds * 1000;
+  const one = async () => {
+    const t0 = performance.now();
+    let first = true;
+    for await (const e of call()) {
+      if (first && e.event?.$case === 'delta') {
+        ttft.push(performance.now() - t0);
+        first = false;
       }
     }
   };
-  await Promise.all(Array.from({ length: o.concurrency }, client));
+  if (o.rate === undefined) {
+    await Promise.all(
+      Array.from({ length: o.concurrency }, async () => {
+        while (performance.now() < endAt) await one();
+      }),
+    );
+  } else {
+    const pending = new Set<Promise<void>>();
+    for (let i = 0; performance.now() < endAt; i++) {
+      const due = begin + (i * 1000) / o.rate;
+      const now = performance.now();
+      if (due > now) await new Promise((r) => setTimeout(r, due - now));
+      if (pending.size >= o.concurrency) continue;
+      const p: Promise<void> = one().finally(() => pending.delete(p));
+      pending.add(p);
+    }
+    await Promise.all(pending);
+  }
   const seconds = (performance.now() - begin) / 1000;
   return {
     requests: ttft.length,

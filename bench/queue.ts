@@ -305,7 +305,8 @@ async function main(): Promise<void> {
       `added by the durable path at ${rate}/s: p50 ${report.paced.addedLatencyMs.p50} ms, p99 ${report.paced.addedLatencyMs.p99} ms (target <= 2 / 10)`,
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
       `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
-      `end to end, ${o.concurrency} streams (fake worker answering at once): direct ${endToEnd.direct.perSecond} req/s TTFT p50 ${fmt(endToEnd.direct.ttftMs.p50).trim()} p99 ${fmt(endToEnd.direct.ttftMs.p99).trim()} ms; durable path ${endToEnd.durable.perSecond} req/s TTFT p50 ${fmt(endToEnd.durable.ttftMs.p50).trim()} p99 ${fmt(endToEnd.durable.ttftMs.p99).trim()} ms; added p50 ${endToEnd.addedTtftMs.p50} ms, p99 ${endToEnd.addedTtftMs.p99} ms (target <= 2 / 10)`,
+      `end to end (fake worker answering at once), saturated with ${o.concurrency} streams: direct ${endToEnd.saturated.direct.perSecond} req/s, durable path ${endToEnd.saturated.durable.perSecond} req/s`,
+      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s: TTFT direct p50 ${endToEnd.paced.direct.ttftMs.p50} p99 ${endToEnd.paced.direct.ttftMs.p99} ms, durable p50 ${endToEnd.paced.durable.ttftMs.p50} p99 ${endToEnd.paced.durable.ttftMs.p99} ms; added p50 ${endToEnd.addedTtftMs.p50} ms, p99 ${endToEnd.addedTtftMs.p99} ms (target <= 2 / 10)`,
       `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
