@@ -5,6 +5,7 @@
  * undisturbed run: that is the check of "no gap, no duplicate" beyond contiguous token indices.
  *   - the engine serving a request crashes mid-stream (POST /sim/fault): the request continues on the other group
  *   - the worker serving a request freezes (SIGSTOP) and is declared lost: same
+ *   - Redis is SIGKILLed mid-stream and restarted from its AOF: the request completes
  *   - a client that dropped its stream resumes after the tokens it received
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -174,6 +175,24 @@ describe('failover', () => {
     const record = await controller.lanes.lanes.get(MODEL)?.queue.get('freeze-mid-stream');
     expect(record).toMatchObject({ state: 'finished', attempts: 2 });
     await bothReady(); // the thawed worker re-registers
+  });
+});
+
+describe('Redis restarts', () => {
+  it('a crash of Redis mid-stream (restarted from its AOF): the request completes with every token', async () => {
+    const reference = await drain(corral.generate(params(15), { requestId: 'reference-redis' }));
+    let restarted = false;
+    const run = await drain(
+      corral.generate(params(15), { requestId: 'redis-mid-stream' }),
+      async (received) => {
+        if (restarted || received < 10) return;
+        restarted = true;
+        await redis.restart({ kill: true });
+      },
+    );
+    expect(restarted).toBe(true);
+    expect(run.indices).toEqual(contiguous(TOKENS));
+    expect(run.text).toBe(reference.text);
   });
 });
 
