@@ -5,19 +5,18 @@
  *
  * Level-triggered: what it keeps is the groups (the reconciler's state), and per worker stream the launches the
  * worker has not yet shown to take effect; everything else is read again from the registry each time. An engine
- * of a deployment that belongs to no current group rank (a rank of a torn-down attempt, a stop lost with a
- * stream) is stopped here, once per stream.
+ * of a deployment that belongs to no current group rank is stopped (leftover-engines.ts), once per stream.
  *
  * Only the replica holding the leader lease acts (leader/): every directive carries its epoch, which workers use
  * to ignore a deposed leader. A term begins by adopting the groups the workers report (groups/group-adoption.ts)
  * rather than relaunching them, and ends by forgetting them: the next leader adopts them in turn. Workers that
  * register later in the term bring their groups in too (they take pending groups' places), and a rank no group
- * owns keeps its GPUs for settleMs before it is stopped as an orphan, in case its peers are still registering. A
- * follower's records() show the groups as adoption would see them now.
+ * owns is left running for settleMs, in case its peers are still registering. A follower's records() show the
+ * groups as adoption would see them now.
  */
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
-import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
+import { EngineState } from '../../proto/gen/corral/v1/worker.ts';
 import type { Deployment, GroupsConfig } from '../config/controller-config.ts';
 import { adoptGroups, adoptIntoPending } from '../groups/group-adoption.ts';
 import {
@@ -33,8 +32,8 @@ import {
 import { ranksOf } from '../groups/group-state.ts';
 import { type Leadership, soleLeadership } from '../leader/leader-elector.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
-import { belongsTo, parseRankEngineId } from './engine-args.ts';
 import { templateOf } from './group-template.ts';
+import { HOLDS_PROCESS, LeftoverEngines } from './leftover-engines.ts';
 
 const RANK_STATE: Partial<Record<EngineState, RankEngineState>> = {
   [EngineState.ENGINE_STATE_STARTING]: 'starting',
@@ -52,17 +51,6 @@ const TOOK_EFFECT: ReadonlySet<EngineState> = new Set([
   EngineState.ENGINE_STATE_READY,
   EngineState.ENGINE_STATE_EXITED,
   EngineState.ENGINE_STATE_FAILED,
-]);
-
-const RUNNING: ReadonlySet<EngineState> = new Set([
-  EngineState.ENGINE_STATE_STARTING,
-  EngineState.ENGINE_STATE_READY,
-]);
-
-const HOLDS_PROCESS: ReadonlySet<EngineState> = new Set([
-  EngineState.ENGINE_STATE_STARTING,
-  EngineState.ENGINE_STATE_READY,
-  EngineState.ENGINE_STATE_EXITED,
 ]);
 
 interface SentOnSession {
@@ -90,8 +78,7 @@ export class GroupApplier {
   private term: number | undefined;
   private readonly leadership: Leadership;
   private readonly startedAt: number;
-  /** When each unowned rank engine (`worker/engine`) was first seen: it gets settleMs to be adopted. */
-  private readonly unownedSince = new Map<string, number>();
+  private readonly leftovers: LeftoverEngines;
 
   constructor(
     private readonly deps: {
@@ -112,6 +99,11 @@ export class GroupApplier {
   ) {
     this.leadership = deps.leadership ?? soleLeadership('controller');
     this.startedAt = deps.clock.now();
+    this.leftovers = new LeftoverEngines({
+      deployments: deps.deployments,
+      clock: deps.clock,
+      graceMs: deps.settleMs ?? 0,
+    });
     const g = deps.groups;
     this.policy = {
       maxRestarts: g.maxRestarts,
@@ -213,7 +205,7 @@ export class GroupApplier {
           reason: e.reason,
         });
       }
-      directives.push(...this.orphans());
+      directives.push(...this.leftovers.toStop(this.deps.registry.all(), this.owned()));
       for (const d of directives) this.apply(d);
       return directives;
     } finally {
@@ -276,6 +268,7 @@ export class GroupApplier {
 
   private views(): WorkerView[] {
     const out: WorkerView[] = [];
+    const owned = this.owned();
     for (const r of this.deps.registry.all()) {
       const sessionId = r.conn.t === 'connected' ? r.conn.sessionId : undefined;
       let sent = this.sent.get(r.workerId);
@@ -299,7 +292,7 @@ export class GroupApplier {
         live: r.conn.t === 'connected',
         draining: r.draining,
         // a rank no group owns still holds its GPUs until it stops (or is adopted)
-        gpus: (r.inventory.gpus?.count ?? 0) - this.heldByUnownedRanks(r.engines),
+        gpus: (r.inventory.gpus?.count ?? 0) - this.leftovers.heldGpus(r.engines, owned),
         gpuType: (r.inventory.gpus?.type ?? '').toLowerCase(),
         engineHost: r.inventory.engineHost,
         labels: r.inventory.labels,
@@ -311,45 +304,6 @@ export class GroupApplier {
 
   private owned(): Set<string> {
     return new Set(this.groups.flatMap((g) => ranksOf(g.state).map((r) => r.engineId)));
-  }
-
-  /** The deployment's GPUs per node of a running rank engine that no current group owns; 0 for any other. */
-  private unownedRankGpus(engineId: string, state: EngineState, owned: ReadonlySet<string>): number {
-    if (owned.has(engineId) || !RUNNING.has(state)) return 0;
-    const d = this.deps.deployments.find((x) => parseRankEngineId(engineId, x.name));
-    return d?.gpusPerNode ?? 0;
-  }
-
-  private heldByUnownedRanks(engines: readonly EngineStatus[]): number {
-    const owned = this.owned();
-    return engines.reduce((sum, e) => sum + this.unownedRankGpus(e.engineId, e.state, owned), 0);
-  }
-
-  /**
-   * Running engines of our deployments that no current group rank owns: stop them. A rank waits settleMs first:
-   * the workers holding its peers may not have registered with this leader yet, and then it is adopted instead.
-   */
-  private orphans(): Directive[] {
-    const owned = this.owned();
-    const now = this.deps.clock.now();
-    const seen = new Set<string>();
-    const out: Directive[] = [];
-    for (const r of this.deps.registry.all()) {
-      if (r.conn.t !== 'connected' || !r.reported) continue;
-      for (const e of r.engines) {
-        if (owned.has(e.engineId) || !HOLDS_PROCESS.has(e.state)) continue;
-        if (!this.deps.deployments.some((d) => belongsTo(e.engineId, d.name, r.workerId))) continue;
-        const key = `${r.workerId}/${e.engineId}`;
-        seen.add(key);
-        const since = this.unownedSince.get(key) ?? now;
-        this.unownedSince.set(key, since);
-        const rank = this.unownedRankGpus(e.engineId, e.state, owned) > 0;
-        if (rank && now - since < (this.deps.settleMs ?? 0)) continue;
-        out.push({ t: 'stop', workerId: r.workerId, engineId: e.engineId });
-      }
-    }
-    for (const key of this.unownedSince.keys()) if (!seen.has(key)) this.unownedSince.delete(key);
-    return out;
   }
 
   private sentFor(workerId: string): SentOnSession | undefined {
