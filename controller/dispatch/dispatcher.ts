@@ -26,7 +26,7 @@ import type { ArrivalSignal } from '../queue/arrival-signal.ts';
 import { LeaseKeeper } from '../queue/lease-keeper.ts';
 import type { RequestQueue, TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
-import type { WorkerRegistry } from '../registry/worker-registry.ts';
+import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick } from '../scheduler/pick.ts';
 import { type RunEnd, runAttempt } from './request-run.ts';
 import { roomOf } from './room.ts';
@@ -108,14 +108,20 @@ export class Dispatcher {
 
   /**
    * Ends runs whose group left routing (a rank's worker lost, the engine gone): a group with a lost rank
-   * hangs instead of failing its streams, so waiting for the stream to break could take minutes.
+   * hangs instead of failing its streams, so waiting for the stream to break could take minutes. A draining
+   * group is not routed new requests but finishes the ones it runs (that is what draining waits for).
    */
   checkGroups(): void {
     if (this.runs.size === 0) return;
     const view = this.view();
+    let undrained: DeploymentView | undefined;
     for (const [, run] of this.runs) {
       const r = view.replicas.find((x) => x.engineId === run.engineId);
       if (r?.routable) continue;
+      if (r) {
+        undrained ??= this.view((w) => ({ ...w, draining: false }));
+        if (undrained.replicas.find((x) => x.engineId === run.engineId)?.routable) continue;
+      }
       run.stop({ t: 'release', why: r ? r.why : `${run.engineId} is no longer reported` });
     }
   }
@@ -134,8 +140,9 @@ export class Dispatcher {
     await this.keeper.stop();
   }
 
-  private view(): DeploymentView {
-    return deploymentView(this.deps.deployment, this.deps.registry.all(), this.deps.clock.now());
+  private view(adjust: (w: WorkerRecord) => WorkerRecord = (w) => w): DeploymentView {
+    const workers = this.deps.registry.all().map(adjust);
+    return deploymentView(this.deps.deployment, workers, this.deps.clock.now());
   }
 
   private async loop(): Promise<void> {

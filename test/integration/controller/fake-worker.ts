@@ -47,6 +47,8 @@ export class FakeWorker {
   readonly engines = new Map<string, EngineStatus>();
   script: Script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
   autoReady = true;
+  /** Reported in every heartbeat (a worker being drained before scale-down). */
+  draining = false;
   /** Report an engine STOPPED when told to stop it (off: it keeps the state it had, as before). */
   honourStops = false;
   private readonly client: RegistryClient;
@@ -167,7 +169,7 @@ export class FakeWorker {
       this.stream?.write({
         msg: {
           $case: 'heartbeat',
-          value: { engines: [...this.engines.values()], sentAtMs: Date.now(), draining: false },
+          value: { engines: [...this.engines.values()], sentAtMs: Date.now(), draining: this.draining },
         },
       });
     } catch {

@@ -123,6 +123,11 @@ async function occupy(id: string): Promise<{ release(): Promise<void> }> {
   };
 }
 
+/** Starts a request and leaves it running; its stream is read to the end in the background. */
+async function collectLater(id: string): Promise<void> {
+  void collect(generate(request(id))).catch(() => {});
+}
+
 const dispatched = () => n1.calls.map((c) => c.request.request?.requestId ?? '');
 
 describe('durable path: queue order', () => {
@@ -219,6 +224,23 @@ describe('durable path: deadlines, cancel, resubmission', () => {
         'request lost-one is no longer in the queue (its store lost recent writes); submit it again with the same request id',
     });
     await blocker.release();
+  });
+
+  it('a draining group gets no new request but finishes the one it runs', async () => {
+    const blocker = await occupy('drain-blocker');
+    n1.draining = true;
+    await until('the worker draining', () => (controller.registry.get('n1')?.draining ? true : undefined));
+    controller.lanes.onRegistryChange(); // what every heartbeat does: it must not take the run away
+    await collectLater('queued-while-draining');
+    await waiting(1);
+    n1.draining = false;
+    await blocker.release();
+    // Ended by the cancel on its first attempt: never handed back to be continued elsewhere.
+    const end = await until('the blocker to end', async () => {
+      const r = await queue().get('drain-blocker');
+      return r?.state === 'failed' ? r : undefined;
+    });
+    expect(end).toMatchObject({ attempts: 1, error: { code: 'cancelled' } });
   });
 
   it('a queue entry with an unreadable body fails at once with the reason instead of being retried', async () => {
