@@ -130,6 +130,30 @@ const prefill = [512, 2048, 8192].map((t) => ({
   sim_step_ms: round(model(h100, fitted).stepMs(0, 0, t), 2),
 }));
 
+/**
+ * What one scheduler step costs on this machine (the cluster simulator runs hundreds of engines on it): the
+ * 405B offline replay timed whole, beside the same number of bare latency-model evaluations in the same run.
+ */
+function schedulerCost() {
+  const p = points[0] as PublishedPoint;
+  const m = model(p.setup, fitted);
+  const t0 = performance.now();
+  const r = replay(p.workload, m);
+  const replayMs = performance.now() - t0;
+  const t1 = performance.now();
+  const times = new Float64Array(r.steps);
+  for (let i = 0; i < r.steps; i++) times[i] = m.stepMs(100 + (i % 64), 1024 + i, i % 512);
+  const modelMs = performance.now() - t1;
+  return {
+    replay: p.name,
+    steps: r.steps,
+    us_per_step: round((replayMs * 1000) / r.steps, 1),
+    latency_model_us_per_step: round((modelMs * 1000) / r.steps, 2),
+    ratio: round(replayMs / Math.max(modelMs, 1e-6), 1),
+  };
+}
+const cost = schedulerCost();
+
 const parameters = {
   gpu_efficiency: round(fitted.gpuEfficiency, 3),
   step_overhead_ms: round(fitted.stepOverheadMs, 2),
@@ -143,7 +167,7 @@ const parameters = {
 
 if (values.json) {
   process.stdout.write(
-    `${JSON.stringify({ parameters, cases, per_step_405b_fp8_tp8_h100: { decode: perStep, prefill } })}\n`,
+    `${JSON.stringify({ parameters, cases, per_step_405b_fp8_tp8_h100: { decode: perStep, prefill }, scheduler_cost: cost })}\n`,
   );
 } else {
   const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
@@ -169,4 +193,7 @@ if (values.json) {
     console.log(
       `prefill ${pad(String(r.prefill_tokens), 10)}${pad(String(r.calibration_sum_ms), 12)}${pad('', 16)}${r.sim_step_ms}`,
     );
+  console.log(
+    `\nscheduler cost: ${cost.us_per_step} us per step over ${cost.steps} steps of the 405B replay (latency model alone ${cost.latency_model_us_per_step} us, ratio ${cost.ratio}x)`,
+  );
 }
