@@ -11,10 +11,13 @@
  *   pick        p99 of one pick() call with 1,000 groups; baseline: the same pick without block hashes
  *   speed       virtual seconds simulated per wall second, 64 groups (512 GPUs) of shared_prefix at 80%
  *
- * Usage: npm run bench:routing [-- --json] [-- --seconds 120 --no-sweep]
+ *   --extra     also multi-turn chat, long-document QA and bursty arrivals (fixed rates, every policy)
+ *   --trace F   also replay a Mooncake-format JSONL trace (timestamp ms, input_length, output_length, hash_ids)
+ *
+ * Usage: npm run bench:routing [-- --json] [-- --seconds 120 --no-sweep --extra --trace FILE]
  * With --json the last line of stdout is {"workloads": {...}, "pick_p99_us_1000_groups", "sim_speed_x_real_time"}.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -23,6 +26,8 @@ import { groupShape, LLAMA_405B_FP8_TP8_H100 } from '../sim/cluster/group-shape.
 import {
   buildWorkload,
   compare,
+  compareOn,
+  extraWorkloads,
   makeRouter,
   POLICY_NAMES,
   type PolicyName,
@@ -32,7 +37,10 @@ import {
   type WorkloadName,
   type WorkloadReport,
 } from '../sim/cluster/routing-suite.ts';
+import type { RunSummary } from '../sim/cluster/summary.ts';
 import { cdfPoints, lineChart } from '../sim/cluster/svg-plot.ts';
+import type { Workload } from '../sim/cluster/workload.ts';
+import { parseTrace } from '../sim/cluster/workloads/trace.ts';
 import { CALIBRATION_DIR, loadCalibration } from '../sim/engine/calibration.ts';
 import { DEFAULT_LATENCY_PARAMS, LatencyModel } from '../sim/engine/model/latency-model.ts';
 import { benchPick } from './routing-pick.ts';
@@ -42,6 +50,8 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     seconds: { type: 'string', default: '120' },
     'no-sweep': { type: 'boolean', default: false },
+    extra: { type: 'boolean', default: false },
+    trace: { type: 'string' },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -71,6 +81,11 @@ const fractions = [0.4, 0.6, 0.8, 1.0, 1.2];
 const points = args['no-sweep']
   ? []
   : sweep('shared_prefix', fractions, sweepPolicies, reports.shared_prefix.capacityReqPerS, suite);
+
+const others: Workload[] = args.extra ? extraWorkloads(suite) : [];
+if (args.trace !== undefined)
+  others.push(parseTrace(readFileSync(args.trace, 'utf8'), { name: `trace ${args.trace}` }));
+const otherReports = others.map((w) => ({ w, policies: compareOn(w, suite) }));
 
 // The simulator's speed at 64 groups: the same workload shape, tenants and rate scaled by 8.
 const big: SuiteOptions = { ...suite, groups: 64, seconds: Math.min(suite.seconds, 60) };
@@ -147,17 +162,13 @@ if (args.json) {
   process.stdout.write(`${JSON.stringify(json)}\n`);
 } else {
   const out: string[] = [];
-  for (const w of WORKLOAD_NAMES) {
-    const r = reports[w];
-    out.push(
-      `\n${w}: offered ${r.offeredReqPerS.toFixed(2)} req/s = ${LOAD * 100}% of capacity ${r.capacityReqPerS.toFixed(2)} req/s`,
-    );
+  const table = (policies: Record<PolicyName, RunSummary>) => {
     out.push(
       `${'policy'.padEnd(18)}${'p50 s'.padStart(9)}${'p90 s'.padStart(9)}${'p99 s'.padStart(9)}${'tok/s'.padStart(9)}` +
         `${'max/mean'.padStart(10)}${'hit rate'.padStart(10)}${'unfin.'.padStart(8)}  reasons`,
     );
     for (const p of POLICY_NAMES) {
-      const s = r.policies[p];
+      const s = policies[p];
       const reasons = Object.entries(s.reasons)
         .map(([k, n]) => `${k} ${n}`)
         .join(', ');
@@ -168,6 +179,17 @@ if (args.json) {
           `${String(s.unfinished).padStart(8)}  ${reasons}`,
       );
     }
+  };
+  for (const w of WORKLOAD_NAMES) {
+    const r = reports[w];
+    out.push(
+      `\n${w}: offered ${r.offeredReqPerS.toFixed(2)} req/s = ${LOAD * 100}% of capacity ${r.capacityReqPerS.toFixed(2)} req/s`,
+    );
+    table(r.policies);
+  }
+  for (const { w, policies } of otherReports) {
+    out.push(`\n${w.name}: ${w.requests.length} requests over ${(w.durationMs / 1000).toFixed(0)} s`);
+    table(policies);
   }
   const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(3) : 'n/a');
   const c = (w: WorkloadName, p: PolicyName) => reports[w].policies[p];

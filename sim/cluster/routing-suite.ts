@@ -29,6 +29,8 @@ import {
 } from './routers.ts';
 import { measuredTtfts, type RunSummary, summarize } from './summary.ts';
 import type { Workload } from './workload.ts';
+import { documentQa } from './workloads/documents.ts';
+import { multiTurn } from './workloads/multi-turn.ts';
 import { noReuse } from './workloads/no-reuse.ts';
 import { sharedPrefix } from './workloads/shared-prefix.ts';
 
@@ -207,6 +209,56 @@ export function sweep(
         `sweep ${name} @${Math.round(f * 100)}% ${p}: ${s.output_tok_s} tok/s, p90 ${s.p90_ttft_s} s`,
       );
     }
+  }
+  return out;
+}
+
+/**
+ * The other workload shapes at fixed offered rates on 8 groups (not capacity-relative: a report of how the
+ * policies compare, with no target): multi-turn chat, long-document QA (24 documents of 32k tokens), and the
+ * shared-prefix tenants with bursty gamma arrivals (cv 3).
+ */
+export function extraWorkloads(o: Pick<SuiteOptions, 'seconds' | 'seed'>): Workload[] {
+  const ramp = o.seconds / 6;
+  return [
+    multiTurn({
+      conversations: { ratePerS: 1.5, durationS: o.seconds, rampS: ramp },
+      systemTokens: 2000,
+      turns: { min: 3, max: 8 },
+      userTokens: { min: 50, max: 400 },
+      outputTokens: { min: 100, max: 300 },
+      thinkS: 10,
+      seed: o.seed,
+    }),
+    documentQa({
+      documents: 24,
+      documentTokens: 32_000,
+      questionTokens: 100,
+      outputTokens: { min: 50, max: 200 },
+      arrivals: { ratePerS: 4, durationS: o.seconds, rampS: ramp },
+      seed: o.seed,
+    }),
+    {
+      ...sharedPrefix({
+        tenants: 96,
+        prefixTokens: 8000,
+        usersPerTenant: 8,
+        questionTokens: 200,
+        outputTokens: { min: 100, max: 300 },
+        arrivals: { ratePerS: 12, durationS: o.seconds, rampS: ramp, burstCv: 3 },
+        seed: o.seed,
+      }),
+      name: 'bursty_shared_prefix',
+    },
+  ];
+}
+
+/** Every policy on one workload (extra workloads, or a replayed trace). */
+export function compareOn(w: Workload, o: SuiteOptions): Record<PolicyName, RunSummary> {
+  const out = {} as Record<PolicyName, RunSummary>;
+  for (const p of POLICY_NAMES) {
+    out[p] = summarize(run(p, w, o), w);
+    o.onProgress?.(`${w.name} ${p}: p90 TTFT ${out[p].p90_ttft_s} s, ${out[p].output_tok_s} tok/s`);
   }
   return out;
 }
