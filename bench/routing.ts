@@ -56,6 +56,17 @@ const { values: args } = parseArgs({
   },
 });
 const progress = (line: string) => process.stderr.write(`  ${line}\n`);
+const seconds = Number(args.seconds);
+const seed = Number(args.seed);
+// Capacity and targets need a steady state after the ramp (a sixth of the run): shorter runs mislead.
+if (!Number.isFinite(seconds) || seconds < 60) {
+  process.stderr.write(`bench:routing: --seconds must be a number >= 60, got ${args.seconds}\n`);
+  process.exit(2);
+}
+if (!Number.isInteger(seed)) {
+  process.stderr.write(`bench:routing: --seed must be an integer, got ${args.seed}\n`);
+  process.exit(2);
+}
 
 const cal = loadCalibration(CALIBRATION_DIR, 'llama-3.1-405b', 8, 'h100-80g');
 const latency = new LatencyModel(cal.data, { tp: 8, pp: 1, fp8: true, ...DEFAULT_LATENCY_PARAMS });
@@ -64,8 +75,8 @@ const suite: SuiteOptions = {
   latency,
   shape,
   groups: 8,
-  seconds: Number(args.seconds),
-  seed: Number(args.seed),
+  seconds,
+  seed,
   onProgress: progress,
 };
 progress(

@@ -162,6 +162,19 @@ export interface WorkloadReport {
   ttfts: Record<PolicyName, Float64Array>;
 }
 
+/** Every policy on one workload: summaries and the TTFTs behind them. */
+function runAll(w: Workload, o: SuiteOptions, label: string) {
+  const policies = {} as Record<PolicyName, RunSummary>;
+  const ttfts = {} as Record<PolicyName, Float64Array>;
+  for (const p of POLICY_NAMES) {
+    const r = run(p, w, o);
+    policies[p] = summarize(r, w);
+    ttfts[p] = measuredTtfts(r, w);
+    o.onProgress?.(`${label} ${p}: p90 TTFT ${policies[p].p90_ttft_s} s, ${policies[p].output_tok_s} tok/s`);
+  }
+  return { policies, ttfts };
+}
+
 export function compare(
   name: WorkloadName,
   loadFraction: number,
@@ -171,17 +184,11 @@ export function compare(
   const cap = capacity ?? capacityRate(name, o);
   const offered = loadFraction * cap;
   const w = buildWorkload(name, offered, o);
-  const policies = {} as Record<PolicyName, RunSummary>;
-  const ttfts = {} as Record<PolicyName, Float64Array>;
-  for (const p of POLICY_NAMES) {
-    const r = run(p, w, o);
-    policies[p] = summarize(r, w);
-    ttfts[p] = measuredTtfts(r, w);
-    o.onProgress?.(
-      `${name} @${Math.round(loadFraction * 100)}% ${p}: p90 TTFT ${policies[p].p90_ttft_s} s, ${policies[p].output_tok_s} tok/s`,
-    );
-  }
-  return { capacityReqPerS: cap, offeredReqPerS: offered, policies, ttfts };
+  return {
+    capacityReqPerS: cap,
+    offeredReqPerS: offered,
+    ...runAll(w, o, `${name} @${Math.round(loadFraction * 100)}%`),
+  };
 }
 
 export interface SweepPoint {
@@ -255,10 +262,5 @@ export function extraWorkloads(o: Pick<SuiteOptions, 'seconds' | 'seed'>): Workl
 
 /** Every policy on one workload (extra workloads, or a replayed trace). */
 export function compareOn(w: Workload, o: SuiteOptions): Record<PolicyName, RunSummary> {
-  const out = {} as Record<PolicyName, RunSummary>;
-  for (const p of POLICY_NAMES) {
-    out[p] = summarize(run(p, w, o), w);
-    o.onProgress?.(`${w.name} ${p}: p90 TTFT ${out[p].p90_ttft_s} s, ${out[p].output_tok_s} tok/s`);
-  }
-  return out;
+  return runAll(w, o, w.name).policies;
 }
