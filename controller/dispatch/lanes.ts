@@ -47,6 +47,8 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
   // maxRetriesPerRequest null: a Redis restart makes commands wait for the reconnection instead of failing
   // requests that are already safe in the AOF.
   const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  // ioredis reconnects by itself; a restart of Redis is worth one line, not an unhandled 'error' event.
+  redis.on('error', (e: Error) => o.log.warn('redis connection error; reconnecting', { error: e.message }));
   try {
     await redis.connect();
     await redis.ping();

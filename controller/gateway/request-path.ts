@@ -9,9 +9,10 @@
  * Failures are CorralErrors: refusals before anything is queued, or the logged terminal error mapped back to
  * the CorralError it was (code and message unchanged), so each transport maps them once at its own boundary.
  *
- * A client that goes away detaches: the request keeps running for detachGraceMs, during which a Resume on this
- * controller keeps it; after that it is cancelled (queued: removed; running: the engine request is aborted),
- * as vLLM aborts a request whose client disconnected. A Resume on another controller does not see the timer.
+ * A client that goes away detaches: the request keeps running for detachGraceMs, during which a retry or a
+ * Resume on any controller keeps it (they mark the request attached in the queue); after that it is cancelled
+ * (queued: removed; running: the engine request is aborted), as vLLM aborts a request whose client
+ * disconnected.
  * Cancel by id works from any controller (through the queue), also while the prompt is still being counted.
  *
  * Fairness cost: 1 per request. The dispatcher meters engine sequences (max-num-seqs), so a request is the
@@ -84,8 +85,6 @@ export interface RequestPath {
   closeStreams(reason: string): void;
 }
 
-/** resumedAt only needs to outlive a detach grace; bound it rather than sweep it. */
-const RESUMED_LIMIT = 10_000;
 /** How often a client stream checks that its request still exists. */
 const LOST_CHECK_MS = 5000;
 
@@ -116,8 +115,7 @@ export function createRequestPath(deps: GatewayDeps): RequestPath {
   /** Open client streams, ended by closeStreams(). */
   const streams = new Set<(e: CorralError) => void>();
   /** When a Resume last attached to each request here (a detach timer spares those resumed since). */
-  const resumedAt = new Map<string, number>();
-  const state = { admitting, streams, resumedAt };
+  const state = { admitting, streams };
   return {
     generate: (req, ctx) => generate(req, ctx, deps, state),
     resume: (req, ctx) => resume(req, ctx, deps, state),
@@ -146,7 +144,6 @@ export function createRequestPath(deps: GatewayDeps): RequestPath {
 interface PathState {
   admitting: Map<string, (e: CorralError) => void>;
   streams: Set<(e: CorralError) => void>;
-  resumedAt: Map<string, number>;
 }
 
 async function* generate(
@@ -190,7 +187,7 @@ async function* generate(
       ...(ctx.deadline === undefined ? {} : { deadline: ctx.deadline }),
       ...(ctx.traceparent ? { trace: ctx.traceparent } : {}),
     });
-    if (outcome.t === 'attached') state.resumedAt.set(requestId, deps.clock.now());
+    if (outcome.t === 'attached') await lane.queue.touchAttached(requestId);
     log.info('queued', {
       outcome: outcome.t === 'attached' ? `attached (${outcome.state})` : 'enqueued',
       tenant: who.tenant,
@@ -235,9 +232,7 @@ async function* resume(
     started?.t === 'event' && started.returnTokenIds !== undefined
       ? started.returnTokenIds
       : record?.body !== undefined && parseRequest(record.body).returnTokenIds;
-  state.resumedAt.set(id, deps.clock.now());
-  if (state.resumedAt.size > RESUMED_LIMIT)
-    state.resumedAt.delete(state.resumedAt.keys().next().value as string);
+  await lane.queue.touchAttached(id);
   const after = req.afterTokenIndex === 0 ? START : cursorAfterTokens(req.afterTokenIndex);
   yield* stream(lane, id, after, returnTokenIds, ctx, deps, state);
 }
@@ -265,7 +260,7 @@ async function* stream(
     follow.abort();
     // Gone because its deadline passed: the queue expires the request itself (DEADLINE_EXCEEDED, not CANCELLED).
     if (ctx.deadline !== undefined && deps.clock.now() >= ctx.deadline) return;
-    detach(lane, requestId, deps, state);
+    detach(lane, requestId, deps);
   };
   ctx.signal.addEventListener('abort', onClientGone, { once: true });
   if (ctx.signal.aborted) onClientGone();
@@ -303,17 +298,21 @@ async function* stream(
   }
 }
 
-/** The client left: cancel the request after the grace, unless a Resume attached here meanwhile. */
-function detach(lane: Lane, requestId: string, deps: GatewayDeps, state: PathState): void {
+/** The client left: cancel the request after the grace, unless a client attached again meanwhile. */
+function detach(lane: Lane, requestId: string, deps: GatewayDeps): void {
   const goneAt = deps.clock.now();
-  const timer = setTimeout(() => {
-    const resumed = state.resumedAt.get(requestId);
-    if (resumed !== undefined && resumed >= goneAt) return;
-    state.resumedAt.delete(requestId);
-    lane.queue.cancel(requestId).then(
-      (o) => deps.log.info('client gone; request cancelled', { requestId, outcome: o.t }),
-      (e: unknown) => deps.log.warn('cancel after detach failed', { requestId, error: e as Error }),
-    );
+  const timer = setTimeout(async () => {
+    try {
+      const attachedAt = (await lane.queue.get(requestId))?.attachedAt;
+      if (attachedAt !== undefined && attachedAt >= goneAt) {
+        deps.log.info('client gone; request kept: a client attached again', { requestId });
+        return;
+      }
+      const o = await lane.queue.cancel(requestId);
+      deps.log.info('client gone; request cancelled', { requestId, outcome: o.t });
+    } catch (e) {
+      deps.log.warn('cancel after detach failed', { requestId, error: e as Error });
+    }
   }, deps.detachGraceMs);
   timer.unref();
 }

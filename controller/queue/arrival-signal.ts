@@ -30,6 +30,8 @@ export class ArrivalSignal {
     this.channel = `${queueBase(prefix, deployment)}:wake`;
     this.cancelChannel = `${queueBase(prefix, deployment)}:cancel`;
     this.sub = redis.duplicate();
+    // ioredis reconnects and resubscribes by itself; take() polling covers what was missed meanwhile.
+    this.sub.on('error', () => {});
     this.sub.on('message', (channel: string, message: string) => {
       if (channel === this.cancelChannel) for (const l of this.cancelListeners) l(message);
       if (channel !== this.channel) return;

@@ -117,6 +117,8 @@ export interface RequestRecord {
   error: { code: string; message: string } | undefined;
   /** The submitted body while the request has not ended. */
   body: string | undefined;
+  /** When a client last (re)attached to the request's stream (touchAttached), on any controller. */
+  attachedAt: number | undefined;
 }
 
 interface Scripts {
@@ -205,6 +207,19 @@ export class RequestQueue {
       default:
         throw shed ?? new Error(`unexpected submit outcome ${outcome}`);
     }
+  }
+
+  /**
+   * A client (re)attached to the request's stream (a retry or a Resume, on any controller): a detached
+   * client's controller checks this before cancelling the request. A request already forgotten stays so.
+   */
+  async touchAttached(id: string): Promise<void> {
+    await this.options.redis.eval(
+      "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'attached', ARGV[1]) end",
+      1,
+      requestKey(this.base, id),
+      this.options.clock.now(),
+    );
   }
 
   /**
@@ -308,6 +323,7 @@ export class RequestQueue {
       submittedAt: Number(h.submitted ?? 0),
       error: h.error_code ? { code: h.error_code, message: h.error_msg ?? '' } : undefined,
       body: h.body,
+      attachedAt: num(h.attached),
     };
   }
 

@@ -249,7 +249,7 @@ export class StreamLog {
     signal?: AbortSignal,
     blockMs = 5000,
   ): AsyncGenerator<LogEntry> {
-    const conn = this.idle.pop() ?? this.options.redis.duplicate();
+    const conn = this.idle.pop() ?? this.followerConnection();
     let reusable = false;
     const onAbort = () => conn.disconnect();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -284,6 +284,13 @@ export class StreamLog {
       if (reusable && !signal?.aborted && this.idle.length < MAX_IDLE_FOLLOWERS) this.idle.push(conn);
       else conn.disconnect();
     }
+  }
+
+  private followerConnection(): Redis {
+    const conn = this.options.redis.duplicate();
+    // Its XREAD fails or is resent after the reconnection; the error event itself says nothing more.
+    conn.on('error', () => {});
+    return conn;
   }
 
   /** Closes the idle follower connections. */

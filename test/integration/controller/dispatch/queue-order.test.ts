@@ -9,7 +9,7 @@ import { type ClientReadableStream, Metadata, type ServiceError, status } from '
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
-import { silentLogger } from '../../../../common/log.ts';
+import { createLogger, silentLogger } from '../../../../common/log.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
@@ -313,6 +313,56 @@ describe('durable path: shedding', () => {
       c.close();
       await w.stop();
       await shedding.stop(1000);
+    }
+  });
+});
+
+describe('durable path: detach and resume across controllers', () => {
+  it('a client that drops its stream on one controller and resumes on another keeps its request', async () => {
+    const lines: { msg?: string; requestId?: string }[] = [];
+    const capture = createLogger('a', { level: 'info', sink: (line) => lines.push(JSON.parse(line)) });
+    const prefix = testPrefix('roaming');
+    const config = compileControllerConfig({
+      listen: '127.0.0.1:0',
+      redis: redis.url,
+      queue: { detachGraceMs: 100 },
+      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1 }],
+    });
+    const a = await startController(config, { log: capture, redisPrefix: prefix });
+    const b = await startController(config, { log: silentLogger, redisPrefix: prefix });
+    const ca = inferenceClient(a.address);
+    const cb = inferenceClient(b.address);
+    const w = await FakeWorker.start(a.address, 'roam-n1');
+    try {
+      await w.register();
+      await until('engine ready', () => (a.registry.get('roam-n1')?.engines.length === 1 ? true : undefined));
+      w.script = { t: 'hang' };
+      const first = ca.generate(request('roaming'), new Metadata(), { deadline: Date.now() + 30_000 });
+      first.on('error', () => {});
+      await new Promise((resolve) => first.once('data', resolve));
+      first.cancel(); // the client's connection to controller a drops
+      const resumed = cb.resume({ requestId: 'roaming', model: MODEL, afterTokenIndex: 1 }, new Metadata());
+      const ended = new Promise<ServiceError>((resolve) => resumed.on('error', resolve));
+      resumed.on('data', () => {});
+      await until('controller a to keep the request', () =>
+        lines.some(
+          (l) => l.requestId === 'roaming' && l.msg === 'client gone; request kept: a client attached again',
+        )
+          ? true
+          : undefined,
+      );
+      expect((await unary(cb.cancel.bind(cb), { requestId: 'roaming' })).found).toBe(true);
+      const e = await ended;
+      expect({ code: e.code, details: e.details }).toEqual({
+        code: status.CANCELLED,
+        details: 'request roaming cancelled; engine request aborted',
+      });
+    } finally {
+      ca.close();
+      cb.close();
+      await w.stop();
+      await a.stop(1000);
+      await b.stop(1000);
     }
   });
 });
