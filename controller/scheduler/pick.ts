@@ -17,8 +17,9 @@
  * guard allows. missWeight 2: a miss is paid twice, by this request and by every request queued behind its
  * prefill on that group (chunked prefill stretches their steps too). The defaults (loadTokens 256, missWeight 2,
  * guardRatio 1.5, guardSlack 2) come from bench:routing on 8 groups of 405B FP8: guardRatio 2 keeps more
- * affinity but lets Zipf(1.2) reach max/mean load 1.29; 1.25 splits tenants needlessly (more misses, higher p90). Without block hashes or load figures (the
- * gateway passes only outstanding counts) the cost is loadTokens x outstanding: least outstanding, as before.
+ * affinity but lets Zipf(1.2) reach max/mean load 1.29; 1.25 splits tenants needlessly (more misses, higher
+ * p90). Without block hashes or load figures (the gateway passes only outstanding counts) the cost is
+ * loadTokens x outstanding: least outstanding, as before.
  * No ready group but some on their way (starting, restarting) -> wait: a queue holds the request until one is
  * ready. No group at all -> reject UNAVAILABLE.
  */
