@@ -259,14 +259,16 @@ export class Dispatcher {
     const target = { engineId: replica.engineId, workerAddress: replica.workerAddress };
     const done = runAttempt(this.deps, t, target, abort.signal)
       .catch((e: unknown): RunEnd => ({ t: 'retry', why: e instanceof Error ? e.message : String(e) }))
-      .then((end) => this.settle(t, replica.engineId, end, reason))
-      .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
-      .finally(() => {
+      .then((end) => {
+        // Forgotten here before it is settled: a request handed back may be taken again at once (by this
+        // loop too), and must not find its old run still registered.
         this.keeper.drop(t.id);
         ticket.release();
         this.runs.delete(t.id);
-        this.wake();
-      });
+        return this.settle(t, replica.engineId, end, reason);
+      })
+      .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
+      .finally(() => this.wake());
     this.runs.set(t.id, { engineId: replica.engineId, stop, done });
   }
 
