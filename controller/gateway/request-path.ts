@@ -29,7 +29,7 @@ import {
   PriorityClass as ProtoPriorityClass,
   type ResumeRequest,
 } from '../../proto/gen/corral/v1/inference.ts';
-import type { Admission } from '../admission/admission.ts';
+import type { Admission, Admitted } from '../admission/admission.ts';
 import type { Deployment } from '../config/controller-config.ts';
 import { deploymentView, explainReadiness } from '../deployments/replica-view.ts';
 import { parseRequest, serializeRequest, stripTokenIds } from '../dispatch/attempt-plan.ts';
@@ -175,8 +175,11 @@ async function* generate(
     // A long prompt's count takes a while; a cancel during it ends the request at once.
     const budget = await Promise.race([checkContext(prompt, req.maxTokens, d, deps.tokens), cancelled]);
     const promptTokens = budget.promptTokens ?? (prompt.t === 'ids' ? prompt.count : prompt.bytes);
-    await Promise.race([deps.admission.charge(who, promptTokens + budget.maxTokens), cancelled]);
     refuseWhenUnserved(d, deps);
+    await Promise.race([
+      chargeUnlessRetry(deps, lane, requestId, who, promptTokens + budget.maxTokens),
+      cancelled,
+    ]);
     const outcome = await lane.queue.submit({
       id: requestId,
       tenant: who.tenant,
@@ -336,6 +339,26 @@ function laneOf(deps: GatewayDeps, deployment: string): Lane {
   const lane = deps.lanes.get(deployment);
   if (!lane) throw new Error(`no queue for deployment ${deployment}`);
   return lane;
+}
+
+/**
+ * Charges the tenant's budgets, except for a retry of a request it already has in the queue: a client that
+ * lost its stream must be able to attach again although its budget is spent (the request was paid for).
+ */
+async function chargeUnlessRetry(
+  deps: GatewayDeps,
+  lane: Lane,
+  requestId: string,
+  who: Admitted,
+  tokens: number,
+): Promise<void> {
+  try {
+    await deps.admission.charge(who, tokens);
+  } catch (e) {
+    const existing = await lane.queue.get(requestId).catch(() => undefined);
+    if (existing?.tenant === who.tenant) return;
+    throw e;
+  }
 }
 
 function lostRequest(requestId: string): CorralError {

@@ -9,6 +9,7 @@ import { type ClientReadableStream, Metadata, type ServiceError, status } from '
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
+import { ResourceExhaustedError } from '../../../../common/errors.ts';
 import { createLogger, silentLogger } from '../../../../common/log.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
@@ -363,6 +364,50 @@ describe('durable path: detach and resume across controllers', () => {
       await w.stop();
       await a.stop(1000);
       await b.stop(1000);
+    }
+  });
+});
+
+describe('durable path: budgets and retries', () => {
+  it('a retry of a request already paid for attaches although the budget is spent; a new one is refused', async () => {
+    let charged = 0;
+    const onePerTenant: Admission = {
+      identify: (_key, requested) => ({ tenant: 'payer', weight: 1, cls: requested ?? 'standard' }),
+      charge: async () => {
+        charged += 1;
+        if (charged > 1) throw new ResourceExhaustedError('over budget', { retryAfterMs: 1000 });
+      },
+    };
+    const config = compileControllerConfig({
+      listen: '127.0.0.1:0',
+      redis: redis.url,
+      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1 }],
+    });
+    const c = await startController(config, {
+      log: silentLogger,
+      admission: onePerTenant,
+      redisPrefix: testPrefix('budget'),
+    });
+    const cl = inferenceClient(c.address);
+    const w = await FakeWorker.start(c.address, 'budget-n1');
+    try {
+      await w.register();
+      await until('engine ready', () =>
+        c.registry.get('budget-n1')?.engines.length === 1 ? true : undefined,
+      );
+      const call = (id: string) =>
+        collect(cl.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 }));
+      const paid = await call('paid');
+      const retried = await call('paid');
+      expect(retried.events).toEqual(paid.events);
+      const refused = await call('unpaid').catch((e: ServiceError) => e);
+      expect((refused as ServiceError).code).toBe(status.RESOURCE_EXHAUSTED);
+      expect((refused as ServiceError).details).toBe('over budget');
+      expect(w.calls.map((x) => x.request.request?.requestId)).toEqual(['paid']);
+    } finally {
+      cl.close();
+      await w.stop();
+      await c.stop(1000);
     }
   });
 });
