@@ -3,14 +3,15 @@
  * has room for one sequence (maxNumSeqs 1), so every other request waits in the queue: dispatch follows the
  * priority classes; a tenant sending 10x the requests of another still gets its weighted share; a request whose
  * deadline passes while queued is never dispatched; a cancel before dispatch removes it; a resubmission after
- * the end replays the logged stream without running again.
+ * the end replays the logged stream without running again; a lost request ends instead of hanging; a draining
+ * group keeps what it runs; an unreadable entry fails at once. gateway-edges.test.ts has the tests that need a
+ * controller of their own.
  */
 import { type ClientReadableStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
-import { ResourceExhaustedError } from '../../../../common/errors.ts';
-import { createLogger, silentLogger } from '../../../../common/log.ts';
+import { silentLogger } from '../../../../common/log.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
@@ -263,151 +264,5 @@ describe('durable path: deadlines, cancel, resubmission', () => {
     expect(again.events).toEqual(first.events);
     expect(again.text).toBe('Hello, world');
     expect(dispatched()).toEqual(['replayed']);
-  });
-});
-
-describe('durable path: shedding', () => {
-  it('past the queue bound a new request gets RESOURCE_EXHAUSTED with a retry-after-ms hint', async () => {
-    const config = compileControllerConfig({
-      listen: '127.0.0.1:0',
-      redis: redis.url,
-      queue: { maxDepth: 2 },
-      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
-    });
-    const shedding = await startController(config, { log: silentLogger, redisPrefix: testPrefix('shed') });
-    const c = inferenceClient(shedding.address);
-    const w = await FakeWorker.start(shedding.address, 'shed-n1');
-    const calls: ClientReadableStream<GenerateEvent>[] = [];
-    try {
-      await w.register();
-      await until('engine ready', () =>
-        shedding.registry.get('shed-n1')?.engines.length === 1 ? true : undefined,
-      );
-      w.script = { t: 'hang' };
-      const open = (id: string) => {
-        const call = c.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 });
-        calls.push(call);
-        return call;
-      };
-      const running = open('shed-running');
-      running.on('error', () => {});
-      await new Promise((resolve) => running.once('data', resolve));
-      // The queue's load is read at most every 250 ms for shedding: submit until the bound is seen.
-      const refused = await until('a refusal', async () => {
-        const call = open(`shed-${calls.length}`);
-        return new Promise<ServiceError | undefined>((resolve) => {
-          call.on('error', (e: ServiceError) =>
-            resolve(e.code === status.RESOURCE_EXHAUSTED ? e : undefined),
-          );
-          call.once('data', () => resolve(undefined)); // never for a queued request: the engine holds one
-          setTimeout(() => resolve(undefined), 300);
-        });
-      });
-      expect(refused.details).toMatch(
-        new RegExp(`^deployment ${MODEL} is overloaded \\(queue full\\); retry in \\d+ ms$`),
-      );
-      expect(Number(refused.metadata.get('retry-after-ms')[0])).toBeGreaterThan(0);
-      const load = await shedding.lanes.lanes.get(MODEL)?.queue.load();
-      expect(load?.waiting.standard).toBeGreaterThanOrEqual(2);
-    } finally {
-      for (const call of calls) call.cancel();
-      c.close();
-      await w.stop();
-      await shedding.stop(1000);
-    }
-  });
-});
-
-describe('durable path: detach and resume across controllers', () => {
-  it('a client that drops its stream on one controller and resumes on another keeps its request', async () => {
-    const lines: { msg?: string; requestId?: string }[] = [];
-    const capture = createLogger('a', { level: 'info', sink: (line) => lines.push(JSON.parse(line)) });
-    const prefix = testPrefix('roaming');
-    const config = compileControllerConfig({
-      listen: '127.0.0.1:0',
-      redis: redis.url,
-      queue: { detachGraceMs: 100 },
-      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1 }],
-    });
-    const a = await startController(config, { log: capture, redisPrefix: prefix });
-    const b = await startController(config, { log: silentLogger, redisPrefix: prefix });
-    const ca = inferenceClient(a.address);
-    const cb = inferenceClient(b.address);
-    const w = await FakeWorker.start(a.address, 'roam-n1');
-    try {
-      await w.register();
-      await until('engine ready', () => (a.registry.get('roam-n1')?.engines.length === 1 ? true : undefined));
-      w.script = { t: 'hang' };
-      const first = ca.generate(request('roaming'), new Metadata(), { deadline: Date.now() + 30_000 });
-      first.on('error', () => {});
-      await new Promise((resolve) => first.once('data', resolve));
-      first.cancel(); // the client's connection to controller a drops
-      const resumed = cb.resume({ requestId: 'roaming', model: MODEL, afterTokenIndex: 1 }, new Metadata());
-      const ended = new Promise<ServiceError>((resolve) => resumed.on('error', resolve));
-      resumed.on('data', () => {});
-      await until('controller a to keep the request', () =>
-        lines.some(
-          (l) => l.requestId === 'roaming' && l.msg === 'client gone; request kept: a client attached again',
-        )
-          ? true
-          : undefined,
-      );
-      expect((await unary(cb.cancel.bind(cb), { requestId: 'roaming' })).found).toBe(true);
-      const e = await ended;
-      expect({ code: e.code, details: e.details }).toEqual({
-        code: status.CANCELLED,
-        details: 'request roaming cancelled; engine request aborted',
-      });
-    } finally {
-      ca.close();
-      cb.close();
-      await w.stop();
-      await a.stop(1000);
-      await b.stop(1000);
-    }
-  });
-});
-
-describe('durable path: budgets and retries', () => {
-  it('a retry of a request already paid for attaches although the budget is spent; a new one is refused', async () => {
-    let charged = 0;
-    const onePerTenant: Admission = {
-      identify: (_key, requested) => ({ tenant: 'payer', weight: 1, cls: requested ?? 'standard' }),
-      charge: async () => {
-        charged += 1;
-        if (charged > 1) throw new ResourceExhaustedError('over budget', { retryAfterMs: 1000 });
-      },
-    };
-    const config = compileControllerConfig({
-      listen: '127.0.0.1:0',
-      redis: redis.url,
-      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1 }],
-    });
-    const c = await startController(config, {
-      log: silentLogger,
-      admission: onePerTenant,
-      redisPrefix: testPrefix('budget'),
-    });
-    const cl = inferenceClient(c.address);
-    const w = await FakeWorker.start(c.address, 'budget-n1');
-    try {
-      await w.register();
-      await until('engine ready', () =>
-        c.registry.get('budget-n1')?.engines.length === 1 ? true : undefined,
-      );
-      const call = (id: string) =>
-        collect(cl.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 }));
-      const paid = await call('paid');
-      const retried = await call('paid');
-      expect(retried.events).toEqual(paid.events);
-      const refused = await call('unpaid').catch((e: ServiceError) => e);
-      expect((refused as ServiceError).code).toBe(status.RESOURCE_EXHAUSTED);
-      expect((refused as ServiceError).details).toBe('over budget');
-      expect(w.calls.map((x) => x.request.request?.requestId)).toEqual(['paid']);
-    } finally {
-      cl.close();
-      await w.stop();
-      await c.stop(1000);
-    }
   });
 });
