@@ -1,5 +1,6 @@
 /** Architecture rules (STYLE.md): no cycles; controller and worker never import each other; pure cores stay pure. */
-const PURE = '^controller/(scheduler|planner|autoscaler)/|^sim/engine/model/|/state-machine|^controller/leader/lease-decision';
+const PURE =
+  '^controller/(scheduler|planner|autoscaler)/|^sim/engine/model/|/state-machine|^controller/leader/lease-decision';
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', from: {}, to: { circular: true } },
