@@ -42,8 +42,9 @@ export function inferenceService(path: RequestPath, admission: Admission): Infer
       callback: sendUnaryData<CancelResponse>,
     ) => {
       const id = call.request.requestId;
+      let tenant: string;
       try {
-        authenticate(call.metadata);
+        tenant = authenticate(call.metadata).tenant;
       } catch (e) {
         callback(toServiceError(e) as ServiceError, null);
         return;
@@ -52,7 +53,8 @@ export function inferenceService(path: RequestPath, admission: Admission): Infer
         callback(toServiceError(new InvalidArgumentError('request_id is required')) as ServiceError, null);
         return;
       }
-      path.cancel(id, `request ${id} cancelled by Cancel`).then(
+      // Only the caller's own requests: another tenant's id answers found: false, as an unknown one does.
+      path.cancel(id, tenant, `request ${id} cancelled by Cancel`).then(
         (found) => callback(null, { found }),
         (e: unknown) => callback(toServiceError(e) as ServiceError, null),
       );

@@ -78,8 +78,11 @@ export interface RequestPath {
   generate(req: GenerateRequest, ctx: RequestContext): AsyncIterable<GenerateEvent>;
   /** The events of a known request after the client's last seen token (Inference.Resume). */
   resume(req: ResumeRequest, ctx: RequestContext): AsyncIterable<GenerateEvent>;
-  /** Cancel by request id, wherever it waits or runs; false when no such request is known. */
-  cancel(requestId: string, reason: string): Promise<boolean>;
+  /**
+   * Cancel by request id, wherever it waits or runs; false when the tenant has no such request (another
+   * tenant's request is as unknown as a missing one, and is left alone).
+   */
+  cancel(requestId: string, tenant: string, reason: string): Promise<boolean>;
   listModels(): ModelInfo[];
   /** Ends every client stream served here with UNAVAILABLE (the requests go on; clients may Resume). */
   closeStreams(reason: string): void;
@@ -111,7 +114,7 @@ const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
 
 export function createRequestPath(deps: GatewayDeps): RequestPath {
   /** Requests still being admitted here (not yet in a queue), so Cancel finds them too. */
-  const admitting = new Map<string, (e: CorralError) => void>();
+  const admitting = new Map<string, Admitting>();
   /** Open client streams, ended by closeStreams(). */
   const streams = new Set<(e: CorralError) => void>();
   /** When a Resume last attached to each request here (a detach timer spares those resumed since). */
@@ -119,11 +122,14 @@ export function createRequestPath(deps: GatewayDeps): RequestPath {
   return {
     generate: (req, ctx) => generate(req, ctx, deps, state),
     resume: (req, ctx) => resume(req, ctx, deps, state),
-    cancel: async (requestId, reason) => {
+    cancel: async (requestId, tenant, reason) => {
       const pending = admitting.get(requestId);
-      if (pending) pending(new CorralError('cancelled', reason));
-      const outcomes = await Promise.all([...deps.lanes.values()].map((l) => l.queue.cancel(requestId)));
-      const found = pending !== undefined || outcomes.some((o) => o.t === 'removed' || o.t === 'dispatched');
+      const mine = pending?.tenant === tenant ? pending : undefined;
+      mine?.reject(new CorralError('cancelled', reason));
+      const outcomes = await Promise.all(
+        [...deps.lanes.values()].map((l) => l.queue.cancel(requestId, tenant)),
+      );
+      const found = mine !== undefined || outcomes.some((o) => o.t === 'removed' || o.t === 'dispatched');
       deps.log.info('cancel', { requestId, found });
       return found;
     },
@@ -141,8 +147,14 @@ export function createRequestPath(deps: GatewayDeps): RequestPath {
   };
 }
 
+/** A request being admitted here: whose it is, and how a Cancel ends it. */
+interface Admitting {
+  tenant: string;
+  reject: (e: CorralError) => void;
+}
+
 interface PathState {
-  admitting: Map<string, (e: CorralError) => void>;
+  admitting: Map<string, Admitting>;
   streams: Set<(e: CorralError) => void>;
 }
 
@@ -170,7 +182,7 @@ async function* generate(
   ctx.signal.addEventListener('abort', onClientGone, { once: true });
   if (ctx.signal.aborted) onClientGone();
   if (state.admitting.has(requestId)) throw alreadyAdmitting(requestId);
-  state.admitting.set(requestId, rejectAdmission);
+  state.admitting.set(requestId, { tenant: who.tenant, reject: rejectAdmission });
   try {
     // A long prompt's count takes a while; a cancel during it ends the request at once.
     const budget = await Promise.race([checkContext(prompt, req.maxTokens, d, deps.tokens), cancelled]);
@@ -222,8 +234,9 @@ async function* resume(
   const id = req.requestId;
   if (id === '') throw new CorralError('invalid_argument', 'request_id is required');
   const [record, first] = await Promise.all([lane.queue.get(id), lane.log.read(id, START, 1)]);
-  // Another tenant's request is as unknown as a missing one: ids must not leak what others run.
-  if ((!record && first.length === 0) || (record && record.tenant !== who.tenant))
+  // Another tenant's request is as unknown as a missing one: ids must not leak what others run. The queue's
+  // record is the proof of ownership, so a log without one (its store lost the record) is not served either.
+  if (!record || record.tenant !== who.tenant)
     throw new NotFoundError(
       `request ${id} of model ${d.name} is unknown (never accepted, or ended long ago)`,
       {
@@ -234,7 +247,7 @@ async function* resume(
   const returnTokenIds =
     started?.t === 'event' && started.returnTokenIds !== undefined
       ? started.returnTokenIds
-      : record?.body !== undefined && parseRequest(record.body).returnTokenIds;
+      : record.body !== undefined && parseRequest(record.body).returnTokenIds;
   await lane.queue.touchAttached(id);
   const after = req.afterTokenIndex === 0 ? START : cursorAfterTokens(req.afterTokenIndex);
   yield* stream(lane, id, after, returnTokenIds, ctx, deps, state);

@@ -222,12 +222,14 @@ end
 return 1
 `;
 
-/** ARGV: base id now retainMs -> {outcome, owner-or-state} */
+/** ARGV: base id now retainMs tenant ('' = any) -> {outcome, owner-or-state} */
 export const CANCEL = `${PRELUDE}
-local base, id, now, retainMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local base, id, now, retainMs, tenant = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local rk = base .. ':r:' .. id
-local f = redis.call('HMGET', rk, 'state', 'cls', 'owner')
+local f = redis.call('HMGET', rk, 'state', 'cls', 'owner', 'tenant')
 if not f[1] then return {'not_found', ''} end
+-- Another tenant's request is as unknown as a missing one (ids must not reveal what others run).
+if tenant ~= '' and f[4] ~= tenant then return {'not_found', ''} end
 if f[1] == 'queued' then
   redis.call('ZREM', base .. ':ready:' .. f[2], id)
   redis.call('ZREM', base .. ':deadlines', id)

@@ -286,9 +286,18 @@ export class RequestQueue {
     return this.settle(owner, id, 'release', '', why);
   }
 
-  /** Before dispatch: removed. After: flagged, and the owner learns it at its next renew(). */
-  async cancel(id: string): Promise<CancelOutcome> {
-    const [t, v] = await this.scripts.corralQCancel(this.base, id, this.options.clock.now(), this.retainMs);
+  /**
+   * Before dispatch: removed. After: flagged, and the owner learns it at its next renew(). With `tenant`, a
+   * request of another tenant is not_found (checked in the same script, so an id cannot change hands between).
+   */
+  async cancel(id: string, tenant?: string): Promise<CancelOutcome> {
+    const [t, v] = await this.scripts.corralQCancel(
+      this.base,
+      id,
+      this.options.clock.now(),
+      this.retainMs,
+      tenant ?? '',
+    );
     if (t === 'removed') return { t };
     if (t === 'dispatched') return { t, owner: v };
     if (t === 'ended') return { t, state: v as RequestState };

@@ -192,6 +192,32 @@ describe("gRPC: another tenant's requests", () => {
     });
     expect((await resume(KEY.free)).text).toBe('Hello, world');
   });
+
+  it('Cancel of another tenant request is found: false and leaves it running; its owner cancels it', async () => {
+    worker.script = { t: 'hang' };
+    try {
+      const owner = client(KEY.free);
+      const call = owner.generate(request({ requestId: 'free-2' }), new Metadata(), {
+        deadline: Date.now() + 10_000,
+      });
+      const outcome = collect(call).catch((e: ServiceError) => e);
+      const upstream = await until('the request running on the worker', () =>
+        worker.calls.find((c) => c.request.request?.requestId === 'free-2'),
+      );
+      const cancel = (key: string) =>
+        unary<{ found: boolean }>((cb) => client(key).cancel({ requestId: 'free-2' }, cb));
+      expect(await cancel(KEY.tokens)).toEqual({ found: false });
+      expect(await controller.lanes.lanes.get(MODEL)?.queue.get('free-2')).toMatchObject({
+        state: 'dispatched',
+      });
+      expect(upstream.cancelled).toBe(false);
+      expect(await cancel(KEY.free)).toEqual({ found: true });
+      expect(await outcome).toMatchObject({ code: status.CANCELLED });
+      await upstream.whenCancelled;
+    } finally {
+      worker.script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
+    }
+  });
 });
 
 describe('gRPC: budgets', () => {
