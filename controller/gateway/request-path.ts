@@ -14,9 +14,7 @@
  * (queued: removed; running: the engine request is aborted), as vLLM aborts a request whose client
  * disconnected.
  * Cancel by id works from any controller (through the queue), also while the prompt is still being counted.
- *
- * Fairness cost: 1 per request. The dispatcher meters engine sequences (max-num-seqs), so a request is the
- * unit the queue shares between tenants; tokens are the budgets' business (admission.charge).
+ * The admission steps before the queue (context, budgets, submit) are enqueue.ts, shared with batches.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../common/clock.ts';
@@ -29,16 +27,15 @@ import {
   PriorityClass as ProtoPriorityClass,
   type ResumeRequest,
 } from '../../proto/gen/corral/v1/inference.ts';
-import type { Admission, Admitted } from '../admission/admission.ts';
+import type { Admission } from '../admission/admission.ts';
 import type { Deployment } from '../config/controller-config.ts';
-import { deploymentView, explainReadiness } from '../deployments/replica-view.ts';
-import { parseRequest, serializeRequest, stripTokenIds } from '../dispatch/attempt-plan.ts';
+import { deploymentView } from '../deployments/replica-view.ts';
+import { parseRequest, stripTokenIds } from '../dispatch/attempt-plan.ts';
 import type { PriorityClass } from '../queue/priority-class.ts';
 import type { RequestQueue } from '../queue/request-queue.ts';
 import { type Cursor, cursorAfterTokens, START, type StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
-import { type GroupView, pick } from '../scheduler/pick.ts';
-import { checkContext } from './context-check.ts';
+import { enqueue } from './enqueue.ts';
 import { resolveDeployment, validateRequest } from './request-validation.ts';
 import type { TokenCounter } from './token-counter.ts';
 
@@ -184,21 +181,14 @@ async function* generate(
   if (state.admitting.has(requestId)) throw alreadyAdmitting(requestId);
   state.admitting.set(requestId, { tenant: who.tenant, reject: rejectAdmission });
   try {
-    // A long prompt's count takes a while; a cancel during it ends the request at once.
-    const budget = await Promise.race([checkContext(prompt, req.maxTokens, d, deps.tokens), cancelled]);
-    const promptTokens = budget.promptTokens ?? (prompt.t === 'ids' ? prompt.count : prompt.bytes);
-    refuseWhenUnserved(d, deps);
-    await Promise.race([
-      chargeUnlessRetry(deps, lane, requestId, who, promptTokens + budget.maxTokens),
+    const outcome = await enqueue(deps, {
+      req,
+      requestId,
+      deployment: d,
+      prompt,
+      who,
+      queue: lane.queue,
       cancelled,
-    ]);
-    const outcome = await lane.queue.submit({
-      id: requestId,
-      tenant: who.tenant,
-      weight: who.weight,
-      cls: who.cls,
-      body: serializeRequest({ ...req, requestId, maxTokens: budget.maxTokens }),
-      cost: 1,
       ...(ctx.deadline === undefined ? {} : { deadline: ctx.deadline }),
       ...(ctx.traceparent ? { trace: ctx.traceparent } : {}),
     });
@@ -333,45 +323,10 @@ function detach(lane: Lane, requestId: string, deps: GatewayDeps): void {
   timer.unref();
 }
 
-/** No group is ready or on its way: nothing would ever run the request, so it is not queued. */
-function refuseWhenUnserved(d: Deployment, deps: GatewayDeps): void {
-  const view = deploymentView(d, deps.registry.all(), deps.clock.now());
-  const groups: GroupView[] = view.replicas.map((r) => ({
-    id: r.engineId,
-    deployment: d.name,
-    state: r.routable ? 'ready' : r.placed ? 'starting' : 'unavailable',
-    outstanding: 0,
-  }));
-  if (pick({ groups }, { deployment: d.name }, deps.random).type === 'reject')
-    throw new UnavailableError(`no ready replica of model ${d.name} (${explainReadiness(view)})`, {
-      model: d.name,
-    });
-}
-
 function laneOf(deps: GatewayDeps, deployment: string): Lane {
   const lane = deps.lanes.get(deployment);
   if (!lane) throw new Error(`no queue for deployment ${deployment}`);
   return lane;
-}
-
-/**
- * Charges the tenant's budgets, except for a retry of a request it already has in the queue: a client that
- * lost its stream must be able to attach again although its budget is spent (the request was paid for).
- */
-async function chargeUnlessRetry(
-  deps: GatewayDeps,
-  lane: Lane,
-  requestId: string,
-  who: Admitted,
-  tokens: number,
-): Promise<void> {
-  try {
-    await deps.admission.charge(who, tokens);
-  } catch (e) {
-    const existing = await lane.queue.get(requestId).catch(() => undefined);
-    if (existing?.tenant === who.tenant) return;
-    throw e;
-  }
 }
 
 function lostRequest(requestId: string): CorralError {
