@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_TOKEN_ENV, newClusterToken } from '../common/cluster-token.ts';
 import type { TenancyOptions } from '../controller/tenancy/tenant-config.ts';
 import type { ClusterStatus } from '../proto/gen/corral/v1/control.ts';
 import { controlClient, fetchStatus } from './clients.ts';
@@ -60,6 +61,8 @@ export class LocalCluster {
   readonly workers = new Map<string, ManagedProcess>();
   readonly controllers: ControllerReplica[] = [];
   private redisServer: RedisServer | undefined;
+  /** The worker protocol's secret, fresh per cluster: workers and controllers prove it to each other. */
+  private readonly clusterToken = newClusterToken();
 
   private constructor(private readonly options: LocalClusterOptions) {}
 
@@ -253,7 +256,7 @@ export class LocalCluster {
   }
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, ...this.options.env };
+    return { ...process.env, [CLUSTER_TOKEN_ENV]: this.clusterToken, ...this.options.env };
   }
 
   private progress(message: string): void {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import {
   Server,
   ServerCredentials,
+  type ServerInterceptor,
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
@@ -45,10 +46,12 @@ export async function startGrpcServer(options: {
   port: number;
   services: ServiceBinding[];
   protoFiles: string[]; // relative to proto/, for reflection
+  interceptors?: ServerInterceptor[];
 }): Promise<RunningGrpcServer> {
   const server = new Server({
     ...KEEPALIVE_OPTIONS,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    interceptors: options.interceptors ?? [],
   });
   for (const s of options.services) server.addService(s.definition, s.implementation);
 

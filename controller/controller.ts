@@ -5,6 +5,7 @@
  * it in-process on 127.0.0.1:0.
  */
 import { type Clock, systemClock } from '../common/clock.ts';
+import { requireClusterToken } from '../common/cluster-token.ts';
 import { UnavailableError, ValidationError } from '../common/errors.ts';
 import { type RunningGrpcServer, startGrpcServer } from '../common/grpc-server.ts';
 import type { Logger } from '../common/log.ts';
@@ -40,6 +41,8 @@ export interface ControllerDeps {
    * share the prefix; this replica's id is replicaId (default host:pid). */
   leadership?: Leadership;
   replicaId?: string;
+  /** The worker protocol's shared secret (common/cluster-token.ts). Absent: Registry is open to any caller. */
+  clusterToken?: string;
 }
 
 export interface RunningController {
@@ -75,7 +78,7 @@ export async function startController(
     log: log.child({ component: 'registry' }),
   });
   const requests = new RequestTable();
-  const workers = new WorkerClients();
+  const workers = new WorkerClients(deps.clusterToken);
   const tokens = deps.tokens ?? new ThreadTokenCounter();
   const admission = deps.admission ?? openAdmission();
   const random = deps.random ?? Math.random;
@@ -151,6 +154,7 @@ export async function startController(
       host: config.listen.host,
       port: config.listen.port,
       protoFiles: ['corral/v1/inference.proto', 'corral/v1/registry.proto', 'corral/v1/control.proto'],
+      interceptors: deps.clusterToken ? [requireClusterToken(deps.clusterToken, ['corral.v1.Registry'])] : [],
       services: [
         {
           name: 'corral.v1.Inference',

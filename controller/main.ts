@@ -4,12 +4,15 @@
  *     [--redis redis://HOST:PORT] [--tenants FILE]
  * --redis overrides the config's `redis:`. --tenants: API keys (SHA-256 digests), classes and budgets per
  * tenant (controller/tenancy/tenant-config.ts); without it the API is open, and a warning says so.
+ * CORRAL_CLUSTER_TOKEN: the worker protocol's shared secret (common/cluster-token.ts); without it any caller
+ * may register as a worker, and a warning says so.
  * Logs JSON lines on stderr; once serving, one line with `msg: "listening"`, `grpc: "HOST:PORT"` and, with
  * --http-listen, `http: "HOST:PORT"` of the OpenAI-compatible API (the CLI and tests parse it). A bad config file exits 1 listing every problem. SIGTERM/SIGINT: stop accepting, let
  * running requests finish (up to 10 s), exit 0.
  */
 import { parseArgs } from 'node:util';
 import { systemClock } from '../common/clock.ts';
+import { CLUSTER_TOKEN_ENV, clusterTokenFromEnv } from '../common/cluster-token.ts';
 import { ValidationError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
 import { type LoadedAdmission, loadAdmission } from './admission/load-admission.ts';
@@ -84,7 +87,16 @@ async function main(): Promise<number> {
     return 1;
   }
 
-  const controller = await startController(config, { log, admission: admission.admission });
+  const clusterToken = clusterTokenFromEnv();
+  if (!clusterToken)
+    log.warn(
+      `${CLUSTER_TOKEN_ENV} is not set: any caller that reaches this port can register as a worker and be sent requests`,
+    );
+  const controller = await startController(config, {
+    log,
+    admission: admission.admission,
+    ...(clusterToken ? { clusterToken } : {}),
+  });
   // The OpenAI-compatible front door: the same request path as gRPC Inference, translated at its edge.
   const http = httpListen
     ? await startHttpServer({

@@ -4,8 +4,10 @@
  * (flags: worker/options.ts). Logs JSON lines on stderr; the line with `msg: "listening"` carries the Worker
  * service's `grpc` address. SIGTERM/SIGINT drain and stop the engines, then exit 0; a second signal or an
  * uncaught error kills every engine process group at once. Exit 2: invalid flags.
+ * CORRAL_CLUSTER_TOKEN: the worker protocol's shared secret, the controller's (common/cluster-token.ts).
  */
 import { systemClock } from '../common/clock.ts';
+import { CLUSTER_TOKEN_ENV, clusterTokenFromEnv } from '../common/cluster-token.ts';
 import { createLogger } from '../common/log.ts';
 import { WorkerAgent } from './agent/worker-agent.ts';
 import { fetchEngineClient } from './engine/engine-client.ts';
@@ -37,6 +39,11 @@ if (!compiled.ok) {
   process.exit(2);
 }
 const config = compiled.value;
+const clusterToken = clusterTokenFromEnv();
+if (!clusterToken)
+  log.warn(
+    `${CLUSTER_TOKEN_ENV} is not set: any caller that reaches this worker's port can generate on its engines`,
+  );
 const agent = new WorkerAgent(config, {
   spawner: nodeSpawner,
   http: fetchEngineClient(config.engineApiKey),
@@ -44,6 +51,7 @@ const agent = new WorkerAgent(config, {
   random: Math.random,
   pickPort: pickFreePort,
   log,
+  ...(clusterToken ? { clusterToken } : {}),
 });
 
 let signals = 0;

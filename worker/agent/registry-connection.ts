@@ -142,6 +142,12 @@ export class RegistryConnection {
           retryInMs: delay,
         },
       );
+    } else if (e?.code === status.UNAUTHENTICATED) {
+      // Retrying is still right: the secret may be rotated on the controller side first.
+      this.deps.log.error('controller refused registration: cluster token missing or wrong; retrying', {
+        details: e.details,
+        retryInMs: delay,
+      });
     } else {
       this.deps.log.warn('registry stream broke; reconnecting', {
         code: e ? status[e.code] : 'END',

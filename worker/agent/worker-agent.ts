@@ -7,6 +7,7 @@
 import { lookup } from 'node:dns/promises';
 import { credentials } from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock.ts';
+import { requireClusterToken, sendClusterToken } from '../../common/cluster-token.ts';
 import { KEEPALIVE_OPTIONS, type RunningGrpcServer, startGrpcServer } from '../../common/grpc-server.ts';
 import { lookupGpu } from '../../common/hardware/gpu-catalog.ts';
 import type { Logger } from '../../common/log.ts';
@@ -41,6 +42,8 @@ export interface AgentDeps {
   random: () => number;
   pickPort: (host: string) => Promise<number>;
   log: Logger;
+  /** The worker protocol's shared secret (common/cluster-token.ts): sent to controllers, required of them. */
+  clusterToken?: string;
 }
 
 export class WorkerAgent {
@@ -88,6 +91,9 @@ export class WorkerAgent {
       host: listen.host,
       port: listen.port,
       protoFiles: ['corral/v1/worker.proto'],
+      interceptors: this.deps.clusterToken
+        ? [requireClusterToken(this.deps.clusterToken, ['corral.v1.Worker'])]
+        : [],
       services: [
         {
           name: 'corral.v1.Worker',
@@ -193,6 +199,7 @@ export class WorkerAgent {
       ...KEEPALIVE_OPTIONS,
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5000,
+      ...(this.deps.clusterToken ? { interceptors: [sendClusterToken(this.deps.clusterToken)] } : {}),
     });
     const connection = new RegistryConnection({
       open: () => client.register(),
