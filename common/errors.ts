@@ -17,6 +17,26 @@ export type ErrorCode =
   | 'unimplemented'
   | 'internal';
 
+const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'invalid_argument',
+  'not_found',
+  'already_exists',
+  'resource_exhausted',
+  'failed_precondition',
+  'unavailable',
+  'deadline_exceeded',
+  'cancelled',
+  'unauthenticated',
+  'permission_denied',
+  'unimplemented',
+  'internal',
+]);
+
+/** A code read back from storage (a stream log's terminal error) is one of ours, or is shown as internal. */
+export function toErrorCode(code: string): ErrorCode {
+  return ERROR_CODES.has(code) ? (code as ErrorCode) : 'internal';
+}
+
 export class CorralError extends Error {
   override name = 'CorralError';
   constructor(

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../common/clock.ts';
-import { CorralError, type ErrorCode, NotFoundError, UnavailableError } from '../../common/errors.ts';
+import { CorralError, NotFoundError, toErrorCode, UnavailableError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import {
   type GenerateEvent,
@@ -93,21 +93,6 @@ const CLASSES: Partial<Record<ProtoPriorityClass, PriorityClass>> = {
   [ProtoPriorityClass.PRIORITY_CLASS_STANDARD]: 'standard',
   [ProtoPriorityClass.PRIORITY_CLASS_BATCH]: 'batch',
 };
-
-const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'invalid_argument',
-  'not_found',
-  'already_exists',
-  'resource_exhausted',
-  'failed_precondition',
-  'unavailable',
-  'deadline_exceeded',
-  'cancelled',
-  'unauthenticated',
-  'permission_denied',
-  'unimplemented',
-  'internal',
-]);
 
 export function createRequestPath(deps: GatewayDeps): RequestPath {
   /** Requests still being admitted here (not yet in a queue), so Cancel finds them too. */
@@ -285,13 +270,9 @@ async function* stream(
   try {
     for await (const entry of lane.log.follow(requestId, after, follow.signal)) {
       if (entry.t === 'error')
-        throw new CorralError(
-          ERROR_CODES.has(entry.code) ? (entry.code as ErrorCode) : 'internal',
-          entry.message,
-          {
-            requestId,
-          },
-        );
+        throw new CorralError(toErrorCode(entry.code), entry.message, {
+          requestId,
+        });
       const e = returnTokenIds ? entry.event : stripTokenIds(entry.event);
       yield { ...e, requestId };
     }
