@@ -9,7 +9,7 @@
  * request (holders, prompt length) and the groups.
  */
 import { performance } from 'node:perf_hooks';
-import { chainBlockHash, ROOT_BLOCK_HASH } from '../controller/scheduler/block-hashes.ts';
+import { chainBlockHash, ROOT_BLOCK_HASH } from '../common/block-hash.ts';
 import { type GroupView, pick, type RouteRequest } from '../controller/scheduler/pick.ts';
 import { PrefixIndex } from '../controller/scheduler/prefix-index.ts';
 import { seededRandom } from '../sim/cluster/random.ts';

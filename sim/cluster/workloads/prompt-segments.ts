@@ -5,7 +5,7 @@
  * block hashes then see the reuse that real text would give. Tokens are materialised only while a request is in
  * flight.
  */
-import { chainBlockHash, ROOT_BLOCK_HASH } from '../../../controller/scheduler/block-hashes.ts';
+import { chainBlockHash, ROOT_BLOCK_HASH } from '../../../common/block-hash.ts';
 
 export interface Segment {
   /** Identifies the content; equal keys mean equal text. */

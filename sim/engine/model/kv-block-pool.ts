@@ -8,14 +8,14 @@
  *     request's blocks last-first, as V1 does, so the tail of a prompt is evicted before its shared head.
  * Pure data structure: O(1) per block, no allocation per call beyond the cache map.
  */
-import { mixHash } from './token-source.ts';
+import { chainBlockHashAt } from '../../../common/block-hash.ts';
 
 const NONE = -1;
-const LO_BITS = 2 ** 32;
 
 /**
- * The hash of one full block chained on its parent's (vLLM's hash_block_tokens), as a 53-bit number: two
- * independent 32-bit lanes, so collisions among a million cached blocks stay negligible while Map keys stay numbers.
+ * The hash of one full block of `size` tokens from `start`, chained on its parent's (vLLM's hash_block_tokens):
+ * common/block-hash.ts's, the one the controller's router computes, so a router's block is exactly this cache's.
+ * The first block's parent is 0 (ROOT_BLOCK_HASH).
  */
 export function chainBlockHash(
   parent: number,
@@ -23,15 +23,7 @@ export function chainBlockHash(
   start: number,
   size: number,
 ): number {
-  let hi = mixHash(0x2545f491, Math.floor(parent / LO_BITS));
-  let lo = mixHash(0x9e3779b9, parent >>> 0);
-  lo = mixHash(lo, Math.floor(parent / LO_BITS));
-  for (let i = start; i < start + size; i++) {
-    const t = tokenAt(i);
-    hi = mixHash(hi, t);
-    lo = mixHash(lo, t ^ 0x5bd1e995);
-  }
-  return (hi & 0x1fffff) * LO_BITS + lo;
+  return chainBlockHashAt(parent, tokenAt, start, start + size);
 }
 
 export class KvBlockPool {
