@@ -12,15 +12,14 @@
  */
 
 import { MemoryQueue } from '../../controller/queue/memory-queue.ts';
-import { promptBlockHashes } from '../../controller/scheduler/block-hashes.ts';
 import type { GroupView } from '../../controller/scheduler/pick.ts';
 import type { LatencyModel } from '../engine/model/latency-model.ts';
 import { EngineGroup, type GroupShape } from './engine-group.ts';
 import { EventQueue } from './event-queue.ts';
+import { PromptCache } from './prompt-cache.ts';
 import { seededRandom } from './random.ts';
 import type { RouteInput, Router } from './routers.ts';
 import type { SimRequest, Workload } from './workload.ts';
-import { promptTokenIds } from './workloads/prompt-segments.ts';
 
 export interface ClusterSimOptions {
   groups: number;
@@ -36,6 +35,11 @@ export interface ClusterSimOptions {
   maxOutstandingPerGroup?: number;
   /** How long after the last arrival the simulation may run to let requests finish. Default 120 s. */
   drainMs?: number;
+  /**
+   * Engines take each prompt's block hashes from the router instead of hashing the prompt again (default true;
+   * false is what a real engine does: slower, the same schedule).
+   */
+  sharedBlockHashes?: boolean;
 }
 
 export interface ClusterSimResult {
@@ -76,7 +80,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const byId = new Map<string, EngineGroup>();
   const views: GroupView[] = [];
   for (let g = 0; g < o.groups; g++) {
-    const e = new EngineGroup(`g${g}`, o.shape, o.latency);
+    const e = new EngineGroup(`g${g}`, o.shape, o.latency, o.sharedBlockHashes ?? true);
     engines.push(e);
     byId.set(e.id, e);
     views.push({ id: e.id, deployment: DEPLOYMENT, state: 'ready', outstanding: 0, kvUsage: 0 });
@@ -86,6 +90,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const random = seededRandom(o.seed);
   const events = new EventQueue<SimEvent>();
   const queue = new MemoryQueue();
+  const prompts = new PromptCache();
   const cap = o.maxOutstandingPerGroup ?? Number.POSITIVE_INFINITY;
   const reportMs = o.reportIntervalMs ?? 1000;
   const endMs = workload.durationMs + (o.drainMs ?? 120_000);
@@ -136,11 +141,11 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const dispatch = (req: SimRequest, now: number): boolean => {
     const groups = withRoom();
     if (groups.length === 0) return false;
-    const tokens = promptTokenIds(req.segments);
+    const { tokens, blocks } = prompts.prompt(req.segments);
     const input: RouteInput = {
       request: req,
       tokens,
-      blocks: router.needsBlocks ? promptBlockHashes(tokens) : undefined,
+      blocks,
       groups,
       deployment: DEPLOYMENT,
     };
@@ -150,7 +155,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     if (g === undefined) throw new Error(`router ${router.name} chose unknown group ${choice.id}`);
     const kind = reasonKind(choice.reason);
     result.reasons.set(kind, (result.reasons.get(kind) ?? 0) + 1);
-    (engines[g] as EngineGroup).add(req, tokens);
+    (engines[g] as EngineGroup).add(req, tokens, blocks);
     result.dispatchMs[req.id] = now;
     setOutstanding(g, +1, now);
     outstanding++;

@@ -38,10 +38,15 @@ export class EngineGroup {
   private tracking = false;
   private plan: StepPlan | undefined;
 
+  /**
+   * `sharedBlockHashes`: requests come with their prompt's block hashes (the router's, computed once per
+   * request) instead of the engine hashing every prompt again; the schedule is the same either way.
+   */
   constructor(
     readonly id: string,
     shape: GroupShape,
     private readonly latency: LatencyModel,
+    private readonly sharedBlockHashes = true,
   ) {
     this.scheduler = new StepScheduler({
       maxNumSeqs: shape.maxNumSeqs,
@@ -81,22 +86,29 @@ export class EngineGroup {
   }
 
   /** Exact: prompt tokens of `tokens` this group's prefix cache holds right now (the oracle's view). */
-  cachedTokens(tokens: readonly number[]): number {
-    return this.scheduler.cachedPrefixTokens(tokens);
+  cachedTokens(tokens: readonly number[], blocks: readonly number[]): number {
+    return this.scheduler.cachedPrefixTokens(tokens, this.sharedBlockHashes ? blocks : undefined);
   }
 
   trackPrefillBacklog(): void {
     this.tracking = true;
   }
 
-  add(req: SimRequest, tokens: readonly number[]): void {
+  /** `blocks`: promptBlockHashes(tokens). */
+  add(req: SimRequest, tokens: readonly number[], blocks: readonly number[]): void {
     if (this.tracking) {
-      const miss = req.promptTokens - this.cachedTokens(tokens);
+      const miss = req.promptTokens - this.cachedTokens(tokens, blocks);
       this.expectedMiss.set(req.id, miss);
       this.prefillBacklog += miss;
     }
     const id = String(req.id);
-    this.scheduler.add({ id, promptIds: tokens, maxTokens: req.outputTokens, priority: 0 });
+    this.scheduler.add({
+      id,
+      promptIds: tokens,
+      maxTokens: req.outputTokens,
+      priority: 0,
+      ...(this.sharedBlockHashes ? { blockHashes: blocks } : {}),
+    });
     this.inFlight.set(id, req);
   }
 
@@ -124,6 +136,7 @@ export class EngineGroup {
     });
     const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampled.length };
     for (const s of out.sampled) {
+      if (!s.first && s.finish === null) continue;
       const id = Number(s.id);
       if (s.first) {
         delivery.firstTokens.push(id);

@@ -30,8 +30,8 @@ export interface RouteInput {
   request: SimRequest;
   /** The prompt's token ids (the gateway tokenised it). */
   tokens: readonly number[];
-  /** promptBlockHashes(tokens), computed when the router asks for them. */
-  blocks: readonly number[] | undefined;
+  /** promptBlockHashes(tokens). */
+  blocks: readonly number[];
   /** The controller's view: only groups with room, with outstanding counts and last reported KV usage. */
   groups: readonly GroupView[];
   deployment: string;
@@ -39,7 +39,6 @@ export interface RouteInput {
 
 export interface Router {
   readonly name: string;
-  readonly needsBlocks: boolean;
   route(input: RouteInput, random: Random): PickResult;
   /** The request's first token came back from its group. */
   firstToken?(requestId: number): void;
@@ -57,7 +56,6 @@ export function roundRobin(): Router {
   let next = 0;
   return {
     name: 'round_robin',
-    needsBlocks: false,
     route({ groups }) {
       if (groups.length === 0) return none;
       const g = groups[next++ % groups.length] as GroupView;
@@ -69,7 +67,6 @@ export function roundRobin(): Router {
 export function randomChoice(): Router {
   return {
     name: 'random',
-    needsBlocks: false,
     route({ groups }, random) {
       if (groups.length === 0) return none;
       return group((groups[Math.floor(random() * groups.length)] as GroupView).id, 'random');
@@ -80,7 +77,6 @@ export function randomChoice(): Router {
 export function leastOutstanding(): Router {
   return {
     name: 'least_outstanding',
-    needsBlocks: false,
     route({ groups }, random) {
       let least = Number.POSITIVE_INFINITY;
       let tied: GroupView[] = [];
@@ -102,7 +98,6 @@ export function leastOutstanding(): Router {
 export function powerOfTwo(): Router {
   return {
     name: 'power_of_two',
-    needsBlocks: false,
     route({ groups }, random) {
       if (groups.length === 0) return none;
       const a = Math.floor(random() * groups.length);
@@ -123,12 +118,11 @@ export function corral(options: { capacityBlocks: number; pick?: PickOptions }):
   );
   return {
     name: 'corral',
-    needsBlocks: true,
     route(input, random) {
       const request = {
         deployment: input.deployment,
         promptTokens: input.request.promptTokens,
-        ...(input.blocks ? { promptBlocks: input.blocks } : {}),
+        promptBlocks: input.blocks,
       };
       return router.pick(input.groups, request, random, String(input.request.id));
     },
@@ -148,19 +142,18 @@ export function oracle(
   for (const g of groups.values()) g.trackPrefillBacklog();
   return {
     name: 'oracle',
-    needsBlocks: true,
     route(input, random) {
       const held = new Map<string, number>();
       const views = input.groups.map((v) => {
         const g = groups.get(v.id) as EngineGroup;
-        const blocks = Math.floor(g.cachedTokens(input.tokens) / BLOCK_SIZE);
+        const blocks = Math.floor(g.cachedTokens(input.tokens, input.blocks) / BLOCK_SIZE);
         if (blocks > 0) held.set(v.id, blocks);
         return { ...v, pendingPrefillTokens: g.pendingPrefillTokens, kvUsage: g.kvUsage };
       });
       const request = {
         deployment: input.deployment,
         promptTokens: input.request.promptTokens,
-        ...(input.blocks ? { promptBlocks: input.blocks } : {}),
+        promptBlocks: input.blocks,
       };
       return pick({ groups: views, prefixIndex: { matches: () => held } }, request, random, options);
     },

@@ -22,6 +22,12 @@ export interface SchedulerRequest {
   readonly maxTokens: number;
   /** Lower runs earlier under the priority policy. */
   readonly priority: number;
+  /**
+   * Chained hashes of the prompt's full blocks, when the caller already computed them (the cluster simulator
+   * hashed the prompt to route it); else the scheduler hashes the prompt itself. A prefix hit needs equal
+   * hashes, so one scheduler's requests all come with them or all without.
+   */
+  readonly blockHashes?: readonly number[];
 }
 
 /** One request's share of a step. */

@@ -68,6 +68,9 @@ interface Seq {
 
 const numTokens = (s: Seq) => s.req.promptIds.length + s.output.length;
 
+/** No prefix-hit blocks: allocate()'s argument for running requests, shared so a step allocates nothing. */
+const NO_BLOCKS: readonly number[] = [];
+
 export class StepScheduler {
   private readonly pool: KvBlockPool;
   private readonly blockSize: number;
@@ -79,6 +82,8 @@ export class StepScheduler {
   private steps = 0;
   /** The non-empty step planned and not completed yet: steps run one at a time, as on the GPU. */
   private stepInFlight: number | undefined;
+  /** Its requests, in the order of its chunks (completeStep reads them instead of looking each id up). */
+  private inFlightSeqs: Seq[] = [];
   /** Totals since start (vLLM's counters). */
   readonly totals = { preemptions: 0, prefixQueryTokens: 0, prefixHitTokens: 0 };
 
@@ -123,6 +128,11 @@ export class StepScheduler {
     if (this.byId.has(req.id)) throw new RangeError(`request ${req.id} is already scheduled`);
     const why = this.refusal(req.promptIds.length, req.maxTokens);
     if (why !== null) throw new RangeError(`request ${req.id}: ${why}`);
+    const full = Math.floor(req.promptIds.length / this.blockSize);
+    if (req.blockHashes !== undefined && req.blockHashes.length !== full)
+      throw new RangeError(
+        `request ${req.id}: ${req.blockHashes.length} block hashes for a prompt of ${full} full blocks`,
+      );
     const seq: Seq = {
       req,
       arrival: this.arrivals++,
@@ -130,7 +140,7 @@ export class StepScheduler {
       computed: 0,
       output: [],
       blocks: [],
-      hashes: [],
+      hashes: req.blockHashes ? req.blockHashes.slice() : [],
       registered: 0,
       started: false,
       plannedStep: -1,
@@ -143,13 +153,17 @@ export class StepScheduler {
   /**
    * Prompt tokens of `promptIds` the prefix cache holds right now, as admission would find them (full blocks, at
    * most all but the last token). No side effect: the cluster simulator's oracle router asks every group.
+   * `blockHashes`: the prompt's block hashes, when its requests are added with them (SchedulerRequest).
    */
-  cachedPrefixTokens(promptIds: readonly number[]): number {
+  cachedPrefixTokens(promptIds: readonly number[], blockHashes?: readonly number[]): number {
     if (!this.prefixCaching) return 0;
     const full = Math.floor((promptIds.length - 1) / this.blockSize);
     let hash = 0;
     for (let k = 0; k < full; k++) {
-      hash = chainBlockHash(hash, (i) => promptIds[i] as number, k * this.blockSize, this.blockSize);
+      hash =
+        blockHashes !== undefined
+          ? (blockHashes[k] as number)
+          : chainBlockHash(hash, (i) => promptIds[i] as number, k * this.blockSize, this.blockSize);
       if (this.pool.lookup(hash) === undefined) return k * this.blockSize;
     }
     return full * this.blockSize;
@@ -185,7 +199,7 @@ export class StepScheduler {
         i++;
         continue;
       }
-      let fits = this.allocate(seq, [], n);
+      let fits = this.allocate(seq, NO_BLOCKS, n);
       while (!fits) {
         const victim = this.pickVictim();
         const at = this.running.indexOf(victim);
@@ -198,7 +212,7 @@ export class StepScheduler {
         preempted.push(victim.req.id);
         if (at < i) i--;
         if (victim === seq) break;
-        fits = this.allocate(seq, [], n);
+        fits = this.allocate(seq, NO_BLOCKS, n);
       }
       if (!fits) continue;
       seq.plannedStep = step;
@@ -253,7 +267,10 @@ export class StepScheduler {
       } else prefillTokens += s.plannedTokens;
       return { id: s.req.id, tokens: s.plannedTokens, context: s.computed, decode };
     });
-    if (chunks.length > 0) this.stepInFlight = step;
+    if (chunks.length > 0) {
+      this.stepInFlight = step;
+      this.inFlightSeqs = scheduled;
+    }
     this.totals.preemptions += preempted.length;
     this.totals.prefixQueryTokens += queries;
     this.totals.prefixHitTokens += hits;
@@ -279,11 +296,13 @@ export class StepScheduler {
     if (plan.step !== this.stepInFlight)
       throw new Error(`step ${plan.step} is not the step in flight (${this.stepInFlight ?? 'none'})`);
     this.stepInFlight = undefined;
+    const seqs = this.inFlightSeqs;
+    this.inFlightSeqs = [];
     const sampled: SampledToken[] = [];
     let finished = false;
-    for (const chunk of plan.scheduled) {
-      const seq = this.byId.get(chunk.id);
-      if (seq?.state !== 'running' || seq.plannedStep !== plan.step) continue;
+    for (const seq of seqs) {
+      // Aborted since nextStep: retired (a request added again under its id is a new Seq).
+      if (seq.state !== 'running' || seq.plannedStep !== plan.step) continue;
       if (seq.computed < numTokens(seq)) continue;
       const index = seq.output.length;
       const s = sample(seq.req.id, index);

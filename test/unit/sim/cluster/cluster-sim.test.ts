@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runClusterSim } from '../../../../sim/cluster/cluster-sim.ts';
-import { corral, leastOutstanding, roundRobin } from '../../../../sim/cluster/routers.ts';
+import { corral, leastOutstanding, oracle, roundRobin } from '../../../../sim/cluster/routers.ts';
 import { summarize } from '../../../../sim/cluster/summary.ts';
 import type { Workload } from '../../../../sim/cluster/workload.ts';
 import { contentKey } from '../../../../sim/cluster/workloads/prompt-segments.ts';
@@ -25,6 +25,21 @@ describe('cluster simulator', () => {
     const b = runClusterSim({ ...base, router: () => corral({ capacityBlocks: SMALL.numBlocks }) });
     expect(Array.from(a.firstTokenMs)).toEqual(Array.from(b.firstTokenMs));
     expect(a.steps).toBe(b.steps);
+  });
+
+  it('gives the same schedule whether engines take the router block hashes or hash each prompt themselves', () => {
+    for (const router of [() => corral({ capacityBlocks: SMALL.numBlocks }), oracle]) {
+      const shared = runClusterSim({ ...base, router });
+      const own = runClusterSim({ ...base, router, sharedBlockHashes: false });
+      expect(Array.from(shared.firstTokenMs)).toEqual(Array.from(own.firstTokenMs));
+      expect(Array.from(shared.finishMs)).toEqual(Array.from(own.finishMs));
+      expect([shared.steps, shared.prefixHitTokens, shared.prefixQueryTokens]).toEqual([
+        own.steps,
+        own.prefixHitTokens,
+        own.prefixQueryTokens,
+      ]);
+      expect(shared.prefixHitTokens).toBeGreaterThan(0);
+    }
   });
 
   it('serves every request: dispatch at arrival, first token after at least one step, finish after that', () => {

@@ -125,7 +125,8 @@ describe('oracle router', () => {
       ]),
     );
     const warm = request(0, 5);
-    b.add(warm.req, warm.input([]).tokens);
+    const { tokens, blocks } = warm.input([]);
+    b.add(warm.req, tokens, blocks);
     while (b.startStep() !== undefined) b.endStep();
     const next = request(1, 5).input([view('a', 0), view('b', 0)]);
     expect(r.route(next, at(0))).toMatchObject({

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { promptBlockHashes } from '../../../../controller/scheduler/block-hashes.ts';
+import { PromptCache } from '../../../../sim/cluster/prompt-cache.ts';
+import { seededRandom, uniformInt } from '../../../../sim/cluster/random.ts';
+import {
+  contentKey,
+  promptTokenIds,
+  type Segment,
+} from '../../../../sim/cluster/workloads/prompt-segments.ts';
+
+const direct = (segments: readonly Segment[]) => {
+  const tokens = promptTokenIds(segments);
+  return { tokens, blocks: promptBlockHashes(tokens) };
+};
+
+describe('PromptCache', () => {
+  it('builds the same tokens and block hashes as materialising and hashing each prompt', () => {
+    const random = seededRandom(5);
+    const cache = new PromptCache();
+    // Few distinct heads and histories, segment lengths on and off block boundaries, so nodes are reused,
+    // straddling blocks are hashed across segments and a key reappears with another length.
+    for (let i = 0; i < 300; i++) {
+      const segments: Segment[] = [];
+      const depth = uniformInt(random, 1, 4);
+      for (let j = 0; j < depth; j++)
+        segments.push({
+          key: contentKey(j, uniformInt(random, 0, 2)),
+          tokens: 16 * uniformInt(random, 0, 3) + uniformInt(random, 0, 1) * uniformInt(random, 1, 15),
+        });
+      segments.push({ key: contentKey(9, i), tokens: uniformInt(random, 1, 70) });
+      expect(cache.prompt(segments)).toEqual(direct(segments));
+    }
+  });
+
+  it('handles a single segment, an empty prompt and another block size', () => {
+    const one = [{ key: contentKey(1), tokens: 100 }];
+    expect(new PromptCache().prompt(one)).toEqual(direct(one));
+    expect(new PromptCache().prompt([])).toEqual({ tokens: [], blocks: [] });
+    const two = [
+      { key: contentKey(1), tokens: 50 },
+      { key: contentKey(2), tokens: 30 },
+    ];
+    const tokens = promptTokenIds(two);
+    expect(new PromptCache(8).prompt(two)).toEqual({ tokens, blocks: promptBlockHashes(tokens, 8) });
+    expect(() => new PromptCache(0)).toThrow(/blockSize must be a positive integer/);
+  });
+});
