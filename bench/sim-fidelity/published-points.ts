@@ -31,19 +31,6 @@ export interface PublishedPoint {
   role: 'fit' | 'held-out' | 'same-run';
 }
 
-/** Every kernel cost scaled by one factor (a GPU whose memory-bound kernels run that much slower). */
-function scaled(cal: CalibrationFile, factor: number): CalibrationFile {
-  const mul = (t: Record<string, number>) =>
-    Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v * factor]));
-  const g = cal.layer_gemms_ms_per_rank;
-  return {
-    ...cal,
-    layer_gemms_ms_per_rank: { bf16: mul(g.bf16), fp8: mul(g.fp8), lm_head_bf16: mul(g.lm_head_bf16) },
-    decode_attn_ms_per_layer_rank: mul(cal.decode_attn_ms_per_layer_rank),
-    prefill_attn_ms_per_layer_rank: mul(cal.prefill_attn_ms_per_layer_rank),
-  };
-}
-
 /** vLLM 0.5.x defaults: 256 sequences; Llama 3.1's 128K context turns chunked prefill on at 512 tokens a step. */
 const V05 = { maxNumSeqs: 256, maxNumBatchedTokens: 512 };
 
@@ -77,10 +64,10 @@ export function publishedPoints(): PublishedPoint[] {
     kvBlocks: kvBlocks('llama-3.1-8b', 'h100-80g', 1, false),
   };
   // No MI300X measurements: the H200 kernels scaled by HBM bandwidth (4.8 TB/s H200 / 5.3 TB/s MI300X), an
-  // approximation for memory-bound decode stated as such.
+  // approximation for memory-bound decode stated as such (what the engine simulator does on MI300X).
   const mi300x_405b: Setup = {
     name: '405B FP8 TP8 MI300X (H200 kernels x 4.8/5.3)',
-    calibration: scaled(cal('llama-3.1-405b', 8, 'h200-141g'), 4.8 / 5.3),
+    calibration: cal('llama-3.1-405b', 8, 'mi300x-192g'),
     tp: 8,
     fp8: true,
     kvBlocks: kvBlocks('llama-3.1-405b', 'mi300x-192g', 8, true),

@@ -1,39 +1,62 @@
 /**
- * Finds and loads the calibration file for `--sim-calibration PATH` (a file, or the calibration directory, where
- * the file is chosen by the model size in the model name, the TP size and `--sim-gpu-type`): files are named
- * `llama-3.1-<size>-tp<tp>-<gpu>.json`. Other models / TP sizes take the nearest file of the same size (stated as
- * an approximation in the log).
+ * Reads the calibration files (the I/O edge of model/calibration-choice.ts). The measured costs ship with the
+ * repository in calibration/data/ (copied from the shared calibration folder; calibration/README.md says how they
+ * were made), so the simulator is calibrated by default on a fresh clone. `--sim-calibration PATH` names another
+ * directory, or one file used as measured, unscaled.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import {
+  type CalibrationChoice,
+  type CalibrationEntry,
+  type CalibrationWanted,
+  chooseCalibration,
+} from './model/calibration-choice.ts';
 import type { CalibrationFile } from './model/latency-model.ts';
 
-/** The measured costs beside the repository (`../shared/calibration`, see its README). */
-export const CALIBRATION_DIR = join(import.meta.dirname, '../../../shared/calibration');
+/** The measured costs vendored in the repository. */
+export const CALIBRATION_DIR = join(import.meta.dirname, 'calibration', 'data');
 
+function readEntry(path: string): CalibrationEntry {
+  return { file: basename(path), data: JSON.parse(readFileSync(path, 'utf8')) as CalibrationFile };
+}
+
+function readDir(dir: string): CalibrationEntry[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => readEntry(join(dir, f)));
+}
+
+/**
+ * The calibration for an engine: from `path` (a directory, default the vendored one; or a file), chosen and
+ * scaled for the model, TP size and GPU. Throws when the path cannot be read.
+ */
+export function resolveCalibration(want: CalibrationWanted, path = CALIBRATION_DIR): CalibrationChoice {
+  if (!statSync(path).isDirectory()) {
+    const { file, data } = readEntry(path);
+    return {
+      kind: 'calibrated',
+      file,
+      data,
+      scale: { gpu: 1, tpCompute: 1, tpDecodeAttn: 1 },
+      approximations: [],
+    };
+  }
+  return chooseCalibration(readDir(path), want);
+}
+
+/**
+ * The costs for a model, TP size and GPU from `path` (a directory or one file), for benches and tests that need
+ * them; throws when there are none.
+ */
 export function loadCalibration(
   path: string,
   model: string,
   tp: number,
   gpuType: string,
 ): { file: string; data: CalibrationFile } {
-  let file = path;
-  if (statSync(path).isDirectory()) {
-    const size = /(\d+)[bB](?![a-zA-Z])/.exec(model)?.[1] ?? '8';
-    const gpu = /h200/i.test(gpuType) ? 'h200' : 'h100';
-    const all = readdirSync(path).filter((f) => /^llama-3\.1-\d+b-tp\d+-h\d+\.json$/.test(f));
-    const score = (f: string) => {
-      const m = /^llama-3\.1-(\d+)b-tp(\d+)-(h\d+)\.json$/.exec(f);
-      if (!m) return Number.POSITIVE_INFINITY;
-      return (
-        (m[1] === size ? 0 : 1000) +
-        (m[3] === gpu ? 0 : 100) +
-        Math.abs(Math.log2(Number(m[2])) - Math.log2(tp))
-      );
-    };
-    const best = all.sort((a, b) => score(a) - score(b))[0];
-    if (!best) throw new Error(`no calibration files in ${path}`);
-    file = join(path, best);
-  }
-  return { file, data: JSON.parse(readFileSync(file, 'utf8')) as CalibrationFile };
+  const c = resolveCalibration({ model, tp, gpuType }, path);
+  if (c.kind === 'none') throw new Error(`no calibration for ${model} TP${tp} on ${gpuType}: ${c.reason}`);
+  return { file: c.file, data: c.data };
 }

@@ -6,10 +6,9 @@
  */
 import { systemClock } from '../../common/clock.ts';
 import { createLogger } from '../../common/log.ts';
-import { loadCalibration } from './calibration.ts';
+import { engineLatency } from './engine-latency.ts';
 import { startGroupLink } from './group/group-link.ts';
 import { EngineCore } from './model/engine-core.ts';
-import { DEFAULT_LATENCY_PARAMS, LatencyModel } from './model/latency-model.ts';
 import { scaledTime } from './model/time-scale.ts';
 import { parseArgs, USAGE } from './options.ts';
 import { TokenFaults } from './server/faults.ts';
@@ -45,25 +44,12 @@ out(
   `args: model=${o.model} served_model_name=${o.servedModelName} tp=${o.tensorParallelSize} pp=${o.pipelineParallelSize} max_model_len=${o.maxModelLen} max_num_seqs=${o.maxNumSeqs}`,
 );
 
-let latency: LatencyModel | undefined;
-if (o.calibration !== undefined) {
-  const tp = o.tensorParallelSize;
-  let loaded: ReturnType<typeof loadCalibration>;
-  try {
-    loaded = loadCalibration(o.calibration, o.model, tp, o.gpuType);
-  } catch (e) {
-    process.stderr.write(
-      `vllm serve: error: --sim-calibration: cannot read ${o.calibration}: ${String(e)}\n`,
-    );
-    process.exit(2);
-  }
-  const { file, data } = loaded;
-  latency = new LatencyModel(data, { ...DEFAULT_LATENCY_PARAMS, tp, pp: o.pipelineParallelSize, fp8: o.fp8 });
-  out(
-    'sim_latency.py:1',
-    `latency model: ${file} (tp=${tp} pp=${o.pipelineParallelSize} fp8=${o.fp8}); batch-1 step ${latency.stepMs(1, 1024, 0).toFixed(2)} ms`,
-  );
+const latency = engineLatency(o);
+if (latency.kind === 'error') {
+  process.stderr.write(`vllm serve: error: ${latency.message}\n`);
+  process.exit(2);
 }
+out('sim_latency.py:1', latency.describe);
 
 const core = new EngineCore(
   {
@@ -78,7 +64,7 @@ const core = new EngineCore(
     eosProb: o.eosProb,
     defaultSeed: o.seed,
     kvTokens: startup.result.kind === 'ok' ? startup.result.kvTokens : 1,
-    latency,
+    latency: latency.kind === 'calibrated' ? latency.model : undefined,
   },
   sim.clock,
   sim.timers,

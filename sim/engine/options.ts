@@ -107,6 +107,8 @@ export interface EngineSimOptions {
   kvCacheDtype: 'bf16' | 'fp8';
   ttftMs: number;
   itlMs: number;
+  /** --sim-ttft-ms or --sim-itl-ms was given: fixed step times, even where a calibration exists. */
+  fixedLatency: boolean;
   seed: number;
   output: OutputMode;
   /** Probability that a sampled token is end-of-text (when ignore_eos is false and min_tokens are out). */
@@ -123,7 +125,10 @@ export interface EngineSimOptions {
   hangAfterTokens: number | undefined;
   errorRate503: number;
   errorRate429: number;
-  /** Calibration file or directory: step times from measured kernel costs instead of fixed TTFT / ITL. */
+  /**
+   * Calibration file or directory replacing the vendored one (sim/engine/calibration/data), which times every
+   * Llama 3.1 size it has a file for unless fixedLatency.
+   */
   calibration: string | undefined;
   gpuType: string;
   fp8: boolean;
@@ -247,6 +252,7 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     kvCacheDtype: /^fp8/.test(raw.get('kv-cache-dtype') ?? 'auto') ? 'fp8' : 'bf16',
     ttftMs: num('sim-ttft-ms', 50, (n) => n >= 0, 'non-negative'),
     itlMs: num('sim-itl-ms', 10, (n) => n >= 0, 'non-negative'),
+    fixedLatency: raw.has('sim-ttft-ms') || raw.has('sim-itl-ms'),
     seed: num('sim-seed', 0, () => true, 'an integer'),
     output: output === 'echo' ? 'echo' : 'random',
     eosProb: num('sim-eos-prob', 0.005, (n) => n >= 0 && n <= 1, 'in [0, 1]'),

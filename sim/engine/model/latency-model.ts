@@ -1,5 +1,5 @@
 /**
- * Step time of a simulated engine from measured per-GPU kernel costs (/work/shared/calibration/*.json, one TP
+ * Step time of a simulated engine from measured per-GPU kernel costs (sim/engine/calibration/data/*.json, one TP
  * rank): a step's time is, per pipeline stage, layers x (the four GEMMs over all tokens in the step + decode
  * attention + prefill attention) + the LM head + the tensor-parallel all-reduces, all on the slowest rank.
  * Measured points are interpolated on log-log axes. Decode attention of B sequences is read at their MEAN context
@@ -18,7 +18,7 @@
 
 export interface CalibrationFile {
   tp: number;
-  model: { hidden: number; layers: number };
+  model: { hidden: number; layers: number; kv_heads: number };
   layer_gemms_ms_per_rank: {
     bf16: Record<string, number>;
     fp8: Record<string, number>;

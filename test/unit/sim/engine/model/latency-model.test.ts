@@ -8,7 +8,7 @@ import {
 
 const CAL: CalibrationFile = {
   tp: 1,
-  model: { hidden: 4096, layers: 32 },
+  model: { hidden: 4096, layers: 32, kv_heads: 8 },
   layer_gemms_ms_per_rank: {
     bf16: { '1': 0.2, '64': 0.2, '512': 0.4, '8192': 6.4 },
     fp8: { '1': 0.1, '64': 0.1, '512': 0.2, '8192': 3.2 },
