@@ -20,6 +20,8 @@ export interface GroupMemoryOptions {
   readonly gpuMemoryUtilization: number;
   readonly maxNumBatchedTokens: number;
   readonly maxNumSeqs: number;
+  /** Tokens per KV block (--block-size); the planner plans vLLM's CUDA default, BLOCK_SIZE. */
+  readonly blockSize?: number;
 }
 
 export interface StageMemory {
@@ -75,6 +77,7 @@ export function groupMemory(
       reserve: reserve.total,
       kvBytesPerTokenPerLayer: perLayer,
       layersOnRank: count,
+      blockSize: o.blockSize,
     });
     return {
       stage,
@@ -93,5 +96,6 @@ export function groupMemory(
   const heaviest = stages.reduce((a, b) => (b.weights > a.weights ? b : a), first);
   const fewest = stages.reduce((a, b) => (b.kvBlocks < a.kvBlocks ? b : a), first);
   const limiting = fewest.kvBlocks > 0 ? fewest : heaviest;
-  return { stages, limiting, kvTokens: fewest.kvBlocks * BLOCK_SIZE, kvBlocks: fewest.kvBlocks };
+  const blockSize = o.blockSize ?? BLOCK_SIZE;
+  return { stages, limiting, kvTokens: fewest.kvBlocks * blockSize, kvBlocks: fewest.kvBlocks };
 }

@@ -64,6 +64,7 @@ const core = new EngineCore(
     eosProb: o.eosProb,
     defaultSeed: o.seed,
     kvTokens: startup.result.kind === 'ok' ? startup.result.kvTokens : 1,
+    blockSize: o.blockSize,
     latency: latency.kind === 'calibrated' ? latency.model : undefined,
   },
   sim.clock,

@@ -7,6 +7,7 @@
 import type { FieldError } from '../../common/errors.ts';
 import { GPU_IDS, lookupGpu } from '../../common/hardware/gpu-catalog.ts';
 import { defaultSchedulerLimits } from '../../common/hardware/group-memory.ts';
+import { BLOCK_SIZE } from '../../common/hardware/memory.ts';
 
 type Kind = 'int' | 'float' | 'string' | 'bool';
 
@@ -72,6 +73,9 @@ const SIM_FLAGS: Record<string, Kind> = {
 
 const FLAGS: Record<string, Kind> = { ...VLLM_FLAGS, ...SIM_FLAGS };
 
+/** vLLM's CacheConfig BlockSize literal: argparse offers these as the choices of --block-size. */
+export const VLLM_BLOCK_SIZES: readonly number[] = [1, 8, 16, 32, 64, 128, 256];
+
 /** Other spellings of simulator flags (the issue's `--time-scale`). */
 const ALIASES: Record<string, string> = { 'time-scale': 'sim-time-scale' };
 
@@ -105,6 +109,8 @@ export interface EngineSimOptions {
   /** Simulated time runs this many times faster than wall time. */
   timeScale: number;
   kvCacheDtype: 'bf16' | 'fp8';
+  /** Tokens per KV block (--block-size): the KV cache's granularity and the prefix cache's. */
+  blockSize: number;
   ttftMs: number;
   itlMs: number;
   /** --sim-ttft-ms or --sim-itl-ms was given: fixed step times, even where a calibration exists. */
@@ -198,7 +204,19 @@ export function parseArgs(
   return compile(positionals[0], raw);
 }
 
+/** argparse's own check of a flag with `choices` and type=int: usage error, exit 2. */
+function blockSizeProblem(raw: Map<string, string>): string | undefined {
+  const v = raw.get('block-size');
+  if (v === undefined) return undefined;
+  if (!/^[+-]?\d+$/.test(v.trim())) return `argument --block-size: invalid int value: '${v}'`;
+  if (!VLLM_BLOCK_SIZES.includes(Number(v)))
+    return `argument --block-size: invalid choice: ${Number(v)} (choose from ${VLLM_BLOCK_SIZES.join(', ')})`;
+  return undefined;
+}
+
 function compile(model: string | undefined, raw: Map<string, string>): ParseResult {
+  const badBlockSize = blockSizeProblem(raw);
+  if (badBlockSize !== undefined) return { kind: 'usage-error', message: badBlockSize };
   const errors: FieldError[] = [];
   const num = (flag: string, dflt: number, check: (n: number) => boolean, what: string): number => {
     const v = raw.get(flag);
@@ -250,6 +268,8 @@ function compile(model: string | undefined, raw: Map<string, string>): ParseResu
     loadGBps: num('sim-load-gbps', 20, (n) => n > 0, 'a positive number'),
     timeScale: num('sim-time-scale', 1, (n) => n > 0, 'a positive number'),
     kvCacheDtype: /^fp8/.test(raw.get('kv-cache-dtype') ?? 'auto') ? 'fp8' : 'bf16',
+    // vLLM's default on CUDA (Platform.check_and_update_config), what the planner sizes.
+    blockSize: Number(raw.get('block-size') ?? BLOCK_SIZE),
     ttftMs: num('sim-ttft-ms', 50, (n) => n >= 0, 'non-negative'),
     itlMs: num('sim-itl-ms', 10, (n) => n >= 0, 'non-negative'),
     fixedLatency: raw.has('sim-ttft-ms') || raw.has('sim-itl-ms'),

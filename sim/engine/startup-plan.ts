@@ -3,7 +3,8 @@
  *   1. load the weights: the heaviest rank's weight bytes (common/hardware, the planner's arithmetic) at
  *      --sim-load-gbps per GPU (every rank loads its shard in parallel);
  *   2. profile memory and size the KV cache: kv blocks of the group = the smallest stage's
- *      (usable - weights - reserve) / bytes per block, exactly what `corral plan` prints; then CUDA graph capture;
+ *      (usable - weights - reserve) / bytes per block of --block-size tokens, exactly what `corral plan` prints
+ *      at the default 16; then CUDA graph capture;
  *   3. fail like vLLM when the model does not fit: weights above the GPU's memory (CUDA OOM while loading), no
  *      memory left for the KV cache, or a KV cache smaller than one max_model_len request.
  * --sim-startup-ms replaces the computed durations (70% loading, 30% profiling, as before); --sim-kv-tokens
@@ -12,7 +13,7 @@
  */
 import { lookupGpu } from '../../common/hardware/gpu-catalog.ts';
 import { groupMemory } from '../../common/hardware/group-memory.ts';
-import { BLOCK_SIZE, GiB, maxConcurrency } from '../../common/hardware/memory.ts';
+import { GiB, maxConcurrency } from '../../common/hardware/memory.ts';
 import { resolveBuiltinModel } from '../../common/hardware/model-shape.ts';
 
 export interface StartupInput {
@@ -26,6 +27,8 @@ export interface StartupInput {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   maxModelLen: number;
+  /** Tokens per KV block (--block-size). */
+  blockSize: number;
   kvTokens: number | undefined;
   startupMs: number | undefined;
   /** Weight loading bandwidth per GPU, GB/s. */
@@ -84,6 +87,7 @@ export function planStartup(i: StartupInput): StartupPlan {
       gpuMemoryUtilization: i.gpuMemoryUtilization,
       maxNumSeqs: i.maxNumSeqs,
       maxNumBatchedTokens: i.maxNumBatchedTokens,
+      blockSize: i.blockSize,
     },
   );
   const heaviest = Math.max(...mem.stages.map((s) => s.weights));
@@ -108,7 +112,7 @@ export function planStartup(i: StartupInput): StartupPlan {
   const kvTokens = i.kvTokens ?? mem.kvTokens;
   if (kvTokens < i.maxModelLen) {
     const needed = i.maxModelLen * stage.kvBytesPerToken;
-    const available = Math.floor(kvTokens / BLOCK_SIZE) * BLOCK_SIZE * stage.kvBytesPerToken;
+    const available = Math.floor(kvTokens / i.blockSize) * i.blockSize * stage.kvBytesPerToken;
     return plan({
       kind: 'fail',
       error: `ValueError: To serve at least one request with the models's max seq len (${i.maxModelLen}), (${gib(needed).toFixed(2)} GiB KV cache is needed, which is larger than the available KV cache memory (${gib(available).toFixed(2)} GiB). Based on the available memory, the estimated maximum model length is ${kvTokens}. Try increasing \`gpu_memory_utilization\` or decreasing \`max_model_len\` when initializing the engine.`,

@@ -12,6 +12,7 @@
  * finished_reason="abort" series exists and stays 0); its prompt tokens count once its prefill completed.
  */
 import type { Clock } from '../../../common/clock.ts';
+import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
 import { decode, EOT } from '../../../common/tokenizer.ts';
 import { EngineMetrics } from './engine-metrics.ts';
 import { meanDecodeContext, type SampledToken, type StepPlan, StepScheduler } from './step-scheduler.ts';
@@ -33,8 +34,10 @@ export interface EngineCoreConfig {
   output: 'random' | 'echo';
   eosProb: number;
   defaultSeed: number;
-  /** KV cache size in tokens (a whole number of 16-token blocks is used). */
+  /** KV cache size in tokens (a whole number of blocks is used). */
   kvTokens: number;
+  /** Tokens per KV block (--block-size); default 16. */
+  blockSize?: number;
   enablePrefixCaching?: boolean;
   /** Calibrated step times (latency-model.ts) instead of the fixed ttftMs / itlMs. */
   latency?: { stepMs(decodeSeqs: number, meanContext: number, prefillTokens: number): number };
@@ -113,7 +116,8 @@ export class EngineCore {
       maxNumBatchedTokens: cfg.maxNumBatchedTokens ?? DEFAULT_BATCHED_TOKENS,
       maxModelLen: cfg.maxModelLen ?? DEFAULT_MAX_MODEL_LEN,
       policy: cfg.schedulingPolicy,
-      numBlocks: Math.max(1, Math.floor(cfg.kvTokens / 16)),
+      numBlocks: Math.max(1, Math.floor(cfg.kvTokens / (cfg.blockSize ?? BLOCK_SIZE))),
+      blockSize: cfg.blockSize ?? BLOCK_SIZE,
       enablePrefixCaching: cfg.enablePrefixCaching ?? true,
     });
   }

@@ -50,6 +50,24 @@ describe('parseArgs (vllm serve command line)', () => {
     expect(b.kind === 'ok' && b.options.ttftMs).toBe(3);
   });
 
+  it("takes vLLM's --block-size choices (default 16) and refuses others with argparse's text", () => {
+    const ok = (args: string[]) => {
+      const r = parseArgs(['serve', 'm', ...args], {});
+      return r.kind === 'ok' ? r.options.blockSize : r;
+    };
+    expect(ok([])).toBe(16);
+    expect(ok(['--block-size', '32'])).toBe(32);
+    expect(ok(['--block-size=256'])).toBe(256);
+    expect(ok(['--block-size', '12'])).toEqual({
+      kind: 'usage-error',
+      message: 'argument --block-size: invalid choice: 12 (choose from 1, 8, 16, 32, 64, 128, 256)',
+    });
+    expect(ok(['--block-size', 'big'])).toEqual({
+      kind: 'usage-error',
+      message: "argument --block-size: invalid int value: 'big'",
+    });
+  });
+
   it('rejects unknown flags and extra positionals like argparse', () => {
     expect(parseArgs(['serve', 'm', '--foo', '--bar=1'], {})).toEqual({
       kind: 'usage-error',

@@ -16,6 +16,7 @@ const BASE: StartupInput = {
   maxNumSeqs: 1024,
   maxNumBatchedTokens: 8192,
   maxModelLen: 131072,
+  blockSize: 16,
   kvTokens: undefined,
   startupMs: undefined,
   loadGBps: 10,
@@ -39,6 +40,27 @@ describe('planStartup', () => {
     expect(p.weightGiBPerGpu).toBeCloseTo(weights / GiB, 6);
     expect(p.loadMs).toBeCloseTo((weights / 10e9) * 1000, 6);
     expect(p.profileMs).toBe(PROFILE_MS);
+  });
+
+  it('sizes the KV cache in blocks of --block-size tokens: the same bytes, whole blocks of the larger size', () => {
+    const at = (blockSize: number) => {
+      const r = planStartup({ ...BASE, blockSize }).result;
+      return r.kind === 'ok' ? r.kvTokens : 0;
+    };
+    const bytesPerToken = groupMemory(
+      BUILTIN_MODELS['llama-3.1-405b'] as never,
+      lookupGpu('h100-80g') as never,
+      { tp: 8, pp: 1, dtype: 'fp8', fp8Scheme: 'meta', kvCacheDtype: 'bf16' },
+      { gpuMemoryUtilization: 0.9, maxNumSeqs: 1024, maxNumBatchedTokens: 8192 },
+    ).limiting.kvBytesPerToken;
+    const cacheBytes = at(16) * bytesPerToken;
+    for (const size of [1, 128]) {
+      expect(at(size) % size).toBe(0);
+      // Each size rounds the same KV memory down to its own whole blocks.
+      expect(Math.abs(at(size) * bytesPerToken - cacheBytes)).toBeLessThan(128 * bytesPerToken);
+    }
+    expect(at(1)).toBeGreaterThanOrEqual(at(16));
+    expect(at(128)).toBeLessThanOrEqual(at(16));
   });
 
   it('--sim-startup-ms and --sim-kv-tokens replace the computed figures', () => {

@@ -200,4 +200,19 @@ describe('EngineCore', () => {
     timers.runUntil(1000);
     expect(s.out.finished).toBe(true);
   });
+
+  it('caches prefixes in whole blocks of --block-size tokens', () => {
+    const hitTokens = (blockSize: number) => {
+      const { timers, core } = setup({ blockSize });
+      const shared = Array.from({ length: 48 }, (_, i) => 100 + i);
+      core.submit(req({ id: 'a', promptIds: [...shared, 1, 2, 3], maxTokens: 1 }), sink().sink);
+      timers.runUntil(1000);
+      core.submit(req({ id: 'b', promptIds: [...shared, 4, 5, 6], maxTokens: 1 }), sink().sink);
+      timers.runUntil(2000);
+      return core.metrics.prefixHits;
+    };
+    // 48 shared tokens: three full blocks of 16, but only one full block of 32.
+    expect(hitTokens(16)).toBe(48);
+    expect(hitTokens(32)).toBe(32);
+  });
 });
