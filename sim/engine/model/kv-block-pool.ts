@@ -6,9 +6,11 @@
  *   - touch: a prefix hit on a cached block takes a reference (and takes it out of the free queue if it was free);
  *   - release: drops references; blocks that reach zero go to the tail of the queue. Callers release a
  *     request's blocks last-first, as V1 does, so the tail of a prompt is evicted before its shared head.
- * Pure data structure: O(1) per block, no allocation per call beyond the cache map.
+ * Pure data structure: O(1) per block, no allocation per call.
  */
+
 import { chainBlockHashAt } from '../../../common/block-hash.ts';
+import { BlockHashTable } from './block-hash-table.ts';
 
 const NONE = -1;
 
@@ -35,12 +37,14 @@ export class KvBlockPool {
   private head = NONE;
   private tail = NONE;
   private free = 0;
-  private readonly cached = new Map<number, number>();
+  /** Hash -> the block caching it. */
+  private readonly cached: BlockHashTable;
 
   constructor(readonly numBlocks: number) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1)
       throw new RangeError(`the KV cache needs at least one block, got ${numBlocks}`);
     this.refs = new Int32Array(numBlocks);
+    this.cached = new BlockHashTable(numBlocks);
     this.hashes = new Float64Array(numBlocks).fill(Number.NaN);
     this.prev = new Int32Array(numBlocks).fill(NONE);
     this.next = new Int32Array(numBlocks).fill(NONE);

@@ -54,6 +54,8 @@ interface Seq {
   /** Tokens whose KV is computed (or scheduled to be, during planning). */
   computed: number;
   readonly output: number[];
+  /** Prompt + output tokens, kept here because every step reads it for every running request. */
+  numTokens: number;
   /** KV blocks held, in token order. */
   readonly blocks: number[];
   /** Chained hashes of the full blocks known so far. */
@@ -66,7 +68,7 @@ interface Seq {
   plannedTokens: number;
 }
 
-const numTokens = (s: Seq) => s.req.promptIds.length + s.output.length;
+const numTokens = (s: Seq) => s.numTokens;
 
 /** No prefix-hit blocks: allocate()'s argument for running requests, shared so a step allocates nothing. */
 const NO_BLOCKS: readonly number[] = [];
@@ -139,6 +141,7 @@ export class StepScheduler {
       state: 'waiting',
       computed: 0,
       output: [],
+      numTokens: req.promptIds.length,
       blocks: [],
       hashes: req.blockHashes ? req.blockHashes.slice() : [],
       registered: 0,
@@ -307,6 +310,7 @@ export class StepScheduler {
       const index = seq.output.length;
       const s = sample(seq.req.id, index);
       seq.output.push(s.token);
+      seq.numTokens++;
       const finish: FinishCause | null = s.stop
         ? 'stop'
         : seq.output.length >= seq.req.maxTokens || numTokens(seq) >= this.cfg.maxModelLen
