@@ -31,8 +31,11 @@ export interface RedisServer {
   readonly dir: string;
   /** SHUTDOWN NOSAVE (the AOF is fsynced), SIGKILL if it lingers. Safe to call twice. */
   stop(): Promise<void>;
-  /** Stop (SIGKILL with kill: a crash) and start again on the same port and dir, from the AOF. */
-  restart(options?: { kill?: boolean }): Promise<void>;
+  /**
+   * Stop (SIGKILL with kill: a crash) and start again on the same port and dir, from the AOF, after downMs
+   * without a server (default 0: at once; a real restart, a pod rescheduled, takes seconds).
+   */
+  restart(options?: { kill?: boolean; downMs?: number }): Promise<void>;
 }
 
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
@@ -51,6 +54,8 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     },
     async restart(restartOptions = {}) {
       if (child) await terminate(child, port, restartOptions.kill ?? false);
+      child = undefined;
+      if (restartOptions.downMs) await new Promise((r) => setTimeout(r, restartOptions.downMs));
       child = await launch(binary, port, dir, appendfsync);
     },
   };

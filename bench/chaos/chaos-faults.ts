@@ -1,0 +1,133 @@
+/**
+ * The chaos run's faults, on a LocalCluster, each one a SIGKILL (no goodbye, no flushed buffers):
+ *   worker   the node running a group's leader rank (rank 0) dies with its engine, as when the machine goes;
+ *            the group leaves routing and is rebuilt on the spare node; the dead node returns later as a spare
+ *   controller  the replica leading the group reconciler dies; the other takes over the lease and, when their
+ *            leases run out, its running requests; a replacement starts on the same ports afterwards
+ *   redis    Redis dies, stays down 2 s, and restarts from its AOF
+ * Each returns when the cluster is whole again, with what the servers did; how long the clients' streams
+ * stalled is measured from the clients' side afterwards (streamStall).
+ */
+import type { LocalCluster, WorkerSpec } from '../../cli/local-cluster.ts';
+import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
+import { findDescendants } from '../../test/helpers/processes.ts';
+
+/** How long Redis stays dead: a restart that takes a while, as a rescheduled pod's would (not a blip). */
+const REDIS_DOWN_MS = 2000;
+
+export type FaultKind = 'worker' | 'controller' | 'redis';
+
+export interface FaultRecord {
+  what: string;
+  /** ms since the run's start. */
+  at: number;
+  /** What the servers did to recover, with its timings. */
+  detail: string;
+}
+
+export interface FaultContext {
+  cluster: LocalCluster;
+  deployment: string;
+  workers: readonly WorkerSpec[];
+  /** ms since the run's start. */
+  now: () => number;
+  progress: (line: string) => void;
+}
+
+export async function injectFault(kind: FaultKind, c: FaultContext): Promise<FaultRecord> {
+  switch (kind) {
+    case 'worker':
+      return killLeaderNode(c);
+    case 'controller':
+      return killLeadingController(c);
+    case 'redis':
+      return killRedis(c);
+  }
+}
+
+async function killLeaderNode(c: FaultContext): Promise<FaultRecord> {
+  const s = await c.cluster.status();
+  const group = s.groups.find((g) => g.deployment === c.deployment && g.state === 'ready');
+  const nodeName = group?.ranks.find((r) => r.rank === 0)?.workerId;
+  const spec = c.workers.find((w) => w.nodeName === nodeName);
+  if (!group || !spec) throw new Error(`no ready group of ${c.deployment} with a rank 0 to kill`);
+  const worker = c.cluster.worker(spec.nodeName);
+  const engines = findDescendants(worker.pid ?? 0, 'sim/engine/main.ts');
+  const at = c.now();
+  worker.kill('SIGKILL');
+  for (const pid of engines) process.kill(pid, 'SIGKILL');
+  c.progress(`fault: SIGKILL ${spec.nodeName} (rank 0 of ${group.id}) and its engine`);
+  // Out of routing first (the worker's heartbeats stop), then rebuilt on the spare node.
+  let outAt: number | undefined;
+  await until('the group out of routing, then rebuilt on the spare node', async () => {
+    const d = deploymentOf(await c.cluster.status(), c.deployment);
+    if (d && d.readyReplicas < d.desiredReplicas) outAt ??= c.now();
+    return outAt !== undefined && d && d.readyReplicas >= d.desiredReplicas ? true : undefined;
+  });
+  const rebuiltAt = c.now();
+  await worker.exited;
+  await c.cluster.startWorker(spec);
+  c.progress(`recovered: ${group.id} rebuilt; ${spec.nodeName} back as a spare`);
+  return {
+    what: `SIGKILL worker ${spec.nodeName} (rank 0 of ${group.id})`,
+    at,
+    detail: `out of routing after ${seconds(outAt, at)} s, rebuilt on the spare after ${seconds(rebuiltAt, at)} s`,
+  };
+}
+
+async function killLeadingController(c: FaultContext): Promise<FaultRecord> {
+  const statuses = await Promise.all(c.cluster.controllers.map((_, i) => c.cluster.status(5000, i)));
+  const leader = statuses.findIndex((s) => s.replicaId !== '' && s.leaderId === s.replicaId);
+  if (leader < 0) throw new Error('no controller replica leads');
+  const survivor = leader === 0 ? 1 : 0;
+  const replica = c.cluster.replica(leader);
+  const at = c.now();
+  replica.process.kill('SIGKILL');
+  c.progress(`fault: SIGKILL ${replica.name} (the reconciler's leader)`);
+  await until('the survivor leads', async () => {
+    const s = await c.cluster.status(2000, survivor);
+    return s.leaderId === s.replicaId ? true : undefined;
+  });
+  const ledAt = c.now();
+  await replica.process.exited;
+  // The replacement comes once the survivor has had time to reclaim the dead one's leases (5 s by default).
+  await new Promise((r) => setTimeout(r, 6000));
+  await c.cluster.startController(leader);
+  c.progress(`recovered: ${replica.name} replaced on its ports`);
+  return {
+    what: `SIGKILL ${replica.name} (reconciler leader; holds leases of the requests it dispatched)`,
+    at,
+    detail: `the survivor led after ${seconds(ledAt, at)} s; replacement started at ${seconds(c.now(), at)} s`,
+  };
+}
+
+async function killRedis(c: FaultContext): Promise<FaultRecord> {
+  const at = c.now();
+  c.progress(`fault: SIGKILL redis, restart from its AOF ${REDIS_DOWN_MS} ms later`);
+  await c.cluster.redis.restart({ kill: true, downMs: REDIS_DOWN_MS });
+  const upAt = c.now();
+  c.progress('recovered: redis answers again');
+  return {
+    what: `SIGKILL redis, restarted from its AOF (appendfsync always) after ${REDIS_DOWN_MS / 1000} s down`,
+    at,
+    detail: `redis answered again after ${seconds(upAt, at)} s`,
+  };
+}
+
+function deploymentOf(s: ClusterStatus, name: string) {
+  return s.deployments.find((d) => d.name === name);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function seconds(t: number | undefined, from: number): string {
+  return t === undefined ? '?' : ((t - from) / 1000).toFixed(1);
+}
