@@ -14,11 +14,12 @@
  *     prompt for a prefill), capped by the budget (chunked prefill). When the KV cache has no block for it, the
  *     newest running request (FCFS), or the one with the largest (priority, arrival) (priority policy), is
  *     preempted by recompute: its blocks are freed, its computed tokens reset, and it goes back to the front of
- *     the waiting queue, until the request fits or preempts itself;
+ *     the waiting queue, until the request fits or preempts itself, which ends the running pass for this step;
  *   - then, only if nobody was preempted this step, WAITING requests in order (FCFS, or lowest priority value
- *     first), while the budget lasts and fewer than --max-num-seqs run: prefix-cache lookup (full blocks of 16
- *     tokens by chained hash, at most all but the last token), then a prefill chunk; a request that finds no KV
- *     blocks stops admission for this step.
+ *     first), while the budget lasts and fewer than --max-num-seqs run: prefix-cache lookup (full blocks of
+ *     --block-size tokens by chained hash, at most all but the last token), then a prefill chunk; a request that
+ *     finds no KV blocks stops admission for this step and preempts nobody, whatever its priority (V1 preempts
+ *     only for running requests).
  * completeStep: every scheduled request advances by its tokens; one that caught up with all its tokens samples
  * one (`sample` decides which, and whether it stops); it finishes on stop, at max_tokens or at max_model_len.
  */
@@ -217,7 +218,8 @@ export class StepScheduler {
         if (victim === seq) break;
         fits = this.allocate(seq, NO_BLOCKS, n);
       }
-      if (!fits) continue;
+      // V1 breaks out of the running pass here: requests after one that preempted itself wait for the next step.
+      if (!fits) break;
       seq.plannedStep = step;
       seq.plannedTokens = n;
       seq.computed += n;
@@ -424,8 +426,9 @@ export class StepScheduler {
     }
     seq.registered = Math.max(seq.registered, cachedBlocks.length);
     for (let k = 0; k < needed; k++) seq.blocks.push(this.pool.allocate());
-    if (this.prefixCaching) {
-      const full = Math.floor((seq.computed + n) / this.blockSize);
+    // Most decode steps complete no block: nothing to hash or register.
+    const full = Math.floor((seq.computed + n) / this.blockSize);
+    if (this.prefixCaching && full > seq.registered) {
       const hashes = this.hashesUpTo(seq, full);
       for (let k = seq.registered; k < full; k++)
         this.pool.register(seq.blocks[k] as number, hashes[k] as number);

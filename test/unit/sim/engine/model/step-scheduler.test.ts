@@ -189,6 +189,58 @@ describe('StepScheduler', () => {
     expect(plans.find((p) => p.preempted.length > 0)?.preempted[0]).toBe('r1');
   });
 
+  describe('priority preemption (V1: a running request that gets no KV block preempts max(running, key=(priority, arrival)))', () => {
+    const ids = (p: StepPlan) => p.scheduled.map((c) => c.id);
+    /** lo1 (priority 9) then hi2 (priority 0) decoding on 4 blocks; at the third step hi2 needs a block and none is free. */
+    function crowded(policy: 'fcfs' | 'priority') {
+      const s = new StepScheduler({ ...CFG, policy, numBlocks: 4 });
+      s.add(req('lo1', 32, 20, { priority: 9 }));
+      s.completeStep(s.nextStep(), neverStops);
+      s.add(req('hi2', 16, 20, { priority: 0 }));
+      s.completeStep(s.nextStep(), neverStops);
+      return { s, plan: s.nextStep() };
+    }
+
+    it('preempts the lower-priority request, even one already scheduled this step, and gives its tokens back', () => {
+      const { plan } = crowded('priority');
+      expect(plan.preempted).toEqual(['lo1']);
+      expect(ids(plan)).toEqual(['hi2']);
+      expect(plan.decodeSeqs).toBe(1);
+      // FCFS preempts the newest instead: hi2 gives way to lo1.
+      const fcfs = crowded('fcfs').plan;
+      expect([fcfs.preempted, ids(fcfs)]).toEqual([['hi2'], ['lo1']]);
+    });
+
+    it('a request that is itself the lowest priority preempts itself, which ends the running pass of the step', () => {
+      // Running in order a1, b2, c3 on 4 blocks, all full: at the third step b2 (the largest priority value) needs a
+      // new block while a1 and c3 fit their next token in the blocks they hold.
+      const s = new StepScheduler({ ...CFG, policy: 'priority', numBlocks: 4 });
+      s.add(req('a1', 20, 10, { priority: 0 }));
+      s.add(req('b2', 15, 10, { priority: 5 }));
+      s.completeStep(s.nextStep(), neverStops);
+      s.add(req('c3', 8, 10, { priority: 1 }));
+      s.completeStep(s.nextStep(), neverStops);
+      const plan = s.nextStep();
+      expect(plan.preempted).toEqual(['b2']);
+      // vLLM breaks out of the running loop there: c3 waits for the next step although it fits.
+      expect(ids(plan)).toEqual(['a1']);
+      expect(plan.started).toEqual([]);
+      s.completeStep(plan, neverStops);
+      expect(ids(s.nextStep())).toEqual(['a1', 'c3']);
+    });
+
+    it('a waiting request, whatever its priority, preempts nobody: it waits until blocks are freed', () => {
+      const s = new StepScheduler({ ...CFG, policy: 'priority', numBlocks: 4 });
+      s.add(req('lo1', 48, 10, { priority: 9 }));
+      s.completeStep(s.nextStep(), neverStops);
+      s.add(req('hi2', 32, 1, { priority: 0 }));
+      const { plans, finished } = drain(s);
+      expect(plans[0]?.started).toEqual([]);
+      expect(finished).toEqual(['lo1', 'hi2']);
+      expect(s.totals.preemptions).toBe(0);
+    });
+  });
+
   it('abort frees the blocks of a running request and removes a waiting one', () => {
     const s = new StepScheduler({ ...CFG, maxNumSeqs: 1 });
     s.add(req('r1', 64, 100));
