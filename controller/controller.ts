@@ -14,6 +14,7 @@ import { InferenceService } from '../proto/gen/corral/v1/inference.ts';
 import { RegistryService } from '../proto/gen/corral/v1/registry.ts';
 import { type Admission, openAdmission } from './admission/admission.ts';
 import { apiKeyOfMetadata } from './admission/api-key.ts';
+import { type BatchApi, type Batches, openBatches } from './batch/batch-service.ts';
 import type { ControllerConfig } from './config/controller-config.ts';
 import { controlService } from './control/control-service.ts';
 import { type Lanes, openLanes } from './dispatch/lanes.ts';
@@ -55,6 +56,8 @@ export interface RunningController {
   readonly admission: Admission;
   /** The deployments' queues, stream logs and dispatchers. */
   readonly lanes: Lanes;
+  /** Offline batches (the HTTP server's /v1/files and /v1/batches). */
+  readonly batches: BatchApi;
   /** Stops accepting, ends running requests after graceMs, drops worker streams, closes everything. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -82,6 +85,7 @@ export async function startController(
   const tokens = deps.tokens ?? new ThreadTokenCounter();
   const admission = deps.admission ?? openAdmission();
   const random = deps.random ?? Math.random;
+  const encode = tokens.encode?.bind(tokens);
   let lanes: Lanes;
   try {
     lanes = await openLanes({
@@ -95,6 +99,7 @@ export async function startController(
       clock,
       random,
       log: log.child({ component: 'dispatch' }),
+      ...(encode ? { encode } : {}),
     });
   } catch (e) {
     await tokens.close();
@@ -111,6 +116,24 @@ export async function startController(
     log: log.child({ component: 'gateway' }),
     detachGraceMs: config.queue.detachGraceMs,
   });
+  // Offline batches: their lines go through the same admission and queues, at priority class batch.
+  let batches: Batches;
+  try {
+    batches = await openBatches({
+      redisUrl: config.redis,
+      prefix: deps.redisPrefix ?? 'corral',
+      config: config.batch,
+      deployments: config.deployments,
+      lanes: lanes.lanes,
+      gateway: { registry, admission, tokens, clock, random },
+      clock,
+      log: log.child({ component: 'batch' }),
+    });
+  } catch (e) {
+    await lanes.close(0);
+    await tokens.close();
+    throw e;
+  }
   // Every replica registers every worker and routes; only the lease holder forms and heals groups.
   let election: RedisElection | undefined;
   let leadership: Leadership;
@@ -180,6 +203,7 @@ export async function startController(
               requests,
               clock,
               groups: () => groups.records(),
+              pickReasons: (deployment) => lanes.pickReasons(deployment),
               leadership,
             },
             (md) => admission.identify(apiKeyOfMetadata(md), undefined),
@@ -189,11 +213,13 @@ export async function startController(
     });
   } catch (e) {
     await election?.close();
+    await batches.close();
     await lanes.close(0);
     await tokens.close();
     throw e;
   }
   lanes.start();
+  batches.start();
   // A silent worker is found by this sweep; the tick bounds how late past workerTimeoutMs that happens.
   const sweepMs = Math.max(50, Math.min(500, Math.floor(config.workerTimeoutMs / 10)));
   const sweeper = setInterval(() => registry.sweep(), sweepMs);
@@ -213,6 +239,8 @@ export async function startController(
       const closed = server.close(graceMs);
       // Running requests get the grace to finish; the rest go back to the queue for another controller (or
       // this one after a restart) to continue from their stream logs.
+      // Batches driven here are handed to another replica (their state is in Redis) before the queues close.
+      await batches.close();
       await lanes.close(graceMs);
       // Register streams never end on their own; end them so the graceful shutdown is not held up by them.
       registry.closeAll('controller shutting down');
@@ -225,5 +253,5 @@ export async function startController(
     })();
     return stopping;
   };
-  return { address: server.address, registry, requests, path, admission, lanes, stop };
+  return { address: server.address, registry, requests, path, admission, lanes, batches: batches.api, stop };
 }

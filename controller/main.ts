@@ -103,6 +103,7 @@ async function main(): Promise<number> {
         ...httpListen,
         path: controller.path,
         admission: controller.admission,
+        batches: controller.batches,
         log: log.child({ component: 'http' }),
       })
     : undefined;

@@ -22,6 +22,7 @@
  *     maxDepth: 10000               # shed new requests when this many wait ahead of them
  *     detachGraceMs: 5000           # a request outlives its client's disconnect this long (time to Resume)
  *     noGroupGraceMs: 10000         # queued requests of a deployment with no ready or starting group fail after
+ *   batch: {}                       # offline batches: limits, retention, feeding (controller/batch/batch-config.ts)
  *   deployments:                    # at least one; names unique
  *     - name: llama-3.1-8b-instruct # the model name clients use (vLLM --served-model-name); [a-z0-9._-]
  *       model: meta-llama/Llama-3.1-8B-Instruct   # what the engine loads (first `vllm serve` argument)
@@ -43,6 +44,7 @@
  *       engineEnv: {}               # extra environment for the engine
  */
 import { type FieldError, ValidationError } from '../../common/errors.ts';
+import { type BatchConfig, compileBatchConfig } from '../batch/batch-config.ts';
 import { resolveAutoPlan } from './auto-plan.ts';
 
 export interface DeploymentOptions {
@@ -72,6 +74,7 @@ export interface ControllerOptions {
   groups?: unknown;
   redis?: unknown;
   queue?: unknown;
+  batch?: unknown;
   deployments?: unknown;
 }
 
@@ -128,6 +131,7 @@ export interface ControllerConfig {
   /** Redis URL; undefined until given by the file or `--redis` (the controller refuses to start without). */
   readonly redis: string | undefined;
   readonly queue: QueueConfig;
+  readonly batch: BatchConfig;
   readonly heartbeatIntervalMs: number;
   readonly workerTimeoutMs: number;
   readonly groups: GroupsConfig;
@@ -186,6 +190,7 @@ const TOP_KEYS = new Set<string>([
   'deployments',
   'redis',
   'queue',
+  'batch',
 ]);
 // Deployment names become engine ids and vLLM's --served-model-name; keep them to what both accept unquoted.
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -244,6 +249,7 @@ export function compileControllerConfig(input: unknown): ControllerConfig {
     at('workerTimeoutMs', `must be greater than heartbeatIntervalMs (${heartbeatIntervalMs})`);
   const groups = compileGroups(o.groups, at);
   const queue = compileQueue(o.queue, at);
+  const batch = compileBatchConfig(o.batch, errors);
   let redis: string | undefined;
   if (o.redis !== undefined) {
     if (typeof o.redis !== 'string' || !/^rediss?:\/\//.test(o.redis))
@@ -267,7 +273,7 @@ export function compileControllerConfig(input: unknown): ControllerConfig {
     });
   }
   if (errors.length > 0) throw new ValidationError('controller config', errors);
-  return { listen, redis, queue, heartbeatIntervalMs, workerTimeoutMs, groups, deployments };
+  return { listen, redis, queue, batch, heartbeatIntervalMs, workerTimeoutMs, groups, deployments };
 }
 
 function compileQueue(raw: unknown, at: (path: string, message: string) => void): QueueConfig {

@@ -1,7 +1,8 @@
 /**
  * The OpenAI-compatible HTTP front door: `POST /v1/chat/completions`, `POST /v1/completions`,
- * `GET /v1/models`, `GET /health`. It only translates (openai-request.ts, openai-response.ts) and frames; every
- * request runs through the controller's RequestPath, the same one gRPC Inference uses.
+ * `GET /v1/models`, `GET /health`, and offline batches' `/v1/files` and `/v1/batches` (batch-routes.ts). It
+ * only translates (openai-request.ts, openai-response.ts) and frames; every request runs through the
+ * controller's RequestPath, the same one gRPC Inference uses.
  *
  * The API key is `Authorization: Bearer <key>` (what OpenAI SDKs send) or `X-Api-Key`. Completions hand it
  * to the path, whose admission decides; `/v1/models` is authenticated here with the same admission.
@@ -16,6 +17,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { Admission } from '../admission/admission.ts';
 import { apiKeyOf } from '../admission/api-key.ts';
+import type { BatchApi } from '../batch/batch-service.ts';
+import { isBatchPath, type Reply, serveBatchRoute } from './batch-routes.ts';
 import { HttpError, mapError } from './http-errors.ts';
 import { type Endpoint, parseOpenAiRequest } from './openai-request.ts';
 import { modelList, OpenAiResponse } from './openai-response.ts';
@@ -36,6 +39,8 @@ export interface HttpServerOptions {
   admission: Admission;
   log: Logger;
   maxBodyBytes?: number;
+  /** Offline batches (`/v1/files`, `/v1/batches`, batch-routes.ts); absent: those routes are 404. */
+  batches?: BatchApi;
 }
 
 export interface HttpServer {
@@ -93,7 +98,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, abort: AbortCont
   try {
     requestId = requestIdOf(req);
     res.setHeader('x-request-id', requestId);
-    await route(req, res, url.pathname, requestId, abort.signal, o);
+    if (o.batches && isBatchPath(url.pathname))
+      await sendReply(res, await serveBatch(req, url, o, o.batches));
+    else await route(req, res, url.pathname, requestId, abort.signal, o);
   } catch (e) {
     if (!res.headersSent) {
       const { status, headers, body } = mapError(e);
@@ -189,6 +196,17 @@ async function route(
     await write(res, `data: ${JSON.stringify(mapError(e).body)}\n\n`);
   }
   await write(res, 'data: [DONE]\n\n');
+  res.end();
+}
+
+function serveBatch(req: IncomingMessage, url: URL, o: ServeOptions, batches: BatchApi): Promise<Reply> {
+  return serveBatchRoute(req, url, headerContext(req).apiKey, batches, o.admission);
+}
+
+async function sendReply(res: ServerResponse, reply: Reply): Promise<void> {
+  if (reply.t === 'json') return sendJson(res, reply.status, reply.body);
+  res.writeHead(200, { 'content-type': 'application/jsonl' });
+  for await (const chunk of reply.chunks) await write(res, chunk);
   res.end();
 }
 

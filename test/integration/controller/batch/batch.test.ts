@@ -1,0 +1,292 @@
+/**
+ * Offline batches on a real Redis, real gRPC and a fake worker whose one engine runs one sequence at a time
+ * (maxNumSeqs 1): a file of good and bad lines gives one result per line (the bad ones their error and line
+ * number); at most maxOutstanding lines wait in the queue while progress moves; interactive requests sent
+ * while a batch waits run before its remaining lines; a cancel removes queued lines and aborts the running
+ * one; the HTTP routes serve the official `openai` SDK's files and batches calls.
+ */
+import { Metadata } from '@grpc/grpc-js';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inferenceClient, unary } from '../../../../cli/clients.ts';
+import { silentLogger } from '../../../../common/log.ts';
+import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
+import { type RunningController, startController } from '../../../../controller/controller.ts';
+import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
+import {
+  type GenerateRequest,
+  type InferenceClient,
+  PriorityClass,
+} from '../../../../proto/gen/corral/v1/inference.ts';
+import { collect } from '../../../helpers/grpc-stream.ts';
+import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { FakeWorker, until } from '../fake-worker.ts';
+import { batchStatus, batchWhere, chatLine, outputLines, submitBatch } from './batch-harness.ts';
+
+const MODEL = 'llama-3.1-8b-instruct';
+
+let redis: TestRedis;
+let controller: RunningController;
+let http: HttpServer;
+let client: InferenceClient;
+let n1: FakeWorker;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const config = compileControllerConfig({
+    listen: '127.0.0.1:0',
+    redis: redis.url,
+    heartbeatIntervalMs: 200,
+    workerTimeoutMs: 600,
+    queue: { detachGraceMs: 100, maxWaitMs: 3_600_000 },
+    batch: { pollMs: 50, maxOutstanding: 2, lockMs: 2000 },
+    deployments: [
+      {
+        name: MODEL,
+        model: 'meta-llama/Llama-3.1-8B-Instruct',
+        replicas: 1,
+        maxNumSeqs: 1,
+        maxModelLen: 256,
+        defaultMaxTokens: 16,
+      },
+    ],
+  });
+  controller = await startController(config, { log: silentLogger, redisPrefix: testPrefix('batch') });
+  http = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    path: controller.path,
+    admission: controller.admission,
+    batches: controller.batches,
+    log: silentLogger,
+  });
+  client = inferenceClient(controller.address);
+  n1 = await FakeWorker.start(controller.address, 'n1');
+  await n1.register();
+  await until('engine ready', () => (controller.registry.get('n1')?.engines.length === 1 ? true : undefined));
+});
+
+afterAll(async () => {
+  client?.close();
+  await http?.close();
+  await n1?.stop();
+  await controller?.stop(1000);
+  await redis?.stop();
+});
+
+function request(id: string, over: Partial<GenerateRequest> = {}): GenerateRequest {
+  return {
+    model: MODEL,
+    requestId: id,
+    input: { $case: 'prompt', value: 'What is the capital of France?' },
+    maxTokens: 8,
+    sampling: undefined,
+    priority: 0,
+    returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
+    ...over,
+  };
+}
+
+const queue = () => {
+  const lane = controller.lanes.lanes.get(MODEL);
+  if (!lane) throw new Error('no lane');
+  return lane.queue;
+};
+
+/** Holds the engine's one sequence until release(). */
+async function occupy(id: string): Promise<{ release(): Promise<void> }> {
+  n1.script = { t: 'hang' };
+  const call = client.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 });
+  call.on('error', () => {});
+  await new Promise((resolve) => call.once('data', resolve));
+  n1.script = { t: 'stream', deltas: ['Paris'] };
+  return {
+    release: async () => {
+      await unary(client.cancel.bind(client), { requestId: id });
+    },
+  };
+}
+
+const dispatched = () => n1.calls.map((c) => c.request.request?.requestId ?? '');
+
+describe('offline batch', () => {
+  it('a file with good and bad lines: one result per line, each bad one with its line number and error', async () => {
+    n1.script = { t: 'stream', deltas: ['Paris'] };
+    const lines = [
+      chatLine('good-1', 'Capital of France?'),
+      '{"custom_id": "broken", "method": "POST"',
+      JSON.stringify({ custom_id: 'wrong-url', method: 'POST', url: '/v1/embeddings', body: {} }),
+      chatLine('bad-body', 'Hi', { temperature: 'hot' }),
+      chatLine('good-1', 'the same custom_id again'),
+      chatLine('too-long', 'word '.repeat(400)),
+      '',
+      chatLine('other-model', 'Hi', { model: 'gpt-4o' }),
+      chatLine('good-2', 'Capital of Italy?'),
+    ];
+    const id = await submitBatch(controller.batches, lines);
+    const done = await batchStatus(controller.batches, id, 'completed');
+    expect(done.counts).toEqual({ total: 8, completed: 2, failed: 6, outstanding: 0 });
+
+    const out = await outputLines(controller.batches, id);
+    expect(out.map((o) => o.custom_id)).toEqual([
+      'good-1',
+      null,
+      'wrong-url',
+      'bad-body',
+      'good-1',
+      'too-long',
+      'other-model',
+      'good-2',
+    ]);
+    const good = out[0];
+    expect(good?.response?.status_code).toBe(200);
+    expect(good?.response?.request_id).toBe(`${id}:good-1`);
+    expect(good?.response?.body).toMatchObject({
+      object: 'chat.completion',
+      choices: [{ message: { role: 'assistant', content: 'Paris' }, finish_reason: 'stop' }],
+    });
+    expect(out[1]?.error).toMatchObject({ code: 'invalid_json', line: 2 });
+    expect(out[2]?.error).toMatchObject({ code: 'invalid_url', line: 3 });
+    expect(out[2]?.error?.message).toContain('/v1/embeddings');
+    expect(out[3]?.error).toMatchObject({ code: 'invalid_body', line: 4 });
+    expect(out[3]?.error?.message).toContain("Invalid type for 'temperature'");
+    expect(out[4]?.error).toEqual({
+      code: 'duplicate_custom_id',
+      line: 5,
+      message: "line 5: custom_id 'good-1' is already used on line 1; each line needs its own",
+    });
+    // The context check runs when the line is fed, as for an HTTP request: a 400 response, vLLM's words.
+    expect(out[5]?.response?.status_code).toBe(400);
+    expect(JSON.stringify(out[5]?.response?.body)).toContain(
+      "This model's maximum context length is 256 tokens",
+    );
+    expect(out[6]?.error).toMatchObject({ code: 'model_not_found', line: 8 });
+    expect(out[7]?.response?.status_code).toBe(200);
+  });
+
+  it('keeps at most maxOutstanding lines in the queue, and interactive requests go before the rest', async () => {
+    const blocker = await occupy('prio-blocker');
+    const id = await submitBatch(
+      controller.batches,
+      Array.from({ length: 5 }, (_, i) => chatLine(`line-${i}`, `Question ${i}`)),
+    );
+    const waiting = await batchWhere(
+      controller.batches,
+      id,
+      '2 lines in the queue',
+      (b) => b.counts.outstanding === 2,
+    );
+    expect(waiting.status).toBe('in_progress');
+    expect((await queue().load()).waiting.batch).toBe(2);
+
+    const interactive = collect(
+      client.generate(
+        request('interactive-1', { priorityClass: PriorityClass.PRIORITY_CLASS_INTERACTIVE }),
+        new Metadata(),
+        {
+          deadline: Date.now() + 30_000,
+        },
+      ),
+    );
+    await until('the interactive request queued', async () =>
+      (await queue().load()).waiting.interactive === 1 ? true : undefined,
+    );
+    // Still fed gradually: the other 3 lines wait in the batch, not in the queue.
+    expect(
+      (await controller.batches.getBatch({ tenant: 'default', weight: 1, cls: 'batch' }, id)).counts,
+    ).toEqual({
+      total: 5,
+      completed: 0,
+      failed: 0,
+      outstanding: 2,
+    });
+    n1.calls.length = 0;
+    await blocker.release();
+    await interactive;
+    const done = await batchStatus(controller.batches, id, 'completed');
+    expect(done.counts.completed).toBe(5);
+    expect(dispatched()[0]).toBe('interactive-1');
+    expect(dispatched().slice(1).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `${id}:line-${i}`));
+  });
+
+  it('cancel: the running line is aborted, the queued one removed, the unfed ones marked cancelled', async () => {
+    n1.script = { t: 'hang' };
+    n1.calls.length = 0;
+    const id = await submitBatch(
+      controller.batches,
+      Array.from({ length: 4 }, (_, i) => chatLine(`c-${i}`, `Question ${i}`)),
+    );
+    await until('the first line running', () => (n1.calls.length === 1 ? true : undefined));
+    await batchWhere(controller.batches, id, '2 lines fed', (b) => b.counts.outstanding === 2);
+    const cancelling = await controller.batches.cancelBatch(
+      { tenant: 'default', weight: 1, cls: 'batch' },
+      id,
+    );
+    expect(cancelling.status).toBe('cancelling');
+    const done = await batchStatus(controller.batches, id, 'cancelled');
+    n1.script = { t: 'stream', deltas: ['Paris'] };
+    expect(done.counts).toEqual({ total: 4, completed: 0, failed: 4, outstanding: 0 });
+    await n1.calls[0]?.whenCancelled;
+    expect(n1.calls).toHaveLength(1);
+
+    const out = await outputLines(controller.batches, id);
+    expect(out[0]?.response?.status_code).toBe(499);
+    expect(out[1]?.response).toMatchObject({ status_code: 499, request_id: `${id}:c-1` });
+    expect(JSON.stringify(out[1]?.response?.body)).toContain('request cancelled before dispatch');
+    expect(out.slice(2).map((o) => o.error?.code)).toEqual(['batch_cancelled', 'batch_cancelled']);
+  });
+
+  it('serves the openai SDK: files.create (multipart), batches.create/retrieve, files.content', async () => {
+    const openai = new OpenAI({ baseURL: `http://${http.address}/v1`, apiKey: 'sk-test', maxRetries: 0 });
+    const jsonl = [chatLine('sdk-1', 'Hello'), 'not json', chatLine('sdk-2', 'Hi')].join('\n');
+    const file = await openai.files.create({
+      file: await toFile(Buffer.from(jsonl), 'in.jsonl'),
+      purpose: 'batch',
+    });
+    expect(file).toMatchObject({
+      object: 'file',
+      purpose: 'batch',
+      filename: 'in.jsonl',
+      bytes: jsonl.length,
+    });
+    const created = await openai.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    expect(created.status).toBe('validating');
+    const done = await until('the batch completed', async () => {
+      const b = await openai.batches.retrieve(created.id);
+      return b.status === 'completed' ? b : undefined;
+    });
+    expect(done.request_counts).toEqual({ total: 3, completed: 2, failed: 1 });
+    const output = await (await openai.files.content(done.output_file_id ?? '')).text();
+    expect(
+      output
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).custom_id),
+    ).toEqual(['sdk-1', null, 'sdk-2']);
+    const errors = await (await openai.files.content(done.error_file_id ?? '')).text();
+    expect(JSON.parse(errors.trim()).error).toMatchObject({ code: 'invalid_json', line: 2 });
+
+    await expect(openai.batches.retrieve('batch_unknown')).rejects.toMatchObject({ status: 404 });
+    await expect(
+      openai.batches.create({ input_file_id: file.id, endpoint: '/v1/embeddings', completion_window: '24h' }),
+    ).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('refuses a file over the line limit, and an empty one, with the limit in the message', async () => {
+    const upload = (content: string) =>
+      controller.batches.uploadFile(
+        { tenant: 'default', weight: 1, cls: 'batch' },
+        { filename: 'x.jsonl', purpose: 'batch', content: Buffer.from(content) },
+      );
+    await expect(upload('\n\n')).rejects.toThrow('the file has no lines');
+    const tooMany = Array.from({ length: controller.batches.config.maxLines + 1 }, () => '{}').join('\n');
+    await expect(upload(tooMany)).rejects.toThrow(
+      `the file has ${controller.batches.config.maxLines + 1} requests; a batch may have at most ${controller.batches.config.maxLines}`,
+    );
+  });
+});
