@@ -10,7 +10,7 @@
 import type { LatencyModel } from '../engine/model/latency-model.ts';
 import { meanDecodeContext, type StepPlan, StepScheduler } from '../engine/model/step-scheduler.ts';
 import type { SimRequest } from './workload.ts';
-import { tokenOf } from './workloads/prompt-segments.ts';
+import { tokenStream } from './workloads/prompt-segments.ts';
 
 export interface GroupShape {
   numBlocks: number;
@@ -29,8 +29,11 @@ export interface StepDelivery {
 
 export class EngineGroup {
   private readonly scheduler: StepScheduler;
-  /** By the scheduler's string id: the sampler looks a request up for every token. */
-  private readonly inFlight = new Map<string, SimRequest>();
+  /**
+   * The answer's tokens of each request, by the scheduler's string id: the sampler asks for one per request per
+   * step. They are the ones a next turn quotes (workloads/multi-turn.ts), so its blocks hit.
+   */
+  private readonly answers = new Map<string, (index: number) => number>();
   /** Prompt tokens still to prefill of requests without a first token (the oracle's exact queue), if tracked. */
   private prefillBacklog = 0;
   private readonly expectedMiss = new Map<number, number>();
@@ -109,7 +112,7 @@ export class EngineGroup {
       priority: 0,
       ...(this.sharedBlockHashes ? { blockHashes: blocks } : {}),
     });
-    this.inFlight.set(id, req);
+    this.answers.set(id, tokenStream(req.outputKey));
   }
 
   /** Plans the next step; its duration in ms, or undefined when the group has nothing to do. */
@@ -129,11 +132,10 @@ export class EngineGroup {
     const plan = this.plan;
     if (!plan) throw new Error(`group ${this.id}: no step is running`);
     this.plan = undefined;
-    const out = this.scheduler.completeStep(plan, (id, index) => {
-      // The answer's tokens are the ones a next turn quotes (workloads/multi-turn.ts), so its blocks hit.
-      const req = this.inFlight.get(id) as SimRequest;
-      return { token: tokenOf(req.outputKey, index), stop: false };
-    });
+    const out = this.scheduler.completeStep(plan, (id, index) => ({
+      token: (this.answers.get(id) as (index: number) => number)(index),
+      stop: false,
+    }));
     const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampled.length };
     for (const s of out.sampled) {
       if (!s.first && s.finish === null) continue;
@@ -145,7 +147,7 @@ export class EngineGroup {
       }
       if (s.finish !== null) {
         delivery.finished.push(id);
-        this.inFlight.delete(s.id);
+        this.answers.delete(s.id);
       }
     }
     return delivery;

@@ -9,7 +9,7 @@
  * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
  */
 import { chainBlockHash, ROOT_BLOCK_HASH } from '../../controller/scheduler/block-hashes.ts';
-import { type Segment, segmentTokens, tokenOf } from './workloads/prompt-segments.ts';
+import { type Segment, segmentIds } from './workloads/prompt-segments.ts';
 
 export interface Prompt {
   tokens: number[];
@@ -30,8 +30,8 @@ interface Node {
 
 export class PromptCache {
   private readonly root: Node = { key: 0, end: 0, hashes: [], lastHash: ROOT_BLOCK_HASH, children: [] };
-  /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
-  private readonly segmentIds = new Map<number, Int32Array>();
+  /** Token ids of kept segments by content key and length (a key's tokens do not depend on where it appears). */
+  private readonly ids = new Map<number, number[]>();
 
   constructor(private readonly blockSize = 16) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -39,34 +39,38 @@ export class PromptCache {
   }
 
   prompt(segments: readonly Segment[]): Prompt {
-    const tokens = new Array<number>(segmentTokens(segments));
-    const blocks: number[] = [];
-    let node = this.root;
     const last = segments.length - 1;
-    for (let j = 0; j < last; j++) {
-      const seg = segments[j] as Segment;
-      this.writeSegment(seg, tokens, node.end);
-      node = this.child(node, seg, tokens);
-      for (const h of node.hashes) blocks.push(h);
-    }
     const tail = segments[last];
-    if (tail === undefined) return { tokens, blocks };
-    for (let i = 0; i < tail.tokens; i++) tokens[node.end + i] = tokenOf(tail.key, i);
-    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks);
-    return { tokens, blocks };
-  }
-
-  private writeSegment(seg: Segment, tokens: number[], at: number): void {
-    let ids = this.segmentIds.get(seg.key);
-    if (ids === undefined || ids.length < seg.tokens) {
-      ids = new Int32Array(seg.tokens);
-      for (let i = 0; i < seg.tokens; i++) ids[i] = tokenOf(seg.key, i);
-      this.segmentIds.set(seg.key, ids);
+    if (tail === undefined) return { tokens: [], blocks: [] };
+    // Arrays of small integers concatenate as one copy each.
+    const parts: number[][] = [];
+    for (let j = 0; j < last; j++) parts.push(this.keptIds(segments[j] as Segment));
+    const tailIds = segmentIds(tail.key, tail.tokens);
+    const tokens = parts.length === 0 ? tailIds : (parts[0] as number[]).concat(...parts.slice(1), tailIds);
+    const blocks: number[][] = [];
+    let node = this.root;
+    for (let j = 0; j < last; j++) {
+      node = this.child(node, segments[j] as Segment, tokens);
+      blocks.push(node.hashes as number[]);
     }
-    for (let i = 0; i < seg.tokens; i++) tokens[at + i] = ids[i] as number;
+    const tailBlocks: number[] = [];
+    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, tailBlocks);
+    return {
+      tokens,
+      blocks: blocks.length === 0 ? tailBlocks : ([] as number[]).concat(...blocks, tailBlocks),
+    };
   }
 
-  /** The node after `seg` below `parent`, made (its blocks hashed) on first use; `tokens` hold the prefix. */
+  private keptIds(seg: Segment): number[] {
+    let ids = this.ids.get(seg.key);
+    if (ids === undefined || ids.length < seg.tokens) {
+      ids = segmentIds(seg.key, seg.tokens);
+      this.ids.set(seg.key, ids);
+    }
+    return ids.length === seg.tokens ? ids : ids.slice(0, seg.tokens);
+  }
+
+  /** The node after `seg` below `parent`, made (its blocks hashed) on first use; `tokens` hold the prompt. */
   private child(parent: Node, seg: Segment, tokens: readonly number[]): Node {
     const end = parent.end + seg.tokens;
     for (const c of parent.children) if (c.key === seg.key && c.end === end) return c;

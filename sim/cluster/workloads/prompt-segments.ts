@@ -23,9 +23,33 @@ const VOCAB = 128_000;
 
 /** The token at position `index` of the content `key`. */
 export function tokenOf(key: number, index: number): number {
-  let x = (Math.floor(key / 4096) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+  return mixToken(keyHigh(key), keySalt(key), index);
+}
+
+/** tokenOf(key, i) for i in [0, count), the key split into its two 32-bit parts once rather than per token. */
+export function segmentIds(key: number, count: number): number[] {
+  const high = keyHigh(key);
+  const salt = keySalt(key);
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) out.push(mixToken(high, salt, i));
+  return out;
+}
+
+/** (index) => tokenOf(key, index), the key split once: a sampler asks for one token of a request per step. */
+export function tokenStream(key: number): (index: number) => number {
+  const high = keyHigh(key);
+  const salt = keySalt(key);
+  return (index) => mixToken(high, salt, index);
+}
+
+// Keys are 53-bit: truncating one to 32 bits is a slow path, paid once per key by segmentIds and tokenStream.
+const keyHigh = (key: number) => Math.floor(key / 4096) | 0;
+const keySalt = (key: number) => 0xc2b2ae35 ^ (key & 4095);
+
+function mixToken(high: number, salt: number, index: number): number {
+  let x = (high ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
-  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35 ^ (key & 4095)) >>> 0;
+  x = Math.imul(x ^ (x >>> 13), salt) >>> 0;
   return ((x ^ (x >>> 16)) >>> 0) % VOCAB;
 }
 

@@ -3,7 +3,8 @@
  * deletion) over typed arrays. A Map keyed by 53-bit hashes boxes every key as a heap number and chases a pointer
  * per probe; admission looks up every full block of a prompt, and the cluster simulator admits thousands of
  * 8k-token prompts per run on every group, so this is the simulator's hottest map. Holds at most `maxEntries`
- * keys (a KV block caches at most one hash), in a table of at least twice that many slots.
+ * keys (a KV block caches at most one hash), in a table of at least twice that many slots; a slot's key and block
+ * sit side by side, so a probe reads one cache line.
  */
 
 const EMPTY = -1;
@@ -13,9 +14,8 @@ const scratch = new Float64Array(1);
 const words = new Uint32Array(scratch.buffer);
 
 export class BlockHashTable {
-  private readonly keys: Float64Array;
-  /** Block per slot, EMPTY when the slot is free. */
-  private readonly values: Int32Array;
+  /** Slot i: its key at 2i, its block at 2i + 1 (EMPTY when the slot is free). */
+  private readonly slots: Float64Array;
   private readonly mask: number;
   /** 32 - log2(slots): a slot is the top bits of the mixed key. */
   private readonly shift: number;
@@ -27,8 +27,7 @@ export class BlockHashTable {
     let bits = 1;
     while (1 << bits < 2 * maxEntries) bits++;
     if (bits > 30) throw new RangeError(`${maxEntries} entries are too many for one block hash table`);
-    this.keys = new Float64Array(1 << bits);
-    this.values = new Int32Array(1 << bits).fill(EMPTY);
+    this.slots = new Float64Array(2 << bits).fill(EMPTY);
     this.mask = (1 << bits) - 1;
     this.shift = 32 - bits;
   }
@@ -38,11 +37,11 @@ export class BlockHashTable {
   }
 
   get(key: number): number | undefined {
-    const v = this.values;
+    const t = this.slots;
     for (let i = this.home(key); ; i = (i + 1) & this.mask) {
-      const b = v[i] as number;
+      const b = t[2 * i + 1] as number;
       if (b === EMPTY) return undefined;
-      if (this.keys[i] === key) return b;
+      if (t[2 * i] === key) return b;
     }
   }
 
@@ -54,39 +53,39 @@ export class BlockHashTable {
   set(key: number, block: number): void {
     if (Number.isNaN(key)) throw new RangeError('a block hash is a number, got NaN');
     if (!Number.isInteger(block) || block < 0) throw new RangeError(`a block is an index >= 0, got ${block}`);
-    const v = this.values;
+    const t = this.slots;
     let i = this.home(key);
-    for (; v[i] !== EMPTY; i = (i + 1) & this.mask)
-      if (this.keys[i] === key) {
-        v[i] = block;
+    for (; t[2 * i + 1] !== EMPTY; i = (i + 1) & this.mask)
+      if (t[2 * i] === key) {
+        t[2 * i + 1] = block;
         return;
       }
     if (this.count >= this.maxEntries)
       throw new RangeError(`the block hash table is full (${this.maxEntries} entries)`);
-    this.keys[i] = key;
-    v[i] = block;
+    t[2 * i] = key;
+    t[2 * i + 1] = block;
     this.count++;
   }
 
   delete(key: number): boolean {
-    const v = this.values;
+    const t = this.slots;
     let i = this.home(key);
     for (; ; i = (i + 1) & this.mask) {
-      if (v[i] === EMPTY) return false;
-      if (this.keys[i] === key) break;
+      if (t[2 * i + 1] === EMPTY) return false;
+      if (t[2 * i] === key) break;
     }
     // Backward shift: pull later entries of the probe run into the hole unless that would move one before
     // its home slot, so lookups never need tombstones.
     let hole = i;
-    for (let j = (i + 1) & this.mask; v[j] !== EMPTY; j = (j + 1) & this.mask) {
-      const home = this.home(this.keys[j] as number);
+    for (let j = (i + 1) & this.mask; t[2 * j + 1] !== EMPTY; j = (j + 1) & this.mask) {
+      const home = this.home(t[2 * j] as number);
       const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (between) continue;
-      this.keys[hole] = this.keys[j] as number;
-      v[hole] = v[j] as number;
+      t[2 * hole] = t[2 * j] as number;
+      t[2 * hole + 1] = t[2 * j + 1] as number;
       hole = j;
     }
-    v[hole] = EMPTY;
+    t[2 * hole + 1] = EMPTY;
     this.count--;
     return true;
   }

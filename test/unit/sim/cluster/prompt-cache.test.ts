@@ -6,6 +6,9 @@ import {
   contentKey,
   promptTokenIds,
   type Segment,
+  segmentIds,
+  tokenOf,
+  tokenStream,
 } from '../../../../sim/cluster/workloads/prompt-segments.ts';
 
 const direct = (segments: readonly Segment[]) => {
@@ -43,5 +46,16 @@ describe('PromptCache', () => {
     const tokens = promptTokenIds(two);
     expect(new PromptCache(8).prompt(two)).toEqual({ tokens, blocks: promptBlockHashes(tokens, 8) });
     expect(() => new PromptCache(0)).toThrow(/blockSize must be a positive integer/);
+  });
+
+  it("segmentIds and tokenStream give tokenOf's tokens", () => {
+    for (const key of [0, 4095, 4096, contentKey(1), contentKey(2, 3), 2 ** 53 - 1]) {
+      const stream = tokenStream(key);
+      const ids = segmentIds(key, 40);
+      for (let i = 0; i < 40; i++) {
+        expect(ids[i]).toBe(tokenOf(key, i));
+        expect(stream(i)).toBe(tokenOf(key, i));
+      }
+    }
   });
 });
