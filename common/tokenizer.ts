@@ -41,26 +41,40 @@ function header(role: string): number[] {
   return [START_HEADER, ...encodeText(role), END_HEADER, ...encodeText('\n\n')];
 }
 
+/** The system turn's text: the template's knowledge-cutoff lines, then the system message's content if any. */
+function systemText(messages: readonly ChatMessage[]): string {
+  const system = messages[0]?.role === 'system' ? messages[0].content.trim() : '';
+  return `Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n${system}`;
+}
+
+/**
+ * The texts of a chat that encodeChat tokenises (the system turn's text, then every other message's stripped
+ * content, in order): all the BPE work of a chat, so a caller may encode them elsewhere (a tokenizer thread)
+ * and hand the ids to encodeChat.
+ */
+export function chatTexts(messages: readonly ChatMessage[]): string[] {
+  const rest = messages[0]?.role === 'system' ? messages.slice(1) : messages;
+  return [systemText(messages), ...rest.map((m) => m.content.trim())];
+}
+
 /**
  * Llama 3.1's chat template (tokenizer_config.json of meta-llama/Llama-3.1-*-Instruct) as token ids: it always
  * emits a system turn that starts with the knowledge-cutoff lines (with the template's default date), then each
  * message with its content stripped, then the assistant header when add_generation_prompt is set. Special tokens
- * are appended as ids, never parsed out of user text.
+ * are appended as ids, never parsed out of user text. `encoded`: chatTexts(messages) already encoded.
  */
-export function encodeChat(messages: readonly ChatMessage[], addGenerationPrompt = true): number[] {
-  const ids = [BEGIN_OF_TEXT];
-  let rest = messages;
-  let system = '';
-  if (messages[0]?.role === 'system') {
-    system = messages[0].content.trim();
-    rest = messages.slice(1);
-  }
-  ids.push(
-    ...header('system'),
-    ...encodeText(`Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n${system}`),
-    EOT,
-  );
-  for (const m of rest) ids.push(...header(m.role), ...encodeText(m.content.trim()), EOT);
+export function encodeChat(
+  messages: readonly ChatMessage[],
+  addGenerationPrompt = true,
+  encoded: readonly (readonly number[])[] = chatTexts(messages).map(encodeText),
+): number[] {
+  const rest = messages[0]?.role === 'system' ? messages.slice(1) : messages;
+  if (encoded.length !== rest.length + 1)
+    throw new RangeError(`encodeChat: ${encoded.length} encoded texts for ${rest.length + 1} (chatTexts)`);
+  const ids = [BEGIN_OF_TEXT, ...header('system'), ...(encoded[0] as readonly number[]), EOT];
+  rest.forEach((m, i) => {
+    ids.push(...header(m.role), ...(encoded[i + 1] as readonly number[]), EOT);
+  });
   if (addGenerationPrompt) ids.push(...header('assistant'));
   return ids;
 }

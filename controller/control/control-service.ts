@@ -29,6 +29,8 @@ export function clusterStatus(deps: {
   groups?: () => readonly GroupRecord[];
   /** Which replica answers and which leads the group reconciler (unset: a single replica, always leading). */
   leadership?: Leadership;
+  /** This replica's dispatch decisions by reason kind, per deployment. */
+  pickReasons?: (deployment: string) => ReadonlyMap<string, number>;
 }): ClusterStatus {
   const now = deps.clock.now();
   const workers = deps.registry.all();
@@ -53,6 +55,7 @@ export function clusterStatus(deps: {
         readyReplicas: v.ready,
         desiredReplicas: v.desired,
         outstandingRequests: deps.requests.outstandingOf(d.name),
+        pickReasons: Object.fromEntries(deps.pickReasons?.(d.name) ?? []),
       };
     }),
     groups: (deps.groups?.() ?? []).map((r) => groupSummary(r, now)),

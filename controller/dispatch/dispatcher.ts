@@ -1,7 +1,8 @@
 /**
  * One deployment's dispatcher: takes requests from its Redis queue only when a ready group has room
  * (room.ts), several per take, so requests wait in the queue where priority and fairness act, and runs each
- * on the group scheduler.pick chooses (request-run.ts), holding its lease while it runs.
+ * on the group scheduler.pick chooses (request-run.ts), holding its lease while it runs. With DispatchRouting
+ * the pick is prefix- and load-aware: each taken request's prompt blocks are computed first (dispatch-routing.ts).
  *
  * The loop sleeps until something can change the answer: an arrival (ArrivalSignal, from any controller), a
  * run ending or a heartbeat (wake()), or the maintenance tick (lapsed leases of dead controllers, deadlines
@@ -27,7 +28,8 @@ import { LeaseKeeper } from '../queue/lease-keeper.ts';
 import type { RequestQueue, TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.ts';
-import { type GroupView, pick } from '../scheduler/pick.ts';
+import { type GroupView, pick, type RouteRequest } from '../scheduler/pick.ts';
+import type { DispatchRouting } from './dispatch-routing.ts';
 import { type RunEnd, runAttempt } from './request-run.ts';
 import { roomOf } from './room.ts';
 
@@ -48,6 +50,8 @@ export interface DispatcherDeps {
   noGroupGraceMs: number;
   /** At most this many requests per take. Default 64. */
   maxPerTake?: number;
+  /** Prefix- and load-aware routing (absent: least outstanding, without prompt blocks). */
+  routing?: DispatchRouting;
 }
 
 type StopReason = { t: 'cancel' } | { t: 'lost' } | { t: 'release'; why: string } | { t: 'shutdown' };
@@ -188,15 +192,18 @@ export class Dispatcher {
   private async dispatchOnce(): Promise<number> {
     const { deployment: d, requests, queue, owner } = this.deps;
     const view = this.view();
+    this.deps.routing?.observeGroups(view);
     const room = new Map<string, number>();
     const groups: GroupView[] = [];
     for (const r of view.replicas) {
       const state = r.routable ? 'ready' : r.placed ? 'starting' : 'unavailable';
+      // Other replicas' requests are in the group's last report only (up to a heartbeat old), ours also here.
+      const reported = r.routable ? r.status.running + r.status.waiting : 0;
       groups.push({
         id: r.engineId,
         deployment: d.name,
         state,
-        outstanding: requests.outstanding(r.engineId),
+        outstanding: Math.max(requests.outstanding(r.engineId), reported),
       });
       if (!r.routable) continue;
       const s = r.status;
@@ -214,7 +221,9 @@ export class Dispatcher {
     total = Math.min(total, this.deps.maxPerTake ?? 64);
     if (total <= 0) return 0;
     const taken = await queue.take(owner, total);
-    for (const t of taken) this.launch(t, view, groups, room);
+    const routing = this.deps.routing;
+    const routes = routing ? await Promise.all(taken.map((t) => routing.routeOf(t))) : [];
+    taken.forEach((t, i) => this.launch(t, view, groups, room, routes[i] ?? { deployment: d.name }));
     return taken.length;
   }
 
@@ -224,16 +233,21 @@ export class Dispatcher {
     view: DeploymentView,
     groups: GroupView[],
     room: Map<string, number>,
+    route: RouteRequest,
   ): void {
     const { deployment: d, requests, logger, queue, owner } = this.deps;
     const avoid = this.failedOn.get(t.id);
     const open = (g: GroupView) => g.state === 'ready' && (room.get(g.id) ?? 0) > 0;
     let candidates = groups.filter((g) => open(g) && !avoid?.has(g.id));
     if (candidates.length === 0) candidates = groups.filter(open);
-    const choice = pick({ groups: candidates }, { deployment: d.name }, this.deps.random);
+    const routing = this.deps.routing;
+    const choice = routing
+      ? routing.pick(candidates, route, t.id)
+      : pick({ groups: candidates }, route, this.deps.random);
     const replica = choice.type === 'group' ? view.replicas.find((r) => r.engineId === choice.id) : undefined;
     if (!replica || this.runs.has(t.id) || requests.has(t.id)) {
       // No room left after all (or an earlier run of this id still winding down): hand it straight back.
+      routing?.ended(t.id);
       void queue.release(owner, t.id, 'no room at dispatch').catch(() => {});
       return;
     }
@@ -256,13 +270,18 @@ export class Dispatcher {
     this.keeper.hold(t.id);
     const log = logger.child({ requestId: t.id, engineId: replica.engineId, attempt: t.attempt });
     log.info('dispatch', { tenant: t.tenant, cls: t.cls, why: choice.type === 'group' ? choice.reason : '' });
-    const target = { engineId: replica.engineId, workerAddress: replica.workerAddress };
+    const target = {
+      engineId: replica.engineId,
+      workerAddress: replica.workerAddress,
+      ...(routing ? { onFirstToken: () => routing.firstToken(t.id) } : {}),
+    };
     const done = runAttempt(this.deps, t, target, abort.signal)
       .catch((e: unknown): RunEnd => ({ t: 'retry', why: e instanceof Error ? e.message : String(e) }))
       .then((end) => {
         // Forgotten here before it is settled: a request handed back may be taken again at once (by this
         // loop too), and must not find its old run still registered.
         this.keeper.drop(t.id);
+        routing?.ended(t.id);
         ticket.release();
         this.runs.delete(t.id);
         return this.settle(t, replica.engineId, end, reason);

@@ -1,7 +1,8 @@
 /**
  * The durable request path's Redis side for every deployment: one RequestQueue + StreamLog (the gateway's
- * Lane), one ArrivalSignal and one Dispatcher each, on one shared ioredis connection (blocking reads and the
- * subscriber duplicate it). The controller opens it before it serves and closes it last.
+ * Lane), one ArrivalSignal, one Dispatcher with its prefix-aware routing and the RouteFeed that shares its
+ * decisions with the other replicas, on one shared ioredis connection (blocking reads and the subscriber
+ * duplicate it). The controller opens it before it serves and closes it last.
  */
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
@@ -12,10 +13,15 @@ import type { Lane } from '../gateway/request-path.ts';
 import type { RequestTable } from '../gateway/request-table.ts';
 import type { WorkerClients } from '../gateway/worker-clients.ts';
 import { ArrivalSignal } from '../queue/arrival-signal.ts';
+import { queueBase } from '../queue/keys.ts';
 import { RequestQueue } from '../queue/request-queue.ts';
 import { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
+import { DispatchRouting } from './dispatch-routing.ts';
 import { Dispatcher } from './dispatcher.ts';
+import { kvCapacityBlocks } from './kv-capacity.ts';
+import type { Encode } from './prompt-blocks.ts';
+import { RouteFeed } from './route-feed.ts';
 
 export interface LanesOptions {
   redisUrl: string;
@@ -29,6 +35,8 @@ export interface LanesOptions {
   clock: Clock;
   random: () => number;
   log: Logger;
+  /** The tokenizer thread's encode (prompt block hashes of text prompts); absent: text is routed by load. */
+  encode?: Encode;
 }
 
 export interface Lanes {
@@ -36,6 +44,8 @@ export interface Lanes {
   /** This controller's name in the queues' leases. */
   readonly owner: string;
   readonly dispatchers: readonly Dispatcher[];
+  /** Picks by reason kind since start, per deployment (Control.Status). */
+  pickReasons(deployment: string): ReadonlyMap<string, number>;
   start(): void;
   /** A heartbeat or registry change: look for room again, and end runs whose group left routing. */
   onRegistryChange(): void;
@@ -61,6 +71,8 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
   const lanes = new Map<string, Lane>();
   const signals: ArrivalSignal[] = [];
   const dispatchers: Dispatcher[] = [];
+  const feeds: RouteFeed[] = [];
+  const routings = new Map<string, DispatchRouting>();
   try {
     for (const d of o.deployments) {
       const queue = new RequestQueue({
@@ -75,6 +87,24 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
       const log = new StreamLog({ redis, deployment: d.name, prefix });
       const signal = await ArrivalSignal.open(redis, d.name, prefix);
       signals.push(signal);
+      let feed: RouteFeed | undefined;
+      const routing = new DispatchRouting({
+        deployment: d.name,
+        capacityBlocks: () => kvCapacityBlocks(d, o.registry.all()[0]?.inventory.gpus?.type),
+        ...(o.encode ? { encode: o.encode } : {}),
+        random: o.random,
+        logger: o.log.child({ deployment: d.name }),
+        share: (decision) => feed?.publish(decision),
+      });
+      feed = RouteFeed.open({
+        redis,
+        key: `${queueBase(prefix, d.name)}:routes`,
+        owner,
+        onDecision: (decision) => routing.observe(decision),
+        log: o.log.child({ deployment: d.name }),
+      });
+      feeds.push(feed);
+      routings.set(d.name, routing);
       lanes.set(d.name, { queue, log });
       dispatchers.push(
         new Dispatcher({
@@ -90,10 +120,12 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
           logger: o.log.child({ deployment: d.name }),
           owner,
           noGroupGraceMs: o.queue.noGroupGraceMs,
+          routing,
         }),
       );
     }
   } catch (e) {
+    await Promise.all(feeds.map((f) => f.close()));
     await Promise.all(signals.map((s) => s.close()));
     redis.disconnect();
     throw e;
@@ -102,6 +134,7 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
     lanes,
     owner,
     dispatchers,
+    pickReasons: (deployment) => routings.get(deployment)?.pickReasons ?? new Map(),
     start: () => {
       for (const d of dispatchers) d.start();
     },
@@ -113,6 +146,7 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
     },
     close: async (graceMs) => {
       await Promise.all(dispatchers.map((d) => d.stop(graceMs)));
+      await Promise.all(feeds.map((f) => f.close()));
       await Promise.all(signals.map((s) => s.close()));
       for (const lane of lanes.values()) lane.log.close();
       await redis.quit().catch(() => redis.disconnect());

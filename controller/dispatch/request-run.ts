@@ -38,6 +38,8 @@ export type RunEnd =
 export interface RunTarget {
   engineId: string;
   workerAddress: string;
+  /** Called once, when the first token streams back (the dispatcher's prefill backlog settles). */
+  onFirstToken?: () => void;
 }
 
 export interface RunDeps {
@@ -100,7 +102,10 @@ export async function runAttempt(
           heldText += d.text;
           continue;
         }
-        firstTokenAt ??= deps.clock.now();
+        if (firstTokenAt === undefined) {
+          firstTokenAt = deps.clock.now();
+          target.onFirstToken?.();
+        }
         if (heldText) e = { ...e, event: { $case: 'delta', value: { ...d, text: heldText + d.text } } };
         heldText = '';
       }

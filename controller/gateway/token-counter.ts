@@ -10,6 +10,11 @@ import { Worker } from 'node:worker_threads';
 export interface TokenCounter {
   /** Tokens of `text` with no special tokens added. */
   count(text: string): Promise<number>;
+  /**
+   * The token ids of `text` with no special tokens added, for the dispatcher's prompt block hashes (a counter
+   * without it: text prompts are routed by load alone).
+   */
+  encode?(text: string): Promise<number[]>;
   close(): Promise<void>;
 }
 
@@ -18,9 +23,13 @@ const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 import(workerData.tokenizerUrl).then((mod) => {
   const tokenizer = mod.default;
-  parentPort.on('message', ({ id, text }) => {
+  parentPort.on('message', ({ id, text, ids }) => {
     try {
-      parentPort.postMessage({ id, count: tokenizer.encode(text, { bos: false, eos: false }).length });
+      const encoded = tokenizer.encode(text, { bos: false, eos: false });
+      if (ids) {
+        const out = Int32Array.from(encoded);
+        parentPort.postMessage({ id, ids: out }, [out.buffer]);
+      } else parentPort.postMessage({ id, count: encoded.length });
     } catch (e) {
       parentPort.postMessage({ id, error: String(e && e.message || e) });
     }
@@ -32,13 +41,14 @@ import(workerData.tokenizerUrl).then((mod) => {
 interface Reply {
   id?: number;
   count?: number;
+  ids?: Int32Array;
   error?: string;
   ready?: boolean;
 }
 
 export class ThreadTokenCounter implements TokenCounter {
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private failure: Error | undefined;
 
@@ -55,19 +65,27 @@ export class ThreadTokenCounter implements TokenCounter {
       if (this.waiting.size === 0) this.worker.unref();
       if (!w) return;
       if (m.error !== undefined) w.reject(new Error(`tokenizer failed: ${m.error}`));
-      else w.resolve(m.count ?? 0);
+      else w.resolve(m);
     });
     this.worker.on('error', (e) => this.failAll(e));
     this.worker.on('exit', (code) => this.failAll(new Error(`tokenizer thread exited with code ${code}`)));
   }
 
-  count(text: string): Promise<number> {
+  async count(text: string): Promise<number> {
+    return (await this.ask(text, false)).count ?? 0;
+  }
+
+  async encode(text: string): Promise<number[]> {
+    return Array.from((await this.ask(text, true)).ids ?? []);
+  }
+
+  private ask(text: string, ids: boolean): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ id, text });
+      this.worker.postMessage({ id, text, ids });
     });
   }
 

@@ -97,12 +97,33 @@ export class PrefixIndex implements PrefixLookup {
    * which frees a finished request's blocks tail first so that shared heads are evicted last.
    */
   record(group: string, blocks: readonly number[], predictedHitBlocks: number, blockSize = 16): void {
+    this.recordKept(group, this.kept(blocks), blocks.length, predictedHitBlocks, blockSize);
+  }
+
+  /** The hashes of a prompt's blocks the index keeps (every stride-th): what record() stores. */
+  kept(blocks: readonly number[]): number[] {
+    const s = this.stride;
+    const out = new Array<number>(Math.floor(blocks.length / s));
+    for (let k = 0; k < out.length; k++) out[k] = blocks[(k + 1) * s - 1] as number;
+    return out;
+  }
+
+  /**
+   * record() given only kept(blocks) of a prompt of `blockCount` blocks: a decision another controller replica
+   * made and shared (the dispatcher's RouteFeed), so every replica believes what every group was sent.
+   */
+  recordKept(
+    group: string,
+    kept: readonly number[],
+    blockCount: number,
+    predictedHitBlocks: number,
+    blockSize = 16,
+  ): void {
     const g = this.entry(group);
     g.predictedHitTokens += predictedHitBlocks * blockSize;
-    g.predictedQueryTokens += blocks.length * blockSize;
-    const s = this.stride;
-    for (let k = Math.floor(blocks.length / s) - 1; k >= 0; k--) {
-      const h = blocks[(k + 1) * s - 1] as number;
+    g.predictedQueryTokens += blockCount * blockSize;
+    for (let k = kept.length - 1; k >= 0; k--) {
+      const h = kept[k] as number;
       if (!g.lastRouted.has(h)) {
         let holders = this.byHash.get(h);
         if (!holders) {
@@ -114,6 +135,11 @@ export class PrefixIndex implements PrefixLookup {
       g.lastRouted.set(h, ++this.clock);
     }
     if (g.lastRouted.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
+  }
+
+  /** Groups the index believes something about. */
+  knownGroups(): string[] {
+    return [...this.groups.keys()];
   }
 
   /** The group's physical KV capacity (from its reported KV blocks); the belief never exceeds it. */

@@ -11,6 +11,8 @@
  * per group heartbeat (the worker reads vllm:prefix_cache_hits/queries_total and the KV block count):
  *   router.report(groupId, {hitTokens, queryTokens} since the last report, kvBlocks)
  * when a group restarts or leaves: router.forget(groupId).
+ * Several controller replicas: each shares its decisions (onDecision: the group and the kept block hashes) and
+ * records the others' with observe(), so every replica's index believes what every group was sent.
  */
 import {
   DEFAULT_PICK_OPTIONS,
@@ -31,14 +33,27 @@ export interface GroupReport {
   kvBlocks: number;
 }
 
+/** One routing decision as another replica needs it: the group, and what the index kept of the prompt. */
+export interface RouteDecision {
+  group: string;
+  /** The prompt's block hashes the index keeps (every stride-th). */
+  kept: number[];
+  /** Full blocks of the prompt. */
+  blockCount: number;
+  /** Leading blocks the group was believed to hold when it was chosen. */
+  hitBlocks: number;
+}
+
 export class PrefixRouter {
   private readonly index: PrefixIndex;
   private readonly backlog = new PrefillBacklog();
+  private readonly onDecision: ((d: RouteDecision) => void) | undefined;
 
   constructor(
-    options: { capacityBlocks: number; stride?: number },
+    options: { capacityBlocks: number; stride?: number; onDecision?: (d: RouteDecision) => void },
     private readonly pickOptions: PickOptions = DEFAULT_PICK_OPTIONS,
   ) {
+    this.onDecision = options.onDecision;
     this.index = new PrefixIndex({
       defaultCapacityBlocks: options.capacityBlocks,
       ...(options.stride === undefined ? {} : { stride: options.stride }),
@@ -71,7 +86,11 @@ export class PrefixRouter {
     if (result.type !== 'group') return result;
     const hitBlocks = held.get(result.id) ?? 0;
     const bs = this.pickOptions.blockSize;
-    this.index.record(result.id, blocks, hitBlocks, bs);
+    if (this.onDecision && blocks.length > 0) {
+      const kept = this.index.kept(blocks);
+      this.index.recordKept(result.id, kept, blocks.length, hitBlocks, bs);
+      this.onDecision({ group: result.id, kept, blockCount: blocks.length, hitBlocks });
+    } else this.index.record(result.id, blocks, hitBlocks, bs);
     const promptTokens = Math.max(request.promptTokens ?? 0, blocks.length * bs);
     this.backlog.dispatched(requestId, result.id, promptTokens - hitBlocks * bs);
     return result;
@@ -87,7 +106,17 @@ export class PrefixRouter {
     this.index.correct(groupId, r.hitTokens, r.queryTokens);
   }
 
+  /** A decision another replica made (RouteDecision): the group holds those blocks now. */
+  observe(d: RouteDecision): void {
+    this.index.recordKept(d.group, d.kept, d.blockCount, d.hitBlocks, this.pickOptions.blockSize);
+  }
+
   forget(groupId: string): void {
     this.index.forget(groupId);
+  }
+
+  /** Groups the router believes something about (to forget those that left). */
+  knownGroups(): string[] {
+    return this.index.knownGroups();
   }
 }

@@ -37,6 +37,8 @@ export interface FakeCall {
   request: WorkerGenerateRequest;
   metadata: Metadata;
   cancelled: boolean;
+  /** Not yet ended or cancelled. */
+  open: boolean;
   /** Resolves when the controller cancels the call. */
   whenCancelled: Promise<void>;
 }
@@ -51,6 +53,8 @@ export class FakeWorker {
   draining = false;
   /** Report an engine STOPPED when told to stop it (off: it keeps the state it had, as before). */
   honourStops = false;
+  /** Reports this as each engine's running sequences (e.g. its open calls); unset: what setEngine set. */
+  runningOf: ((engineId: string) => number) | undefined;
   private readonly client: RegistryClient;
   private stream: ClientDuplexStream<WorkerMessage, ControllerMessage> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -169,12 +173,19 @@ export class FakeWorker {
       this.stream?.write({
         msg: {
           $case: 'heartbeat',
-          value: { engines: [...this.engines.values()], sentAtMs: Date.now(), draining: this.draining },
+          value: { engines: this.reportedEngines(), sentAtMs: Date.now(), draining: this.draining },
         },
       });
     } catch {
       // the stream already ended
     }
+  }
+
+  private reportedEngines(): EngineStatus[] {
+    const engines = [...this.engines.values()];
+    const runningOf = this.runningOf;
+    if (!runningOf) return engines;
+    return engines.map((e) => ({ ...e, running: runningOf(e.engineId) }));
   }
 
   /** Stops heartbeating but keeps the stream open (a hung worker). */
@@ -208,10 +219,12 @@ export class FakeWorker {
       request: call.request,
       metadata: call.metadata,
       cancelled: false,
+      open: true,
       whenCancelled,
     };
     call.on('cancelled', () => {
       record.cancelled = true;
+      record.open = false;
       onCancel();
     });
     this.calls.push(record);
@@ -225,6 +238,7 @@ export class FakeWorker {
       },
     };
     if (script.t === 'fail') {
+      record.open = false;
       call.emit('error', { code: script.code, details: script.details });
       return;
     }
@@ -258,6 +272,7 @@ export class FakeWorker {
         },
       },
     });
+    record.open = false;
     call.end();
   }
 }

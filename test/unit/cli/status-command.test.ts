@@ -12,6 +12,7 @@ const base: ClusterStatus = {
       readyReplicas: 1,
       desiredReplicas: 2,
       outstandingRequests: 0,
+      pickReasons: {},
     },
   ],
   groups: [],

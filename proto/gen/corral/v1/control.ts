@@ -111,6 +111,16 @@ export interface DeploymentSummary {
   readyReplicas: number;
   desiredReplicas: number;
   outstandingRequests: number;
+  /**
+   * Requests this replica's dispatcher routed, by the kind of pick's reason ("prefix hit", "least outstanding",
+   * "load over prefix", "imbalance guard"), since it started.
+   */
+  pickReasons: { [key: string]: number };
+}
+
+export interface DeploymentSummary_PickReasonsEntry {
+  key: string;
+  value: number;
 }
 
 /** One rank of a group: which worker runs it, under which engine id. */
@@ -1348,7 +1358,7 @@ export const WorkerSummary: MessageFns<WorkerSummary> = {
 };
 
 function createBaseDeploymentSummary(): DeploymentSummary {
-  return { name: "", model: "", readyReplicas: 0, desiredReplicas: 0, outstandingRequests: 0 };
+  return { name: "", model: "", readyReplicas: 0, desiredReplicas: 0, outstandingRequests: 0, pickReasons: {} };
 }
 
 export const DeploymentSummary: MessageFns<DeploymentSummary> = {
@@ -1368,6 +1378,9 @@ export const DeploymentSummary: MessageFns<DeploymentSummary> = {
     if (message.outstandingRequests !== 0) {
       writer.uint32(40).uint32(message.outstandingRequests);
     }
+    globalThis.Object.entries(message.pickReasons).forEach(([key, value]: [string, number]) => {
+      DeploymentSummary_PickReasonsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
     return writer;
   },
 
@@ -1424,6 +1437,17 @@ export const DeploymentSummary: MessageFns<DeploymentSummary> = {
             message.outstandingRequests = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = DeploymentSummary_PickReasonsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.pickReasons[entry6.key] = entry6.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1455,6 +1479,33 @@ export const DeploymentSummary: MessageFns<DeploymentSummary> = {
         : isSet(object.outstanding_requests)
         ? globalThis.Number(object.outstanding_requests)
         : 0,
+      pickReasons: isObject(object.pickReasons)
+        ? (globalThis.Object.entries(object.pickReasons) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.pick_reasons)
+        ? (globalThis.Object.entries(object.pick_reasons) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1475,6 +1526,15 @@ export const DeploymentSummary: MessageFns<DeploymentSummary> = {
     if (message.outstandingRequests !== 0) {
       obj.outstandingRequests = Math.round(message.outstandingRequests);
     }
+    if (message.pickReasons) {
+      const entries = globalThis.Object.entries(message.pickReasons) as [string, number][];
+      if (entries.length > 0) {
+        obj.pickReasons = {};
+        entries.forEach(([k, v]) => {
+          obj.pickReasons[k] = Math.round(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1488,6 +1548,100 @@ export const DeploymentSummary: MessageFns<DeploymentSummary> = {
     message.readyReplicas = object.readyReplicas ?? 0;
     message.desiredReplicas = object.desiredReplicas ?? 0;
     message.outstandingRequests = object.outstandingRequests ?? 0;
+    message.pickReasons = (globalThis.Object.entries(object.pickReasons ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseDeploymentSummary_PickReasonsEntry(): DeploymentSummary_PickReasonsEntry {
+  return { key: "", value: 0 };
+}
+
+export const DeploymentSummary_PickReasonsEntry: MessageFns<DeploymentSummary_PickReasonsEntry> = {
+  encode(message: DeploymentSummary_PickReasonsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeploymentSummary_PickReasonsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeploymentSummary_PickReasonsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeploymentSummary_PickReasonsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: DeploymentSummary_PickReasonsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeploymentSummary_PickReasonsEntry>): DeploymentSummary_PickReasonsEntry {
+    return DeploymentSummary_PickReasonsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeploymentSummary_PickReasonsEntry>): DeploymentSummary_PickReasonsEntry {
+    const message = createBaseDeploymentSummary_PickReasonsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -2103,6 +2257,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
