@@ -13,6 +13,7 @@ export const ENDPOINTS_FILE = join(LOCAL_STATE_DIR, 'endpoints.json');
 /** The local cluster's API key, mode 0600 (local-api-key.ts). */
 export const LOCAL_API_KEY_FILE = join(LOCAL_STATE_DIR, 'api-key');
 export const DEFAULT_GRPC_ADDRESS = '127.0.0.1:7070';
+export const DEFAULT_HTTP_ADDRESS = '127.0.0.1:8000';
 
 export interface LocalEndpoints {
   grpc: string;
@@ -34,6 +35,21 @@ export function resolveControllerAddress(flag: string | undefined): string {
     }
   }
   return DEFAULT_GRPC_ADDRESS;
+}
+
+/** The controller's OpenAI-compatible HTTP API (host:port): --http, else $CORRAL_HTTP, else `corral up`'s. */
+export function resolveHttpAddress(flag: string | undefined): string {
+  if (flag) return flag;
+  if (process.env.CORRAL_HTTP) return process.env.CORRAL_HTTP;
+  if (existsSync(ENDPOINTS_FILE)) {
+    try {
+      const parsed = JSON.parse(readFileSync(ENDPOINTS_FILE, 'utf8')) as LocalEndpoints;
+      if (parsed.http && isAlive(parsed.pid)) return parsed.http;
+    } catch {
+      // a damaged file is ignored like a missing one
+    }
+  }
+  return DEFAULT_HTTP_ADDRESS;
 }
 
 export function resolveApiKey(flag: string | undefined, keyFile = LOCAL_API_KEY_FILE): string | undefined {

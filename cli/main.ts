@@ -1,5 +1,6 @@
 /** The `corral` command: a local cluster and the operator's tools. */
 import { parseCommand, UsageError } from './args.ts';
+import { batchSpec, runBatch } from './batch-command.ts';
 import { generateSpec, runGenerate } from './generate-command.ts';
 import { planSpec, runPlanCommand } from './plan-command.ts';
 import { runStatus, statusSpec } from './status-command.ts';
@@ -12,6 +13,7 @@ Commands:
   generate   stream a generation from a model
   status     show workers, engines and deployments
   plan       show how a model can be split over GPUs (tensor x pipeline parallel, memory arithmetic)
+  batch      offline batches: submit a JSONL file, follow its progress, fetch its results, cancel it
 
 Run 'corral <command> --help' for a command's flags.
 `;
@@ -22,7 +24,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const specs = { up: upSpec, generate: generateSpec, status: statusSpec, plan: planSpec } as const;
+  const specs = {
+    up: upSpec,
+    generate: generateSpec,
+    status: statusSpec,
+    plan: planSpec,
+    batch: batchSpec,
+  } as const;
   if (rest.includes('--help') && command in specs) {
     process.stdout.write(`usage: ${specs[command as keyof typeof specs].usage}\n`);
     return 0;
@@ -45,6 +53,10 @@ async function main(argv: string[]): Promise<number> {
     case 'status': {
       const { values } = parseCommand(statusSpec, rest);
       return runStatus(values);
+    }
+    case 'batch': {
+      const { values, positionals } = parseCommand(batchSpec, rest);
+      return runBatch(values, positionals);
     }
     default:
       throw new UsageError(`unknown command '${command}'\n\n${HELP}`);
