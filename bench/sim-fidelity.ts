@@ -77,7 +77,7 @@ const cases = points.map((p) => {
     name: p.name,
     unit: p.unit,
     simulated: round(simulated, 3),
-    published: p.published,
+    published: round(p.published, 3),
     error_pct: round(((simulated - p.published) / p.published) * 100, 1),
     source: p.source,
     vllm_version: p.vllmVersion,

@@ -4,6 +4,8 @@
  * CPU-side parameters jointly; the others are predictions held out of the fit (or figures of the same run as a
  * fit point, reported but not counted twice).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { lookupGpu } from '../../common/hardware/gpu-catalog.ts';
 import { groupMemory } from '../../common/hardware/group-memory.ts';
 import { BUILTIN_MODELS } from '../../common/hardware/model-shape.ts';
@@ -34,7 +36,7 @@ export interface PublishedPoint {
 /** vLLM 0.5.x defaults: 256 sequences; Llama 3.1's 128K context turns chunked prefill on at 512 tokens a step. */
 const V05 = { maxNumSeqs: 256, maxNumBatchedTokens: 512 };
 
-function kvBlocks(model: string, gpu: string, tp: number, fp8: boolean): number {
+function kvBlocks(model: string, gpu: string, tp: number, fp8: boolean, gpuMemoryUtilization = 0.9): number {
   const shape = BUILTIN_MODELS[model];
   const g = lookupGpu(gpu);
   if (!shape || !g) throw new Error(`unknown model ${model} or GPU ${gpu}`);
@@ -42,8 +44,28 @@ function kvBlocks(model: string, gpu: string, tp: number, fp8: boolean): number 
     shape,
     g,
     { tp, pp: 1, dtype: fp8 ? 'fp8' : 'bf16', fp8Scheme: 'meta', kvCacheDtype: 'bf16' },
-    { gpuMemoryUtilization: 0.9, ...V05 },
+    { gpuMemoryUtilization, ...V05 },
   ).kvBlocks;
+}
+
+/** Lambda's 405B ShareGPT run: every request's input and output tokens (the JSON file says where it comes from). */
+function lambdaShareGpt320() {
+  const run = JSON.parse(
+    readFileSync(join(import.meta.dirname, 'data', 'lambda-405b-fp8-8xh100-sharegpt-320.json'), 'utf8'),
+  ) as {
+    input_lens: number[];
+    output_lens: number[];
+    output_throughput: number;
+    mean_ttft_ms: number;
+    mean_tpot_ms: number;
+    request_throughput: number;
+  };
+  // One request came back with an empty text (0 tokens counted by the client): the engine still sampled one.
+  const lengths = run.input_lens.map((input, i): [number, number] => [
+    input,
+    Math.max(1, run.output_lens[i] ?? 1),
+  ]);
+  return { run, lengths };
 }
 
 export function publishedPoints(): PublishedPoint[] {
@@ -72,6 +94,26 @@ export function publishedPoints(): PublishedPoint[] {
     fp8: true,
     kvBlocks: kvBlocks('llama-3.1-405b', 'mi300x-192g', 8, true),
   };
+
+  // Lambda ran --gpu-memory-utilization 0.95 and --max-model-len 2000, which in vLLM 0.5.4 leaves chunked prefill
+  // off with 2048 tokens a step (prefill-only steps); the replay runs V1's chunked prefill at that budget.
+  const h100_405b_lambda: Setup = {
+    ...h100_405b,
+    name: '405B FP8 TP8 H100 (gpu-memory-utilization 0.95)',
+    kvBlocks: kvBlocks('llama-3.1-405b', 'h100-80g', 8, true, 0.95),
+  };
+  const lambda = lambdaShareGpt320();
+  const lambdaWorkload: Workload = {
+    arrival: { kind: 'all-at-once', requests: lambda.lengths.length },
+    inputTokens: 0,
+    outputTokens: 0,
+    lengths: lambda.lengths,
+    maxNumSeqs: 256,
+    maxNumBatchedTokens: 2048,
+    kvBlocks: h100_405b_lambda.kvBlocks,
+  };
+  const lambdaSource =
+    'Lambda "LLMs inference benchmarks, using vLLM, on Lambda Cloud" (LambdaLabsML/vllm-benchmark, 2024-08-19 run: Hermes-3-Llama-3.1-405B-FP8, benchmark_serving.py, 320 ShareGPT prompts at request rate inf, every request\'s lengths replayed)';
 
   const blog0723 =
     'vLLM blog 2024-07-23 "Announcing Llama 3.1 Support in vLLM" (benchmark_throughput, 1024 in / 128 out; the published token rates imply 1023 in / 103.4 out per request, replayed as 1023 / 103)';
@@ -159,5 +201,49 @@ export function publishedPoints(): PublishedPoint[] {
     latencyB(64, 'held-out', 1184),
     latencyB(128, 'held-out', 1585),
     latencyB(256, 'fit', 1846),
+    {
+      name: '405B FP8 8xH100 ShareGPT 320 prompts at once: output throughput',
+      unit: 'tok/s',
+      published: lambda.run.output_throughput,
+      source: lambdaSource,
+      vllmVersion: '0.5.4',
+      setup: h100_405b_lambda,
+      workload: lambdaWorkload,
+      read: (r) => r.outputTokensPerS,
+      role: 'held-out',
+    },
+    {
+      name: '405B FP8 8xH100 ShareGPT 320 prompts at once: requests/s (same run)',
+      unit: 'req/s',
+      published: lambda.run.request_throughput,
+      source: lambdaSource,
+      vllmVersion: '0.5.4',
+      setup: h100_405b_lambda,
+      workload: lambdaWorkload,
+      read: (r) => r.requestsPerS,
+      role: 'same-run',
+    },
+    {
+      name: '405B FP8 8xH100 ShareGPT 320 prompts at once: mean TTFT (same run)',
+      unit: 'ms',
+      published: lambda.run.mean_ttft_ms,
+      source: lambdaSource,
+      vllmVersion: '0.5.4',
+      setup: h100_405b_lambda,
+      workload: lambdaWorkload,
+      read: (r) => r.meanTtftMs,
+      role: 'same-run',
+    },
+    {
+      name: '405B FP8 8xH100 ShareGPT 320 prompts at once: mean TPOT (same run)',
+      unit: 'ms',
+      published: lambda.run.mean_tpot_ms,
+      source: lambdaSource,
+      vllmVersion: '0.5.4',
+      setup: h100_405b_lambda,
+      workload: lambdaWorkload,
+      read: (r) => r.meanTpotMs,
+      role: 'same-run',
+    },
   ];
 }

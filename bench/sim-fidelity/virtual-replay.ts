@@ -17,6 +17,8 @@ export interface Workload {
     | { kind: 'closed-loop'; concurrency: number; requests: number };
   inputTokens: number;
   outputTokens: number;
+  /** A dataset replay: request i takes [input, output] tokens lengths[i] instead of the two above. */
+  lengths?: readonly (readonly [number, number])[];
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   kvBlocks: number;
@@ -35,26 +37,38 @@ export interface ReplayResult {
 }
 
 export function replay(w: Workload, timer: StepTimer): ReplayResult {
+  const total = w.arrival.requests;
+  if (w.lengths !== undefined && w.lengths.length < total)
+    throw new RangeError(`${total} requests but lengths for ${w.lengths.length}`);
+  const lengthsOf = (i: number): readonly [number, number] =>
+    w.lengths?.[i] ?? [w.inputTokens, w.outputTokens];
+  let maxModelLen = 0;
+  for (let i = 0; i < total; i++) {
+    const [input, output] = lengthsOf(i);
+    maxModelLen = Math.max(maxModelLen, input + output);
+  }
   const s = new StepScheduler({
     maxNumSeqs: w.maxNumSeqs,
     maxNumBatchedTokens: w.maxNumBatchedTokens,
-    maxModelLen: w.inputTokens + w.outputTokens,
+    maxModelLen,
     policy: 'fcfs',
     numBlocks: w.kvBlocks,
     // Every prompt is distinct in these benchmarks (random or dataset prompts): no prefix hits to count.
     enablePrefixCaching: false,
   });
-  const total = w.arrival.requests;
   const arrivedAt = new Map<string, number>();
   const firstAt = new Map<string, number>();
+  const outputOf = new Map<string, number>();
   let submitted = 0;
   let now = 0;
   const submit = () => {
+    const [input, output] = lengthsOf(submitted);
     const id = String(submitted++);
     // Distinct ids per request keep block hashes apart even if prefix caching were on.
-    const promptIds = Array.from({ length: w.inputTokens }, (_, i) => (submitted * 7919 + i) % 120_000);
-    s.add({ id, promptIds, maxTokens: w.outputTokens, priority: 0 });
+    const promptIds = Array.from({ length: input }, (_, i) => (submitted * 7919 + i) % 120_000);
+    s.add({ id, promptIds, maxTokens: output, priority: 0 });
     arrivedAt.set(id, now);
+    outputOf.set(id, output);
   };
   const initial = w.arrival.kind === 'all-at-once' ? total : Math.min(total, w.arrival.concurrency);
   for (let i = 0; i < initial; i++) submit();
@@ -62,7 +76,10 @@ export function replay(w: Workload, timer: StepTimer): ReplayResult {
   let preemptions = 0;
   let ttftSum = 0;
   let tpotSum = 0;
+  let tpotCount = 0;
   let finished = 0;
+  let inputTokens = 0;
+  let outputTokens = 0;
   const noStop = () => ({ token: 1, stop: false });
   while (s.hasWork) {
     const plan = s.nextStep();
@@ -77,7 +94,14 @@ export function replay(w: Workload, timer: StepTimer): ReplayResult {
       }
       if (t.finish === null) continue;
       finished++;
-      if (w.outputTokens > 1) tpotSum += (now - (firstAt.get(t.id) ?? now)) / (w.outputTokens - 1);
+      const output = outputOf.get(t.id) ?? 1;
+      inputTokens += lengthsOf(Number(t.id))[0];
+      outputTokens += output;
+      // vLLM's benchmark scripts average TPOT over requests of more than one output token.
+      if (output > 1) {
+        tpotSum += (now - (firstAt.get(t.id) ?? now)) / (output - 1);
+        tpotCount++;
+      }
       if (w.arrival.kind === 'closed-loop' && submitted < total) submit();
     }
   }
@@ -85,9 +109,9 @@ export function replay(w: Workload, timer: StepTimer): ReplayResult {
   return {
     durationS,
     requestsPerS: finished / durationS,
-    inputTokensPerS: (finished * w.inputTokens) / durationS,
-    outputTokensPerS: (finished * w.outputTokens) / durationS,
-    meanTpotMs: tpotSum / finished,
+    inputTokensPerS: inputTokens / durationS,
+    outputTokensPerS: outputTokens / durationS,
+    meanTpotMs: tpotCount > 0 ? tpotSum / tpotCount : 0,
     meanTtftMs: ttftSum / finished,
     steps,
     preemptions,
