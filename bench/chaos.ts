@@ -86,13 +86,14 @@ try {
   const abandon = new AbortController();
   // Every open request's call listens to it (up to --concurrency at once): not a leak.
   setMaxListeners(args.concurrency * 4 + 16, abandon.signal);
-  const faults: FaultRecord[] = [];
-  let chain: Promise<void> = Promise.resolve();
+  // Faults one after another: each waits until the cluster recovered from the previous one.
+  const faults: Promise<FaultRecord>[] = [];
+  let previous: Promise<unknown> = Promise.resolve();
   const faultContext = { cluster: running, deployment: MODEL, workers: WORKERS, now, progress };
   const triggers = new Map(SCHEDULE.map(([kind, at]) => [Math.max(1, Math.ceil(at * args.requests)), kind]));
   let drainTimer: NodeJS.Timeout | undefined;
   progress(`${args.requests} streamed requests at ${args.rate}/s, at most ${args.concurrency} in flight`);
-  const load = runLoad({
+  const tracked = await runLoad({
     model: MODEL,
     replicas: clients,
     requests,
@@ -102,16 +103,21 @@ try {
     now,
     abandon: abandon.signal,
     onSubmitted: (n) => {
-      const kind = triggers.get(n);
-      if (kind) chain = chain.then(async () => void faults.push(await injectFault(kind, faultContext)));
       if (n % 100 === 0) progress(`${n} submitted at ${(now() / 1000).toFixed(1)} s`);
       if (n === args.requests) drainTimer = setTimeout(() => abandon.abort(), DRAIN_MS);
+      const kind = triggers.get(n);
+      if (!kind) return undefined;
+      const injected = previous.then(() => injectFault(kind, faultContext));
+      const settled = injected.then((f) => f.settled);
+      settled.catch(() => {}); // observed by Promise.all below; meanwhile no unhandled rejection ends the run
+      faults.push(settled);
+      previous = settled;
+      // Arrivals go on once the fault is in (at once, unless the previous one is still recovering).
+      return injected.then(() => undefined);
     },
   });
-  const tracked = await load;
   clearTimeout(drainTimer);
-  await chain;
-  const report = buildReport(tracked, faults, now());
+  const report = buildReport(tracked, await Promise.all(faults), now());
   if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(humanReport(report));
   if (report.lost + report.token_gaps + report.token_duplicates + report.text_mismatches > 0) exitCode = 1;

@@ -3,7 +3,7 @@
  *   worker   the node running a group's leader rank (rank 0) dies with its engine, as when the machine goes;
  *            the group leaves routing and is rebuilt on the spare node; the dead node returns later as a spare
  *   controller  the replica leading the group reconciler dies; the other takes over the lease and, when their
- *            leases run out, its running requests; a replacement starts on the same ports afterwards
+ *            leases run out, its running requests; a replacement starts on the same ports once the other leads
  *   redis    Redis dies, stays down 2 s, and restarts from its AOF
  * Each returns when the cluster is whole again, with what the servers did; how long the clients' streams
  * stalled is measured from the clients' side afterwards (streamStall).
@@ -25,6 +25,13 @@ export interface FaultRecord {
   detail: string;
 }
 
+/** A fault just injected: what and when, and (settled) once the cluster is whole again, how it recovered. */
+export interface InjectedFault {
+  what: string;
+  at: number;
+  settled: Promise<FaultRecord>;
+}
+
 export interface FaultContext {
   cluster: LocalCluster;
   deployment: string;
@@ -34,7 +41,8 @@ export interface FaultContext {
   progress: (line: string) => void;
 }
 
-export async function injectFault(kind: FaultKind, c: FaultContext): Promise<FaultRecord> {
+/** Resolves right after the kill, so the run can pace its arrivals on it; recovery goes on in `settled`. */
+export async function injectFault(kind: FaultKind, c: FaultContext): Promise<InjectedFault> {
   switch (kind) {
     case 'worker':
       return killLeaderNode(c);
@@ -45,7 +53,11 @@ export async function injectFault(kind: FaultKind, c: FaultContext): Promise<Fau
   }
 }
 
-async function killLeaderNode(c: FaultContext): Promise<FaultRecord> {
+function settle(what: string, at: number, recover: () => Promise<string>): InjectedFault {
+  return { what, at, settled: recover().then((detail) => ({ what, at, detail })) };
+}
+
+async function killLeaderNode(c: FaultContext): Promise<InjectedFault> {
   const s = await c.cluster.status();
   const group = s.groups.find((g) => g.deployment === c.deployment && g.state === 'ready');
   const nodeName = group?.ranks.find((r) => r.rank === 0)?.workerId;
@@ -57,25 +69,23 @@ async function killLeaderNode(c: FaultContext): Promise<FaultRecord> {
   worker.kill('SIGKILL');
   for (const pid of engines) process.kill(pid, 'SIGKILL');
   c.progress(`fault: SIGKILL ${spec.nodeName} (rank 0 of ${group.id}) and its engine`);
-  // Out of routing first (the worker's heartbeats stop), then rebuilt on the spare node.
-  let outAt: number | undefined;
-  await until('the group out of routing, then rebuilt on the spare node', async () => {
-    const d = deploymentOf(await c.cluster.status(), c.deployment);
-    if (d && d.readyReplicas < d.desiredReplicas) outAt ??= c.now();
-    return outAt !== undefined && d && d.readyReplicas >= d.desiredReplicas ? true : undefined;
+  return settle(`SIGKILL worker ${spec.nodeName} (rank 0 of ${group.id})`, at, async () => {
+    // Out of routing first (the worker's heartbeats stop), then rebuilt on the spare node.
+    let outAt: number | undefined;
+    await until('the group out of routing, then rebuilt on the spare node', async () => {
+      const d = deploymentOf(await c.cluster.status(), c.deployment);
+      if (d && d.readyReplicas < d.desiredReplicas) outAt ??= c.now();
+      return outAt !== undefined && d && d.readyReplicas >= d.desiredReplicas ? true : undefined;
+    });
+    const rebuiltAt = c.now();
+    await worker.exited;
+    await c.cluster.startWorker(spec);
+    c.progress(`recovered: ${group.id} rebuilt; ${spec.nodeName} back as a spare`);
+    return `out of routing after ${seconds(outAt, at)} s, rebuilt on the spare after ${seconds(rebuiltAt, at)} s`;
   });
-  const rebuiltAt = c.now();
-  await worker.exited;
-  await c.cluster.startWorker(spec);
-  c.progress(`recovered: ${group.id} rebuilt; ${spec.nodeName} back as a spare`);
-  return {
-    what: `SIGKILL worker ${spec.nodeName} (rank 0 of ${group.id})`,
-    at,
-    detail: `out of routing after ${seconds(outAt, at)} s, rebuilt on the spare after ${seconds(rebuiltAt, at)} s`,
-  };
 }
 
-async function killLeadingController(c: FaultContext): Promise<FaultRecord> {
+async function killLeadingController(c: FaultContext): Promise<InjectedFault> {
   const statuses = await Promise.all(c.cluster.controllers.map((_, i) => c.cluster.status(5000, i)));
   const leader = statuses.findIndex((s) => s.replicaId !== '' && s.leaderId === s.replicaId);
   if (leader < 0) throw new Error('no controller replica leads');
@@ -84,34 +94,32 @@ async function killLeadingController(c: FaultContext): Promise<FaultRecord> {
   const at = c.now();
   replica.process.kill('SIGKILL');
   c.progress(`fault: SIGKILL ${replica.name} (the reconciler's leader)`);
-  await until('the survivor leads', async () => {
-    const s = await c.cluster.status(2000, survivor);
-    return s.leaderId === s.replicaId ? true : undefined;
+  const what = `SIGKILL ${replica.name} (reconciler leader; holds leases of the requests it dispatched)`;
+  return settle(what, at, async () => {
+    await until('the survivor leads', async () => {
+      const s = await c.cluster.status(2000, survivor);
+      return s.leaderId === s.replicaId ? true : undefined;
+    });
+    const ledAt = c.now();
+    await replica.process.exited;
+    // Its replacement starts at once, as a restarted pod would; the dead replica's leases still lapse on their
+    // own (5 s by default), and either live replica may take those requests over.
+    await c.cluster.startController(leader);
+    c.progress(`recovered: ${replica.name} replaced on its ports`);
+    return `the survivor led after ${seconds(ledAt, at)} s; replacement started at ${seconds(c.now(), at)} s`;
   });
-  const ledAt = c.now();
-  await replica.process.exited;
-  // The replacement comes once the survivor has had time to reclaim the dead one's leases (5 s by default).
-  await new Promise((r) => setTimeout(r, 6000));
-  await c.cluster.startController(leader);
-  c.progress(`recovered: ${replica.name} replaced on its ports`);
-  return {
-    what: `SIGKILL ${replica.name} (reconciler leader; holds leases of the requests it dispatched)`,
-    at,
-    detail: `the survivor led after ${seconds(ledAt, at)} s; replacement started at ${seconds(c.now(), at)} s`,
-  };
 }
 
-async function killRedis(c: FaultContext): Promise<FaultRecord> {
+async function killRedis(c: FaultContext): Promise<InjectedFault> {
   const at = c.now();
   c.progress(`fault: SIGKILL redis, restart from its AOF ${REDIS_DOWN_MS} ms later`);
-  await c.cluster.redis.restart({ kill: true, downMs: REDIS_DOWN_MS });
-  const upAt = c.now();
-  c.progress('recovered: redis answers again');
-  return {
-    what: `SIGKILL redis, restarted from its AOF (appendfsync always) after ${REDIS_DOWN_MS / 1000} s down`,
-    at,
-    detail: `redis answered again after ${seconds(upAt, at)} s`,
-  };
+  const restarted = c.cluster.redis.restart({ kill: true, downMs: REDIS_DOWN_MS });
+  const what = `SIGKILL redis, restarted from its AOF (appendfsync always) after ${REDIS_DOWN_MS / 1000} s down`;
+  return settle(what, at, async () => {
+    await restarted;
+    c.progress('recovered: redis answers again');
+    return `redis answered again after ${seconds(c.now(), at)} s`;
+  });
 }
 
 function deploymentOf(s: ClusterStatus, name: string) {

@@ -23,8 +23,11 @@ export interface LoadOptions {
   random: Random;
   /** ms since the run's start. */
   now: () => number;
-  /** Called after each submission with how many have been submitted. */
-  onSubmitted?: (submitted: number) => void;
+  /**
+   * Called after each submission with how many have been submitted; arrivals wait for a returned promise (the
+   * run holds them until a scheduled fault is in, so each fault finds its share of the load in flight).
+   */
+  onSubmitted?: (submitted: number) => Promise<void> | undefined;
   /** Aborts what is still open: those requests are lost (neither finished nor failed). */
   abandon: AbortSignal;
 }
@@ -53,7 +56,7 @@ export async function runLoad(o: LoadOptions): Promise<Tracked[]> {
     const order = [...o.replicas.slice(i % o.replicas.length), ...o.replicas.slice(0, i % o.replicas.length)];
     const p = follow(t, order, o).finally(() => running.delete(p));
     running.add(p);
-    o.onSubmitted?.(tracked.length);
+    await o.onSubmitted?.(tracked.length);
   }
   await Promise.all(running);
   return tracked;

@@ -39,18 +39,28 @@ export function textMismatches(t: Tracked): number {
 }
 
 /**
- * The streams a fault hit (a token before it, not ended before it) and the longest any of them then waited
- * for its next token or its end: the fault's cost as clients saw it.
+ * The streams a fault hit (a token before it, not ended before it) and the longest pause any of them then saw
+ * between two events (tokens, or the last token and the end) in the `windowMs` after it: the fault's cost as
+ * clients saw it. Not just the wait for the first token after the fault: a client resumed elsewhere first
+ * gets the tokens that were logged but never reached it, and pauses only when those run out.
  */
-export function streamStall(tracked: readonly Tracked[], at: number): { hit: number; longestMs: number } {
+export function streamStall(
+  tracked: readonly Tracked[],
+  at: number,
+  windowMs = 30_000,
+): { hit: number; longestMs: number } {
   let hit = 0;
   let longestMs = 0;
   for (const t of tracked) {
-    const before = t.deltaTimes.findLast((x) => x <= at);
-    if (before === undefined || (t.endedAt !== undefined && t.endedAt <= at)) continue;
+    const from = t.deltaTimes.findLastIndex((x) => x <= at);
+    if (from < 0 || (t.endedAt !== undefined && t.endedAt <= at)) continue;
     hit += 1;
-    const next = t.deltaTimes.find((x) => x > at) ?? t.endedAt;
-    if (next !== undefined) longestMs = Math.max(longestMs, next - at);
+    const times = t.endedAt === undefined ? t.deltaTimes : [...t.deltaTimes, t.endedAt];
+    for (let i = from; i + 1 < times.length && (times[i] as number) < at + windowMs; i++) {
+      // A pause that began before the fault counts from the fault: what came before was not its doing.
+      const pause = (times[i + 1] as number) - Math.max(times[i] as number, at);
+      longestMs = Math.max(longestMs, pause);
+    }
   }
   return { hit, longestMs };
 }

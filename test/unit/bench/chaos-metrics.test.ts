@@ -62,13 +62,20 @@ describe('textMismatches', () => {
 });
 
 describe('streamStall', () => {
-  it('counts streams with a token before the fault and not ended, and the longest wait for the next event', () => {
+  it('counts streams with a token before the fault and not ended, and the longest pause each saw after it', () => {
     const all = [
-      tracked({ deltaTimes: [100, 200, 900], endedAt: 950 }), // hit: waited 900 - 250
-      tracked({ deltaTimes: [100], endedAt: 400 }), // hit: ended (an error) 150 after
+      tracked({ deltaTimes: [100, 200, 900], endedAt: 950 }), // hit: paused from the fault (250) to 900
+      tracked({ deltaTimes: [100], endedAt: 400 }), // hit: ended (an error) 150 after the fault
       tracked({ deltaTimes: [100, 200], endedAt: 240 }), // ended before the fault
       tracked({ deltaTimes: [300], endedAt: 500 }), // its first token came after the fault
     ];
     expect(streamStall(all, 250)).toEqual({ hit: 2, longestMs: 650 });
+  });
+
+  it('finds the pause after a resumed stream first caught up on tokens logged before the fault', () => {
+    const resumed = tracked({ deltaTimes: [100, 260, 270, 280, 3280, 3300], endedAt: 3310 });
+    expect(streamStall([resumed], 250)).toEqual({ hit: 1, longestMs: 3000 });
+    // ... but not a pause that starts after the window
+    expect(streamStall([resumed], 250, 20)).toEqual({ hit: 1, longestMs: 10 });
   });
 });
