@@ -25,6 +25,7 @@ import type { RequestTable } from '../gateway/request-table.ts';
 import type { WorkerClients } from '../gateway/worker-clients.ts';
 import type { ArrivalSignal } from '../queue/arrival-signal.ts';
 import { LeaseKeeper } from '../queue/lease-keeper.ts';
+import type { LiveFeed } from '../queue/live-feed.ts';
 import type { RequestQueue, TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.ts';
@@ -52,6 +53,8 @@ export interface DispatcherDeps {
   maxPerTake?: number;
   /** Prefix- and load-aware routing (absent: least outstanding, without prompt blocks). */
   routing?: DispatchRouting;
+  /** Where runs here publish their events for the clients this process streams (absent: the log only). */
+  live?: LiveFeed;
 }
 
 type StopReason = { t: 'cancel' } | { t: 'lost' } | { t: 'release'; why: string } | { t: 'shutdown' };

@@ -14,6 +14,7 @@ import type { RequestTable } from '../gateway/request-table.ts';
 import type { WorkerClients } from '../gateway/worker-clients.ts';
 import { ArrivalSignal } from '../queue/arrival-signal.ts';
 import { queueBase } from '../queue/keys.ts';
+import { LiveFeed } from '../queue/live-feed.ts';
 import { RequestQueue } from '../queue/request-queue.ts';
 import { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
@@ -87,6 +88,7 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
       const log = new StreamLog({ redis, deployment: d.name, prefix });
       const signal = await ArrivalSignal.open(redis, d.name, prefix);
       signals.push(signal);
+      const live = new LiveFeed();
       let feed: RouteFeed | undefined;
       const routing = new DispatchRouting({
         deployment: d.name,
@@ -105,24 +107,25 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
       });
       feeds.push(feed);
       routings.set(d.name, routing);
-      lanes.set(d.name, { queue, log });
-      dispatchers.push(
-        new Dispatcher({
-          deployment: d,
-          queue,
-          log,
-          signal,
-          registry: o.registry,
-          requests: o.requests,
-          workers: o.workers,
-          clock: o.clock,
-          random: o.random,
-          logger: o.log.child({ deployment: d.name }),
-          owner,
-          noGroupGraceMs: o.queue.noGroupGraceMs,
-          routing,
-        }),
-      );
+      const dispatcher = new Dispatcher({
+        deployment: d,
+        queue,
+        log,
+        signal,
+        registry: o.registry,
+        requests: o.requests,
+        workers: o.workers,
+        clock: o.clock,
+        random: o.random,
+        logger: o.log.child({ deployment: d.name }),
+        owner,
+        noGroupGraceMs: o.queue.noGroupGraceMs,
+        live,
+        routing,
+      });
+      dispatchers.push(dispatcher);
+      // A request queued here wakes this replica's dispatcher at once (others hear the queue's PUBLISH).
+      lanes.set(d.name, { queue, log, live, wake: () => dispatcher.wake() });
     }
   } catch (e) {
     await Promise.all(feeds.map((f) => f.close()));

@@ -7,9 +7,12 @@
  * Order is kept: one write in flight at a time, each with the events in arrival order. Backpressure: push()
  * reports a backlog past maxBacklog, and the caller waits for drain() before reading more from the worker.
  * `ended`: the log already had its terminal entry (another owner finished the request): stop.
+ * With a LiveFeed, every event is published there once its append was acknowledged (a client streamed by this
+ * process gets it without reading it back from Redis).
  */
 import type { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
-import type { StreamLog } from '../queue/stream-log.ts';
+import type { LiveFeed } from '../queue/live-feed.ts';
+import type { LinkedEntry, StreamLog } from '../queue/stream-log.ts';
 
 export class LogWriter {
   private pending: GenerateEvent[] = [];
@@ -22,6 +25,7 @@ export class LogWriter {
     private readonly requestId: string,
     private readonly returnTokenIds: boolean,
     private readonly maxBacklog = 64,
+    private readonly live?: LiveFeed,
   ) {}
 
   /** The log's end was there before ours: another writer owns the request now. */
@@ -48,8 +52,13 @@ export class LogWriter {
       while (this.pending.length > 0 && !this.sawEnd) {
         const batch = this.pending;
         this.pending = [];
-        const outcomes = await this.log.appendMany(this.requestId, batch, this.returnTokenIds);
-        if (outcomes.includes('ended')) this.sawEnd = true;
+        const results = await this.log.appendLinked(this.requestId, batch, this.returnTokenIds);
+        const appended: LinkedEntry[] = [];
+        for (const r of results) {
+          if (r.outcome === 'ended') this.sawEnd = true;
+          if (r.linked) appended.push(r.linked);
+        }
+        this.live?.publish(this.requestId, appended);
       }
     } catch (e) {
       this.failure = e;

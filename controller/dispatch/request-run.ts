@@ -24,6 +24,7 @@ import {
 } from '../../common/trace-context.ts';
 import type { GenerateEvent, GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
 import type { WorkerClients } from '../gateway/worker-clients.ts';
+import type { LiveFeed } from '../queue/live-feed.ts';
 import type { TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
 import { completedFinished, parseRequest, planAttempt, shiftEvent } from './attempt-plan.ts';
@@ -46,6 +47,8 @@ export interface RunDeps {
   log: StreamLog;
   workers: WorkerClients;
   clock: Clock;
+  /** This process's live feed: events go to a client streamed here as soon as they are in the log. */
+  live?: LiveFeed;
 }
 
 /** Worker statuses that mean "this group failed", not "this request is bad": continue elsewhere. */
@@ -91,7 +94,8 @@ export async function runAttempt(
   signal.addEventListener('abort', onAbort, { once: true });
   let firstTokenAt: number | undefined;
   let heldText = '';
-  const writer = new LogWriter(deps.log, t.id, req.returnTokenIds);
+  const writer = new LogWriter(deps.log, t.id, req.returnTokenIds, undefined, deps.live);
+  deps.live?.begin(t.id);
   try {
     for await (const raw of call as AsyncIterable<GenerateEvent>) {
       let e = shiftEvent(t.id, raw, plan);
@@ -138,6 +142,7 @@ export async function runAttempt(
   } finally {
     // What this attempt generated is in the log before anyone continues from it (the caller settles after).
     await writer.drain().catch(() => {});
+    deps.live?.end(t.id);
     signal.removeEventListener('abort', onAbort);
     call.cancel();
   }

@@ -31,11 +31,13 @@ import type { Admission } from '../admission/admission.ts';
 import type { Deployment } from '../config/controller-config.ts';
 import { deploymentView } from '../deployments/replica-view.ts';
 import { parseRequest, stripTokenIds } from '../dispatch/attempt-plan.ts';
+import type { LiveFeed } from '../queue/live-feed.ts';
 import type { PriorityClass } from '../queue/priority-class.ts';
 import type { RequestQueue } from '../queue/request-queue.ts';
 import { type Cursor, cursorAfterTokens, START, type StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { enqueue } from './enqueue.ts';
+import { requestEntries } from './request-entries.ts';
 import { resolveDeployment, validateRequest } from './request-validation.ts';
 import type { TokenCounter } from './token-counter.ts';
 
@@ -43,6 +45,10 @@ import type { TokenCounter } from './token-counter.ts';
 export interface Lane {
   queue: RequestQueue;
   log: StreamLog;
+  /** Events of requests this process runs, for the clients it streams (absent: everything from the log). */
+  live?: LiveFeed;
+  /** Wakes this process's dispatcher of the deployment (a request was just queued here). */
+  wake?: () => void;
 }
 
 export interface GatewayDeps {
@@ -178,6 +184,7 @@ async function* generate(
       ...(ctx.traceparent ? { trace: ctx.traceparent } : {}),
     });
     if (outcome.t === 'attached') await lane.queue.touchAttached(requestId);
+    else lane.wake?.();
     log.info('queued', {
       outcome: outcome.t === 'attached' ? `attached (${outcome.state})` : 'enqueued',
       tenant: who.tenant,
@@ -268,7 +275,7 @@ async function* stream(
   }, LOST_CHECK_MS);
   watchdog.unref();
   try {
-    for await (const entry of lane.log.follow(requestId, after, follow.signal)) {
+    for await (const entry of requestEntries(lane.log, lane.live, requestId, after, follow.signal)) {
       if (entry.t === 'error')
         throw new CorralError(toErrorCode(entry.code), entry.message, {
           requestId,

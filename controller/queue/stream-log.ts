@@ -49,10 +49,10 @@ elseif kind == 'delta' then
 else
   redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
   redis.call('PEXPIRE', key, endedTtl)
-  return {'appended', nextIdx}
+  return {'appended', nextIdx, topId or '0-0'}
 end
 redis.call('PEXPIRE', key, ttl)
-return {'appended', nextIdx}
+return {'appended', nextIdx, topId or '0-0'}
 `;
 
 /** The writer is not continuing at the log's next token index. */
@@ -84,6 +84,12 @@ export interface Progress {
 
 export type AppendOutcome = 'appended' | 'duplicate' | 'ended';
 
+/** An event as it went into the log, with the id of the entry it follows there: a reader at `after` takes it next. */
+export interface LinkedEntry {
+  entry: EventEntry;
+  after: Cursor;
+}
+
 /** Where a reader is: the id of the last entry it saw. START: nothing seen yet. */
 export type Cursor = string;
 export const START: Cursor = '0-0';
@@ -93,14 +99,30 @@ export function cursorAfterTokens(received: number): Cursor {
   return received <= 0 ? '0-1' : `1-${received - 1}`;
 }
 
-export type LogEntry =
-  | {
-      t: 'event';
-      cursor: Cursor;
-      event: GenerateEvent /** Started only: the client asked for token ids. */;
-      returnTokenIds?: boolean;
-    }
-  | { t: 'error'; cursor: Cursor; code: string; message: string };
+export interface EventEntry {
+  t: 'event';
+  cursor: Cursor;
+  event: GenerateEvent;
+  /** Started only: the client asked for token ids. */
+  returnTokenIds?: boolean;
+}
+
+export type LogEntry = EventEntry | { t: 'error'; cursor: Cursor; code: string; message: string };
+
+/** The log entry id an event is appended under (see the top of this file). */
+export function cursorOf(event: GenerateEvent): Cursor {
+  const ev = event.event;
+  if (ev?.$case === 'started') return '0-1';
+  if (ev?.$case === 'delta') return `1-${ev.value.index}`;
+  return '2-0';
+}
+
+/** Orders two cursors as the log orders its entries: < 0 when a comes first. */
+export function compareCursors(a: Cursor, b: Cursor): number {
+  const [a1 = 0, a2 = 0] = a.split('-').map(Number);
+  const [b1 = 0, b2 = 0] = b.split('-').map(Number);
+  return a1 - b1 || a2 - b2;
+}
 
 export function isTerminal(entry: LogEntry): boolean {
   return entry.cursor === '2-0';
@@ -117,7 +139,8 @@ export interface StreamLogOptions {
   endedTtlMs?: number;
 }
 
-type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<[string, number]> };
+type AppendReply = [outcome: string, nextTokenIndex: number, after?: string];
+type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<AppendReply> };
 
 /** Idle follower connections kept for the next follow() (a connection per stream costs a TCP handshake). */
 const MAX_IDLE_FOLLOWERS = 1024;
@@ -154,16 +177,32 @@ export class StreamLog {
     events: readonly GenerateEvent[],
     returnTokenIds = false,
   ): Promise<AppendOutcome[]> {
+    return (await this.appendLinked(id, events, returnTokenIds)).map((r) => r.outcome);
+  }
+
+  /**
+   * appendMany, also saying for each appended event which entry it follows in the log: what lets a reader on
+   * this process take the events from the writer instead of from Redis without ever skipping or repeating one
+   * (live-feed.ts). `linked` is absent for events not appended (duplicates, or the log had ended).
+   */
+  async appendLinked(
+    id: string,
+    events: readonly GenerateEvent[],
+    returnTokenIds = false,
+  ): Promise<{ outcome: AppendOutcome; linked?: LinkedEntry }[]> {
     if (events.length === 0) return [];
     const p = this.options.redis.pipeline() as unknown as AppendCommand & {
       exec(): Promise<[Error | null, unknown][]>;
     };
     for (const e of events) void p.corralLogAppend(...this.appendArgs(id, e, returnTokenIds));
     const replies = await p.exec();
-    return events.map((e, i) => {
+    return events.map((event, i) => {
       const [err, reply] = replies[i] ?? [new Error('no reply'), undefined];
       if (err) throw err;
-      return this.outcome(id, e, reply as [string, number]);
+      const r = reply as AppendReply;
+      const outcome = this.outcome(id, event, r);
+      if (outcome !== 'appended' || r[2] === undefined) return { outcome };
+      return { outcome, linked: { entry: { t: 'event', cursor: cursorOf(event), event }, after: r[2] } };
     });
   }
 
@@ -191,7 +230,7 @@ export class StreamLog {
     ];
   }
 
-  private outcome(id: string, event: GenerateEvent, [outcome, next]: [string, number]): AppendOutcome {
+  private outcome(id: string, event: GenerateEvent, [outcome, next]: AppendReply): AppendOutcome {
     const index = event.event?.$case === 'delta' ? event.event.value.index : 0;
     if (outcome === 'gap' || outcome === 'overlap') throw new StreamLogError(id, outcome, next, index);
     return outcome as AppendOutcome;
@@ -240,23 +279,37 @@ export class StreamLog {
 
   /**
    * Every entry after `after`, waiting for new ones (XREAD BLOCK), until the terminal entry or the signal.
-   * Each follower holds one Redis connection while it runs, taken from (and, when it read to the end, given
-   * back to) a pool of idle ones; an aborted follower's connection is closed, which is what ends its XREAD.
+   * Each follower holds one Redis connection while it runs, taken from (and given back to) a pool of idle
+   * ones; an aborted follower's connection is closed when an XREAD is pending on it, which is what ends it.
+   * `hold`, when given, runs before every read: it may wait (no read is pending meanwhile) and returns the
+   * cursor to read after, at or past the one it was given (a reader that got entries another way).
    */
   async *follow(
     id: string,
     after: Cursor = START,
     signal?: AbortSignal,
     blockMs = 5000,
+    hold?: (cursor: Cursor) => Promise<Cursor>,
   ): AsyncGenerator<LogEntry> {
     const conn = this.idle.pop() ?? this.followerConnection();
-    let reusable = false;
-    const onAbort = () => conn.disconnect();
+    // A connection with an XREAD pending (or one that failed) cannot serve another follower.
+    let reading = false;
+    let closed = false;
+    const onAbort = () => {
+      if (!reading) return;
+      closed = true;
+      conn.disconnect();
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     let cursor = after;
     try {
       while (!signal?.aborted) {
+        if (hold) {
+          cursor = await hold(cursor);
+          if (signal?.aborted) return;
+        }
         let res: [string, [string, string[]][]][] | null;
+        reading = true;
         try {
           res = (await conn.xread(
             'COUNT',
@@ -271,17 +324,17 @@ export class StreamLog {
           if (signal?.aborted) return;
           throw e;
         }
+        reading = false;
         for (const [entryId, fields] of res?.[0]?.[1] ?? []) {
           const entry = parseEntry(entryId, fields);
           cursor = entryId;
-          if (isTerminal(entry)) reusable = !signal?.aborted;
           yield entry;
           if (isTerminal(entry)) return;
         }
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      if (reusable && !signal?.aborted && this.idle.length < MAX_IDLE_FOLLOWERS) this.idle.push(conn);
+      if (!reading && !closed && this.idle.length < MAX_IDLE_FOLLOWERS) this.idle.push(conn);
       else conn.disconnect();
     }
   }
