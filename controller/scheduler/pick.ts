@@ -95,80 +95,126 @@ export function pick(
   random: () => number,
   options: PickOptions = DEFAULT_PICK_OPTIONS,
 ): PickResult {
-  const ready: GroupView[] = [];
+  // One pass over the groups totals and prices them (into reused typed arrays), one over those arrays applies
+  // the guard, then the few believed holders are re-priced: no object, closure or map is made per call, and each
+  // group is read once (this runs per request over every group of the deployment).
+  const groups = snapshot.groups;
+  const deployment = request.deployment;
+  const blocks = request.promptBlocks ?? [];
+  const promptTokens = Math.max(request.promptTokens ?? 0, blocks.length * options.blockSize);
+  if (scratch.cost.length < groups.length) scratch.grow(groups.length);
+  const { cost, load } = scratch;
+  let readyCount = 0;
+  let firstReady = -1;
   let starting = false;
   let total = 0;
   let least = Number.POSITIVE_INFINITY;
-  for (const g of snapshot.groups) {
-    if (g.deployment !== request.deployment) continue;
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i] as GroupView;
+    load[i] = -1;
+    if (g.deployment !== deployment) continue;
     if (g.state === 'ready') {
-      ready.push(g);
+      if (readyCount++ === 0) firstReady = i;
       total += g.outstanding;
       if (g.outstanding < least) least = g.outstanding;
+      load[i] = g.outstanding;
+      cost[i] = priceOf(g, promptTokens, 0, options);
     } else if (g.state === 'starting') starting = true;
   }
-  if (ready.length === 0) {
-    if (starting)
-      return { type: 'wait', reason: `no ready group of ${request.deployment}; some are starting` };
-    return { type: 'reject', code: 'unavailable', reason: `no ready group of ${request.deployment}` };
+  if (readyCount === 0) {
+    if (starting) return { type: 'wait', reason: `no ready group of ${deployment}; some are starting` };
+    return { type: 'reject', code: 'unavailable', reason: `no ready group of ${deployment}` };
   }
-  const mean = (total + 1) / ready.length;
+  const mean = (total + 1) / readyCount;
   const limit = Math.max(options.guardRatio * mean, least + options.guardSlack);
+  const held = blocks.length > 0 && snapshot.prefixIndex ? snapshot.prefixIndex.matches(blocks) : NO_HOLDERS;
 
-  const blocks = request.promptBlocks ?? [];
-  const held =
-    blocks.length > 0 && snapshot.prefixIndex
-      ? snapshot.prefixIndex.matches(blocks)
-      : new Map<string, number>();
-  const promptTokens = Math.max(request.promptTokens ?? 0, blocks.length * options.blockSize);
-
-  // Every group is priced without a hit first, then the few believed holders are re-priced with theirs: no
-  // per-group lookup in the index's answer, no allocation unless costs tie. This runs per request over every
-  // group of the deployment.
-  let bestCost = Number.POSITIVE_INFINITY;
-  let chosen = ready[0] as GroupView;
-  let ties = 0;
-  const consider = (i: number, hitTokens: number) => {
-    const g = ready[i] as GroupView;
-    if (g.outstanding + 1 > limit) return;
-    let cost = options.missWeight * (promptTokens - hitTokens) + options.loadTokens * g.outstanding;
-    if (g.pendingPrefillTokens !== undefined) cost += g.pendingPrefillTokens;
-    if (g.kvUsage !== undefined && g.kvUsage > options.kvSoft) cost += kvPenalty(g.kvUsage, options);
-    if (cost < bestCost) {
-      bestCost = cost;
-      chosen = g;
-      ties = 1;
-      tiedAt[0] = i;
-    } else if (cost === bestCost) tiedAt[ties++] = i;
-  };
-  for (let i = 0; i < ready.length; i++) consider(i, 0);
+  // Every group is priced without a hit first, then the holders are re-priced with theirs.
+  best.cost = Number.POSITIVE_INFINITY;
+  best.ties = 0;
+  for (let i = 0; i < groups.length; i++) {
+    const l = load[i] as number;
+    if (l >= 0 && l + 1 <= limit) offer(i, cost[i] as number);
+  }
   let holder: GroupView | undefined;
   let holderBlocks = 0;
   for (const [id, heldBlocks] of held) {
     const hit = Math.min(promptTokens, heldBlocks * options.blockSize);
     if (hit <= 0) continue;
-    for (let i = 0; i < ready.length; i++) {
-      if ((ready[i] as GroupView).id !== id) continue;
-      consider(i, hit);
-      if (heldBlocks > holderBlocks) {
-        holder = ready[i];
-        holderBlocks = heldBlocks;
-      }
-      break;
+    const i = positionOf(groups, id);
+    const g = groups[i];
+    if (g === undefined || g.deployment !== deployment || g.state !== 'ready') continue;
+    if (g.outstanding + 1 <= limit) offer(i, priceOf(g, promptTokens, hit, options));
+    if (heldBlocks > holderBlocks) {
+      holder = g;
+      holderBlocks = heldBlocks;
     }
   }
   // Ties are remembered by index and one of them drawn at the end: uniform, one random draw per pick.
-  if (ties > 1)
-    chosen = ready[tiedAt[Math.min(ties - 1, Math.floor(random() * ties))] as number] as GroupView;
+  // (A guard tighter than the defaults can exclude every group: the first ready one serves then.)
+  let index = best.ties > 0 ? (tiedAt[0] as number) : firstReady;
+  if (best.ties > 1) index = tiedAt[Math.min(best.ties - 1, Math.floor(random() * best.ties))] as number;
+  const chosen = groups[index] as GroupView;
   return {
     type: 'group',
     id: chosen.id,
-    reason: explain(chosen, ready.length, held, holder, holderBlocks, limit, mean, ties, options),
+    reason: explain(chosen, readyCount, held, holder, holderBlocks, limit, mean, best.ties, options),
   };
 }
 
-/** Indexes of the groups tied at the best cost, reused across calls (pick is synchronous). */
+const NO_HOLDERS: ReadonlyMap<string, number> = new Map();
+
+/** Per group of the pick in progress: its price without a hit, and its outstanding (-1: not a ready group). */
+const scratch = {
+  cost: new Float64Array(0),
+  load: new Float64Array(0),
+  grow(n: number) {
+    this.cost = new Float64Array(2 * n);
+    this.load = new Float64Array(2 * n);
+  },
+};
+
+/**
+ * The running argmin of the pick in progress: module state reused across calls (pick is synchronous), with the
+ * indexes of the groups tied at the best cost.
+ */
+const best = { cost: Number.POSITIVE_INFINITY, ties: 0 };
 const tiedAt: number[] = [];
+
+function offer(i: number, cost: number): void {
+  if (cost < best.cost) {
+    best.cost = cost;
+    best.ties = 1;
+    tiedAt[0] = i;
+  } else if (cost === best.cost) tiedAt[best.ties++] = i;
+}
+
+function priceOf(g: GroupView, promptTokens: number, hitTokens: number, o: PickOptions): number {
+  let cost = o.missWeight * (promptTokens - hitTokens) + o.loadTokens * g.outstanding;
+  if (g.pendingPrefillTokens !== undefined) cost += g.pendingPrefillTokens;
+  if (g.kvUsage !== undefined && g.kvUsage > o.kvSoft) cost += kvPenalty(g.kvUsage, o);
+  return cost;
+}
+
+/**
+ * Where each group id was last seen in a snapshot, so a holder is found without scanning every group. Only a
+ * hint: the group at that position must still have the id (snapshots are rebuilt in the same order, mostly),
+ * else the groups are scanned and the hint updated; it is cleared when it outgrows the snapshots it serves.
+ * Group ids are unique within a snapshot. -1 when no group has the id.
+ */
+const lastPosition = new Map<string, number>();
+
+function positionOf(groups: readonly GroupView[], id: string): number {
+  const hint = lastPosition.get(id);
+  if (hint !== undefined && groups[hint]?.id === id) return hint;
+  for (let i = 0; i < groups.length; i++) {
+    if ((groups[i] as GroupView).id !== id) continue;
+    if (lastPosition.size >= 4 * groups.length + 64) lastPosition.clear();
+    lastPosition.set(id, i);
+    return i;
+  }
+  return -1;
+}
 
 function kvPenalty(kvUsage: number | undefined, o: PickOptions): number {
   if (kvUsage === undefined || kvUsage <= o.kvSoft) return 0;
