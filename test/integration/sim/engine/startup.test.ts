@@ -1,6 +1,7 @@
 /**
  * Start-up like vLLM: the port stays closed while the weights load (weight bytes / --sim-load-gbps, in simulated
  * time), the KV cache is sized from GPU memory and logged; a model that does not fit exits 1 with vLLM's text.
+ * The step times (calibrated or fixed) and the KV block size are chosen and logged at start-up too.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { lookupGpu } from '../../../../common/hardware/gpu-catalog.ts';
@@ -90,6 +91,44 @@ describe('engine simulator start-up', () => {
     expect(await p.exited).toBe(1);
     expect(p.stderr).toMatch(
       /ValueError: To serve at least one request with the models's max seq len \(131072\), \([\d.]+ GiB KV cache is needed/,
+    );
+  });
+});
+
+describe('engine simulator step times and KV blocks, chosen at start-up', () => {
+  const FP8_405B = ['meta-llama/Meta-Llama-3.1-405B-Instruct-FP8', '--tensor-parallel-size', '8'];
+  const FAST = ['--max-model-len', '16384', '--sim-startup-ms', '100'];
+
+  it('runs the calibrated latency model by default and sizes the KV cache in --block-size blocks', async () => {
+    const port = await freePort();
+    const p = sim([...FP8_405B, ...FAST, '--block-size', '32', '--port', String(port)]);
+    await p.waitForOutput('Application startup complete.');
+    expect(p.stdout).toContain('latency model: llama-3.1-405b-tp8-h100.json (tp=8 pp=1 fp8=true)');
+    const mem = groupMemory(
+      BUILTIN_MODELS['llama-3.1-405b'] as never,
+      lookupGpu('h100-80g') as never,
+      { tp: 8, pp: 1, dtype: 'fp8', fp8Scheme: 'meta', kvCacheDtype: 'bf16' },
+      { gpuMemoryUtilization: 0.9, maxNumSeqs: 1024, maxNumBatchedTokens: 8192, blockSize: 32 },
+    );
+    expect(mem.kvTokens % 32).toBe(0);
+    expect(p.stdout).toContain(`GPU KV cache size: ${mem.kvTokens.toLocaleString('en-US')} tokens`);
+    const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: FP8_405B[0], prompt: 'hello', max_tokens: 3, ignore_eos: true }),
+    });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
+  });
+
+  it('pins fixed step times with --sim-itl-ms, and refuses a --block-size vLLM does not offer', async () => {
+    const fixed = sim([...FP8_405B, ...FAST, '--sim-itl-ms', '5', '--port', String(await freePort())]);
+    await fixed.waitForOutput('Application startup complete.');
+    expect(fixed.stdout).toContain('fixed latency: 50 ms per step that prefills, 5 ms per decode step');
+    const bad = sim([...FP8_405B, '--block-size', '12', '--port', String(await freePort())]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr).toContain(
+      'vllm serve: error: argument --block-size: invalid choice: 12 (choose from 1, 8, 16, 32, 64, 128, 256)',
     );
   });
 });
