@@ -91,15 +91,12 @@ class Driver {
   /** Feeding waits until then after a refusal that passes by itself. */
   private waitUntil = 0;
   private cancelSent = false;
-  private readonly parser: BatchLineParser;
 
   constructor(
     private readonly deps: DriverDeps,
     private readonly batch: BatchRecord,
     private readonly log: Logger,
-  ) {
-    this.parser = this.lineParser();
-  }
+  ) {}
 
   async step(b: BatchRecord): Promise<void> {
     switch (b.status) {
@@ -120,7 +117,7 @@ class Driver {
     }
   }
 
-  /** A fresh parser: custom_ids are remembered per pass over the file. */
+  /** A fresh parser: custom_ids are remembered by one parser, i.e. per pass over the file. */
   private lineParser(): BatchLineParser {
     return new BatchLineParser({
       batchId: this.batch.id,
@@ -225,7 +222,9 @@ class Driver {
         const have = await this.deps.store.results(b.id, cursor + 1, texts.length);
         for (const [i, text] of texts.entries()) {
           if (!isBlank(text) && have[i] === undefined) {
-            const parsed = this.parser.parse(text, cursor + 1);
+            // Parsed on its own: duplicates got their result when the batch was validated (skipped above),
+            // and a line fed again after a wait must not count as a second use of its custom_id.
+            const parsed = this.lineParser().parse(text, cursor + 1);
             const fed = parsed.ok
               ? await this.enqueueLine(b, parsed.value)
               : await this.record(b.id, cursor + 1, lineErrorOutput(b.id, parsed.error));

@@ -38,26 +38,26 @@ export function batchWhere(
   id: string,
   what: string,
   ok: (b: BatchRecord) => boolean,
-  timeoutMs = 20_000,
+  who = WHO,
 ): Promise<BatchRecord> {
   return until(
     `batch ${id}: ${what}`,
     async () => {
-      const b = await api.getBatch(WHO, id);
+      const b = await api.getBatch(who, id);
       return ok(b) ? b : undefined;
     },
-    timeoutMs,
+    20_000,
   );
 }
 
-export function batchStatus(api: BatchApi, id: string, status: BatchStatus): Promise<BatchRecord> {
-  return batchWhere(api, id, `status ${status}`, (b) => b.status === status);
+export function batchStatus(api: BatchApi, id: string, status: BatchStatus, who = WHO): Promise<BatchRecord> {
+  return batchWhere(api, id, `status ${status}`, (b) => b.status === status, who);
 }
 
 /** The batch's output file, every line's result in input order. */
-export async function outputLines(api: BatchApi, id: string): Promise<OutputLine[]> {
+export async function outputLines(api: BatchApi, id: string, who = WHO): Promise<OutputLine[]> {
   let text = '';
-  for await (const chunk of await api.fileContent(WHO, outputFileId(id))) text += chunk;
+  for await (const chunk of await api.fileContent(who, outputFileId(id))) text += chunk;
   return text
     .split('\n')
     .filter((l) => l !== '')
