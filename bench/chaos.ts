@@ -86,8 +86,10 @@ try {
   const abandon = new AbortController();
   // Every open request's call listens to it (up to --concurrency at once): not a leak.
   setMaxListeners(args.concurrency * 4 + 16, abandon.signal);
-  // Faults one after another: each waits until the cluster recovered from the previous one.
+  // Faults one after another: each waits until the cluster serves as before the previous one (the dead
+  // process may still be restarting).
   const faults: Promise<FaultRecord>[] = [];
+  const restores: Promise<void>[] = [];
   let previous: Promise<unknown> = Promise.resolve();
   const faultContext = { cluster: running, deployment: MODEL, workers: WORKERS, now, progress };
   const triggers = new Map(SCHEDULE.map(([kind, at]) => [Math.max(1, Math.ceil(at * args.requests)), kind]));
@@ -108,16 +110,20 @@ try {
       const kind = triggers.get(n);
       if (!kind) return undefined;
       const injected = previous.then(() => injectFault(kind, faultContext));
-      const settled = injected.then((f) => f.settled);
-      settled.catch(() => {}); // observed by Promise.all below; meanwhile no unhandled rejection ends the run
-      faults.push(settled);
-      previous = settled;
+      const recovered = injected.then((f) => f.recovered);
+      const restored = injected.then((f) => f.restored);
+      // Observed by Promise.all below; meanwhile no unhandled rejection may end the run before it stops the cluster.
+      for (const p of [recovered, restored]) p.catch(() => {});
+      faults.push(recovered);
+      restores.push(restored);
+      previous = recovered;
       // Arrivals go on once the fault is in (at once, unless the previous one is still recovering).
       return injected.then(() => undefined);
     },
   });
   clearTimeout(drainTimer);
   const report = buildReport(tracked, await Promise.all(faults), now());
+  await Promise.all(restores);
   if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(humanReport(report));
   if (report.lost + report.token_gaps + report.token_duplicates + report.text_mismatches > 0) exitCode = 1;

@@ -25,11 +25,15 @@ export interface FaultRecord {
   detail: string;
 }
 
-/** A fault just injected: what and when, and (settled) once the cluster is whole again, how it recovered. */
+/**
+ * A fault just injected: what and when; `recovered` once the cluster serves as before (the group rebuilt, the
+ * other controller leading, Redis answering), with how; `restored` once the dead process is back.
+ */
 export interface InjectedFault {
   what: string;
   at: number;
-  settled: Promise<FaultRecord>;
+  recovered: Promise<FaultRecord>;
+  restored: Promise<void>;
 }
 
 export interface FaultContext {
@@ -41,7 +45,7 @@ export interface FaultContext {
   progress: (line: string) => void;
 }
 
-/** Resolves right after the kill, so the run can pace its arrivals on it; recovery goes on in `settled`. */
+/** Resolves right after the kill, so the run can pace its arrivals on it; recovery goes on in the background. */
 export async function injectFault(kind: FaultKind, c: FaultContext): Promise<InjectedFault> {
   switch (kind) {
     case 'worker':
@@ -53,8 +57,14 @@ export async function injectFault(kind: FaultKind, c: FaultContext): Promise<Inj
   }
 }
 
-function settle(what: string, at: number, recover: () => Promise<string>): InjectedFault {
-  return { what, at, settled: recover().then((detail) => ({ what, at, detail })) };
+function settle(
+  what: string,
+  at: number,
+  recover: () => Promise<string>,
+  restore: () => Promise<void>,
+): InjectedFault {
+  const recovered = recover().then((detail) => ({ what, at, detail }));
+  return { what, at, recovered, restored: recovered.then(restore) };
 }
 
 async function killLeaderNode(c: FaultContext): Promise<InjectedFault> {
@@ -69,20 +79,26 @@ async function killLeaderNode(c: FaultContext): Promise<InjectedFault> {
   worker.kill('SIGKILL');
   for (const pid of engines) process.kill(pid, 'SIGKILL');
   c.progress(`fault: SIGKILL ${spec.nodeName} (rank 0 of ${group.id}) and its engine`);
-  return settle(`SIGKILL worker ${spec.nodeName} (rank 0 of ${group.id})`, at, async () => {
-    // Out of routing first (the worker's heartbeats stop), then rebuilt on the spare node.
-    let outAt: number | undefined;
-    await until('the group out of routing, then rebuilt on the spare node', async () => {
-      const d = deploymentOf(await c.cluster.status(), c.deployment);
-      if (d && d.readyReplicas < d.desiredReplicas) outAt ??= c.now();
-      return outAt !== undefined && d && d.readyReplicas >= d.desiredReplicas ? true : undefined;
-    });
-    const rebuiltAt = c.now();
-    await worker.exited;
-    await c.cluster.startWorker(spec);
-    c.progress(`recovered: ${group.id} rebuilt; ${spec.nodeName} back as a spare`);
-    return `out of routing after ${seconds(outAt, at)} s, rebuilt on the spare after ${seconds(rebuiltAt, at)} s`;
-  });
+  return settle(
+    `SIGKILL worker ${spec.nodeName} (rank 0 of ${group.id})`,
+    at,
+    async () => {
+      // Out of routing first (the worker's heartbeats stop), then rebuilt on the spare node.
+      let outAt: number | undefined;
+      await until('the group out of routing, then rebuilt on the spare node', async () => {
+        const d = deploymentOf(await c.cluster.status(), c.deployment);
+        if (d && d.readyReplicas < d.desiredReplicas) outAt ??= c.now();
+        return outAt !== undefined && d && d.readyReplicas >= d.desiredReplicas ? true : undefined;
+      });
+      c.progress(`recovered: ${group.id} rebuilt`);
+      return `out of routing after ${seconds(outAt, at)} s, rebuilt on the spare after ${seconds(c.now(), at)} s`;
+    },
+    async () => {
+      await worker.exited;
+      await c.cluster.startWorker(spec);
+      c.progress(`restored: ${spec.nodeName} back as a spare`);
+    },
+  );
 }
 
 async function killLeadingController(c: FaultContext): Promise<InjectedFault> {
@@ -95,19 +111,25 @@ async function killLeadingController(c: FaultContext): Promise<InjectedFault> {
   replica.process.kill('SIGKILL');
   c.progress(`fault: SIGKILL ${replica.name} (the reconciler's leader)`);
   const what = `SIGKILL ${replica.name} (reconciler leader; holds leases of the requests it dispatched)`;
-  return settle(what, at, async () => {
-    await until('the survivor leads', async () => {
-      const s = await c.cluster.status(2000, survivor);
-      return s.leaderId === s.replicaId ? true : undefined;
-    });
-    const ledAt = c.now();
-    await replica.process.exited;
-    // Its replacement starts at once, as a restarted pod would; the dead replica's leases still lapse on their
-    // own (5 s by default), and either live replica may take those requests over.
-    await c.cluster.startController(leader);
-    c.progress(`recovered: ${replica.name} replaced on its ports`);
-    return `the survivor led after ${seconds(ledAt, at)} s; replacement started at ${seconds(c.now(), at)} s`;
-  });
+  return settle(
+    what,
+    at,
+    async () => {
+      await until('the survivor leads', async () => {
+        const s = await c.cluster.status(2000, survivor);
+        return s.leaderId === s.replicaId ? true : undefined;
+      });
+      c.progress(`recovered: the other controller leads`);
+      return `the other controller led after ${seconds(c.now(), at)} s`;
+    },
+    async () => {
+      await replica.process.exited;
+      // Its replacement starts at once, as a restarted pod would; the dead replica's leases still lapse on their
+      // own (5 s by default), and either live replica may take those requests over.
+      await c.cluster.startController(leader);
+      c.progress(`restored: ${replica.name} replaced on its ports`);
+    },
+  );
 }
 
 async function killRedis(c: FaultContext): Promise<InjectedFault> {
@@ -115,11 +137,16 @@ async function killRedis(c: FaultContext): Promise<InjectedFault> {
   c.progress(`fault: SIGKILL redis, restart from its AOF ${REDIS_DOWN_MS} ms later`);
   const restarted = c.cluster.redis.restart({ kill: true, downMs: REDIS_DOWN_MS });
   const what = `SIGKILL redis, restarted from its AOF (appendfsync always) after ${REDIS_DOWN_MS / 1000} s down`;
-  return settle(what, at, async () => {
-    await restarted;
-    c.progress('recovered: redis answers again');
-    return `redis answered again after ${seconds(c.now(), at)} s`;
-  });
+  return settle(
+    what,
+    at,
+    async () => {
+      await restarted;
+      c.progress('recovered: redis answers again');
+      return `redis answered again after ${seconds(c.now(), at)} s`;
+    },
+    async () => {},
+  );
 }
 
 function deploymentOf(s: ClusterStatus, name: string) {
