@@ -2,8 +2,9 @@
  * How faithfully the engine simulator reproduces published vLLM operating points (issue 3). Every point is
  * replayed through the pure step scheduler in virtual time with the calibrated latency model
  * (bench/sim-fidelity/published-points.ts says where each comes from). The CPU-side gap between kernel time and
- * what vLLM delivers is two physical parameters, step = kernels / gpuEfficiency + stepOverheadMs, fitted jointly
- * (least squares on log error) on the `fit` points; the error is reported on the points held out of the fit.
+ * what vLLM delivers is three physical parameters, step = kernels / gpuEfficiency + stepOverheadMs + sequences in
+ * the step x seqOverheadUs, fitted jointly (least squares on log error) on the `fit` points; the error is reported
+ * on the points held out of the fit.
  * Also prints the simulator's per-step times beside the calibration sums.
  *   npm run bench:sim-fidelity [-- --json]
  */

@@ -1,8 +1,8 @@
 /**
  * Published vLLM operating points the simulator replays, each with its source, the vLLM version it was measured
- * on, the hardware setup and the workload of the benchmark script that produced it. `fit` points train the two
- * CPU-side parameters jointly; the others are predictions held out of the fit (or figures of the same run as a
- * fit point, reported but not counted twice).
+ * on, the hardware setup and the workload of the benchmark script that produced it. `fit` points train the three
+ * CPU-side parameters jointly; the others are predictions held out of the fit (or other figures of the same run
+ * as a fit or held-out point, reported but not counted twice).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -52,8 +52,9 @@ export interface LatencyParams {
 /**
  * gpuEfficiency, stepOverheadMs and seqOverheadUs are fitted jointly by `npm run bench:sim-fidelity` on published
  * vLLM operating points (405B FP8 on 8xH100 at 2.82 req/s, 8B on one H100 at 13 ms per token, 405B FP8 on
- * 8xMI300X at batch 1 and 256), held-out error within 17% (2026-11-26 run). Those points were measured on vLLM
- * 0.5.x, whose CPU side was slower than today's; the defaults err on the slow side.
+ * 8xMI300X at batch 1 and 256); on the held-out points (MI300X at batch 8 to 128, Lambda's 405B FP8 ShareGPT run
+ * on 8xH100) the error is within 17% (2026-11-27 run). Those points were measured on vLLM 0.5.x, whose CPU side
+ * was slower than today's; the defaults err on the slow side.
  */
 export const DEFAULT_LATENCY_PARAMS: Omit<LatencyParams, 'tp' | 'pp' | 'fp8'> = {
   allReduceLatencyUs: 15,
