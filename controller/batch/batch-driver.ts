@@ -108,6 +108,8 @@ class Driver {
         else await this.feed(b);
         return this.finishIfDone(b.id);
       case 'cancelling':
+        // Cancelled while validating: count the lines and give the bad ones their errors first.
+        if (b.at.in_progress === undefined && b.counts.total === 0) await this.validate(b);
         await this.cancelFed(b);
         await this.close(b, 'batch_cancelled');
         await this.collect(b);

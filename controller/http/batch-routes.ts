@@ -43,7 +43,7 @@ export async function serveBatchRoute(
   admission: Admission,
 ): Promise<Reply> {
   const who = admission.identify(apiKey, 'batch');
-  const parts = url.pathname.split('/').slice(2).map(decodeURIComponent); // ['files' | 'batches', id?, action?]
+  const parts = url.pathname.split('/').slice(2).map(decodePart); // ['files' | 'batches', id?, action?]
   const [kind, id, action] = parts;
   const route = `${req.method} ${kind}${id === undefined ? '' : '/{id}'}${action === undefined ? '' : `/${action}`}`;
   switch (route) {
@@ -67,6 +67,14 @@ export async function serveBatchRoute(
       return json(200, batchJson(await api.cancelBatch(who, id as string)));
     default:
       throw new HttpError(404, `Not found: ${req.method} ${url.pathname}`);
+  }
+}
+
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, `The path segment '${part}' is not valid percent-encoding.`);
   }
 }
 
