@@ -11,19 +11,33 @@ import {
   type CalibrationEntry,
   type CalibrationWanted,
   chooseCalibration,
+  parseCalibrationName,
+  UNSCALED,
 } from './model/calibration-choice.ts';
 import type { CalibrationFile } from './model/latency-model.ts';
 
 /** The measured costs vendored in the repository. */
 export const CALIBRATION_DIR = join(import.meta.dirname, 'calibration', 'data');
 
+/** The tables the latency model reads; a file without them is refused by name rather than crashing later. */
+const REQUIRED = [
+  'model',
+  'layer_gemms_ms_per_rank',
+  'decode_attn_ms_per_layer_rank',
+  'prefill_attn_ms_per_layer_rank',
+] as const;
+
 function readEntry(path: string): CalibrationEntry {
-  return { file: basename(path), data: JSON.parse(readFileSync(path, 'utf8')) as CalibrationFile };
+  const data = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const missing = REQUIRED.filter((k) => typeof data[k] !== 'object' || data[k] === null);
+  if (missing.length > 0) throw new Error(`${path} is not a calibration file: no ${missing.join(', ')}`);
+  return { file: basename(path), data: data as unknown as CalibrationFile };
 }
 
+/** The directory's files named like calibration files (llama-3.1-<size>b-tp<tp>-<gpu>.json). */
 function readDir(dir: string): CalibrationEntry[] {
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
+    .filter((f) => parseCalibrationName(f) !== undefined)
     .sort()
     .map((f) => readEntry(join(dir, f)));
 }
@@ -35,13 +49,7 @@ function readDir(dir: string): CalibrationEntry[] {
 export function resolveCalibration(want: CalibrationWanted, path = CALIBRATION_DIR): CalibrationChoice {
   if (!statSync(path).isDirectory()) {
     const { file, data } = readEntry(path);
-    return {
-      kind: 'calibrated',
-      file,
-      data,
-      scale: { gpu: 1, tpCompute: 1, tpDecodeAttn: 1 },
-      approximations: [],
-    };
+    return { kind: 'calibrated', file, data, scale: UNSCALED, approximations: [] };
   }
   return chooseCalibration(readDir(path), want);
 }

@@ -37,6 +37,9 @@ export interface CalibrationScale {
   tpDecodeAttn: number;
 }
 
+/** The measured costs as they are. */
+export const UNSCALED: Readonly<CalibrationScale> = { gpu: 1, tpCompute: 1, tpDecodeAttn: 1 };
+
 export interface CalibrationEntry {
   /** The file's name, e.g. llama-3.1-405b-tp8-h100.json. */
   file: string;
@@ -102,7 +105,7 @@ export function chooseCalibration(
     (a, b) => bandwidthGap(a) - bandwidthGap(b) || tpGap(a) - tpGap(b) || a.file.localeCompare(b.file),
   )[0] as CalibrationName & CalibrationEntry;
   const approximations: string[] = [];
-  const scale: CalibrationScale = { gpu: 1, tpCompute: 1, tpDecodeAttn: 1 };
+  const scale: CalibrationScale = { ...UNSCALED };
   if (best.gpu.id !== gpu.id) {
     scale.gpu = best.gpu.memoryBandwidth / gpu.memoryBandwidth;
     approximations.push(

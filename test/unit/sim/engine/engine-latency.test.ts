@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engineLatency } from '../../../../sim/engine/engine-latency.ts';
 import { parseArgs } from '../../../../sim/engine/options.ts';
@@ -8,6 +9,7 @@ function latencyOf(args: string[], env: Record<string, string> = {}) {
   return engineLatency(r.options);
 }
 
+const REPO_PACKAGE_JSON = join(import.meta.dirname, '../../../../package.json');
 const FP8_405B = ['meta-llama/Meta-Llama-3.1-405B-Instruct-FP8', '--tensor-parallel-size', '8'];
 
 describe('engineLatency (the step times an engine runs with)', () => {
@@ -39,6 +41,10 @@ describe('engineLatency (the step times an engine runs with)', () => {
   it('is an error when an explicit --sim-calibration cannot serve the model', () => {
     const missing = latencyOf([...FP8_405B, '--sim-calibration', '/nonexistent/calibration']);
     expect(missing.kind === 'error' && missing.message).toMatch(/^--sim-calibration: cannot read/);
+    const notCalibration = latencyOf([...FP8_405B, '--sim-calibration', REPO_PACKAGE_JSON]);
+    expect(notCalibration.kind === 'error' && notCalibration.message).toContain(
+      'is not a calibration file: no model, layer_gemms_ms_per_rank',
+    );
     const unknown = latencyOf(['tiny-model', '--sim-calibration', `${import.meta.dirname}`]);
     expect(unknown).toEqual({
       kind: 'error',
