@@ -64,6 +64,9 @@ export class BatchJobs {
       },
     );
     this.worker.on('error', (e) => o.log.warn('batch worker error', { error: e.message }));
+    this.worker.on('stalled', (batchId) =>
+      o.log.warn('batch taken back from a controller that stopped renewing its lock', { batchId }),
+    );
     this.worker.on('failed', (job, e) => {
       if (!job || job.attemptsMade < ATTEMPTS) return;
       o.onGiveUp(job.data.batchId, e.message).catch((x: unknown) =>

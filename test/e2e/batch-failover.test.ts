@@ -1,0 +1,114 @@
+/**
+ * Offline batches survive a controller crash: two controller replicas (processes) each drive one batch
+ * (batch.concurrency 1); one replica is SIGKILLed mid-batch, so nothing hands its batch back. BullMQ's
+ * stalled-job check on the survivor finds the batch when its lock runs out (batch.lockMs) and the survivor
+ * finishes both batches from their state in Redis: every line has its 200 result.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI, { toFile } from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newApiKey } from '../../cli/local-api-key.ts';
+import { LocalCluster } from '../../cli/local-cluster.ts';
+
+const MODEL = 'llama-3.1-8b-instruct';
+const CONFIG = `
+heartbeatIntervalMs: 500
+workerTimeoutMs: 3000
+queue: {leaseMs: 2000}
+batch: {pollMs: 100, maxOutstanding: 2, concurrency: 1, lockMs: 2000}
+deployments:
+  - name: ${MODEL}
+    model: meta-llama/Llama-3.1-8B-Instruct
+    replicas: 1
+    gpusPerReplica: 1
+    maxModelLen: 4096
+    maxNumSeqs: 4
+    engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '20']
+`;
+const LINES = 12;
+
+let dir: string;
+let cluster: LocalCluster;
+const API_KEY = newApiKey();
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const sdk = (i: number) =>
+  new OpenAI({ baseURL: `http://${cluster.replica(i).http}/v1`, apiKey: API_KEY, maxRetries: 0 });
+
+async function submit(openai: OpenAI, name: string): Promise<string> {
+  const jsonl = Array.from({ length: LINES }, (_, i) =>
+    JSON.stringify({
+      custom_id: `${name}-${i}`,
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: {
+        model: MODEL,
+        max_tokens: 12,
+        ignore_eos: true,
+        messages: [{ role: 'user', content: `Q ${i}` }],
+      },
+    }),
+  ).join('\n');
+  const file = await openai.files.create({
+    file: await toFile(Buffer.from(jsonl), `${name}.jsonl`),
+    purpose: 'batch',
+  });
+  const b = await openai.batches.create({
+    input_file_id: file.id,
+    endpoint: '/v1/chat/completions',
+    completion_window: '24h',
+  });
+  return b.id;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-batch-failover-'));
+  cluster = await LocalCluster.start({
+    dir,
+    config: CONFIG,
+    controllers: 2,
+    workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+    auth: { apiKey: API_KEY },
+  });
+  await cluster.waitReady(60_000);
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('offline batch across a controller crash', () => {
+  it('SIGKILL a replica driving a batch: the survivor finishes it, every line answered', async () => {
+    const first = sdk(0);
+    const ids = [await submit(first, 'a'), await submit(first, 'b')];
+    // Both batches started: with concurrency 1 each replica drives one of them.
+    await until('both batches running', async () => {
+      const bs = await Promise.all(ids.map((id) => first.batches.retrieve(id)));
+      return bs.every((b) => b.request_counts && b.request_counts.completed > 0) ? true : undefined;
+    });
+    cluster.replica(0).process.kill('SIGKILL');
+
+    const survivor = sdk(1);
+    for (const id of ids) {
+      const done = await until(`batch ${id} completed on the survivor`, async () => {
+        const b = await survivor.batches.retrieve(id);
+        return b.status === 'completed' ? b : undefined;
+      });
+      expect(done.request_counts).toEqual({ total: LINES, completed: LINES, failed: 0 });
+      const out = (await (await survivor.files.content(done.output_file_id ?? '')).text()).trim().split('\n');
+      expect(out.map((l) => JSON.parse(l).response.status_code)).toEqual(Array(LINES).fill(200));
+    }
+  });
+});
