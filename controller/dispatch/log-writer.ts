@@ -33,11 +33,22 @@ export class LogWriter {
     return this.sawEnd;
   }
 
+  /** A write is in flight (drain() waits for it). */
+  get writing(): boolean {
+    return this.inFlight !== undefined;
+  }
+
   /** Queues an event; true when the caller should drain() before pushing more. Throws a failed write's error. */
   push(event: GenerateEvent): boolean {
     if (this.failure) throw this.failure;
+    // The log has its end (another owner finished the request): nothing more goes in.
+    if (this.sawEnd) return false;
     this.pending.push(event);
-    this.inFlight ??= this.flush();
+    // Cleared in a .finally, which runs after this assignment: a flush that ended without awaiting anything
+    // must not leave a settled promise here, or drain() would await it forever without yielding the loop.
+    this.inFlight ??= this.flush().finally(() => {
+      this.inFlight = undefined;
+    });
     return this.pending.length >= this.maxBacklog;
   }
 
@@ -62,8 +73,6 @@ export class LogWriter {
       }
     } catch (e) {
       this.failure = e;
-    } finally {
-      this.inFlight = undefined;
     }
   }
 }

@@ -76,6 +76,21 @@ describe('LogWriter', () => {
     expect(w.ended).toBe(true);
   });
 
+  it('an event pushed after it saw the end starts no write, and drain() returns (it spun forever)', async () => {
+    await log.appendMany('f', [started('f'), finished('f')]);
+    const w = new LogWriter(log, 'f', false);
+    w.push(delta('f', 0));
+    await w.drain();
+    expect(w.ended).toBe(true);
+    // A run's next event can arrive before it checks ended; its flush ended at once, and the writer kept that
+    // settled flush as "in flight": drain() then awaited it in a loop that never yielded, freezing the process.
+    expect(w.push(delta('f', 1))).toBe(false);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(w.writing).toBe(false);
+    await w.drain();
+    expect((await log.progress('f')).nextTokenIndex).toBe(0);
+  });
+
   it('drain() throws a failed write, and push() refuses after it', async () => {
     const w = new LogWriter(log, 'e', false);
     w.push(started('e'));
