@@ -10,6 +10,11 @@
  *   paced      an open loop at half the durable path's saturated rate (at most `concurrency` in flight): what
  *              the durable path adds to TTFT when it is not the bottleneck
  * TTFT = call started -> first delta received.
+ * The durable path runs twice on the same controller, in alternating rounds so the shared machine's noise
+ * falls on both: `log` with the in-process hand-off off (every event read back from the stream log, the
+ * dispatcher woken by the queue's PUBLISH: the path before LiveFeed) and `live` as it ships. Each durable
+ * request's Finished.timing splits its TTFT (means, ms clock): admit (call -> queued), queue (queued ->
+ * dispatched), worker (dispatched -> first token at the dispatcher), delivery (-> the client has it).
  */
 import { performance } from 'node:perf_hooks';
 import { credentials, Metadata } from '@grpc/grpc-js';
@@ -17,6 +22,7 @@ import { inferenceClient } from '../cli/clients.ts';
 import { silentLogger } from '../common/log.ts';
 import { compileControllerConfig } from '../controller/config/controller-config.ts';
 import { startController } from '../controller/controller.ts';
+import type { Lane } from '../controller/gateway/request-path.ts';
 import { type GenerateEvent, type GenerateRequest, PriorityClass } from '../proto/gen/corral/v1/inference.ts';
 import { WorkerClient } from '../proto/gen/corral/v1/worker.ts';
 import { FakeWorker } from '../test/integration/controller/fake-worker.ts';
@@ -27,14 +33,18 @@ export interface PathResult {
   requests: number;
   perSecond: number;
   ttftMs: { p50: number; p99: number };
+  /** Durable path only: where its TTFT went, means in ms (see the top of this file). */
+  stagesMs?: { admit: number; queue: number; worker: number; delivery: number };
 }
 
+type Durable = { log: PathResult; live: PathResult };
+
 export interface EndToEnd {
-  saturated: { direct: PathResult; durable: PathResult };
+  saturated: { direct: PathResult; durable: Durable };
   pacedRatePerSecond: number;
-  paced: { direct: PathResult; durable: PathResult };
-  /** Paced: durable TTFT minus direct TTFT. */
-  addedTtftMs: { p50: number; p99: number };
+  paced: { direct: PathResult; durable: Durable };
+  /** Paced: durable TTFT minus direct TTFT, without and with the in-process hand-off. */
+  addedTtftMs: { log: { p50: number; p99: number }; live: { p50: number; p99: number } };
 }
 
 export async function measureEndToEnd(
@@ -62,24 +72,48 @@ export async function measureEndToEnd(
       worker.calls.length = 0; // the fake keeps every call; do not let it grow for the whole run
       return direct.generate({ engineId, request: request(`d${seq++}`) }, new Metadata());
     };
-    const viaController = () => {
+    const lane = controller.lanes.lanes.get(MODEL) as Lane;
+    // When the gateway submitted each request (the queue's submittedAt, on a finer clock): splits admit/queue.
+    const submittedAt = new Map<string, number>();
+    const submit = lane.queue.submit.bind(lane.queue);
+    lane.queue.submit = (req) => {
+      submittedAt.set(req.id, performance.now());
+      return submit(req);
+    };
+    const viaController: Call = () => {
       worker.calls.length = 0;
-      return gateway.generate(request(`q${seq++}`), new Metadata());
+      const id = `q${seq++}`;
+      const stream = gateway.generate(request(id), new Metadata());
+      return { stream, submittedAt: () => submittedAt.get(id), forget: () => submittedAt.delete(id) };
     };
-    const saturated = { direct: await load(o, viaWorker), durable: await load(o, viaController) };
-    const rate = Math.max(1, Math.round(saturated.durable.perSecond / 2));
+    const handOff = { live: lane.live, wake: lane.wake };
+    const durable = async (o2: LoadOptions): Promise<Durable> => {
+      const rounds = { log: [] as Sample[], live: [] as Sample[] };
+      const slice = { ...o2, seconds: o2.seconds / ROUNDS };
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const variant of ['log', 'live'] as const) {
+          lane.live = variant === 'live' ? handOff.live : undefined;
+          lane.wake = variant === 'live' ? handOff.wake : undefined;
+          rounds[variant].push(await sample(slice, viaController));
+        }
+      }
+      return { log: summarise(rounds.log), live: summarise(rounds.live) };
+    };
+    const saturated = { direct: summarise([await sample(o, viaWorker)]), durable: await durable(o) };
+    const rate = Math.max(1, Math.round(saturated.durable.log.perSecond / 2));
     const paced = {
-      direct: await load({ ...o, rate }, viaWorker),
-      durable: await load({ ...o, rate }, viaController),
+      direct: summarise([await sample({ ...o, rate }, viaWorker)]),
+      durable: await durable({ ...o, rate }),
     };
+    const added = (d: PathResult) => ({
+      p50: round(d.ttftMs.p50 - paced.direct.ttftMs.p50),
+      p99: round(d.ttftMs.p99 - paced.direct.ttftMs.p99),
+    });
     return {
       saturated,
       pacedRatePerSecond: rate,
       paced,
-      addedTtftMs: {
-        p50: round(paced.durable.ttftMs.p50 - paced.direct.ttftMs.p50),
-        p99: round(paced.durable.ttftMs.p99 - paced.direct.ttftMs.p99),
-      },
+      addedTtftMs: { log: added(paced.durable.log), live: added(paced.durable.live) },
     };
   } finally {
     gateway.close();
@@ -89,23 +123,53 @@ export async function measureEndToEnd(
   }
 }
 
+/** Rounds each durable variant's time is cut into (alternating with the other variant). */
+const ROUNDS = 4;
+
+interface LoadOptions {
+  concurrency: number;
+  seconds: number;
+  rate?: number;
+}
+
+type Call = () =>
+  | AsyncIterable<GenerateEvent>
+  | { stream: AsyncIterable<GenerateEvent>; submittedAt: () => number | undefined; forget: () => void };
+
+interface Sample {
+  seconds: number;
+  ttft: number[];
+  stages: { admit: number; queue: number; worker: number; delivery: number }[];
+}
+
 /** Closed loop of `concurrency` clients, or with `rate` an open loop of that many calls/s. */
-async function load(
-  o: { concurrency: number; seconds: number; rate?: number },
-  call: () => AsyncIterable<GenerateEvent>,
-): Promise<PathResult> {
+async function sample(o: LoadOptions, call: Call): Promise<Sample> {
   const ttft: number[] = [];
+  const stages: Sample['stages'] = [];
   const begin = performance.now();
   const endAt = begin + o.seconds * 1000;
   const one = async () => {
     const t0 = performance.now();
-    let first = true;
-    for await (const e of call()) {
-      if (first && e.event?.$case === 'delta') {
-        ttft.push(performance.now() - t0);
-        first = false;
+    const c = call();
+    const traced = Symbol.asyncIterator in c ? undefined : c;
+    let firstAt: number | undefined;
+    for await (const e of traced?.stream ?? (c as AsyncIterable<GenerateEvent>)) {
+      if (firstAt === undefined && e.event?.$case === 'delta') {
+        firstAt = performance.now();
+        ttft.push(firstAt - t0);
       }
+      const timing = e.event?.$case === 'finished' ? e.event.value.timing : undefined;
+      const queuedAt = traced?.submittedAt();
+      // The controller's timings count from the queue's submittedAt, in whole ms.
+      if (timing && firstAt !== undefined && queuedAt !== undefined)
+        stages.push({
+          admit: queuedAt - t0,
+          queue: timing.queueMs,
+          worker: timing.timeToFirstTokenMs - timing.queueMs,
+          delivery: firstAt - queuedAt - timing.timeToFirstTokenMs,
+        });
     }
+    traced?.forget();
   };
   if (o.rate === undefined) {
     await Promise.all(
@@ -125,11 +189,29 @@ async function load(
     }
     await Promise.all(pending);
   }
-  const seconds = (performance.now() - begin) / 1000;
+  return { seconds: (performance.now() - begin) / 1000, ttft, stages };
+}
+
+function summarise(samples: Sample[]): PathResult {
+  const ttft = samples.flatMap((s) => s.ttft);
+  const stages = samples.flatMap((s) => s.stages);
+  const seconds = samples.reduce((a, s) => a + s.seconds, 0);
+  const mean = (k: keyof Sample['stages'][number]) =>
+    round(stages.reduce((a, s) => a + s[k], 0) / Math.max(1, stages.length));
   return {
     requests: ttft.length,
     perSecond: Math.round(ttft.length / seconds),
     ttftMs: { p50: pct(ttft, 0.5), p99: pct(ttft, 0.99) },
+    ...(stages.length === 0
+      ? {}
+      : {
+          stagesMs: {
+            admit: mean('admit'),
+            queue: mean('queue'),
+            worker: mean('worker'),
+            delivery: mean('delivery'),
+          },
+        }),
   };
 }
 

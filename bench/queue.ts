@@ -28,7 +28,7 @@ import { ArrivalSignal } from '../controller/queue/arrival-signal.ts';
 import { MemoryQueue } from '../controller/queue/memory-queue.ts';
 import { RequestQueue } from '../controller/queue/request-queue.ts';
 import { startRedis } from '../test/helpers/redis.ts';
-import { measureEndToEnd } from './queue-path.ts';
+import { type EndToEnd, measureEndToEnd, type PathResult } from './queue-path.ts';
 import { measureStreamHop } from './queue-stream.ts';
 
 /** The queue as the bench drives it: enough to run the same loops over both paths. */
@@ -305,14 +305,31 @@ async function main(): Promise<void> {
       `added by the durable path at ${rate}/s: p50 ${report.paced.addedLatencyMs.p50} ms, p99 ${report.paced.addedLatencyMs.p99} ms (target <= 2 / 10)`,
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
       `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
-      `end to end (fake worker answering at once), saturated with ${o.concurrency} streams: direct ${endToEnd.saturated.direct.perSecond} req/s, durable path ${endToEnd.saturated.durable.perSecond} req/s`,
-      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s: TTFT direct p50 ${endToEnd.paced.direct.ttftMs.p50} p99 ${endToEnd.paced.direct.ttftMs.p99} ms, durable p50 ${endToEnd.paced.durable.ttftMs.p50} p99 ${endToEnd.paced.durable.ttftMs.p99} ms; added p50 ${endToEnd.addedTtftMs.p50} ms, p99 ${endToEnd.addedTtftMs.p99} ms (target <= 2 / 10)`,
+      `end to end (fake worker answering at once), saturated with ${o.concurrency} streams: direct ${endToEnd.saturated.direct.perSecond} req/s, durable path ${endToEnd.saturated.durable.log.perSecond} req/s reading the log back, ${endToEnd.saturated.durable.live.perSecond} req/s with the in-process hand-off`,
+      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; durable stages are means: admit / queue / worker / delivery):`,
+      ...ttftRows(endToEnd.paced),
+      `end to end, saturated (${o.concurrency} streams open; TTFT is mostly waiting for a CPU):`,
+      ...ttftRows(endToEnd.saturated),
+      `added by the durable path (TTFT - direct): reading the log back p50 ${endToEnd.addedTtftMs.log.p50} p99 ${endToEnd.addedTtftMs.log.p99} ms; with the in-process hand-off p50 ${endToEnd.addedTtftMs.live.p50} p99 ${endToEnd.addedTtftMs.live.p99} ms (target <= 2 / 10)`,
       `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await server.stop();
   }
+}
+
+function ttftRows(e: EndToEnd['paced']): string[] {
+  const row = (name: string, r: PathResult) => {
+    const st = r.stagesMs;
+    const stages = st ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery}` : '';
+    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)}${stages}`;
+  };
+  return [
+    row('direct to the worker', e.direct),
+    row('durable, log read back', e.durable.log),
+    row('durable, in-process', e.durable.live),
+  ];
 }
 
 function fmt(x: number): string {
