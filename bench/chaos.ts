@@ -56,6 +56,8 @@ const SCHEDULE: [FaultKind, number][] = [
 ];
 /** After the last submission, how long the run waits for open requests before calling them lost. */
 const DRAIN_MS = 90_000;
+/** No request ended for this long: the open ones hang (lost); stop waiting (arrivals may be blocked on them). */
+const STALL_MS = 60_000;
 
 const progress = (line: string) => process.stderr.write(`  ${line}\n`);
 const dir = mkdtempSync(join(tmpdir(), 'corral-chaos-'));
@@ -94,6 +96,12 @@ try {
   const faultContext = { cluster: running, deployment: MODEL, workers: WORKERS, now, progress };
   const triggers = new Map(SCHEDULE.map(([kind, at]) => [Math.max(1, Math.ceil(at * args.requests)), kind]));
   let drainTimer: NodeJS.Timeout | undefined;
+  let lastEnd = now();
+  const stallWatch = setInterval(() => {
+    if (now() - lastEnd < STALL_MS || abandon.signal.aborted) return;
+    progress(`no request ended for ${STALL_MS / 1000} s: the open ones are lost`);
+    abandon.abort();
+  }, 1000);
   progress(`${args.requests} streamed requests at ${args.rate}/s, at most ${args.concurrency} in flight`);
   const tracked = await runLoad({
     model: MODEL,
@@ -104,6 +112,9 @@ try {
     random: fork(random),
     now,
     abandon: abandon.signal,
+    onEnded: () => {
+      lastEnd = now();
+    },
     onSubmitted: (n) => {
       if (n % 100 === 0) progress(`${n} submitted at ${(now() / 1000).toFixed(1)} s`);
       if (n === args.requests) drainTimer = setTimeout(() => abandon.abort(), DRAIN_MS);
@@ -122,6 +133,7 @@ try {
     },
   });
   clearTimeout(drainTimer);
+  clearInterval(stallWatch);
   const report = buildReport(tracked, await Promise.all(faults), now());
   await Promise.all(restores);
   if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);

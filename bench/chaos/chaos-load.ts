@@ -28,6 +28,8 @@ export interface LoadOptions {
    * run holds them until a scheduled fault is in, so each fault finds its share of the load in flight).
    */
   onSubmitted?: (submitted: number) => Promise<void> | undefined;
+  /** Called when a request ends (completed, failed, or abandoned). */
+  onEnded?: () => void;
   /** Aborts what is still open: those requests are lost (neither finished nor failed). */
   abandon: AbortSignal;
 }
@@ -110,6 +112,7 @@ async function follow(t: Tracked, replicas: readonly CorralClient[], o: LoadOpti
     if (!o.abandon.aborted) audit.failed(errorKind(CorralClientError.from(e), r.id));
   } finally {
     t.endedAt = o.now();
+    o.onEnded?.();
   }
 }
 
