@@ -13,6 +13,7 @@
 
 import { MemoryQueue } from '../../controller/queue/memory-queue.ts';
 import type { GroupView } from '../../controller/scheduler/pick.ts';
+import { reasonKind } from '../../controller/scheduler/pick-reason.ts';
 import type { LatencyModel } from '../engine/model/latency-model.ts';
 import { EngineGroup, type GroupShape } from './engine-group.ts';
 import { EventQueue } from './event-queue.ts';
@@ -66,11 +67,6 @@ export interface ClusterSimResult {
 type SimEvent = { k: 'arrival'; i: number } | { k: 'stepEnd'; g: number } | { k: 'report' };
 
 const DEPLOYMENT = 'sim';
-
-/** The kind of a pick reason: its words before the first digit or punctuation ("prefix hit", "imbalance guard"). */
-export function reasonKind(reason: string): string {
-  return /^[a-z][a-z ]*[a-z]/i.exec(reason)?.[0] ?? reason;
-}
 
 export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const { workload } = o;
