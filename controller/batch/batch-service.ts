@@ -50,6 +50,11 @@ export interface BatchApi {
   fileContent(who: Admitted, id: string): Promise<AsyncIterable<string>>;
   createBatch(who: Admitted, b: NewBatchRequest): Promise<BatchRecord>;
   getBatch(who: Admitted, id: string): Promise<BatchRecord>;
+  /** The tenant's batches, newest first: `limit` of them after the batch `after` (OpenAI's cursor). */
+  listBatches(
+    who: Admitted,
+    page: { after?: string; limit: number },
+  ): Promise<{ batches: BatchRecord[]; hasMore: boolean }>;
   /** Asks the batch's driver to cancel it (status cancelling, then cancelled once no line runs). */
   cancelBatch(who: Admitted, id: string): Promise<BatchRecord>;
 }
@@ -218,6 +223,24 @@ function batchApi(store: BatchStore, jobs: BatchJobs, o: BatchesOptions): BatchA
       return ownBatch(who, id);
     },
     getBatch: ownBatch,
+    listBatches: async (who, page) => {
+      const ids = await store.tenantBatches(who.tenant);
+      const from = page.after === undefined ? 0 : ids.indexOf(page.after) + 1;
+      if (page.after !== undefined && from === 0)
+        throw new NotFoundError(`no batch ${page.after} (the list's 'after' cursor)`, {
+          batchId: page.after,
+        });
+      const batches: BatchRecord[] = [];
+      const gone: string[] = [];
+      let i = from;
+      for (; i < ids.length && batches.length < page.limit; i++) {
+        const b = await store.getBatch(ids[i] as string);
+        if (b) batches.push(b);
+        else gone.push(ids[i] as string);
+      }
+      await store.forget(who.tenant, gone);
+      return { batches, hasMore: i < ids.length };
+    },
     cancelBatch: async (who, id) => {
       const b = await ownBatch(who, id);
       await store.transition(b.id, 'cancelling', clock.now());

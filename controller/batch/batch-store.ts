@@ -10,6 +10,7 @@
  *                    failed, cursor (lines before it were fed or have a result), errors, metadata
  *   B:results  hash  line number -> the line's output JSON (batch-output.ts); written once
  *   B:fed      set   line numbers in the request queue without a result yet
+ *   <prefix>:batches:{<tenant>}  zset  the tenant's batch ids by creation time (GET /v1/batches)
  *
  * Every key expires retainMs after its last write; a result is counted in the same script that writes it,
  * once, so two drivers (a stalled one and its successor) cannot count a line twice.
@@ -138,6 +139,8 @@ export class BatchStore {
 
   async createBatch(b: NewBatch, now: number): Promise<void> {
     const key = this.batchKey(b.id);
+    const index = this.indexKey(b.tenant);
+    await this.redis.multi().zadd(index, b.createdAt, b.id).pexpire(index, this.retainMs).exec();
     await this.redis
       .multi()
       .hset(key, {
@@ -158,6 +161,20 @@ export class BatchStore {
       })
       .pexpire(key, this.retainMs)
       .exec();
+  }
+
+  /** The tenant's batch ids, newest first (some may have expired since: getBatch answers undefined). */
+  tenantBatches(tenant: string): Promise<string[]> {
+    return this.redis.zrevrange(this.indexKey(tenant), 0, -1);
+  }
+
+  /** Drops ids of batches that expired from the tenant's index. */
+  async forget(tenant: string, ids: readonly string[]): Promise<void> {
+    if (ids.length > 0) await this.redis.zrem(this.indexKey(tenant), ...ids);
+  }
+
+  private indexKey(tenant: string): string {
+    return `${this.prefix}:batches:{${tenant}}`;
   }
 
   async getBatch(id: string): Promise<BatchRecord | undefined> {

@@ -8,6 +8,7 @@
  *   POST /v1/batches                {"input_file_id", "endpoint", "completion_window": "24h", "metadata"}
  *   GET  /v1/batches/{id}           the batch object, with corral's `progress` (in_progress, pending) beside
  *                                   OpenAI's request_counts
+ *   GET  /v1/batches?after=&limit=  the caller's batches, newest first (limit 1..100, default 20)
  *   POST /v1/batches/{id}/cancel
  * Every route needs the caller to be granted the `batch` class (403 otherwise); ids of other tenants are 404.
  * This file only translates: it answers a Reply for the server to send.
@@ -61,6 +62,17 @@ export async function serveBatchRoute(
         200,
         batchJson(await api.createBatch(who, newBatch(await readJsonBody(req, MAX_JSON_BYTES)))),
       );
+    case 'GET batches': {
+      const page = await api.listBatches(who, listPage(url));
+      const data = page.batches.map(batchJson);
+      return json(200, {
+        object: 'list',
+        data,
+        first_id: page.batches[0]?.id ?? null,
+        last_id: page.batches.at(-1)?.id ?? null,
+        has_more: page.hasMore,
+      });
+    }
     case 'GET batches/{id}':
       return json(200, batchJson(await api.getBatch(who, id as string)));
     case 'POST batches/{id}/cancel':
@@ -76,6 +88,15 @@ function decodePart(part: string): string {
   } catch {
     throw new HttpError(400, `The path segment '${part}' is not valid percent-encoding.`);
   }
+}
+
+function listPage(url: URL): { after?: string; limit: number } {
+  const raw = url.searchParams.get('limit');
+  const limit = raw === null ? 20 : Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    throw new HttpError(400, `Invalid 'limit': must be an integer from 1 to 100, got '${raw}'.`, 'limit');
+  const after = url.searchParams.get('after');
+  return after ? { after, limit } : { limit };
 }
 
 function json(status: number, body: unknown): Reply {

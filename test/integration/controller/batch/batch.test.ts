@@ -271,6 +271,11 @@ describe('offline batch', () => {
     const errors = await (await openai.files.content(done.error_file_id ?? '')).text();
     expect(JSON.parse(errors.trim()).error).toMatchObject({ code: 'invalid_json', line: 2 });
 
+    const listed: string[] = [];
+    for await (const b of openai.batches.list({ limit: 2 })) listed.push(b.id);
+    expect(listed[0]).toBe(created.id); // newest first, every page followed
+    expect(listed.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(listed).size).toBe(listed.length);
     await expect(openai.batches.retrieve('batch_unknown')).rejects.toMatchObject({ status: 404 });
     await expect(
       openai.batches.create({ input_file_id: file.id, endpoint: '/v1/embeddings', completion_window: '24h' }),
