@@ -96,10 +96,18 @@ export function allDone(c: BatchCounts): boolean {
  */
 export type Refusal = { t: 'wait'; ms: number } | { t: 'fail' };
 
+/**
+ * A retry-after hint is re-checked after at most this long: a shedding queue's hint can be maxWaitMs (an hour)
+ * when it cannot tell how fast it drains, and capacity freed sooner (a seat, a budget refill) should be used.
+ * A refused submit costs one Redis script, so checking early is cheap.
+ */
+export const MAX_REFUSAL_WAIT_MS = 5000;
+
 export function onRefusal(e: CorralError, pollMs: number): Refusal {
   if (e.code === 'resource_exhausted') {
     const ms = e.context.retryAfterMs;
-    if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0) return { t: 'wait', ms };
+    if (typeof ms === 'number' && Number.isFinite(ms) && ms > 0)
+      return { t: 'wait', ms: Math.min(ms, MAX_REFUSAL_WAIT_MS) };
     return { t: 'fail' };
   }
   if (e.code === 'unavailable') return { t: 'wait', ms: pollMs * 4 };

@@ -7,6 +7,7 @@ import {
   BATCH_STATUSES,
   canMove,
   isTerminal,
+  MAX_REFUSAL_WAIT_MS,
   onRefusal,
   progressOf,
 } from '../../../../controller/batch/batch-state.ts';
@@ -48,6 +49,10 @@ describe('onRefusal', () => {
   it('waits out a spent budget or a shedding queue for their retry-after, and a deployment with no group', () => {
     expect(onRefusal(new OverBudgetError('t', 'tokens', 1500), 250)).toEqual({ t: 'wait', ms: 1500 });
     expect(onRefusal(new QueueFullError('m', 800, 70_000, 'wait'), 250)).toEqual({ t: 'wait', ms: 800 });
+    expect(onRefusal(new QueueFullError('m', 3_600_000, undefined, 'depth'), 250)).toEqual({
+      t: 'wait',
+      ms: MAX_REFUSAL_WAIT_MS,
+    });
     expect(onRefusal(new CorralError('unavailable', 'no ready replica'), 250)).toEqual({
       t: 'wait',
       ms: 1000,
