@@ -1,0 +1,30 @@
+/**
+ * The controller's tokenizer thread: counts for the context check and token ids for the dispatcher's prompt
+ * block hashes, both exactly what common/tokenizer.ts (the engine simulator's tokenizer) gives.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodeText } from '../../../../common/tokenizer.ts';
+import { ThreadTokenCounter } from '../../../../controller/gateway/token-counter.ts';
+
+const counter = new ThreadTokenCounter();
+afterAll(() => counter.close());
+
+describe('ThreadTokenCounter', () => {
+  it('encodes and counts on its thread exactly as the engine tokenises', async () => {
+    const text = 'Tell me about the Rocky Mountains — 14,000 ft peaks, 🏔️ and all. '.repeat(20);
+    const ids = await counter.encode(text);
+    expect(ids).toEqual(encodeText(text));
+    expect(await counter.count(text)).toBe(ids.length);
+  });
+
+  it('answers concurrent requests each with its own text', async () => {
+    const texts = ['alpha', 'beta gamma', 'delta epsilon zeta'];
+    expect(await Promise.all(texts.map((t) => counter.encode(t)))).toEqual(texts.map(encodeText));
+  });
+
+  it('refuses work once closed, with the reason', async () => {
+    const closed = new ThreadTokenCounter();
+    await closed.close();
+    await expect(closed.encode('x')).rejects.toThrow(/tokenizer closed/);
+  });
+});
