@@ -37,14 +37,21 @@ export function engineStateName(state: EngineState): string {
   return (EngineState[state] ?? 'UNKNOWN').replace('ENGINE_STATE_', '').toLowerCase();
 }
 
+/** "prefix hit 121, least outstanding 6": the dispatcher's picks by reason, most frequent first. */
+function routedLine(reasons: Readonly<Record<string, number>>): string {
+  const kinds = Object.entries(reasons).sort((a, b) => b[1] - a[1]);
+  return kinds.length > 0 ? kinds.map(([kind, n]) => `${kind} ${n}`).join(', ') : '-';
+}
+
 export function formatStatus(status: ClusterStatus): string {
   const deployments = table(
-    ['DEPLOYMENT', 'MODEL', 'READY', 'OUTSTANDING'],
+    ['DEPLOYMENT', 'MODEL', 'READY', 'OUTSTANDING', 'ROUTED BY THIS REPLICA'],
     status.deployments.map((d) => [
       d.name,
       d.model,
       `${d.readyReplicas}/${d.desiredReplicas}`,
       String(d.outstandingRequests),
+      routedLine(d.pickReasons),
     ]),
   );
   const engines: string[][] = [];

@@ -22,6 +22,26 @@ const base: ClusterStatus = {
 };
 
 describe('formatStatus', () => {
+  it("prints what each deployment's dispatcher routed, by reason, most frequent first", () => {
+    const text = formatStatus({
+      ...base,
+      deployments: [
+        {
+          ...(base.deployments[0] as ClusterStatus['deployments'][0]),
+          pickReasons: { 'least outstanding': 6, 'prefix hit': 121 },
+        },
+      ],
+    });
+    expect(text.split('\n').find((l) => l.startsWith('llama-3.1-405b-instruct'))).toMatch(
+      /1\/2\s+0\s+prefix hit 121, least outstanding 6$/,
+    );
+    expect(
+      formatStatus(base)
+        .split('\n')
+        .find((l) => l.startsWith('llama-3.1-405b-instruct')),
+    ).toMatch(/\s-$/);
+  });
+
   it('prints each group with its state, ranks on which workers, restarts and last failure', () => {
     const text = formatStatus({
       ...base,
