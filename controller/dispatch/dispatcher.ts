@@ -226,7 +226,9 @@ export class Dispatcher {
     const taken = await queue.take(owner, total);
     const routing = this.deps.routing;
     const routes = routing ? await Promise.all(taken.map((t) => routing.routeOf(t))) : [];
-    taken.forEach((t, i) => this.launch(t, view, groups, room, routes[i] ?? { deployment: d.name }));
+    taken.forEach((t, i) => {
+      this.launch(t, view, groups, room, routes[i] ?? { deployment: d.name });
+    });
     return taken.length;
   }
 
@@ -250,8 +252,12 @@ export class Dispatcher {
     const replica = choice.type === 'group' ? view.replicas.find((r) => r.engineId === choice.id) : undefined;
     if (!replica || this.runs.has(t.id) || requests.has(t.id)) {
       // No room left after all (or an earlier run of this id still winding down): hand it straight back.
+      const why = !replica
+        ? `no room at dispatch (${choice.type === 'group' ? choice.id : choice.reason})`
+        : 'no room at dispatch (an earlier run of it is still ending here)';
+      logger.warn('taken request handed straight back', { requestId: t.id, attempt: t.attempt, why });
       routing?.ended(t.id);
-      void queue.release(owner, t.id, 'no room at dispatch').catch(() => {});
+      void queue.release(owner, t.id, why).catch(() => {});
       return;
     }
     room.set(replica.engineId, (room.get(replica.engineId) ?? 1) - 1);
