@@ -166,11 +166,17 @@ class Driver {
         const requestId = line.generate.requestId;
         const record = await lane.queue.get(requestId);
         if (record && !ENDED_STATES.has(record.state)) return;
-        const output = await this.outcome(b, line, lane, record);
+        const output =
+          (await this.outcome(b, line, lane, record)) ??
+          (record &&
+            failedOutput(
+              this.ranOf(b, line),
+              new CorralError('internal', `request ${requestId} ${record.state}, but its stream log is gone`),
+            ));
         if (output) await this.record(b.id, n, output);
-        else if (!record && b.status === 'in_progress')
-          await this.enqueueLine(b, line); // lost: feed it again
-        else if (!record)
+        // The queue lost the request (its store lost recent writes): feed it again, or, cancelling, end it.
+        else if (b.status === 'in_progress') await this.enqueueLine(b, line);
+        else
           await this.record(
             b.id,
             n,
