@@ -10,7 +10,9 @@
  *   per registry change observe(): the heartbeat's cumulative prefix-cache hit and query tokens of each group
  *                       become a report since the previous one (the index corrects its believed capacity);
  *                       a group that restarted (its restart count moved, or its counters went back) or left
- *                       routing is forgotten, since its cache is gone
+ *                       routing is forgotten, since its cache is gone (a group not seen yet keeps what the
+ *                       other replicas' decisions say of it: a replica that starts replays them before the
+ *                       workers' first heartbeats)
  * The heartbeat carries no KV-cache size, so a group's capacity is the one the planner's memory arithmetic gives
  * for the deployment's shape (kv-capacity.ts), corrected downward by the hit-rate reports.
  */
@@ -121,7 +123,10 @@ export class DispatchRouting {
           kvBlocks: this.o.capacityBlocks(),
         });
     }
-    for (const id of this.seen.keys()) if (!present.has(id)) this.seen.delete(id);
-    for (const id of this.router.knownGroups()) if (!present.has(id)) this.router.forget(id);
+    for (const id of this.seen.keys()) {
+      if (present.has(id)) continue;
+      this.seen.delete(id);
+      this.router.forget(id);
+    }
   }
 }

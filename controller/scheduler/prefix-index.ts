@@ -137,11 +137,6 @@ export class PrefixIndex implements PrefixLookup {
     if (g.lastRouted.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
   }
 
-  /** Groups the index believes something about. */
-  knownGroups(): string[] {
-    return [...this.groups.keys()];
-  }
-
   /** The group's physical KV capacity (from its reported KV blocks); the belief never exceeds it. */
   setCapacity(group: string, blocks: number): void {
     const g = this.entry(group);

@@ -114,9 +114,4 @@ export class PrefixRouter {
   forget(groupId: string): void {
     this.index.forget(groupId);
   }
-
-  /** Groups the router believes something about (to forget those that left). */
-  knownGroups(): string[] {
-    return this.index.knownGroups();
-  }
 }

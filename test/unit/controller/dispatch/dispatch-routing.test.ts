@@ -156,6 +156,10 @@ describe('DispatchRouting', () => {
     expect(r.pickReasons.get('prefix hit')).toBe(1);
 
     const held = placed.type === 'group' ? placed.id : '';
+    // Before any heartbeat (a replica that just started and replayed the stream): nothing is forgotten.
+    r.observeGroups(view([]));
+    const early = r.pick(groups, await r.routeOf(taken('w', [...prefix, 6])), 'w');
+    expect(early.type === 'group' && early.reason.startsWith('prefix hit')).toBe(true);
     r.observeGroups(view([replica('a', {}), replica('b', {})]));
     r.observeGroups(
       view([
