@@ -2,7 +2,8 @@
  * Prefix- and load-aware dispatch on real Redis and real gRPC: two active controller replicas sharing one queue
  * and four single-node groups (fake workers, one per node and replica: every worker registers with every
  * replica). Requests that share a long prefix, sent alternately to both replicas, all land on one group (each
- * replica's index learns the other's decisions from the shared route stream); unrelated requests that stay
+ * replica's index learns the other's decisions from the shared route stream, and a replica started later
+ * replays them); unrelated requests that stay
  * running spread evenly over the groups (either replica may take each; the other's load is in the groups'
  * heartbeats, which the fake workers fill with their open calls).
  */
@@ -31,9 +32,43 @@ const clients: InferenceClient[] = [];
 /** fakes[c][i]: node i as controller c sees it. */
 const fakes: FakeWorker[][] = [];
 
+let config: ReturnType<typeof compileControllerConfig>;
+const PREFIX = testPrefix('prefix-routing');
+
+/** Starts a controller replica and a fake worker per node registered with it. */
+async function startReplica(replicaId: string): Promise<FakeWorker[]> {
+  const c = await startController(config, { log: silentLogger, redisPrefix: PREFIX, replicaId });
+  controllers.push(c);
+  clients.push(inferenceClient(c.address));
+  const side: FakeWorker[] = [];
+  for (const id of NODES) {
+    const w = await FakeWorker.start(c.address, id);
+    await w.register();
+    side.push(w);
+  }
+  fakes.push(side);
+  return side;
+}
+
+/** Reports the engines `from` runs to another replica's fakes of the same nodes. */
+function mirror(from: FakeWorker[], to: FakeWorker[]): void {
+  to.forEach((w, i) => {
+    for (const e of (from[i] as FakeWorker).engines.values()) w.engines.set(e.engineId, e);
+    w.heartbeat();
+  });
+}
+
+async function allReady(): Promise<void> {
+  await until('all groups ready on every replica', () =>
+    controllers.every((c) => c.registry.all().filter((w) => w.engines.length === 1).length === NODES.length)
+      ? true
+      : undefined,
+  );
+}
+
 beforeAll(async () => {
   redis = await startRedis();
-  const config = compileControllerConfig({
+  config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
     heartbeatIntervalMs: 200,
@@ -41,36 +76,14 @@ beforeAll(async () => {
     queue: { detachGraceMs: 100 },
     deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: NODES.length }],
   });
-  const prefix = testPrefix('prefix-routing');
-  for (const replicaId of ['c1', 'c2']) {
-    const c = await startController(config, { log: silentLogger, redisPrefix: prefix, replicaId });
-    controllers.push(c);
-    clients.push(inferenceClient(c.address));
-    const side: FakeWorker[] = [];
-    for (const id of NODES) {
-      const w = await FakeWorker.start(c.address, id);
-      await w.register();
-      side.push(w);
-    }
-    fakes.push(side);
-  }
+  await startReplica('c1');
+  await startReplica('c2');
   // Only the reconciler's leader launches; the same engines are then reported to the other replica too.
-  const launched = await until('every engine launched', () => {
-    const side = fakes.find((s) => s.every((w) => w.engines.size === 1));
-    return side;
-  });
-  for (const side of fakes) {
-    if (side === launched) continue;
-    side.forEach((w, i) => {
-      for (const e of (launched[i] as FakeWorker).engines.values()) w.engines.set(e.engineId, e);
-      w.heartbeat();
-    });
-  }
-  await until('all groups ready on both replicas', () =>
-    controllers.every((c) => c.registry.all().filter((w) => w.engines.length === 1).length === NODES.length)
-      ? true
-      : undefined,
+  const launched = await until('every engine launched', () =>
+    fakes.find((s) => s.every((w) => w.engines.size === 1)),
   );
+  for (const side of fakes) if (side !== launched) mirror(launched, side);
+  await allReady();
 });
 
 afterAll(async () => {
@@ -158,5 +171,19 @@ describe('prefix-aware dispatch across two controller replicas', () => {
         w.runningOf = undefined;
       }
     }
+  });
+
+  it('a replica that starts later rebuilds its index from the shared decisions', async () => {
+    const ids = ['late-0', 'late-1'];
+    await collect((clients[0] as InferenceClient).generate(request(ids[0] as string, 2)));
+    const c3 = await startReplica('c3');
+    mirror(fakes.find((side) => side !== c3 && side.every((w) => w.engines.size === 1)) ?? [], c3);
+    await allReady();
+    // Only c3's dispatcher may take the next request: the others stop taking.
+    for (const c of controllers.slice(0, 2)) for (const d of c.lanes.dispatchers) await d.stop(1000);
+    await collect((clients[2] as InferenceClient).generate(request(ids[1] as string, 2)));
+    const engines = enginesOf(ids);
+    expect(engines[1]).toBe(engines[0]);
+    expect(controllers[2]?.lanes.pickReasons(MODEL).get('prefix hit')).toBe(1);
   });
 });
