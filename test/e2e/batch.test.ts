@@ -120,9 +120,11 @@ describe('offline batch on the local cluster', () => {
     const id = (JSON.parse(submitted.stdout) as { id: string }).id;
     expect(id).toMatch(/^batch_/);
     await until('the batch to complete', async () => {
-      const { stdout } = await corral('status', id);
-      return stdout.includes(' completed ') ? stdout : undefined;
+      const b = await openai.batches.retrieve(id);
+      return b.status === 'completed' ? b : undefined;
     });
+    const status = await corral('status', id);
+    expect(status.stdout).toContain(`${id}  completed  total 3  completed 3  failed 0`);
     const out = join(dir, 'cli-out.jsonl');
     await corral('results', id, '-o', out);
     const results = readFileSync(out, 'utf8')
