@@ -170,10 +170,26 @@ while #out < n do
 end
 redis.call('HSET', base .. ':sched', 'credit:interactive', fmt(credits[1]), 'credit:standard', fmt(credits[2]),
   'credit:batch', fmt(credits[3]))
+local second = fmt(math.floor(now / 1000))
 if #out > 0 then
-  local dk = base .. ':disp:' .. fmt(math.floor(now / 1000))
+  local dk = base .. ':disp:' .. second
   redis.call('INCRBY', dk, #out)
   redis.call('PEXPIRE', dk, 120000)
+end
+-- The drain rate shedding uses: what this take got since the previous take, when that one left requests
+-- waiting (a backlog the whole time: the groups, not the arrivals, set the pace).
+local since = tonumber(redis.call('GET', base .. ':drainat'))
+if since and #out > 0 and now >= since then
+  local bk, mk = base .. ':bdisp:' .. second, base .. ':bms:' .. second
+  redis.call('INCRBY', bk, #out)
+  redis.call('INCRBY', mk, now - since)
+  redis.call('PEXPIRE', bk, 120000)
+  redis.call('PEXPIRE', mk, 120000)
+end
+if depth[1] + depth[2] + depth[3] > 0 then
+  if #out > 0 or not since then redis.call('SET', base .. ':drainat', fmt(now), 'PX', 120000) end
+else
+  redis.call('DEL', base .. ':drainat')
 end
 return out
 `;

@@ -131,6 +131,10 @@ interface Scripts {
 }
 
 const SWEEP_LIMIT = 1000;
+/** How long the last measured drain rate stands in for an unmeasured one (after a quiet spell). */
+const DRAIN_MEMORY_MS = 3_600_000;
+/** Less backlogged time than this in the window is too little to measure a drain rate from. */
+const MIN_DRAIN_MS = 250;
 
 export class RequestQueue {
   readonly base: string;
@@ -197,6 +201,12 @@ export class RequestQueue {
     );
     switch (outcome) {
       case 'enqueued':
+        // Shedding reads the load at most every loadMaxAgeMs: count what this replica queued meanwhile, or a
+        // burst would be admitted on a stale, short queue.
+        if (this.cachedLoad) {
+          const w = this.cachedLoad.load.waiting;
+          this.cachedLoad.load = { ...this.cachedLoad.load, waiting: { ...w, [req.cls]: w[req.cls] + 1 } };
+        }
         return { t: 'enqueued' };
       case 'attached':
         return { t: 'attached', state: state as RequestState };
@@ -336,24 +346,52 @@ export class RequestQueue {
     };
   }
 
-  /** Waiting requests per class and the recent dispatch count: for shedding and for the autoscaler. */
+  /**
+   * Waiting requests per class and the queue's drain rate: for shedding and for the autoscaler. The drain rate
+   * counts only the time during which requests waited (take to take, when the first left a backlog): while
+   * arrivals set the pace, the dispatch rate says how busy the queue was, not how fast a backlog would drain (a
+   * ramp-up or a quiet spell would make every wait look long, or unknown). With less than MIN_DRAIN_MS of such
+   * time in the window, the last rate measured (kept an hour); never measured: 0 requests in 0 ms (unknown).
+   */
   async load(): Promise<QueueLoad & { leased: number }> {
     const now = this.options.clock.now();
     const second = Math.floor(now / 1000);
     const p = this.options.redis.pipeline();
     for (const c of PRIORITY_CLASSES) p.zcard(`${this.base}:ready:${c}`);
     p.zcard(`${this.base}:leases`);
-    for (let s = second - this.windowSeconds + 1; s <= second; s++) p.get(`${this.base}:disp:${s}`);
+    for (let s = second - this.windowSeconds + 1; s <= second; s++) {
+      p.get(`${this.base}:bdisp:${s}`);
+      p.get(`${this.base}:bms:${s}`);
+    }
+    p.get(`${this.base}:drain`);
     const res = (await p.exec()) ?? [];
     const values = res.map(([e, v]) => {
       if (e) throw e;
-      return Number(v ?? 0);
+      return v as string | number | null;
     });
+    const counts = values.slice(0, 4).map((v) => Number(v ?? 0));
+    let dispatched = 0;
+    let windowMs = 0;
+    for (let i = 0; i < this.windowSeconds; i++) {
+      dispatched += Number(values[4 + 2 * i] ?? 0);
+      windowMs += Number(values[5 + 2 * i] ?? 0);
+    }
+    if (windowMs >= MIN_DRAIN_MS)
+      void this.options.redis
+        .set(`${this.base}:drain`, `${dispatched}:${windowMs}`, 'PX', DRAIN_MEMORY_MS)
+        .catch(() => {}); // a hint for after a quiet spell; the next load() writes it again
+    else {
+      const [n, ms] = String(values[4 + 2 * this.windowSeconds] ?? '0:0')
+        .split(':')
+        .map(Number);
+      dispatched = n ?? 0;
+      windowMs = ms ?? 0;
+    }
     return {
-      waiting: { interactive: values[0] ?? 0, standard: values[1] ?? 0, batch: values[2] ?? 0 },
-      leased: values[3] ?? 0,
-      dispatchedInWindow: values.slice(4).reduce((a, b) => a + b, 0),
-      windowMs: this.windowSeconds * 1000,
+      waiting: { interactive: counts[0] ?? 0, standard: counts[1] ?? 0, batch: counts[2] ?? 0 },
+      leased: counts[3] ?? 0,
+      dispatchedInWindow: dispatched,
+      windowMs,
     };
   }
 

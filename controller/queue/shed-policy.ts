@@ -3,14 +3,16 @@
  * requests keep their latency and the excess learns at once when to come back (issue 5: overload at 5x
  * capacity). Pure.
  *
- *   rate          = requests handed out in the last window / window            (requests per ms)
+ *   rate          = requests handed out while draining / that time (below)    (requests per ms)
  *   expectedWait  = ahead / rate   where ahead = requests waiting in this class and the classes above it
  *   shed when     expectedWait > maxWaitMs, or ahead >= maxDepth (a memory bound even when nothing drains)
  *   retryAfter    = expectedWait - maxWaitMs  (the time for the queue, draining at `rate` with no new
  *                   arrivals, to fall back under the bound), at least minRetryAfterMs
  *
- * With nothing handed out in the window (groups still loading a 405B model, or the deployment has none) the
- * rate says nothing about the future: then only maxDepth sheds, and its retry hint is maxWaitMs.
+ * The rate is the queue's drain rate: requests handed out while a backlog waited, per ms of such time
+ * (RequestQueue.load: while arrivals set the pace, the dispatch rate says nothing about how fast a backlog drains).
+ * With no drain rate known (never measured: a new deployment, groups still loading a 405B model) nothing says
+ * how long a wait is: then only maxDepth sheds, and its retry hint is maxWaitMs.
  * Classes below the request's own are not counted: the priority order serves them later (their reserved share
  * slows the drain by at most the sum of the reserves, which the rate measured already reflects).
  */
@@ -27,7 +29,7 @@ export interface ShedOptions {
 
 export interface QueueLoad {
   waiting: Readonly<Record<PriorityClass, number>>;
-  /** Requests handed out during the last `windowMs`. */
+  /** Requests handed out while a backlog waited, during `windowMs` of such time (0 / 0: unknown). */
   dispatchedInWindow: number;
   windowMs: number;
 }

@@ -82,11 +82,12 @@ describe('RequestQueue on Redis', () => {
       owner: 'ctl-a',
       leaseUntil: clock.now() + 5000,
     });
+    // The take emptied the queue: arrivals set its pace, so no drain rate is measured.
     expect(await q.load()).toEqual({
       waiting: { interactive: 0, standard: 0, batch: 0 },
       leased: 1,
-      dispatchedInWindow: 1,
-      windowMs: 10_000,
+      dispatchedInWindow: 0,
+      windowMs: 0,
     });
   });
 
@@ -261,21 +262,54 @@ describe('RequestQueue on Redis', () => {
     expect(await q.submit(req('r0'))).toEqual({ t: 'attached', state: 'queued' });
   });
 
-  it('sheds when the expected wait (waiting ahead / recent dispatch rate) passes the bound', async () => {
+  it('sheds when the expected wait (waiting ahead / drain rate) passes the bound', async () => {
     const { q, clock } = queue('shed-wait', { shed: { maxWaitMs: 2000, maxDepth: 100 }, loadMaxAgeMs: 0 });
-    for (let i = 0; i < 3; i++) await q.submit(req(`r${i}`));
+    for (let i = 0; i < 12; i++) await q.submit(req(`r${i}`));
     await q.take('ctl-a', 2);
-    clock.advance(10);
-    // 2 dispatched in the 10 s window -> 0.2/s; 1 standard waiting -> 5 s expected, 3 s over the bound
+    clock.advance(1000);
+    await q.take('ctl-a', 2);
+    // 2 taken 1 s after a take that left requests waiting -> drains 2/s; 8 standard waiting -> 4 s, 2 s over
     const e = await q.submit(req('more')).catch((x: unknown) => x);
     expect(e).toMatchObject({
       name: 'QueueFullError',
       reason: 'wait',
-      expectedWaitMs: 5000,
-      retryAfterMs: 3000,
+      expectedWaitMs: 4000,
+      retryAfterMs: 2000,
     });
     // an interactive request has nobody ahead of it
     expect(await q.submit(req('urgent', 'interactive'))).toEqual({ t: 'enqueued' });
+  });
+
+  it('measures the drain rate only while a backlog waits, and remembers it through a quiet window', async () => {
+    const { q, clock } = queue('drain-rate');
+    await q.submit(req('a'));
+    await q.take('ctl-a', 1);
+    expect(await q.load()).toMatchObject({ dispatchedInWindow: 0, windowMs: 0 });
+    for (let i = 0; i < 5; i++) await q.submit(req(`b${i}`));
+    await q.take('ctl-a', 2);
+    clock.advance(1000);
+    await q.take('ctl-a', 2);
+    expect(await q.load()).toMatchObject({ dispatchedInWindow: 2, windowMs: 1000 });
+    clock.advance(60_000);
+    expect(await q.load()).toMatchObject({ dispatchedInWindow: 2, windowMs: 1000 });
+  });
+
+  it('counts what it queued since it last read the load, so a burst is not admitted on a stale one', async () => {
+    const { q, clock } = queue('stale-load', {
+      shed: { maxWaitMs: 2000, maxDepth: 100 },
+      loadMaxAgeMs: 60_000,
+    });
+    for (let i = 0; i < 6; i++) await q.submit(req(`r${i}`));
+    await q.take('ctl-a', 2);
+    clock.advance(1000);
+    await q.take('ctl-a', 2);
+    await q.load(); // as any submit meanwhile would: measures (and remembers) the drain rate
+    clock.advance(60_001);
+    // Drains 2/s. The load read now (2 waiting: 1 s) stands for a minute; each admission counts into it.
+    expect(await q.submit(req('x0'))).toEqual({ t: 'enqueued' }); // 2 ahead: 1 s
+    expect(await q.submit(req('x1'))).toEqual({ t: 'enqueued' }); // 3 ahead: 1.5 s
+    expect(await q.submit(req('x2'))).toEqual({ t: 'enqueued' }); // 4 ahead: 2 s, at the bound
+    await expect(q.submit(req('x3'))).rejects.toMatchObject({ reason: 'wait', expectedWaitMs: 2500 });
   });
 
   it('does not run again a request whose earlier owner wrote its end but died before finish()', async () => {
