@@ -29,7 +29,8 @@ import {
 } from '../../../proto/gen/corral/v1/worker.ts';
 
 export type Script =
-  | { t: 'stream'; deltas: string[] }
+  /** intervalMs: the time before each delta (an engine's service time); absent: all at once. */
+  | { t: 'stream'; deltas: string[]; intervalMs?: number }
   | { t: 'hang' }
   | { t: 'fail'; code: status; details: string };
 
@@ -250,12 +251,53 @@ export class FakeWorker {
       });
       return;
     }
+    if (script.intervalMs !== undefined) {
+      this.paced(call, record, script.deltas, script.intervalMs);
+      return;
+    }
     for (const [index, text] of script.deltas.entries()) {
       call.write({
         requestId: id,
         event: { $case: 'delta', value: { text, index, tokenIds: [], tokenCount: 1 } },
       });
     }
+    this.finish(call, record, script.deltas.length);
+  }
+
+  /** Writes one delta every intervalMs, then Finished; stops when the controller cancels the call. */
+  private paced(
+    call: ServerWritableStream<WorkerGenerateRequest, GenerateEvent>,
+    record: FakeCall,
+    deltas: string[],
+    intervalMs: number,
+  ): void {
+    const id = call.request.request?.requestId ?? '';
+    let index = 0;
+    const timer = setInterval(() => {
+      if (record.cancelled) {
+        clearInterval(timer);
+        return;
+      }
+      const text = deltas[index];
+      if (text === undefined) {
+        clearInterval(timer);
+        this.finish(call, record, deltas.length);
+        return;
+      }
+      call.write({
+        requestId: id,
+        event: { $case: 'delta', value: { text, index, tokenIds: [], tokenCount: 1 } },
+      });
+      index += 1;
+    }, intervalMs);
+  }
+
+  private finish(
+    call: ServerWritableStream<WorkerGenerateRequest, GenerateEvent>,
+    record: FakeCall,
+    completionTokens: number,
+  ): void {
+    const id = call.request.request?.requestId ?? '';
     call.write({
       requestId: id,
       event: {
@@ -263,11 +305,7 @@ export class FakeWorker {
         value: {
           reason: FinishReason.FINISH_REASON_STOP,
           stopReason: '',
-          usage: {
-            promptTokens: 3,
-            completionTokens: script.deltas.length,
-            totalTokens: 3 + script.deltas.length,
-          },
+          usage: { promptTokens: 3, completionTokens, totalTokens: 3 + completionTokens },
           timing: { queueMs: 0, timeToFirstTokenMs: 0, totalMs: 0 },
         },
       },

@@ -1,0 +1,59 @@
+/**
+ * The controller under test of bench/overload.ts, in its own process so its memory is its own: started with
+ * the config (JSON) in argv[2], it sends `{t: 'ready', address}` over IPC once serving, then every
+ * sampleMs (argv[3]) `{t: 'sample', at, rssBytes, heapUsedBytes, requests, live}`: its RSS and V8 heap, and the
+ * per-request state it holds (requests running here, requests its live feeds track). A `stop` message (or
+ * the parent going away) stops it.
+ */
+import { silentLogger } from '../common/log.ts';
+import { compileControllerConfig } from '../controller/config/controller-config.ts';
+import { startController } from '../controller/controller.ts';
+
+export type ControllerMessage =
+  | { t: 'ready'; address: string }
+  | {
+      t: 'sample';
+      at: number;
+      rssBytes: number;
+      heapUsedBytes: number;
+      requests: number;
+      live: number;
+    };
+
+async function main(): Promise<void> {
+  const send = (m: ControllerMessage) => process.send?.(m);
+  const config = compileControllerConfig(JSON.parse(process.argv[2] ?? '{}'));
+  const sampleMs = Number(process.argv[3] ?? 1000);
+  const controller = await startController(config, {
+    log: silentLogger,
+    redisPrefix: `overload${process.pid}`,
+  });
+  send({ t: 'ready', address: controller.address });
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    let live = 0;
+    for (const lane of controller.lanes.lanes.values()) {
+      const size = lane.live?.size;
+      live += size ? size.runs + size.listened : 0;
+    }
+    send({
+      t: 'sample',
+      at: Date.now(),
+      rssBytes: m.rss,
+      heapUsedBytes: m.heapUsed,
+      requests: controller.requests.size,
+      live,
+    });
+  }, sampleMs);
+  const stop = async () => {
+    clearInterval(timer);
+    await controller.stop(1000);
+    process.exit(0);
+  };
+  process.on('message', (m) => {
+    if (m === 'stop') void stop();
+  });
+  process.on('disconnect', () => void stop());
+}
+
+await main();
