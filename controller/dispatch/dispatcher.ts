@@ -64,6 +64,8 @@ const FAILED_ON_LIMIT = 10_000;
 interface Run {
   engineId: string;
   stop(reason: StopReason): void;
+  /** stop() was called: the run is ending. */
+  stopped(): boolean;
   done: Promise<void>;
 }
 
@@ -241,6 +243,16 @@ export class Dispatcher {
     route: RouteRequest,
   ): void {
     const { deployment: d, requests, logger, queue, owner } = this.deps;
+    // Taken again while it runs here: its lease ran out under the run (the renewals were held up, e.g. while
+    // Redis was away) and the queue handed it back to this very dispatcher. The lease is ours again: the run
+    // goes on under it. Handing it back instead cost an attempt each time, and the next takes (at once, here)
+    // failed a request that was running fine.
+    const running = this.runs.get(t.id);
+    if (running && !running.stopped()) {
+      this.keeper.hold(t.id);
+      logger.info('taken again while running here; the run goes on', { requestId: t.id, attempt: t.attempt });
+      return;
+    }
     const avoid = this.failedOn.get(t.id);
     const open = (g: GroupView) => g.state === 'ready' && (room.get(g.id) ?? 0) > 0;
     let candidates = groups.filter((g) => open(g) && !avoid?.has(g.id));
@@ -297,7 +309,7 @@ export class Dispatcher {
       })
       .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
       .finally(() => this.wake());
-    this.runs.set(t.id, { engineId: replica.engineId, stop, done });
+    this.runs.set(t.id, { engineId: replica.engineId, stop, stopped: () => reason !== undefined, done });
   }
 
   private async settle(t: TakenRequest, engineId: string, end: RunEnd, reason: StopReason | undefined) {

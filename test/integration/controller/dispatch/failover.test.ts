@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../../../cli/local-cluster.ts';
 import { ManagedProcess } from '../../../../cli/managed-process.ts';
@@ -193,6 +194,31 @@ describe('Redis restarts', () => {
     expect(restarted).toBe(true);
     expect(run.indices).toEqual(contiguous(TOKENS));
     expect(run.text).toBe(reference.text);
+  });
+
+  it('a lease that ran out under its running request is taken again by its own dispatcher: the run goes on', async () => {
+    // A take sent while Redis was away runs when it returns, with the lease counted from when it was sent: the
+    // request starts with a lease about to run out, and the next take here hands it back to this dispatcher.
+    const queue = controller.lanes.lanes.get(MODEL)?.queue;
+    if (!queue) throw new Error(`no queue for ${MODEL}`);
+    const long = { ...params(16), maxTokens: 150 };
+    const reference = await drain(corral.generate(long, { requestId: 'reference-lapse' }));
+    const client = new Redis(redis.url);
+    let lapsed = false;
+    try {
+      const run = await drain(corral.generate(long, { requestId: 'lease-lapsed' }), async (received) => {
+        if (lapsed || received < 10) return;
+        lapsed = true;
+        await client.zadd(`${queue.base}:leases`, 1, 'lease-lapsed');
+      });
+      expect(lapsed).toBe(true);
+      expect(run.indices).toEqual(contiguous(150));
+      expect(run.text).toBe(reference.text);
+      // taken twice (the second time by the dispatcher running it), run once
+      expect(await queue.get('lease-lapsed')).toMatchObject({ state: 'finished', attempts: 2 });
+    } finally {
+      client.disconnect();
+    }
   });
 });
 
