@@ -2,9 +2,9 @@
  * Pure: the output line of each input line, in OpenAI's Batch API output shape
  *   {"id", "custom_id", "response": {"status_code", "request_id", "body"} | null, "error": {...} | null}
  * A request that ran has a response: status 200 and the completion body the HTTP front door would have sent
- * (openai-response.ts), or the status and OpenAI error body HTTP would have answered (http-errors.ts). A line
- * that never became a request (bad line, cancelled or expired before it was fed) has `response: null` and an
- * error with its code, message and line number.
+ * (openai-response.ts), or the status and OpenAI error body HTTP would have answered (http-errors.ts). Every
+ * failed line has an error with its code, message and line number; one that never became a request (a bad
+ * line, cancelled or expired before it was fed) has `response: null`.
  */
 import { CorralError, toErrorCode } from '../../common/errors.ts';
 import type { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
@@ -72,14 +72,21 @@ export function completionOutput(r: RanLine, events: readonly GenerateEvent[]): 
   };
 }
 
-/** A request refused or failed (by the queue, a budget, the engine): what HTTP would have answered. */
+/**
+ * A request refused or failed (by the context check, a budget, the queue, the engine): what HTTP would have
+ * answered, and the line's error (its code, message and line number) as every failed line has.
+ */
 export function failedOutput(r: RanLine, e: unknown): OutputLine {
   const mapped = mapError(e);
   return {
     id: outputId(r.batchId, r.line),
     custom_id: r.customId,
     response: { status_code: mapped.status, request_id: r.requestId, body: mapped.body },
-    error: null,
+    error: {
+      code: e instanceof CorralError ? e.code : 'internal',
+      message: mapped.body.error.message,
+      line: r.line,
+    },
   };
 }
 

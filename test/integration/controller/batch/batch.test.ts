@@ -161,6 +161,7 @@ describe('offline batch', () => {
     expect(JSON.stringify(out[5]?.response?.body)).toContain(
       "This model's maximum context length is 256 tokens",
     );
+    expect(out[5]?.error).toMatchObject({ code: 'invalid_argument', line: 6 });
     expect(out[6]?.error).toMatchObject({ code: 'model_not_found', line: 8 });
     expect(out[7]?.response?.status_code).toBe(200);
   });
@@ -234,7 +235,12 @@ describe('offline batch', () => {
     expect(out[0]?.response?.status_code).toBe(499);
     expect(out[1]?.response).toMatchObject({ status_code: 499, request_id: `${id}:c-1` });
     expect(JSON.stringify(out[1]?.response?.body)).toContain('request cancelled before dispatch');
-    expect(out.slice(2).map((o) => o.error?.code)).toEqual(['batch_cancelled', 'batch_cancelled']);
+    expect(out.map((o) => o.error?.code)).toEqual([
+      'cancelled',
+      'cancelled',
+      'batch_cancelled',
+      'batch_cancelled',
+    ]);
   });
 
   it('serves the openai SDK: files.create (multipart), batches.create/retrieve, files.content', async () => {

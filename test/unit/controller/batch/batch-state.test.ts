@@ -115,6 +115,7 @@ describe('batch output lines', () => {
     const o = failedOutput(ran, new CorralError('deadline_exceeded', 'too late'));
     expect(succeeded(o)).toBe(false);
     expect(o.response).toMatchObject({ status_code: 504, body: { error: { message: 'too late' } } });
+    expect(o.error).toEqual({ code: 'deadline_exceeded', message: 'too late', line: 2 });
   });
 });
 
