@@ -85,7 +85,14 @@ describe('controller/main.ts', () => {
       try {
         const s = await fetchStatus(client);
         expect(s.deployments).toEqual([
-          { name: 'a', model: 'm', readyReplicas: 0, desiredReplicas: 3, outstandingRequests: 0 },
+          {
+            name: 'a',
+            model: 'm',
+            readyReplicas: 0,
+            desiredReplicas: 3,
+            outstandingRequests: 0,
+            pickReasons: {},
+          },
         ]);
       } finally {
         client.close();
