@@ -128,4 +128,17 @@ describe('PrefixIndex', () => {
     index.forget('g1');
     expect(Object.fromEntries(index.matches(p))).toEqual({ g2: 5 });
   });
+
+  it("records another replica's decision from its kept hashes exactly as its own decision", () => {
+    const own = new PrefixIndex({ defaultCapacityBlocks: 100 });
+    const shared = new PrefixIndex({ defaultCapacityBlocks: 100 });
+    const p = chain(18, 4);
+    own.record('g1', p, 0);
+    const kept = own.kept(p);
+    expect(kept).toEqual([p[3], p[7], p[11], p[15]]);
+    shared.recordKept('g1', kept, p.length, 0);
+    const request = [...p, ...chain(6, 5, p[17])];
+    expect(Object.fromEntries(shared.matches(request))).toEqual(Object.fromEntries(own.matches(request)));
+    expect(Object.fromEntries(shared.matches(request))).toEqual({ g1: 16 });
+  });
 });
