@@ -288,6 +288,29 @@ describe('offline batch', () => {
     ).rejects.toMatchObject({ status: 400 });
   });
 
+  it('takes the raw JSONL as the body too, and refuses other content types and bad list limits', async () => {
+    const base = `http://${http.address}/v1`;
+    const raw = await fetch(`${base}/files?purpose=batch&filename=raw.jsonl`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/jsonl' },
+      body: `${chatLine('raw-1', 'Hi')}\n`,
+    });
+    expect(raw.status).toBe(200);
+    expect(await raw.json()).toMatchObject({ object: 'file', filename: 'raw.jsonl', purpose: 'batch' });
+    const xml = await fetch(`${base}/files`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/xml' },
+      body: '<a/>',
+    });
+    expect(xml.status).toBe(415);
+    const list = await fetch(`${base}/batches?limit=1000`);
+    expect(list.status).toBe(400);
+    expect(((await list.json()) as { error: { message: string } }).error.message).toBe(
+      "Invalid 'limit': must be an integer from 1 to 100, got '1000'.",
+    );
+    expect((await fetch(`${base}/batches/%E0%A4%A`)).status).toBe(400);
+  });
+
   it('refuses a file over the line limit, and an empty one, with the limit in the message', async () => {
     const upload = (content: string) =>
       controller.batches.uploadFile(
