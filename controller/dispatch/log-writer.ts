@@ -60,6 +60,9 @@ export class LogWriter {
 
   private async flush(): Promise<void> {
     try {
+      // Events that arrive together (an engine's Started and first token come in one chunk; the for-await
+      // over the worker call hands them over one by one) wait for the rest of that I/O turn: one write for all.
+      await new Promise((resolve) => setImmediate(resolve));
       while (this.pending.length > 0 && !this.sawEnd) {
         const batch = this.pending;
         this.pending = [];

@@ -54,6 +54,26 @@ describe('StreamLog.appendMany', () => {
 });
 
 describe('LogWriter', () => {
+  it('writes the events pushed in one turn together (Started and the first token: one round trip)', async () => {
+    const batches: number[] = [];
+    const appendLinked = log.appendLinked.bind(log);
+    const spy = Object.assign(Object.create(log) as StreamLog, {
+      appendLinked: (...a: Parameters<StreamLog['appendLinked']>) => {
+        batches.push(a[1].length);
+        return appendLinked(...a);
+      },
+    });
+    const together = new LogWriter(spy, 'g', false);
+    together.push(started('g'));
+    together.push(delta('g', 0));
+    await together.drain();
+    together.push(delta('g', 1));
+    together.push(finished('g'));
+    await together.drain();
+    expect(batches).toEqual([2, 2]);
+    expect((await log.read('g')).map((e) => e.cursor)).toEqual(['0-1', '1-0', '1-1', '2-0']);
+  });
+
   it('everything pushed is in the log, in order, after drain()', async () => {
     const w = new LogWriter(log, 'c', false);
     w.push(started('c'));
@@ -69,9 +89,8 @@ describe('LogWriter', () => {
   it('reports a backlog past its bound, and ended when the log had its end already', async () => {
     await log.appendMany('d', [started('d'), finished('d')]);
     const w = new LogWriter(log, 'd', false, 2);
-    expect(w.push(delta('d', 0))).toBe(false); // written at once
-    expect(w.push(delta('d', 1))).toBe(false); // waits for that write: backlog 1
-    expect(w.push(delta('d', 2))).toBe(true); // backlog 2: the bound
+    expect(w.push(delta('d', 0))).toBe(false); // backlog 1: written once this I/O turn is over
+    expect(w.push(delta('d', 1))).toBe(true); // backlog 2: the bound
     await w.drain();
     expect(w.ended).toBe(true);
   });
