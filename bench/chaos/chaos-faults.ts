@@ -95,7 +95,7 @@ async function killLeaderNode(c: FaultContext): Promise<InjectedFault> {
     },
     async () => {
       await worker.exited;
-      await c.cluster.startWorker(spec);
+      await restartUntilUp(spec.nodeName, () => c.cluster.startWorker(spec), c);
       c.progress(`restored: ${spec.nodeName} back as a spare`);
     },
   );
@@ -126,7 +126,7 @@ async function killLeadingController(c: FaultContext): Promise<InjectedFault> {
       await replica.process.exited;
       // Its replacement starts at once, as a restarted pod would; the dead replica's leases still lapse on their
       // own (5 s by default), and either live replica may take those requests over.
-      await c.cluster.startController(leader);
+      await restartUntilUp(replica.name, () => c.cluster.startController(leader), c);
       c.progress(`restored: ${replica.name} replaced on its ports`);
     },
   );
@@ -147,6 +147,23 @@ async function killRedis(c: FaultContext): Promise<InjectedFault> {
     },
     async () => {},
   );
+}
+
+/**
+ * Starts a replacement as a supervisor (Kubernetes) would: a process that exits while starting (a controller
+ * refuses to start without Redis, which a later fault may have taken away) is started again, 2 s apart.
+ */
+async function restartUntilUp(name: string, start: () => Promise<unknown>, c: FaultContext): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      return;
+    } catch (e) {
+      if (attempt >= 10) throw e;
+      c.progress(`${name} exited while starting (${(e as Error).message.split('\n')[0]}); starting it again`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
 }
 
 function deploymentOf(s: ClusterStatus, name: string) {
