@@ -5,14 +5,16 @@
  * every request was most of what the simulator spent per request. Here a trie of leading segments keeps, per
  * node, the block hashes completed within its segment, and a segment's tokens are kept once per content key;
  * the last segment of a prompt (usually unique: a question) is computed as before and not kept.
+ * Token ids are typed arrays: thousands of 8k-token prompts in flight as JS arrays were most of the garbage
+ * collector's work (each copied by every young-generation collection it survived).
  *
  * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
  */
-import { chainBlockHash, ROOT_BLOCK_HASH } from '../../controller/scheduler/block-hashes.ts';
-import { type Segment, segmentIds } from './workloads/prompt-segments.ts';
+import { chainBlockHashAt, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
+import { type Segment, segmentIds, segmentTokens } from './workloads/prompt-segments.ts';
 
 export interface Prompt {
-  tokens: number[];
+  tokens: Int32Array;
   /** Chained hashes of the prompt's full blocks (block-hashes.ts promptBlockHashes). */
   blocks: number[];
 }
@@ -25,13 +27,14 @@ interface Node {
   readonly hashes: readonly number[];
   /** The last full block's hash up to the end of this segment (the chain's parent for what follows). */
   readonly lastHash: number;
-  readonly children: Node[];
+  /** By the next segment's content key (then its length). */
+  readonly children: Map<number, Node[]>;
 }
 
 export class PromptCache {
-  private readonly root: Node = { key: 0, end: 0, hashes: [], lastHash: ROOT_BLOCK_HASH, children: [] };
-  /** Token ids of kept segments by content key and length (a key's tokens do not depend on where it appears). */
-  private readonly ids = new Map<number, number[]>();
+  private readonly root: Node = newNode(0, 0, [], ROOT_BLOCK_HASH);
+  /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
+  private readonly ids = new Map<number, Int32Array>();
 
   constructor(private readonly blockSize = 16) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -41,43 +44,51 @@ export class PromptCache {
   prompt(segments: readonly Segment[]): Prompt {
     const last = segments.length - 1;
     const tail = segments[last];
-    if (tail === undefined) return { tokens: [], blocks: [] };
-    // Arrays of small integers concatenate as one copy each.
-    const parts: number[][] = [];
-    for (let j = 0; j < last; j++) parts.push(this.keptIds(segments[j] as Segment));
-    const tailIds = segmentIds(tail.key, tail.tokens);
-    const tokens = parts.length === 0 ? tailIds : (parts[0] as number[]).concat(...parts.slice(1), tailIds);
-    const blocks: number[][] = [];
+    if (tail === undefined) return { tokens: new Int32Array(0), blocks: [] };
+    let tokens: Int32Array;
+    if (last === 0) tokens = segmentIds(tail.key, tail.tokens);
+    else {
+      tokens = new Int32Array(segmentTokens(segments));
+      let at = 0;
+      for (let j = 0; j < last; j++) {
+        const seg = segments[j] as Segment;
+        tokens.set(this.keptIds(seg).subarray(0, seg.tokens), at);
+        at += seg.tokens;
+      }
+      tokens.set(segmentIds(tail.key, tail.tokens), at);
+    }
+    const blocks: number[] = [];
     let node = this.root;
     for (let j = 0; j < last; j++) {
       node = this.child(node, segments[j] as Segment, tokens);
-      blocks.push(node.hashes as number[]);
+      for (const h of node.hashes) blocks.push(h);
     }
-    const tailBlocks: number[] = [];
-    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, tailBlocks);
-    return {
-      tokens,
-      blocks: blocks.length === 0 ? tailBlocks : ([] as number[]).concat(...blocks, tailBlocks),
-    };
+    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks);
+    return { tokens, blocks };
   }
 
-  private keptIds(seg: Segment): number[] {
+  private keptIds(seg: Segment): Int32Array {
     let ids = this.ids.get(seg.key);
     if (ids === undefined || ids.length < seg.tokens) {
       ids = segmentIds(seg.key, seg.tokens);
       this.ids.set(seg.key, ids);
     }
-    return ids.length === seg.tokens ? ids : ids.slice(0, seg.tokens);
+    return ids;
   }
 
   /** The node after `seg` below `parent`, made (its blocks hashed) on first use; `tokens` hold the prompt. */
-  private child(parent: Node, seg: Segment, tokens: readonly number[]): Node {
+  private child(parent: Node, seg: Segment, tokens: Int32Array): Node {
     const end = parent.end + seg.tokens;
-    for (const c of parent.children) if (c.key === seg.key && c.end === end) return c;
+    let siblings = parent.children.get(seg.key);
+    if (siblings === undefined) {
+      siblings = [];
+      parent.children.set(seg.key, siblings);
+    }
+    for (const c of siblings) if (c.end === end) return c;
     const hashes: number[] = [];
     const lastHash = this.hashBlocks(tokens, parent.end, end, parent.lastHash, hashes);
-    const node: Node = { key: seg.key, end, hashes, lastHash, children: [] };
-    parent.children.push(node);
+    const node = newNode(seg.key, end, hashes, lastHash);
+    siblings.push(node);
     return node;
   }
 
@@ -85,19 +96,18 @@ export class PromptCache {
    * Appends the hashes of the full blocks that end in (from, to], chained on `parent` (the hash of the last full
    * block ending at or before `from`); returns the last hash.
    */
-  private hashBlocks(
-    tokens: readonly number[],
-    from: number,
-    to: number,
-    parent: number,
-    out: number[],
-  ): number {
+  private hashBlocks(tokens: Int32Array, from: number, to: number, parent: number, out: number[]): number {
     const b = this.blockSize;
+    const tokenAt = (i: number) => tokens[i] as number;
     let hash = parent;
     for (let start = Math.floor(from / b) * b; start + b <= to; start += b) {
-      hash = chainBlockHash(hash, tokens, start, start + b);
+      hash = chainBlockHashAt(hash, tokenAt, start, start + b);
       out.push(hash);
     }
     return hash;
   }
+}
+
+function newNode(key: number, end: number, hashes: readonly number[], lastHash: number): Node {
+  return { key, end, hashes, lastHash, children: new Map() };
 }

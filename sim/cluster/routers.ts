@@ -29,7 +29,7 @@ import type { SimRequest } from './workload.ts';
 export interface RouteInput {
   request: SimRequest;
   /** The prompt's token ids (the gateway tokenised it). */
-  tokens: readonly number[];
+  tokens: ArrayLike<number>;
   /** promptBlockHashes(tokens). */
   blocks: readonly number[];
   /** The controller's view: only groups with room, with outstanding counts and last reported KV usage. */

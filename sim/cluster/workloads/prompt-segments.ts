@@ -27,11 +27,11 @@ export function tokenOf(key: number, index: number): number {
 }
 
 /** tokenOf(key, i) for i in [0, count), the key split into its two 32-bit parts once rather than per token. */
-export function segmentIds(key: number, count: number): number[] {
+export function segmentIds(key: number, count: number): Int32Array {
   const high = keyHigh(key);
   const salt = keySalt(key);
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) out.push(mixToken(high, salt, i));
+  const out = new Int32Array(count);
+  for (let i = 0; i < count; i++) out[i] = mixToken(high, salt, i);
   return out;
 }
 

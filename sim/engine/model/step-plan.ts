@@ -18,7 +18,8 @@ export interface StepSchedulerConfig {
 
 export interface SchedulerRequest {
   readonly id: string;
-  readonly promptIds: readonly number[];
+  /** Token ids (an array, or a typed array: the cluster simulator keeps thousands of 8k-token prompts). */
+  readonly promptIds: ArrayLike<number>;
   readonly maxTokens: number;
   /** Lower runs earlier under the priority policy. */
   readonly priority: number;

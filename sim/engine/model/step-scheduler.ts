@@ -159,7 +159,7 @@ export class StepScheduler {
    * most all but the last token). No side effect: the cluster simulator's oracle router asks every group.
    * `blockHashes`: the prompt's block hashes, when its requests are added with them (SchedulerRequest).
    */
-  cachedPrefixTokens(promptIds: readonly number[], blockHashes?: readonly number[]): number {
+  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: readonly number[]): number {
     if (!this.prefixCaching) return 0;
     const full = Math.floor((promptIds.length - 1) / this.blockSize);
     let hash = 0;
