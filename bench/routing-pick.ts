@@ -8,6 +8,7 @@
  * one, which the same request rarely suffers three times; what remains is how pick()'s cost varies with the
  * request (holders, prompt length) and the groups.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { chainBlockHash, ROOT_BLOCK_HASH } from '../common/block-hash.ts';
 import { type GroupView, pick, type RouteRequest } from '../controller/scheduler/pick.ts';
@@ -21,6 +22,9 @@ export interface PickBench {
   baselineP50Us: number;
   baselineP99Us: number;
   calls: number;
+  /** The machine's 1-minute load average when the timings ended, and its cores: the machine is shared. */
+  loadAverage: number;
+  cores: number;
 }
 
 function chain(parent: number, seed: number, count: number): number[] {
@@ -89,5 +93,7 @@ export function benchPick(groups = 1000, calls = 10_000): PickBench {
     baselineP50Us: r(best.baseP50),
     baselineP99Us: r(best.baseP99),
     calls,
+    loadAverage: r(loadavg()[0] as number),
+    cores: availableParallelism(),
   };
 }

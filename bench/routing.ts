@@ -223,7 +223,8 @@ if (args.json) {
   out.push(
     `\npick() with 1,000 groups: p50 ${pickBench.p50Us} us, p99 ${pickBench.p99Us} us (<= 50); ` +
       `baseline without block hashes p50 ${pickBench.baselineP50Us} us, p99 ${pickBench.baselineP99Us} us ` +
-      `(ratio p99 ${ratio(pickBench.p99Us, pickBench.baselineP99Us)})`,
+      `(ratio p99 ${ratio(pickBench.p99Us, pickBench.baselineP99Us)}); fastest of 3 timings per request, ` +
+      `load average ${pickBench.loadAverage} on ${pickBench.cores} cores (a shared machine)`,
   );
   out.push(
     `simulator: ${json.sim_speed_x_real_time}x real time with 64 groups (>= 100); ` +
