@@ -416,6 +416,14 @@ export class StepScheduler {
    * scheduled, as V1 does.
    */
   private allocate(seq: Seq, cachedBlocks: readonly number[], n: number): boolean {
+    const end = seq.computed + n;
+    // Most decode steps: the token lands in a block already held and completes none, so nothing changes.
+    if (
+      cachedBlocks.length === 0 &&
+      end <= seq.blocks.length * this.blockSize &&
+      Math.floor(end / this.blockSize) <= seq.registered
+    )
+      return true;
     const needed = Math.ceil((seq.computed + n) / this.blockSize) - seq.blocks.length - cachedBlocks.length;
     let reclaimed = 0;
     for (const b of cachedBlocks) if (this.pool.isFree(b)) reclaimed++;
