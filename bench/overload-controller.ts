@@ -1,8 +1,8 @@
 /**
  * The controller under test of bench/overload.ts, in its own process so its memory is its own: started with
  * the config (JSON) in argv[2], it sends `{t: 'ready', address}` over IPC once serving, then every
- * sampleMs (argv[3]) `{t: 'sample', at, rssBytes, heapUsedBytes, requests, live}`: its RSS and V8 heap, and the
- * per-request state it holds (requests running here, requests its live feeds track). A `stop` message (or
+ * sampleMs (argv[3]) `{t: 'sample', at, rssBytes, heapUsedBytes, cpuMs, requests, live}`: its RSS, V8 heap
+ * and CPU time, and the per-request state it holds (requests running here, requests its live feeds track). A `stop` message (or
  * the parent going away) stops it.
  */
 import { silentLogger } from '../common/log.ts';
@@ -16,6 +16,8 @@ export type ControllerMessage =
       at: number;
       rssBytes: number;
       heapUsedBytes: number;
+      /** CPU time (user + system) used so far, ms. */
+      cpuMs: number;
       requests: number;
       live: number;
     };
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
   send({ t: 'ready', address: controller.address });
   const timer = setInterval(() => {
     const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
     let live = 0;
     for (const lane of controller.lanes.lanes.values()) {
       const size = lane.live?.size;
@@ -41,6 +44,7 @@ async function main(): Promise<void> {
       at: Date.now(),
       rssBytes: m.rss,
       heapUsedBytes: m.heapUsed,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       requests: controller.requests.size,
       live,
     });

@@ -54,6 +54,8 @@ interface PhaseResult {
     /** Most requests the controller held in its request table / live feeds at once. */
     maxRequestsHeld: number;
     maxLiveHeld: number;
+    /** The controller's CPU use over the phase, % of one core (2 shared cores: it competes with the clients). */
+    cpuPercent: number;
   };
 }
 
@@ -264,6 +266,7 @@ function summarise(name: string, rate: number, r: Outcomes, maxWaitMs: number, m
       heapMiB: series((s) => s.heapUsedBytes),
       maxRequestsHeld: Math.max(0, ...mem.map((s) => s.requests)),
       maxLiveHeld: Math.max(0, ...mem.map((s) => s.live)),
+      cpuPercent: cpuPercent(mem),
     },
   };
 }
@@ -286,7 +289,7 @@ function format(phases: PhaseResult[], capacity: number, maxWaitMs: number): str
   for (const p of phases) {
     const m = p.memory;
     lines.push(
-      `  ${p.name.padEnd(9)} rss ${m.rssMiB.firstThird} -> ${m.rssMiB.lastThird} (${m.rssMiB.slopePerMin}/min)  heap ${m.heapMiB.firstThird} -> ${m.heapMiB.lastThird} (${m.heapMiB.slopePerMin}/min)  held ${m.maxRequestsHeld}, live ${m.maxLiveHeld}`,
+      `  ${p.name.padEnd(9)} rss ${m.rssMiB.firstThird} -> ${m.rssMiB.lastThird} (${m.rssMiB.slopePerMin}/min)  heap ${m.heapMiB.firstThird} -> ${m.heapMiB.lastThird} (${m.heapMiB.slopePerMin}/min)  held ${m.maxRequestsHeld}, live ${m.maxLiveHeld}; CPU ${m.cpuPercent}% of a core`,
     );
   }
   return lines.join('\n');
@@ -310,6 +313,13 @@ async function readyReplica(c: InferenceClient): Promise<void> {
 
 function window(samples: Sample[], from: number, to: number): Sample[] {
   return samples.filter((s) => s.at >= from && s.at <= to);
+}
+
+function cpuPercent(mem: Sample[]): number {
+  const first = mem[0];
+  const last = mem[mem.length - 1];
+  if (!first || !last || last.at <= first.at) return 0;
+  return round((100 * (last.cpuMs - first.cpuMs)) / (last.at - first.at));
 }
 
 /** Least-squares slope of ys over xs. */
