@@ -124,15 +124,16 @@ export class PrefixIndex implements PrefixLookup {
     g.predictedQueryTokens += blockCount * blockSize;
     for (let k = kept.length - 1; k >= 0; k--) {
       const h = kept[k] as number;
-      if (!g.lastRouted.has(h)) {
-        let holders = this.byHash.get(h);
-        if (!holders) {
-          holders = new Set();
-          this.byHash.set(h, holders);
-        }
-        holders.add(group);
-      }
+      // One lookup per block: the map grows exactly when the group did not hold it yet.
+      const before = g.lastRouted.size;
       g.lastRouted.set(h, ++this.clock);
+      if (g.lastRouted.size === before) continue;
+      let holders = this.byHash.get(h);
+      if (!holders) {
+        holders = new Set();
+        this.byHash.set(h, holders);
+      }
+      holders.add(group);
     }
     if (g.lastRouted.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
   }
