@@ -27,6 +27,8 @@ export interface StepDelivery {
   outputTokens: number;
 }
 
+const draw = { token: 0, stop: false };
+
 export class EngineGroup {
   private readonly scheduler: StepScheduler;
   /**
@@ -132,10 +134,11 @@ export class EngineGroup {
     const plan = this.plan;
     if (!plan) throw new Error(`group ${this.id}: no step is running`);
     this.plan = undefined;
-    const out = this.scheduler.completeStep(plan, (id, index) => ({
-      token: (this.answers.get(id) as (index: number) => number)(index),
-      stop: false,
-    }));
+    const out = this.scheduler.completeStep(plan, (id, index) => {
+      // One object for every draw: the scheduler reads it at once (a step samples a token per request).
+      draw.token = (this.answers.get(id) as (index: number) => number)(index);
+      return draw;
+    });
     const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampled.length };
     for (const s of out.sampled) {
       if (!s.first && s.finish === null) continue;
