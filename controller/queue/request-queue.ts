@@ -38,6 +38,7 @@ import {
 } from './fair-policy.ts';
 import { queueBase, requestKey } from './keys.ts';
 import { PRIORITY_CLASSES, type PriorityClass } from './priority-class.ts';
+import { readQueueLoad } from './queue-load.ts';
 import { CANCEL, MAINTAIN, RENEW, SETTLE, SUBMIT, TAKE } from './queue-scripts.ts';
 import { decideShed, type QueueLoad, type ShedOptions } from './shed-policy.ts';
 
@@ -131,10 +132,6 @@ interface Scripts {
 }
 
 const SWEEP_LIMIT = 1000;
-/** How long the last measured drain rate stands in for an unmeasured one (after a quiet spell). */
-const DRAIN_MEMORY_MS = 3_600_000;
-/** Less backlogged time than this in the window is too little to measure a drain rate from. */
-const MIN_DRAIN_MS = 250;
 
 export class RequestQueue {
   readonly base: string;
@@ -346,53 +343,9 @@ export class RequestQueue {
     };
   }
 
-  /**
-   * Waiting requests per class and the queue's drain rate: for shedding and for the autoscaler. The drain rate
-   * counts only the time during which requests waited (take to take, when the first left a backlog): while
-   * arrivals set the pace, the dispatch rate says how busy the queue was, not how fast a backlog would drain (a
-   * ramp-up or a quiet spell would make every wait look long, or unknown). With less than MIN_DRAIN_MS of such
-   * time in the window, the last rate measured (kept an hour); never measured: 0 requests in 0 ms (unknown).
-   */
-  async load(): Promise<QueueLoad & { leased: number }> {
-    const now = this.options.clock.now();
-    const second = Math.floor(now / 1000);
-    const p = this.options.redis.pipeline();
-    for (const c of PRIORITY_CLASSES) p.zcard(`${this.base}:ready:${c}`);
-    p.zcard(`${this.base}:leases`);
-    for (let s = second - this.windowSeconds + 1; s <= second; s++) {
-      p.get(`${this.base}:bdisp:${s}`);
-      p.get(`${this.base}:bms:${s}`);
-    }
-    p.get(`${this.base}:drain`);
-    const res = (await p.exec()) ?? [];
-    const values = res.map(([e, v]) => {
-      if (e) throw e;
-      return v as string | number | null;
-    });
-    const counts = values.slice(0, 4).map((v) => Number(v ?? 0));
-    let dispatched = 0;
-    let windowMs = 0;
-    for (let i = 0; i < this.windowSeconds; i++) {
-      dispatched += Number(values[4 + 2 * i] ?? 0);
-      windowMs += Number(values[5 + 2 * i] ?? 0);
-    }
-    if (windowMs >= MIN_DRAIN_MS)
-      void this.options.redis
-        .set(`${this.base}:drain`, `${dispatched}:${windowMs}`, 'PX', DRAIN_MEMORY_MS)
-        .catch(() => {}); // a hint for after a quiet spell; the next load() writes it again
-    else {
-      const [n, ms] = String(values[4 + 2 * this.windowSeconds] ?? '0:0')
-        .split(':')
-        .map(Number);
-      dispatched = n ?? 0;
-      windowMs = ms ?? 0;
-    }
-    return {
-      waiting: { interactive: counts[0] ?? 0, standard: counts[1] ?? 0, batch: counts[2] ?? 0 },
-      leased: counts[3] ?? 0,
-      dispatchedInWindow: dispatched,
-      windowMs,
-    };
+  /** Waiting requests per class and the queue's drain rate: for shedding and for the autoscaler (queue-load.ts). */
+  load(): Promise<QueueLoad & { leased: number }> {
+    return readQueueLoad(this.options.redis, this.base, this.options.clock.now(), this.windowSeconds);
   }
 
   private async loadForShedding(now: number): Promise<QueueLoad> {

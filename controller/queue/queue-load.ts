@@ -1,0 +1,61 @@
+/**
+ * A queue's load as shedding and the autoscaler read it: requests waiting per class, leases held, and the drain
+ * rate. The drain rate counts only the time during which requests waited (take to take, when the first left a
+ * backlog; the TAKE script keeps B:bdisp / B:bms per second, keys.ts): while arrivals set the pace, the dispatch
+ * rate says how busy the queue was, not how fast a backlog would drain (a ramp-up or a quiet spell would make
+ * every wait look long, or unknown). With less than MIN_DRAIN_MS of such time in the window, the last rate
+ * measured (kept an hour); never measured: 0 requests in 0 ms (unknown).
+ */
+import type { Redis } from 'ioredis';
+import { PRIORITY_CLASSES } from './priority-class.ts';
+import type { QueueLoad } from './shed-policy.ts';
+
+/** How long the last measured drain rate stands in for an unmeasured one (after a quiet spell). */
+const DRAIN_MEMORY_MS = 3_600_000;
+/** Less backlogged time than this in the window is too little to measure a drain rate from. */
+const MIN_DRAIN_MS = 250;
+
+export async function readQueueLoad(
+  redis: Redis,
+  base: string,
+  now: number,
+  windowSeconds: number,
+): Promise<QueueLoad & { leased: number }> {
+  const second = Math.floor(now / 1000);
+  const p = redis.pipeline();
+  for (const c of PRIORITY_CLASSES) p.zcard(`${base}:ready:${c}`);
+  p.zcard(`${base}:leases`);
+  for (let s = second - windowSeconds + 1; s <= second; s++) {
+    p.get(`${base}:bdisp:${s}`);
+    p.get(`${base}:bms:${s}`);
+  }
+  p.get(`${base}:drain`);
+  const res = (await p.exec()) ?? [];
+  const values = res.map(([e, v]) => {
+    if (e) throw e;
+    return v as string | number | null;
+  });
+  const counts = values.slice(0, 4).map((v) => Number(v ?? 0));
+  let dispatched = 0;
+  let windowMs = 0;
+  for (let i = 0; i < windowSeconds; i++) {
+    dispatched += Number(values[4 + 2 * i] ?? 0);
+    windowMs += Number(values[5 + 2 * i] ?? 0);
+  }
+  if (windowMs >= MIN_DRAIN_MS) {
+    // A hint for after a quiet spell; a failed write is written again by the next read.
+    void redis.set(`${base}:drain`, `${dispatched}:${windowMs}`, 'PX', DRAIN_MEMORY_MS).catch(() => {});
+  } else {
+    const [n, ms] = String(values[4 + 2 * windowSeconds] ?? '0:0')
+      .split(':')
+      .map(Number);
+    dispatched = n ?? 0;
+    windowMs = ms ?? 0;
+  }
+  return {
+    waiting: { interactive: counts[0] ?? 0, standard: counts[1] ?? 0, batch: counts[2] ?? 0 },
+    leased: counts[3] ?? 0,
+    dispatchedInWindow: dispatched,
+    windowMs,
+  };
+}
