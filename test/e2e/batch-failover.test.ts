@@ -11,6 +11,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster } from '../../cli/local-cluster.ts';
+import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const CONFIG = `
@@ -32,16 +33,6 @@ const LINES = 12;
 let dir: string;
 let cluster: LocalCluster;
 const API_KEY = newApiKey();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const sdk = (i: number) =>
   new OpenAI({ baseURL: `http://${cluster.replica(i).http}/v1`, apiKey: API_KEY, maxRetries: 0 });
@@ -102,10 +93,14 @@ describe('offline batch across a controller crash', () => {
 
     const survivor = sdk(1);
     for (const id of ids) {
-      const done = await until(`batch ${id} completed on the survivor`, async () => {
-        const b = await survivor.batches.retrieve(id);
-        return b.status === 'completed' ? b : undefined;
-      });
+      const done = await until(
+        `batch ${id} completed on the survivor`,
+        async () => {
+          const b = await survivor.batches.retrieve(id);
+          return b.status === 'completed' ? b : undefined;
+        },
+        90_000,
+      );
       expect(done.request_counts).toEqual({ total: LINES, completed: LINES, failed: 0 });
       const out = (await (await survivor.files.content(done.output_file_id ?? '')).text()).trim().split('\n');
       expect(out.map((l) => JSON.parse(l).response.status_code)).toEqual(Array(LINES).fill(200));

@@ -11,6 +11,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster, REPO_ROOT } from '../../cli/local-cluster.ts';
+import { until } from '../helpers/until.ts';
 
 const run = promisify(execFile);
 const MODEL = 'llama-3.1-8b-instruct';
@@ -34,16 +35,6 @@ let cluster: LocalCluster;
 let http: string;
 let openai: OpenAI;
 const API_KEY = newApiKey();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const line = (customId: string, content: string, over: Record<string, unknown> = {}) =>
   JSON.stringify({

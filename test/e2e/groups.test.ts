@@ -18,6 +18,7 @@ import type { GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
 import { findDescendants } from '../helpers/processes.ts';
+import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
 const RACK = 'topology.corral.dev/rack';
@@ -51,16 +52,6 @@ let dir: string;
 let cluster: LocalCluster;
 let client: ReturnType<typeof inferenceClient>;
 const API_KEY = newApiKey();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function request(requestId: string, maxTokens: number): GenerateRequest {
   return {

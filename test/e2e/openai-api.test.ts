@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
 import { LocalCluster } from '../../cli/local-cluster.ts';
+import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const CONFIG = `
@@ -32,16 +33,6 @@ let dir: string;
 let cluster: LocalCluster;
 let openai: OpenAI;
 const API_KEY = newApiKey();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Requests running on every ready engine, from the engines' own vLLM metrics. */
 async function running(): Promise<number> {

@@ -14,6 +14,7 @@ import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../helpers/grpc-stream.ts';
 import { findDescendants } from '../helpers/processes.ts';
+import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const CONFIG = `
@@ -39,16 +40,6 @@ const API_KEY = newApiKey();
 async function engines(): Promise<EngineStatus[]> {
   const s = await cluster.status();
   return s.workers.flatMap((w) => w.engines);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function runningOn(httpAddress: string): Promise<number> {

@@ -27,6 +27,7 @@ import {
   type WorkerGenerateRequest,
   WorkerService,
 } from '../../../proto/gen/corral/v1/worker.ts';
+import { until as pollUntil } from '../../helpers/until.ts';
 
 export type Script =
   /** intervalMs: the time before each delta (an engine's service time); absent: all at once. */
@@ -315,16 +316,9 @@ export class FakeWorker {
   }
 }
 
-export async function until<T>(
+/** until() with the integration tests' shorter default wait. */
+export const until = <T>(
   what: string,
   probe: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+): Promise<T> => pollUntil(what, probe, timeoutMs);
