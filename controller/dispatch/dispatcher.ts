@@ -195,7 +195,7 @@ export class Dispatcher {
 
   /** One take of as many requests as the ready groups have room for. Returns how many were taken. */
   private async dispatchOnce(): Promise<number> {
-    const { deployment: d, requests, queue, owner } = this.deps;
+    const { deployment: d, requests } = this.deps;
     const view = this.view();
     this.deps.routing?.observeGroups(view);
     const room = new Map<string, number>();
@@ -225,7 +225,7 @@ export class Dispatcher {
     for (const n of room.values()) total += n;
     total = Math.min(total, this.deps.maxPerTake ?? 64);
     if (total <= 0) return 0;
-    const taken = await queue.take(owner, total);
+    const taken = await this.keeper.take(total, this.deps.clock);
     const routing = this.deps.routing;
     const routes = routing ? await Promise.all(taken.map((t) => routing.routeOf(t))) : [];
     taken.forEach((t, i) => {

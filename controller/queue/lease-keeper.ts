@@ -5,9 +5,17 @@
  * which its clients cancelled (abort the engine request).
  *
  * renewNow() does one round and is what tests drive with a ManualClock; start() only schedules it.
+ *
+ * take() is the queue's take with leases that start when it returns: a take sent while Redis is unreachable
+ * runs when Redis answers again, with its leases counted from when it was sent, so they may be about to lapse
+ * (and another replica reclaims the request, costing an attempt). A slow take is renewed at once.
  */
+import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
-import type { RequestQueue } from './request-queue.ts';
+import type { RequestQueue, TakenRequest } from './request-queue.ts';
+
+/** A take slower than leaseMs / SLOW_TAKE_DIVISOR renews its leases before they are used. */
+const SLOW_TAKE_DIVISOR = 10;
 
 export interface LeaseEvents {
   /** No longer ours: another replica may already be continuing it. */
@@ -42,6 +50,26 @@ export class LeaseKeeper {
 
   get size(): number {
     return this.held.size;
+  }
+
+  /**
+   * Up to n requests for this owner, with at least ~90% of a lease left each. Does not hold them (the caller
+   * does, for those it runs). Requests lost during a slow take (their lease ran out meanwhile and another
+   * replica took them over) are left out.
+   */
+  async take(n: number, clock: Clock): Promise<TakenRequest[]> {
+    const sent = clock.now();
+    const taken = await this.queue.take(this.owner, n);
+    const tookMs = clock.now() - sent;
+    if (taken.length === 0 || tookMs <= this.queue.leaseMs / SLOW_TAKE_DIVISOR) return taken;
+    const { lost } = await this.queue.renew(
+      this.owner,
+      taken.map((t) => t.id),
+    );
+    this.log.warn('slow take: renewed its leases before dispatch', { tookMs, taken: taken.length, lost });
+    if (lost.length === 0) return taken;
+    const gone = new Set(lost);
+    return taken.filter((t) => !gone.has(t.id));
   }
 
   async renewNow(): Promise<void> {

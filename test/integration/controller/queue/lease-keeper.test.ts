@@ -63,4 +63,39 @@ describe('LeaseKeeper', () => {
     expect(lost).toEqual(['c']);
     expect(keeper.size).toBe(2);
   });
+
+  it('a slow take renews its leases before they are used; requests lost meanwhile are left out', async () => {
+    const clock = new ManualClock(1_767_225_600_000);
+    const options = { redis, clock, prefix: testPrefix('slow-take'), deployment: 'd', leaseMs: 5000 };
+    const a = new RequestQueue(options);
+    const b = new RequestQueue(options);
+    const events = { lost: () => {}, cancelRequested: () => {} };
+    const keeper = new LeaseKeeper(a, 'ctl-a', events, silentLogger);
+    // The take runs in Redis at once but answers 4.5 s after it was sent (Redis was unreachable meanwhile):
+    // its leases were counted from when it was sent.
+    const realTake = a.take.bind(a);
+    let during: () => Promise<unknown> = async () => {};
+    a.take = async (owner, n) => {
+      const taken = await realTake(owner, n);
+      clock.advance(4500);
+      await during();
+      return taken;
+    };
+
+    await a.submit(req('slow'));
+    expect((await keeper.take(1, clock)).map((r) => r.id)).toEqual(['slow']);
+    clock.advance(2000); // 6.5 s after the take was sent, 2 s after it answered
+    expect(await b.take('ctl-b', 10)).toEqual([]);
+    expect(await a.get('slow')).toMatchObject({ state: 'dispatched', owner: 'ctl-a' });
+
+    // Slower still: the lease ran out before the take answered and another replica took the request over.
+    expect(await a.finish('ctl-a', 'slow')).toBe(true);
+    await a.submit(req('lapsed'));
+    during = async () => {
+      clock.advance(1000);
+      expect((await b.take('ctl-b', 10)).map((r) => r.id)).toEqual(['lapsed']);
+    };
+    expect(await keeper.take(1, clock)).toEqual([]);
+    expect(await a.get('lapsed')).toMatchObject({ state: 'dispatched', owner: 'ctl-b' });
+  });
 });
