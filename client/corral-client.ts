@@ -36,6 +36,14 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** First retry delay; doubles each attempt (default 200 ms). */
   retryBaseMs?: number;
+  /**
+   * Ping the server after this long without a frame (default 10 s; the controller accepts pings every 5 s) and
+   * drop the connection when a ping is not answered within keepaliveTimeoutMs (default 5 s): a server that hangs
+   * (alive, its connection open, answering nothing) then fails its calls with UNAVAILABLE instead of leaving
+   * them waiting forever, and generateDurably carries on on another replica.
+   */
+  keepaliveTimeMs?: number;
+  keepaliveTimeoutMs?: number;
 }
 
 export interface ChatMessage {
@@ -100,7 +108,11 @@ export class CorralClient {
   private readonly retryBaseMs: number;
 
   constructor(private readonly options: ClientOptions) {
-    this.grpc = new InferenceClient(options.address, credentials.createInsecure());
+    this.grpc = new InferenceClient(options.address, credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 10_000,
+      'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
     this.maxAttempts = options.maxAttempts ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 200;
   }

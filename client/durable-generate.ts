@@ -1,7 +1,8 @@
 /**
  * A generation that outlives the controller replica serving it: the durable request path's promise, kept on the
  * client's side too. The request lives in Redis, not in a controller, so when the stream breaks (the replica
- * died: UNAVAILABLE, or the call ended without Finished) the client carries on from another replica:
+ * died: UNAVAILABLE, or the call ended without Finished; a replica that hangs fails its calls with UNAVAILABLE
+ * too, when CorralClient's keepalive pings go unanswered) the client carries on from another replica:
  *   - nothing arrived yet: Generate again with the same request id (it attaches, it never runs twice);
  *   - Started arrived: Resume after the tokens already received (no gap, no duplicate).
  * The caller sees one stream. Only those two retries happen: both are safe by construction.

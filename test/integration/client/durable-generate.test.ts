@@ -4,8 +4,13 @@
  * UNAVAILABLE after some deltas (what a dying controller's closeStreams does), refuse Generate outright, or
  * be gone (a closed port). The client must carry on on the other replica with the same request id: Generate
  * when nothing arrived, Resume after the tokens it has; every token once, one Started; other errors are the
- * caller's.
+ * caller's. A replica that hangs (SIGSTOP: its connection open, answering nothing) runs in its own process
+ * (hung-replica.ts); the client's keepalive pings go unanswered and the stream carries on on the other replica.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Server, ServerCredentials, type ServerWritableStream, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CorralClient, type GenerationEvent } from '../../../client/corral-client.ts';
@@ -191,5 +196,35 @@ describe('generateDurably', () => {
     expect(a.calls.length).toBeGreaterThan(1);
     expect(b.calls.length).toBeGreaterThan(1);
     expect(new Set([...a.calls, ...b.calls])).toEqual(new Set(['generate r5']));
+  });
+
+  it('a replica that hangs mid-stream (SIGSTOP): its unanswered keepalive pings break the stream, which resumes elsewhere', async () => {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'hung-replica.ts')], {
+      cwd: join(here, '..', '..', '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const [line] = (await once(child.stdout, 'data')) as [Buffer];
+      const hung = new CorralClient({
+        address: line.toString().trim(),
+        maxAttempts: 1,
+        keepaliveTimeMs: 500,
+        keepaliveTimeoutMs: 500,
+      });
+      clients = [hung, new CorralClient({ address: b.address, maxAttempts: 1 })];
+      const seen: string[] = [];
+      for await (const e of generateDurably(clients, params, { requestId: 'r6' })) {
+        seen.push(e.type === 'delta' ? `${e.index}` : e.type);
+        // hung-replica.ts sends Started and 2 deltas, then nothing: stop it so it answers no ping either
+        if (e.type === 'delta' && e.index === 1) child.kill('SIGSTOP');
+      }
+      expect(seen).toEqual(whole);
+      expect(b.calls).toEqual(['resume r6 after 2']);
+    } finally {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    }
   });
 });
