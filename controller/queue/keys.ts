@@ -13,7 +13,8 @@
  *   B:drainat         string  when the last take that left requests waiting ran (ms)
  *   B:bdisp:<second>  string  requests taken during that second by takes that followed one that left requests
  *   B:bms:<second>    string  waiting, and the ms since that one (the drain rate: bdisp / bms; 120 s)
- *   B:drain           string  `<requests>:<ms>` the last drain rate measured, for after a quiet window (1 h)
+ *   B:bms2:<second>   string  the sum of those gaps squared (the drain's round: bms2 / bms; 120 s)
+ *   B:drain           string  `<requests>:<ms>:<round ms>` the last drain measured, for after a quiet window (1 h)
  *   B:log:<id>        stream  the request's events (stream-log.ts); ids 0-1 Started, 1-<token index> deltas,
  *                             2-0 the terminal entry (Finished or an error)
  *   B:wake            channel pub/sub: a request became queued (payload: its class)

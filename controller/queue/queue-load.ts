@@ -4,7 +4,8 @@
  * backlog; the TAKE script keeps B:bdisp / B:bms per second, keys.ts): while arrivals set the pace, the dispatch
  * rate says how busy the queue was, not how fast a backlog would drain (a ramp-up or a quiet spell would make
  * every wait look long, or unknown). With less than MIN_DRAIN_MS of such time in the window, the last rate
- * measured (kept an hour); never measured: 0 requests in 0 ms (unknown).
+ * measured (kept an hour); never measured: 0 requests in 0 ms (unknown). The drain's round (the gap a waiting
+ * request sits in, shed-policy.ts) is sum(gap^2) / sum(gap) over the same takes.
  */
 import type { Redis } from 'ioredis';
 import { PRIORITY_CLASSES } from './priority-class.ts';
@@ -28,6 +29,7 @@ export async function readQueueLoad(
   for (let s = second - windowSeconds + 1; s <= second; s++) {
     p.get(`${base}:bdisp:${s}`);
     p.get(`${base}:bms:${s}`);
+    p.get(`${base}:bms2:${s}`);
   }
   p.get(`${base}:drain`);
   const res = (await p.exec()) ?? [];
@@ -38,24 +40,30 @@ export async function readQueueLoad(
   const counts = values.slice(0, 4).map((v) => Number(v ?? 0));
   let dispatched = 0;
   let windowMs = 0;
+  let squaredMs = 0;
   for (let i = 0; i < windowSeconds; i++) {
-    dispatched += Number(values[4 + 2 * i] ?? 0);
-    windowMs += Number(values[5 + 2 * i] ?? 0);
+    dispatched += Number(values[4 + 3 * i] ?? 0);
+    windowMs += Number(values[5 + 3 * i] ?? 0);
+    squaredMs += Number(values[6 + 3 * i] ?? 0);
   }
+  let roundMs = windowMs > 0 ? squaredMs / windowMs : 0;
   if (windowMs >= MIN_DRAIN_MS) {
     // A hint for after a quiet spell; a failed write is written again by the next read.
-    void redis.set(`${base}:drain`, `${dispatched}:${windowMs}`, 'PX', DRAIN_MEMORY_MS).catch(() => {});
+    const drain = `${dispatched}:${windowMs}:${Math.round(roundMs)}`;
+    void redis.set(`${base}:drain`, drain, 'PX', DRAIN_MEMORY_MS).catch(() => {});
   } else {
-    const [n, ms] = String(values[4 + 2 * windowSeconds] ?? '0:0')
+    const [n, ms, round] = String(values[4 + 3 * windowSeconds] ?? '0:0:0')
       .split(':')
       .map(Number);
     dispatched = n ?? 0;
     windowMs = ms ?? 0;
+    roundMs = round ?? 0;
   }
   return {
     waiting: { interactive: counts[0] ?? 0, standard: counts[1] ?? 0, batch: counts[2] ?? 0 },
     leased: counts[3] ?? 0,
     dispatchedInWindow: dispatched,
     windowMs,
+    roundMs: Number.isFinite(roundMs) ? roundMs : 0,
   };
 }

@@ -180,11 +180,14 @@ end
 -- waiting (a backlog the whole time: the groups, not the arrivals, set the pace).
 local since = tonumber(redis.call('GET', base .. ':drainat'))
 if since and #out > 0 and now >= since then
-  local bk, mk = base .. ':bdisp:' .. second, base .. ':bms:' .. second
+  local bk, mk, qk = base .. ':bdisp:' .. second, base .. ':bms:' .. second, base .. ':bms2:' .. second
   redis.call('INCRBY', bk, #out)
-  redis.call('INCRBY', mk, now - since)
+  redis.call('INCRBY', mk, fmt(now - since))
+  -- squared gaps: sum(gap^2) / sum(gap) is the gap a waiting request sits in (the drain's round)
+  redis.call('INCRBY', qk, fmt((now - since) * (now - since)))
   redis.call('PEXPIRE', bk, 120000)
   redis.call('PEXPIRE', mk, 120000)
+  redis.call('PEXPIRE', qk, 120000)
 end
 if depth[1] + depth[2] + depth[3] > 0 then
   if #out > 0 or not since then redis.call('SET', base .. ':drainat', fmt(now), 'PX', 120000) end

@@ -60,6 +60,8 @@ export interface RequestQueueOptions {
   reserves?: ClassShares;
   /** Shedding bounds. Absent: never shed. */
   shed?: ShedOptions;
+  /** Sequences the deployment's ready groups hold now: shedding's drain estimate before one is measured. */
+  slots?: () => number;
   /** Window of the dispatch-rate estimate, whole seconds. Default 10 s. */
   rateWindowSeconds?: number;
   /** Shedding reads the queue's load at most this often (ms); 0 reads it on every submit. Default 250 ms. */
@@ -178,7 +180,8 @@ export class RequestQueue {
     const now = this.options.clock.now();
     let shed: QueueFullError | undefined;
     if (this.options.shed) {
-      const d = decideShed(await this.loadForShedding(now), req.cls, this.options.shed);
+      const load = { ...(await this.loadForShedding(now)), slots: this.options.slots?.() ?? 0 };
+      const d = decideShed(load, req.cls, this.options.shed);
       if (d.t === 'shed')
         shed = new QueueFullError(this.options.deployment, d.retryAfterMs, d.expectedWaitMs, d.reason);
     }

@@ -3,16 +3,23 @@
  * requests keep their latency and the excess learns at once when to come back (issue 5: overload at 5x
  * capacity). Pure.
  *
- *   rate          = requests handed out while draining / that time (below)    (requests per ms)
- *   expectedWait  = ahead / rate   where ahead = requests waiting in this class and the classes above it
+ *   drain         = requests handed out while a backlog waited / that time          (requests per ms)
+ *   round         = the longest usual gap between those hand-outs (sum of gap^2 / sum of gap)
+ *   expectedWait  = 0 when nobody waits ahead, else (ahead + 1) / drain + round
+ *                   where ahead = requests waiting in this class and the classes above it
  *   shed when     expectedWait > maxWaitMs, or ahead >= maxDepth (a memory bound even when nothing drains)
- *   retryAfter    = expectedWait - maxWaitMs  (the time for the queue, draining at `rate` with no new
+ *   retryAfter    = expectedWait - maxWaitMs  (the time for the queue, draining at `drain` with no new
  *                   arrivals, to fall back under the bound), at least minRetryAfterMs
  *
- * The rate is the queue's drain rate: requests handed out while a backlog waited, per ms of such time
- * (RequestQueue.load: while arrivals set the pace, the dispatch rate says nothing about how fast a backlog drains).
- * With no drain rate known (never measured: a new deployment, groups still loading a 405B model) nothing says
- * how long a wait is: then only maxDepth sheds, and its retry hint is maxWaitMs.
+ * Why the round: groups free their sequences in bursts (a batch of requests finishing together), so a queue
+ * drains in steps, and a request waits until the step that reaches it: up to one round past ahead / drain.
+ * Without it an estimate of exactly the bound admits requests that wait up to a round longer.
+ *
+ * The drain rate is measured while a backlog waited (RequestQueue.load: while arrivals set the pace, the
+ * dispatch rate says nothing about how fast a backlog drains). Before any is measured (a new deployment, the
+ * first burst after a cold start) the deployment's ready sequences and a conservative service time stand in:
+ * drain = slots / serviceMs, round = serviceMs (and while the measurement is young, see drainOf). With neither (no ready group yet, or no service time
+ * configured) nothing says how long a wait is: then only maxDepth sheds, and its retry hint is maxWaitMs.
  * Classes below the request's own are not counted: the priority order serves them later (their reserved share
  * slows the drain by at most the sum of the reserves, which the rate measured already reflects).
  */
@@ -25,6 +32,8 @@ export interface ShedOptions {
   maxDepth: number;
   /** Floor of the retry hint, so clients do not hammer the gateway. Default 100 ms. */
   minRetryAfterMs?: number;
+  /** A conservative time one request holds a sequence, assumed until a drain rate is measured. Absent: none. */
+  serviceMs?: number;
 }
 
 export interface QueueLoad {
@@ -32,6 +41,10 @@ export interface QueueLoad {
   /** Requests handed out while a backlog waited, during `windowMs` of such time (0 / 0: unknown). */
   dispatchedInWindow: number;
   windowMs: number;
+  /** The drain's round: sum of squared gaps between hand-outs / their sum, ms (0: unknown). */
+  roundMs?: number;
+  /** Sequences the deployment's ready groups hold (groups x max-num-seqs; 0 or absent: unknown). */
+  slots?: number;
 }
 
 export type ShedDecision =
@@ -44,16 +57,46 @@ export function waitingAhead(load: QueueLoad, cls: PriorityClass): number {
   return ahead;
 }
 
-export function expectedWaitMs(load: QueueLoad, cls: PriorityClass): number | undefined {
+/**
+ * A drain measured over few rounds counts the rest of its first round's batch in next to no time (the take
+ * that starts the measurement is not counted, the takes right after it are), so it runs fast; until it covers
+ * MATURE_ROUNDS rounds, the slower of it and the capacity's estimate stands.
+ */
+const MATURE_ROUNDS = 5;
+
+/** How fast the queue drains and in what steps: measured, else from capacity, else unknown. */
+export function drainOf(
+  load: QueueLoad,
+  serviceMs: number | undefined,
+): { perMs: number; roundMs: number } | undefined {
+  const measured =
+    load.dispatchedInWindow > 0 && load.windowMs > 0
+      ? { perMs: load.dispatchedInWindow / load.windowMs, roundMs: load.roundMs ?? 0 }
+      : undefined;
+  const slots = load.slots ?? 0;
+  const capacity =
+    slots > 0 && serviceMs !== undefined && serviceMs > 0
+      ? { perMs: slots / serviceMs, roundMs: serviceMs }
+      : undefined;
+  if (measured === undefined || capacity === undefined) return measured ?? capacity;
+  if (load.windowMs >= MATURE_ROUNDS * measured.roundMs) return measured;
+  return {
+    perMs: Math.min(measured.perMs, capacity.perMs),
+    roundMs: Math.max(measured.roundMs, capacity.roundMs),
+  };
+}
+
+export function expectedWaitMs(load: QueueLoad, cls: PriorityClass, serviceMs?: number): number | undefined {
   const ahead = waitingAhead(load, cls);
   if (ahead === 0) return 0;
-  if (load.dispatchedInWindow <= 0 || load.windowMs <= 0) return undefined;
-  return (ahead * load.windowMs) / load.dispatchedInWindow;
+  const drain = drainOf(load, serviceMs);
+  if (drain === undefined) return undefined;
+  return (ahead + 1) / drain.perMs + drain.roundMs;
 }
 
 export function decideShed(load: QueueLoad, cls: PriorityClass, options: ShedOptions): ShedDecision {
   const minRetry = options.minRetryAfterMs ?? 100;
-  const wait = expectedWaitMs(load, cls);
+  const wait = expectedWaitMs(load, cls, options.serviceMs);
   if (waitingAhead(load, cls) >= options.maxDepth) {
     const over = wait === undefined ? options.maxWaitMs : Math.max(0, wait - options.maxWaitMs);
     return {

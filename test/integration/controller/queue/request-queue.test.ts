@@ -88,6 +88,7 @@ describe('RequestQueue on Redis', () => {
       leased: 1,
       dispatchedInWindow: 0,
       windowMs: 0,
+      roundMs: 0,
     });
   });
 
@@ -268,13 +269,14 @@ describe('RequestQueue on Redis', () => {
     await q.take('ctl-a', 2);
     clock.advance(1000);
     await q.take('ctl-a', 2);
-    // 2 taken 1 s after a take that left requests waiting -> drains 2/s; 8 standard waiting -> 4 s, 2 s over
+    // 2 taken 1 s after a take that left requests waiting -> drains 2/s in rounds of 1 s; 8 standard waiting
+    // and this one -> 4.5 s + a round: 5.5 s, 3.5 s over
     const e = await q.submit(req('more')).catch((x: unknown) => x);
     expect(e).toMatchObject({
       name: 'QueueFullError',
       reason: 'wait',
-      expectedWaitMs: 4000,
-      retryAfterMs: 2000,
+      expectedWaitMs: 5500,
+      retryAfterMs: 3500,
     });
     // an interactive request has nobody ahead of it
     expect(await q.submit(req('urgent', 'interactive'))).toEqual({ t: 'enqueued' });
@@ -289,14 +291,14 @@ describe('RequestQueue on Redis', () => {
     await q.take('ctl-a', 2);
     clock.advance(1000);
     await q.take('ctl-a', 2);
-    expect(await q.load()).toMatchObject({ dispatchedInWindow: 2, windowMs: 1000 });
+    expect(await q.load()).toMatchObject({ dispatchedInWindow: 2, windowMs: 1000, roundMs: 1000 });
     clock.advance(60_000);
-    expect(await q.load()).toMatchObject({ dispatchedInWindow: 2, windowMs: 1000 });
+    expect(await q.load()).toMatchObject({ dispatchedInWindow: 2, windowMs: 1000, roundMs: 1000 });
   });
 
   it('counts what it queued since it last read the load, so a burst is not admitted on a stale one', async () => {
     const { q, clock } = queue('stale-load', {
-      shed: { maxWaitMs: 2000, maxDepth: 100 },
+      shed: { maxWaitMs: 3000, maxDepth: 100 },
       loadMaxAgeMs: 60_000,
     });
     for (let i = 0; i < 6; i++) await q.submit(req(`r${i}`));
@@ -305,11 +307,11 @@ describe('RequestQueue on Redis', () => {
     await q.take('ctl-a', 2);
     await q.load(); // as any submit meanwhile would: measures (and remembers) the drain rate
     clock.advance(60_001);
-    // Drains 2/s. The load read now (2 waiting: 1 s) stands for a minute; each admission counts into it.
-    expect(await q.submit(req('x0'))).toEqual({ t: 'enqueued' }); // 2 ahead: 1 s
-    expect(await q.submit(req('x1'))).toEqual({ t: 'enqueued' }); // 3 ahead: 1.5 s
-    expect(await q.submit(req('x2'))).toEqual({ t: 'enqueued' }); // 4 ahead: 2 s, at the bound
-    await expect(q.submit(req('x3'))).rejects.toMatchObject({ reason: 'wait', expectedWaitMs: 2500 });
+    // Drains 2/s in rounds of 1 s. The load read now (2 waiting) stands for a minute; each admission counts
+    // into it.
+    expect(await q.submit(req('x0'))).toEqual({ t: 'enqueued' }); // 2 ahead: 3 / 2/s + 1 s = 2.5 s
+    expect(await q.submit(req('x1'))).toEqual({ t: 'enqueued' }); // 3 ahead: 3 s, at the bound
+    await expect(q.submit(req('x2'))).rejects.toMatchObject({ reason: 'wait', expectedWaitMs: 3500 });
   });
 
   it('does not run again a request whose earlier owner wrote its end but died before finish()', async () => {
