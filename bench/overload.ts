@@ -101,7 +101,8 @@ async function main(): Promise<void> {
     const config = {
       listen: '127.0.0.1:0',
       redis: redis.url,
-      queue: { maxWaitMs: o.maxWaitMs },
+      // The fake worker's service time is known: it is the conservative one the queue assumes until it measures.
+      queue: { maxWaitMs: o.maxWaitMs, serviceMs: o.serviceMs },
       deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxNumSeqs: o.seqs }],
     };
     const script = fileURLToPath(new URL('./overload-controller.ts', import.meta.url));

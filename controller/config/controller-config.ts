@@ -20,6 +20,8 @@
  *     maxAttempts: 3                # dispatches (first + continuations after failures) before a request fails
  *     maxWaitMs: 60000              # shed new requests whose expected wait in the queue is longer
  *     maxDepth: 10000               # shed new requests when this many wait ahead of them
+ *     serviceMs: 30000              # a conservative time one request holds a sequence: until the queue has
+ *                                   # measured its drain rate, it expects ready groups x maxNumSeqs per serviceMs
  *     detachGraceMs: 5000           # a request outlives its client's disconnect this long (time to Resume)
  *     noGroupGraceMs: 10000         # queued requests of a deployment with no ready or starting group fail after
  *   batch: {}                       # offline batches: limits, retention, feeding (controller/batch/batch-config.ts)
@@ -122,6 +124,7 @@ export interface QueueConfig {
   readonly maxAttempts: number;
   readonly maxWaitMs: number;
   readonly maxDepth: number;
+  readonly serviceMs: number;
   readonly detachGraceMs: number;
   readonly noGroupGraceMs: number;
 }
@@ -157,6 +160,7 @@ export const QUEUE_DEFAULTS: QueueConfig = {
   maxAttempts: 3,
   maxWaitMs: 60_000,
   maxDepth: 10_000,
+  serviceMs: 30_000,
   detachGraceMs: 5000,
   noGroupGraceMs: 10_000,
 };
@@ -290,6 +294,7 @@ function compileQueue(raw: unknown, at: (path: string, message: string) => void)
     maxAttempts: n('maxAttempts'),
     maxWaitMs: n('maxWaitMs'),
     maxDepth: n('maxDepth'),
+    serviceMs: n('serviceMs'),
     detachGraceMs: nonNegativeInt(raw.detachGraceMs, Q.detachGraceMs, 'queue.detachGraceMs', at),
     noGroupGraceMs: nonNegativeInt(raw.noGroupGraceMs, Q.noGroupGraceMs, 'queue.noGroupGraceMs', at),
   };

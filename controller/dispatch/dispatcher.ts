@@ -79,6 +79,7 @@ export class Dispatcher {
   private stopping = false;
   private loopDone: Promise<void> | undefined;
   private noGroupSince: number | undefined;
+  private slots = 0;
   private readonly unsubscribeCancel: () => void;
   private readonly maintainEveryMs: number;
 
@@ -193,11 +194,17 @@ export class Dispatcher {
     );
   }
 
+  /** Sequences the ready groups held at the last dispatch round: the queue's drain estimate before it has one. */
+  readySlots(): number {
+    return this.slots;
+  }
+
   /** One take of as many requests as the ready groups have room for. Returns how many were taken. */
   private async dispatchOnce(): Promise<number> {
     const { deployment: d, requests } = this.deps;
     const view = this.view();
     this.deps.routing?.observeGroups(view);
+    this.slots = view.replicas.filter((r) => r.routable).length * d.maxNumSeqs;
     const room = new Map<string, number>();
     const groups: GroupView[] = [];
     for (const r of view.replicas) {

@@ -76,6 +76,8 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
   const routings = new Map<string, DispatchRouting>();
   try {
     for (const d of o.deployments) {
+      // The queue asks its dispatcher (made below, from the queue) for the ready groups' sequences.
+      let dispatcher: Dispatcher | undefined;
       const queue = new RequestQueue({
         redis,
         clock: o.clock,
@@ -83,7 +85,8 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
         prefix,
         leaseMs: o.queue.leaseMs,
         maxAttempts: o.queue.maxAttempts,
-        shed: { maxWaitMs: o.queue.maxWaitMs, maxDepth: o.queue.maxDepth },
+        shed: { maxWaitMs: o.queue.maxWaitMs, maxDepth: o.queue.maxDepth, serviceMs: o.queue.serviceMs },
+        slots: () => dispatcher?.readySlots() ?? 0,
       });
       const log = new StreamLog({ redis, deployment: d.name, prefix });
       const signal = await ArrivalSignal.open(redis, d.name, prefix);
@@ -107,7 +110,7 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
       });
       feeds.push(feed);
       routings.set(d.name, routing);
-      const dispatcher = new Dispatcher({
+      dispatcher = new Dispatcher({
         deployment: d,
         queue,
         log,

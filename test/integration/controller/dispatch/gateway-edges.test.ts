@@ -50,7 +50,8 @@ describe('durable path: shedding', () => {
     const config = compileControllerConfig({
       listen: '127.0.0.1:0',
       redis: redis.url,
-      queue: { maxDepth: 2 },
+      // The depth bound alone: one sequence at the default 30 s service time would shed on the wait first.
+      queue: { maxDepth: 2, maxWaitMs: 3_600_000 },
       deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
     });
     const shedding = await startController(config, { log: silentLogger, redisPrefix: testPrefix('shed') });
