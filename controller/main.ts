@@ -1,8 +1,10 @@
 /**
  * The controller process:
  *   node --import tsx controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT]
- *     [--redis redis://HOST:PORT] [--tenants FILE]
- * --redis overrides the config's `redis:`. --tenants: API keys (SHA-256 digests), classes and budgets per
+ *     [--redis redis://HOST:PORT] [--redis-wait-ms MS] [--tenants FILE]
+ * --redis overrides the config's `redis:`. Redis unreachable at start: the process waits for it (retrying with
+ * backoff, a warning every 10 s) with its gRPC port up and health NOT_SERVING, for --redis-wait-ms (default:
+ * for ever), then exits 1; a Kubernetes pod would crash-loop if it exited at once. --tenants: API keys (SHA-256 digests), classes and budgets per
  * tenant (controller/tenancy/tenant-config.ts); without it the API is open, and a warning says so.
  * CORRAL_CLUSTER_TOKEN: the worker protocol's shared secret (common/cluster-token.ts); without it any caller
  * may register as a worker, and a warning says so.
@@ -14,20 +16,29 @@ import { parseArgs } from 'node:util';
 import { systemClock } from '../common/clock.ts';
 import { CLUSTER_TOKEN_ENV, clusterTokenFromEnv } from '../common/cluster-token.ts';
 import { ValidationError } from '../common/errors.ts';
+import { startGrpcServer } from '../common/grpc-server.ts';
 import { createLogger } from '../common/log.ts';
 import { type LoadedAdmission, loadAdmission } from './admission/load-admission.ts';
 import { loadControllerConfig } from './config/config-file.ts';
-import { parseListen } from './config/controller-config.ts';
+import { type ControllerConfig, parseListen } from './config/controller-config.ts';
 import { startController } from './controller.ts';
 import { startHttpServer } from './http/http-server.ts';
+import { pingRedis, redactRedisUrl, waitForRedis } from './redis-wait.ts';
 
 const USAGE =
-  'usage: controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT] [--tenants FILE] [--redis URL]';
+  'usage: controller/main.ts --config FILE [--listen HOST:PORT] [--http-listen HOST:PORT] [--tenants FILE] [--redis URL] [--redis-wait-ms MS]';
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<number> {
   const log = createLogger('controller');
-  let values: { config?: string; listen?: string; 'http-listen'?: string; tenants?: string; redis?: string };
+  let values: {
+    config?: string;
+    listen?: string;
+    'http-listen'?: string;
+    tenants?: string;
+    redis?: string;
+    'redis-wait-ms'?: string;
+  };
   try {
     ({ values } = parseArgs({
       options: {
@@ -36,6 +47,7 @@ async function main(): Promise<number> {
         'http-listen': { type: 'string' },
         tenants: { type: 'string' },
         redis: { type: 'string' },
+        'redis-wait-ms': { type: 'string' },
       },
       strict: true,
     }));
@@ -71,6 +83,16 @@ async function main(): Promise<number> {
         ]);
       config = { ...config, redis: values.redis };
     }
+    let redisWaitMs: number | undefined;
+    if (values['redis-wait-ms'] !== undefined) {
+      redisWaitMs = Number(values['redis-wait-ms']);
+      if (!Number.isInteger(redisWaitMs) || redisWaitMs < 0)
+        throw new ValidationError('--redis-wait-ms', [
+          { path: '--redis-wait-ms', message: 'must be a non-negative integer (milliseconds)' },
+        ]);
+    }
+    if (config.redis)
+      config = { ...config, listen: await awaitRedis(config, config.redis, redisWaitMs, log) };
     admission = await loadAdmission({
       tenantsFile: values.tenants,
       redisUrl: config.redis,
@@ -128,6 +150,34 @@ async function main(): Promise<number> {
   await Promise.all([http?.close(SHUTDOWN_GRACE_MS), controller.stop(SHUTDOWN_GRACE_MS)]);
   await admission.close();
   return 0;
+}
+
+/**
+ * Returns at once when Redis answers. Otherwise serves health (NOT_SERVING) on the controller's port while it
+ * waits, so probes see a controller that is starting, and returns that port (the same one when it was 0).
+ */
+async function awaitRedis(
+  config: ControllerConfig,
+  url: string,
+  maxWaitMs: number | undefined,
+  log: ReturnType<typeof createLogger>,
+): Promise<ControllerConfig['listen']> {
+  try {
+    await pingRedis(url);
+    return config.listen;
+  } catch {}
+  const standIn = await startGrpcServer({ ...config.listen, services: [], protoFiles: [] });
+  log.warn('redis unreachable at start; serving health NOT_SERVING until it answers', {
+    redis: redactRedisUrl(url),
+    grpc: standIn.address,
+    ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
+  });
+  try {
+    await waitForRedis({ url, log, ...(maxWaitMs === undefined ? {} : { maxWaitMs }) });
+  } finally {
+    await standIn.close(1000);
+  }
+  return { ...config.listen, port: standIn.port };
 }
 
 main().then(

@@ -1,15 +1,19 @@
 /**
  * controller/main.ts as a process: a bad config or tenant file exits 1 with every problem; a good one listens
- * and exits 0 on SIGTERM; without tenants it warns that the API is open, with them it needs a key.
+ * and exits 0 on SIGTERM; without tenants it warns that the API is open, with them it needs a key. Started
+ * while Redis is down it waits (health NOT_SERVING on its port) and serves once Redis answers.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus } from '../../../cli/clients.ts';
 import { REPO_ROOT } from '../../../cli/local-cluster.ts';
+import { startRedisServer } from '../../../cli/redis-server.ts';
 import { CorralClient } from '../../../client/corral-client.ts';
 import { sha256Hex } from '../../../controller/tenancy/tenant-directory.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
@@ -60,6 +64,85 @@ function listening(p: ReturnType<typeof run>): Promise<{ grpc: string }> {
     });
   });
 }
+
+/** The first JSON log line with this msg, once the process prints it. */
+function logged(p: ReturnType<typeof run>, msg: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${msg} line: ${p.stderr()}`)), 30_000);
+    const look = () => {
+      for (const l of p.stderr().split('\n')) {
+        if (!l.startsWith('{')) continue;
+        const j = JSON.parse(l) as Record<string, unknown>;
+        if (j.msg !== msg) continue;
+        clearTimeout(timer);
+        p.child.stderr.off('data', look);
+        resolve(j);
+        return;
+      }
+    };
+    p.child.stderr.on('data', look);
+    look();
+  });
+}
+
+async function health(address: string): Promise<string> {
+  const Health = makeGenericClientConstructor(healthService, 'Health');
+  const client = new Health(address, credentials.createInsecure());
+  try {
+    return await new Promise<string>((resolve, reject) =>
+      client.check?.({ service: '' }, (e: ServiceError | null, r: { status: string }) =>
+        e ? reject(e) : resolve(r.status),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('controller/main.ts with Redis down at start', () => {
+  it('waits for Redis with health NOT_SERVING on its port, then serves there', async () => {
+    const port = await unusedPort();
+    const p = run(GOOD_CONFIG, ['--listen', '127.0.0.1:0', '--redis', `redis://127.0.0.1:${port}`], 'warn');
+    const redisDir = mkdtempSync(join(tmpdir(), 'corral-late-redis-'));
+    let late: Awaited<ReturnType<typeof startRedisServer>> | undefined;
+    try {
+      const waiting = await logged(
+        p,
+        'redis unreachable at start; serving health NOT_SERVING until it answers',
+      );
+      const address = waiting.grpc as string;
+      expect(await health(address)).toBe('NOT_SERVING');
+      late = await startRedisServer({ dir: redisDir, port });
+      const line = await listening(p);
+      expect(line.grpc).toBe(address);
+      expect(await health(address)).toBe('SERVING');
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+      await late?.stop();
+      rmSync(redisDir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives up after --redis-wait-ms and exits 1', async () => {
+    const port = await unusedPort();
+    const p = run(GOOD_CONFIG, [
+      ...['--listen', '127.0.0.1:0', '--redis', `redis://127.0.0.1:${port}`],
+      ...['--redis-wait-ms', '0'],
+    ]);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain(`redis at redis://127.0.0.1:${port} did not answer within 0 ms`);
+  });
+});
 
 describe('controller/main.ts', () => {
   it('exits 1 listing every problem of a bad config', async () => {
