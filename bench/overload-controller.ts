@@ -20,6 +20,8 @@ export type ControllerMessage =
       cpuMs: number;
       requests: number;
       live: number;
+      /** First dispatches so far that had waited past queue.maxWaitMs (the dispatchers' count). */
+      pastBound: number;
     };
 
 async function main(): Promise<void> {
@@ -35,6 +37,8 @@ async function main(): Promise<void> {
     const m = process.memoryUsage();
     const cpu = process.cpuUsage();
     let live = 0;
+    let pastBound = 0;
+    for (const d of controller.lanes.dispatchers) pastBound += d.dispatchedPastBound();
     for (const lane of controller.lanes.lanes.values()) {
       const size = lane.live?.size;
       live += size ? size.runs + size.listened : 0;
@@ -47,6 +51,7 @@ async function main(): Promise<void> {
       cpuMs: (cpu.user + cpu.system) / 1000,
       requests: controller.requests.size,
       live,
+      pastBound,
     });
   }, sampleMs);
   const stop = async () => {

@@ -47,6 +47,8 @@ interface PhaseResult {
   other: Record<string, number>;
   /** overBound: admitted requests that waited longer than the bound; sent in which seconds of the phase. */
   waitMs: { p50: number; p99: number; max: number; overBound: number; overBoundSentAtS: [number, number] };
+  /** The controller's own count of first dispatches past the bound during the phase (from its 1 s samples). */
+  dispatchedPastBound: number;
   retryAfterMs: { min: number; p50: number; max: number; missing: number };
   memory: {
     rssMiB: { firstThird: number; lastThird: number; slopePerMin: number };
@@ -256,6 +258,7 @@ function summarise(name: string, rate: number, r: Outcomes, maxWaitMs: number, m
       overBound: over.length,
       overBoundSentAtS: [round(Math.min(...over)), round(Math.max(...over))],
     },
+    dispatchedPastBound: (mem[mem.length - 1]?.pastBound ?? 0) - (mem[0]?.pastBound ?? 0),
     retryAfterMs: {
       min: pct(r.retryAfter, 0),
       p50: pct(r.retryAfter, 0.5),
@@ -290,7 +293,7 @@ function format(phases: PhaseResult[], capacity: number, maxWaitMs: number): str
   for (const p of phases) {
     const m = p.memory;
     lines.push(
-      `  ${p.name.padEnd(9)} rss ${m.rssMiB.firstThird} -> ${m.rssMiB.lastThird} (${m.rssMiB.slopePerMin}/min)  heap ${m.heapMiB.firstThird} -> ${m.heapMiB.lastThird} (${m.heapMiB.slopePerMin}/min)  held ${m.maxRequestsHeld}, live ${m.maxLiveHeld}; CPU ${m.cpuPercent}% of a core`,
+      `  ${p.name.padEnd(9)} rss ${m.rssMiB.firstThird} -> ${m.rssMiB.lastThird} (${m.rssMiB.slopePerMin}/min)  heap ${m.heapMiB.firstThird} -> ${m.heapMiB.lastThird} (${m.heapMiB.slopePerMin}/min)  held ${m.maxRequestsHeld}, live ${m.maxLiveHeld}; CPU ${m.cpuPercent}% of a core; dispatched past the bound (its count) ${p.dispatchedPastBound}`,
     );
   }
   return lines.join('\n');

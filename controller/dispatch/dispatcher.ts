@@ -55,6 +55,8 @@ export interface DispatcherDeps {
   routing?: DispatchRouting;
   /** Where runs here publish their events for the clients this process streams (absent: the log only). */
   live?: LiveFeed;
+  /** The queue's admission bound (queue.maxWaitMs): first dispatches that waited longer are counted. */
+  maxWaitMs?: number;
 }
 
 type StopReason = { t: 'cancel' } | { t: 'lost' } | { t: 'release'; why: string } | { t: 'shutdown' };
@@ -80,6 +82,7 @@ export class Dispatcher {
   private loopDone: Promise<void> | undefined;
   private noGroupSince: number | undefined;
   private slots = 0;
+  private pastBound = 0;
   private readonly unsubscribeCancel: () => void;
   private readonly maintainEveryMs: number;
 
@@ -199,6 +202,11 @@ export class Dispatcher {
     return this.slots;
   }
 
+  /** First dispatches that had waited longer than the admission bound: served all the same, but shedding missed. */
+  dispatchedPastBound(): number {
+    return this.pastBound;
+  }
+
   /** One take of as many requests as the ready groups have room for. Returns how many were taken. */
   private async dispatchOnce(): Promise<number> {
     const { deployment: d, requests } = this.deps;
@@ -233,6 +241,11 @@ export class Dispatcher {
     total = Math.min(total, this.deps.maxPerTake ?? 64);
     if (total <= 0) return 0;
     const taken = await this.keeper.take(total, this.deps.clock);
+    const bound = this.deps.maxWaitMs;
+    if (bound !== undefined) {
+      const now = this.deps.clock.now();
+      for (const t of taken) if (t.attempt === 1 && now - t.submittedAt > bound) this.pastBound += 1;
+    }
     const routing = this.deps.routing;
     const routes = routing ? await Promise.all(taken.map((t) => routing.routeOf(t))) : [];
     taken.forEach((t, i) => {

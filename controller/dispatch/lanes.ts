@@ -123,6 +123,7 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
         logger: o.log.child({ deployment: d.name }),
         owner,
         noGroupGraceMs: o.queue.noGroupGraceMs,
+        maxWaitMs: o.queue.maxWaitMs,
         live,
         routing,
       });

@@ -1,6 +1,7 @@
 /**
  * The gateway's edges of the durable path, each with a controller of its own on a real Redis and a fake
- * worker: shedding past the queue bound (RESOURCE_EXHAUSTED with retry-after-ms), a client that drops its
+ * worker: shedding past the queue bound (RESOURCE_EXHAUSTED with retry-after-ms), an admitted request that
+ * waited past it anyway (served, and counted), a client that drops its
  * stream on one controller and resumes on another, and a retry of a request already paid for.
  */
 import { type ClientReadableStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
@@ -94,6 +95,47 @@ describe('durable path: shedding', () => {
       c.close();
       await w.stop();
       await shedding.stop(1000);
+    }
+  });
+});
+
+describe('durable path: admitted past the bound', () => {
+  it('a request that waited longer than queue.maxWaitMs is still served, and the dispatcher counts it', async () => {
+    const config = compileControllerConfig({
+      listen: '127.0.0.1:0',
+      redis: redis.url,
+      queue: { maxWaitMs: 100, detachGraceMs: 0 }, // the holder's cancel ends its request at once
+      deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
+    });
+    const ctl = await startController(config, { log: silentLogger, redisPrefix: testPrefix('past-bound') });
+    const c = inferenceClient(ctl.address);
+    const w = await FakeWorker.start(ctl.address, 'past-n1');
+    try {
+      await w.register();
+      await until('engine ready', () =>
+        ctl.registry.get('past-n1')?.engines.length === 1 ? true : undefined,
+      );
+      w.script = { t: 'hang' };
+      const holder = c.generate(request('past-holder'), new Metadata(), { deadline: Date.now() + 30_000 });
+      holder.on('error', () => {});
+      await new Promise((resolve) => holder.once('data', resolve));
+      // Nobody waits ahead, so it is admitted (expected wait 0), then waits behind the hanging request.
+      w.script = { t: 'stream', deltas: ['ok'] };
+      const late = collect(
+        c.generate(request('past-late'), new Metadata(), { deadline: Date.now() + 30_000 }),
+      );
+      await until('queued', async () => {
+        const load = await ctl.lanes.lanes.get(MODEL)?.queue.load();
+        return load?.waiting.standard === 1 ? true : undefined;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      holder.cancel();
+      expect((await late).text).toBe('ok');
+      expect(ctl.lanes.dispatchers.map((d) => d.dispatchedPastBound())).toEqual([1]);
+    } finally {
+      c.close();
+      await w.stop();
+      await ctl.stop(1000);
     }
   });
 });
