@@ -51,8 +51,9 @@ beforeAll(async () => {
     redis: redis.url,
     heartbeatIntervalMs: 200,
     workerTimeoutMs: 600,
-    // The expected-wait bound would shed the 110-request burst (few dispatches in the rate window so far): these
-    // tests are about order, the shedding test below has its own controller.
+    // The expected-wait bound would shed the 110-request burst (one sequence: before a drain is measured the
+    // queue expects one request per queue.serviceMs, 30 s): these tests are about order; shedding has its own
+    // tests (gateway-edges.test.ts, request-queue.test.ts).
     queue: { detachGraceMs: 100, maxWaitMs: 3_600_000 },
     deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
   });
