@@ -5,6 +5,7 @@
  * its own connection (as StreamLog.follow does); events are appended one request at a time, paced, so the
  * figure is the hop itself and not a burst of 256 wake-ups.
  */
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { StreamLog } from '../controller/queue/stream-log.ts';
@@ -24,6 +25,7 @@ export async function measureStreamHop(url: string, concurrency: number, rounds:
   try {
     for (let round = 0; round < rounds; round++) {
       const ac = new AbortController();
+      setMaxListeners(concurrency, ac.signal); // every follower of the round listens to this one signal
       const sentAt = new Map<string, number>();
       const ids = Array.from({ length: concurrency }, (_, i) => `r${round}-${i}`);
       const readers = ids.map(async (id) => {
