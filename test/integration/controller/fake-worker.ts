@@ -14,7 +14,12 @@ import {
   type ServiceError,
   type status,
 } from '@grpc/grpc-js';
-import { FinishReason, type GenerateEvent } from '../../../proto/gen/corral/v1/inference.ts';
+import {
+  FinishReason,
+  type GenerateEvent,
+  type GenerateRequest,
+  PriorityClass,
+} from '../../../proto/gen/corral/v1/inference.ts';
 import {
   type ControllerMessage,
   RegistryClient,
@@ -322,3 +327,17 @@ export const until = <T>(
   probe: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 10_000,
 ): Promise<T> => pollUntil(what, probe, timeoutMs);
+
+/** A Generate request as the controller tests send it: a short prompt, 8 tokens, every other field default. */
+export function generateRequest(over: Partial<GenerateRequest> & { model: string }): GenerateRequest {
+  return {
+    requestId: '',
+    input: { $case: 'prompt', value: 'What is the capital of France?' },
+    maxTokens: 8,
+    sampling: undefined,
+    priority: 0,
+    returnTokenIds: false,
+    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
+    ...over,
+  };
+}

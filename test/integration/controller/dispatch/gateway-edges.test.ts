@@ -12,14 +12,10 @@ import { createLogger, silentLogger } from '../../../../common/log.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { startController } from '../../../../controller/controller.ts';
-import {
-  type GenerateEvent,
-  type GenerateRequest,
-  PriorityClass,
-} from '../../../../proto/gen/corral/v1/inference.ts';
+import type { GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
-import { FakeWorker, until } from '../fake-worker.ts';
+import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 
@@ -33,18 +29,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function request(id: string): GenerateRequest {
-  return {
-    model: MODEL,
-    requestId: id,
-    input: { $case: 'prompt', value: 'What is the capital of France?' },
-    maxTokens: 8,
-    sampling: undefined,
-    priority: 0,
-    returnTokenIds: false,
-    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-  };
-}
+const request = (id: string) => generateRequest({ model: MODEL, requestId: id });
 
 describe('durable path: shedding', () => {
   it('past the queue bound a new request gets RESOURCE_EXHAUSTED with a retry-after-ms hint', async () => {

@@ -24,7 +24,7 @@ import {
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
-import { FakeWorker, until } from '../fake-worker.ts';
+import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 
@@ -75,19 +75,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function request(id: string, over: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    model: MODEL,
-    requestId: id,
-    input: { $case: 'prompt', value: 'What is the capital of France?' },
-    maxTokens: 8,
-    sampling: undefined,
-    priority: 0,
-    returnTokenIds: false,
-    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-    ...over,
-  };
-}
+const request = (id: string, over: Partial<GenerateRequest> = {}) =>
+  generateRequest({ model: MODEL, requestId: id, ...over });
 
 function generate(
   req: GenerateRequest,

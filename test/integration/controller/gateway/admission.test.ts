@@ -26,7 +26,7 @@ import {
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
-import { FakeWorker, until } from '../fake-worker.ts';
+import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const KEY = {
@@ -108,19 +108,7 @@ function client(apiKey?: string): InferenceClient {
   return c;
 }
 
-function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    model: MODEL,
-    requestId: '',
-    input: { $case: 'prompt', value: 'What is the capital of France?' },
-    maxTokens: 8,
-    sampling: undefined,
-    priority: 0,
-    returnTokenIds: false,
-    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-    ...over,
-  };
-}
+const request = (over: Partial<GenerateRequest> = {}) => generateRequest({ model: MODEL, ...over });
 
 /** Runs a generation to its end: the text, or the status it failed with (and its retry hint). */
 async function generate(

@@ -15,11 +15,10 @@ import type {
   GenerateRequest,
   InferenceClient,
 } from '../../../../proto/gen/corral/v1/inference.ts';
-import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
-import { FakeWorker, until } from '../fake-worker.ts';
+import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const options = {
@@ -82,19 +81,7 @@ beforeEach(() => {
   n2.script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
 });
 
-function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
-    model: MODEL,
-    requestId: '',
-    input: { $case: 'prompt', value: 'What is the capital of France?' },
-    maxTokens: 8,
-    sampling: undefined,
-    priority: 0,
-    returnTokenIds: false,
-    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-    ...over,
-  };
-}
+const request = (over: Partial<GenerateRequest> = {}) => generateRequest({ model: MODEL, ...over });
 
 function generate(
   req: GenerateRequest,
