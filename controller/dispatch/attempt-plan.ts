@@ -29,6 +29,18 @@ export function parseRequest(body: string): GenerateRequest {
   return GenerateRequest.fromJSON(JSON.parse(body));
 }
 
+const parsedBodies = new WeakMap<{ body: string }, GenerateRequest>();
+
+/** A taken request's body, parsed once per take: routing reads its prompt, then the run reads all of it. */
+export function requestOf(taken: { body: string }): GenerateRequest {
+  let req = parsedBodies.get(taken);
+  if (!req) {
+    req = parseRequest(taken.body);
+    parsedBodies.set(taken, req);
+  }
+  return req;
+}
+
 export type AttemptPlan =
   | { t: 'run'; request: GenerateRequest; offset: number; prompt: Started | undefined }
   /** Every token was generated already (the earlier attempt died before writing Finished). */

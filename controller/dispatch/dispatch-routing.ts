@@ -22,7 +22,7 @@ import type { TakenRequest } from '../queue/request-queue.ts';
 import type { GroupView, PickResult, RouteRequest } from '../scheduler/pick.ts';
 import { reasonKind } from '../scheduler/pick-reason.ts';
 import { PrefixRouter, type RouteDecision } from '../scheduler/prefix-router.ts';
-import { parseRequest } from './attempt-plan.ts';
+import { requestOf } from './attempt-plan.ts';
 import { type Encode, promptBlocks } from './prompt-blocks.ts';
 
 export interface DispatchRoutingOptions {
@@ -58,7 +58,7 @@ export class DispatchRouting {
   async routeOf(t: TakenRequest): Promise<RouteRequest> {
     const base = { deployment: this.o.deployment };
     try {
-      const p = await promptBlocks(parseRequest(t.body), this.o.encode);
+      const p = await promptBlocks(requestOf(t), this.o.encode);
       return p ? { ...base, promptBlocks: p.blocks, promptTokens: p.promptTokens } : base;
     } catch (e) {
       // An unreadable body fails in runAttempt with its own message; a tokenizer failure routes by load.

@@ -27,7 +27,7 @@ import type { WorkerClients } from '../gateway/worker-clients.ts';
 import type { LiveFeed } from '../queue/live-feed.ts';
 import type { TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
-import { completedFinished, parseRequest, planAttempt, shiftEvent } from './attempt-plan.ts';
+import { completedFinished, planAttempt, requestOf, shiftEvent } from './attempt-plan.ts';
 import { LogWriter } from './log-writer.ts';
 
 export type RunEnd =
@@ -62,7 +62,7 @@ export async function runAttempt(
 ): Promise<RunEnd> {
   let req: GenerateRequest;
   try {
-    req = parseRequest(t.body);
+    req = requestOf(t);
   } catch (e) {
     // Only this controller's gateway writes bodies; an unreadable one would fail the same way everywhere.
     return {
