@@ -5,7 +5,8 @@
  * --redis overrides the config's `redis:`. Redis unreachable at start: the process waits for it (retrying with
  * backoff, a warning every 10 s) with its gRPC port up and health NOT_SERVING, for --redis-wait-ms (default:
  * for ever), then exits 1; a Kubernetes pod would crash-loop if it exited at once. --tenants: API keys (SHA-256 digests), classes and budgets per
- * tenant (controller/tenancy/tenant-config.ts); without it the API is open, and a warning says so.
+ * tenant (controller/tenancy/tenant-config.ts), read and validated before the wait for Redis (a bad file exits 1
+ * at once, naming the file and every problem); without it the API is open, and a warning says so.
  * CORRAL_CLUSTER_TOKEN: the worker protocol's shared secret (common/cluster-token.ts); without it any caller
  * may register as a worker, and a warning says so.
  * Logs JSON lines on stderr; once serving, one line with `msg: "listening"`, `grpc: "HOST:PORT"` and, with
@@ -18,7 +19,7 @@ import { CLUSTER_TOKEN_ENV, clusterTokenFromEnv } from '../common/cluster-token.
 import { ValidationError } from '../common/errors.ts';
 import { startGrpcServer } from '../common/grpc-server.ts';
 import { createLogger } from '../common/log.ts';
-import { type LoadedAdmission, loadAdmission } from './admission/load-admission.ts';
+import { type LoadedAdmission, loadAdmission, readTenants } from './admission/load-admission.ts';
 import { loadControllerConfig } from './config/config-file.ts';
 import { type ControllerConfig, parseListen } from './config/controller-config.ts';
 import { startController } from './controller.ts';
@@ -91,11 +92,12 @@ async function main(): Promise<number> {
           { path: '--redis-wait-ms', message: 'must be a non-negative integer (milliseconds)' },
         ]);
     }
+    // Before waiting for Redis: a bad tenant file is the operator's to fix, and no wait would fix it.
+    const tenants = await readTenants(values.tenants, config.redis);
     if (config.redis)
       config = { ...config, listen: await awaitRedis(config, config.redis, redisWaitMs, log) };
     admission = await loadAdmission({
-      tenantsFile: values.tenants,
-      redisUrl: config.redis,
+      tenants,
       prefix: 'corral',
       clock: systemClock,
       log,

@@ -1,7 +1,8 @@
 /**
  * controller/main.ts as a process: a bad config or tenant file exits 1 with every problem; a good one listens
  * and exits 0 on SIGTERM; without tenants it warns that the API is open, with them it needs a key. Started
- * while Redis is down it waits (health NOT_SERVING on its port) and serves once Redis answers.
+ * while Redis is down it waits (health NOT_SERVING on its port) and serves once Redis answers; a bad tenant
+ * file fails the start before that wait.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -224,6 +225,22 @@ describe('controller/main.ts --tenants', () => {
     expect(p.stderr()).toContain(`tenant file ${file} is invalid:`);
     expect(p.stderr()).toContain('  tenants[0].weight: must be > 0');
     expect(p.stderr()).toContain('  tenants[0].keySha256[0]: must be 64 hex digits (SHA-256)');
+  });
+
+  it('checks the tenant file before waiting for Redis: a bad one exits 1 at once, Redis down or not', async () => {
+    const port = await unusedPort();
+    const down = ['--listen', '127.0.0.1:0', '--redis', `redis://127.0.0.1:${port}`];
+    const bad = tenantsFile('tenants:\n  - id: a\n    classes: [urgent]\n    keySha256: []\n');
+    const p = run(GOOD_CONFIG, ['--tenants', bad, ...down], 'warn');
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain(`tenant file ${bad} is invalid:`);
+    expect(p.stderr()).toContain('  tenants[0].classes[0]: must be interactive, standard or batch');
+    expect(p.stderr()).not.toContain('redis unreachable');
+
+    const missing = join(dir, 'no-such-tenants.yaml');
+    const q = run(GOOD_CONFIG, ['--tenants', missing, ...down], 'warn');
+    expect(await q.exited).toBe(1);
+    expect(q.stderr()).toContain(`tenant file ${missing} is invalid:\n  (file): cannot read: ENOENT`);
   });
 
   it('with tenants, ListModels answers a tenant key and refuses a missing or unknown one', async () => {
