@@ -8,7 +8,7 @@
  * requests that arrive meanwhile join the next step.
  */
 import type { LatencyModel } from '../engine/model/latency-model.ts';
-import { meanDecodeContext, type StepPlan, StepScheduler } from '../engine/model/step-scheduler.ts';
+import { meanDecodeContext, type SchedulerRequest, StepScheduler } from '../engine/model/step-scheduler.ts';
 import type { SimRequest } from './workload.ts';
 import { tokenStream } from './workloads/prompt-segments.ts';
 
@@ -27,21 +27,32 @@ export interface StepDelivery {
   outputTokens: number;
 }
 
+/** A request as this group's scheduler holds it: the simulator's id, and the answer its sampler reads. */
+interface GroupRequest extends SchedulerRequest {
+  readonly simId: number;
+  /**
+   * The answer's tokens: the sampler asks for one per request per step. They are the ones a next turn quotes
+   * (workloads/multi-turn.ts), so its blocks hit.
+   */
+  readonly answer: (index: number) => number;
+}
+
 const draw = { token: 0, stop: false };
 
+/** One object for every draw: the scheduler reads it at once (a step samples a token per request). */
+function sampleAnswer(req: GroupRequest, index: number): { token: number; stop: boolean } {
+  draw.token = req.answer(index);
+  return draw;
+}
+
 export class EngineGroup {
-  private readonly scheduler: StepScheduler;
-  /**
-   * The answer's tokens of each request, by the scheduler's string id: the sampler asks for one per request per
-   * step. They are the ones a next turn quotes (workloads/multi-turn.ts), so its blocks hit.
-   */
-  private readonly answers = new Map<string, (index: number) => number>();
+  private readonly scheduler: StepScheduler<GroupRequest>;
   /** Prompt tokens still to prefill of requests without a first token (the oracle's exact queue), if tracked. */
   private prefillBacklog = 0;
   private readonly expectedMiss = new Map<number, number>();
   /** Only the oracle reads the backlog; probing the cache at every add costs a hash of the whole prompt. */
   private tracking = false;
-  private plan: StepPlan | undefined;
+  private stepping = false;
 
   /**
    * `sharedBlockHashes`: requests come with their prompt's block hashes (the router's, computed once per
@@ -53,7 +64,7 @@ export class EngineGroup {
     private readonly latency: LatencyModel,
     private readonly sharedBlockHashes = true,
   ) {
-    this.scheduler = new StepScheduler({
+    this.scheduler = new StepScheduler<GroupRequest>({
       maxNumSeqs: shape.maxNumSeqs,
       maxNumBatchedTokens: shape.maxNumBatchedTokens,
       maxModelLen: shape.maxModelLen,
@@ -82,7 +93,7 @@ export class EngineGroup {
     return this.prefillBacklog;
   }
   get busy(): boolean {
-    return this.plan !== undefined;
+    return this.stepping;
   }
 
   /** Why the request can never run on this group, or null. */
@@ -106,53 +117,42 @@ export class EngineGroup {
       this.expectedMiss.set(req.id, miss);
       this.prefillBacklog += miss;
     }
-    const id = String(req.id);
     this.scheduler.add({
-      id,
+      id: String(req.id),
       promptIds: tokens,
       maxTokens: req.outputTokens,
       priority: 0,
       ...(this.sharedBlockHashes ? { blockHashes: blocks } : {}),
+      simId: req.id,
+      answer: tokenStream(req.outputKey),
     });
-    this.answers.set(id, tokenStream(req.outputKey));
   }
 
   /** Plans the next step; its duration in ms, or undefined when the group has nothing to do. */
   startStep(): number | undefined {
-    if (this.plan) throw new Error(`group ${this.id}: a step is already running`);
+    if (this.stepping) throw new Error(`group ${this.id}: a step is already running`);
     if (!this.scheduler.hasWork) return undefined;
-    const plan = this.scheduler.nextStep();
-    if (plan.scheduled.length === 0)
+    const plan = this.scheduler.planStep();
+    if (plan.scheduledSeqs === 0)
       throw new Error(
         `group ${this.id}: ${this.waiting} waiting and ${this.running} running, but nothing fits`,
       );
-    this.plan = plan;
+    this.stepping = true;
     return this.latency.stepMs(plan.decodeSeqs, meanDecodeContext(plan), plan.prefillTokens);
   }
 
   endStep(): StepDelivery {
-    const plan = this.plan;
-    if (!plan) throw new Error(`group ${this.id}: no step is running`);
-    this.plan = undefined;
-    const out = this.scheduler.completeStep(plan, (id, index) => {
-      // One object for every draw: the scheduler reads it at once (a step samples a token per request).
-      draw.token = (this.answers.get(id) as (index: number) => number)(index);
-      return draw;
-    });
-    const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampled.length };
-    for (const s of out.sampled) {
-      if (!s.first && s.finish === null) continue;
-      const id = Number(s.id);
-      if (s.first) {
-        delivery.firstTokens.push(id);
-        this.prefillBacklog -= this.expectedMiss.get(id) ?? 0;
-        this.expectedMiss.delete(id);
-      }
-      if (s.finish !== null) {
-        delivery.finished.push(id);
-        this.answers.delete(s.id);
-      }
+    if (!this.stepping) throw new Error(`group ${this.id}: no step is running`);
+    this.stepping = false;
+    const out = this.scheduler.finishStep(sampleAnswer);
+    const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampledTokens };
+    for (const r of out.firstTokens) {
+      delivery.firstTokens.push(r.simId);
+      if (!this.tracking) continue;
+      this.prefillBacklog -= this.expectedMiss.get(r.simId) ?? 0;
+      this.expectedMiss.delete(r.simId);
     }
+    for (const r of out.finished) delivery.finished.push(r.simId);
     return delivery;
   }
 }

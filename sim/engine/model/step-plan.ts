@@ -76,6 +76,34 @@ export interface StepOutcome {
   readonly sampled: readonly SampledToken[];
 }
 
-export function meanDecodeContext(plan: StepPlan): number {
+/**
+ * A planned step as the cluster simulator reads it (StepScheduler.planStep): what the latency model needs, no
+ * chunk per request. The same scheduling pass as nextStep's StepPlan, with the same totals.
+ */
+export interface StepTotals {
+  readonly step: number;
+  /** Requests in the step (0: nothing to do). */
+  readonly scheduledSeqs: number;
+  readonly decodeSeqs: number;
+  readonly decodeContextTokens: number;
+  readonly prefillTokens: number;
+}
+
+/** The sampler of planStep's steps: given the request itself (a subtype may carry what sampling needs). */
+export type RequestSampler<R extends SchedulerRequest> = (
+  req: R,
+  outputIndex: number,
+) => { token: number; stop: boolean };
+
+/** What completing a planStep step produced, without a record per token. */
+export interface StepDelivery<R extends SchedulerRequest> {
+  /** Tokens sampled (one per request that caught up with its tokens). */
+  readonly sampledTokens: number;
+  /** Requests whose first output token this step sampled, in the step's order. */
+  readonly firstTokens: readonly R[];
+  readonly finished: readonly R[];
+}
+
+export function meanDecodeContext(plan: Pick<StepPlan, 'decodeSeqs' | 'decodeContextTokens'>): number {
   return plan.decodeSeqs > 0 ? plan.decodeContextTokens / plan.decodeSeqs : 0;
 }

@@ -22,78 +22,80 @@
  *     only for running requests).
  * completeStep: every scheduled request advances by its tokens; one that caught up with all its tokens samples
  * one (`sample` decides which, and whether it stops); it finishes on stop, at max_tokens or at max_model_len.
+ *
+ * One scheduling pass, two ways to read a step: nextStep/completeStep give the engine simulator a chunk per
+ * request and a record per sampled token (it streams each token); planStep/finishStep give the cluster
+ * simulator, which runs thousands of requests across dozens of groups, only the latency model's totals and the
+ * requests that got a first token or finished. The same requests run either way: the schedule is identical.
+ * KV blocks and the prefix cache of each request: sequence-kv.ts.
  */
 import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
-import { chainBlockHash, KvBlockPool } from './kv-block-pool.ts';
+import { NO_BLOCKS, newSeq, type Seq, SequenceKv } from './sequence-kv.ts';
 import type {
   FinishCause,
+  RequestSampler,
   SampledToken,
   Sampler,
   ScheduledChunk,
   SchedulerRequest,
+  StepDelivery,
   StepOutcome,
   StepPlan,
   StepSchedulerConfig,
+  StepTotals,
 } from './step-plan.ts';
 
 export { meanDecodeContext } from './step-plan.ts';
 export type {
   FinishCause,
+  RequestSampler,
   SampledToken,
   Sampler,
   ScheduledChunk,
   SchedulerRequest,
+  StepDelivery,
   StepOutcome,
   StepPlan,
   StepSchedulerConfig,
+  StepTotals,
 };
 
-interface Seq {
-  readonly req: SchedulerRequest;
-  readonly arrival: number;
-  state: 'waiting' | 'running' | 'finished';
-  /** Tokens whose KV is computed (or scheduled to be, during planning). */
-  computed: number;
-  readonly output: number[];
-  /** Prompt + output tokens, kept here because every step reads it for every running request. */
-  numTokens: number;
-  /** KV blocks held, in token order. */
-  readonly blocks: number[];
-  /** Chained hashes of the full blocks known so far. */
-  readonly hashes: number[];
-  /** How many of `blocks` are registered in the prefix cache. */
-  registered: number;
-  started: boolean;
-  /** The step that scheduled it last, and its tokens there. */
-  plannedStep: number;
-  plannedTokens: number;
-}
+/** A decode: one new token after all earlier ones are in the KV cache (planned for the step in progress). */
+const isDecode = (s: Seq) => s.plannedTokens === 1 && s.output.length > 0 && s.computed === s.numTokens;
 
-const numTokens = (s: Seq) => s.numTokens;
-
-/** No prefix-hit blocks: allocate()'s argument for running requests, shared so a step allocates nothing. */
-const NO_BLOCKS: readonly number[] = [];
-
-export class StepScheduler {
-  private readonly pool: KvBlockPool;
+/** `R`: the requests it takes (a subtype of SchedulerRequest carries what the caller's sampler needs). */
+export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
+  private readonly kv: SequenceKv;
   private readonly blockSize: number;
   private readonly prefixCaching: boolean;
-  private readonly byId = new Map<string, Seq>();
-  private waiting: Seq[] = [];
-  private running: Seq[] = [];
+  private readonly byId = new Map<string, Seq<R>>();
+  private waiting: Seq<R>[] = [];
+  private running: Seq<R>[] = [];
   private arrivals = 0;
   private steps = 0;
   /** The non-empty step planned and not completed yet: steps run one at a time, as on the GPU. */
   private stepInFlight: number | undefined;
-  /** Its requests, in the order of its chunks (completeStep reads them instead of looking each id up). */
-  private inFlightSeqs: Seq[] = [];
+  /** The requests of the step planned last, in the order of its chunks (completion reads them in that order). */
+  private inFlightSeqs: Seq<R>[] = [];
+  /** What the pass in progress preempted and started, and the requests that sampled at the last completion. */
+  private readonly preemptedNow: Seq<R>[] = [];
+  private readonly startedNow: Seq<R>[] = [];
+  private readonly sampledNow: Seq<R>[] = [];
+  /** The totals of the step planned last. */
+  private readonly planned = {
+    decodeSeqs: 0,
+    decodeContextTokens: 0,
+    prefillTokens: 0,
+    prefixQueryTokens: 0,
+    prefixHitTokens: 0,
+  };
   /** Totals since start (vLLM's counters). */
   readonly totals = { preemptions: 0, prefixQueryTokens: 0, prefixHitTokens: 0 };
 
   constructor(private readonly cfg: StepSchedulerConfig) {
-    this.pool = new KvBlockPool(cfg.numBlocks);
     this.blockSize = cfg.blockSize ?? BLOCK_SIZE;
     this.prefixCaching = cfg.enablePrefixCaching ?? true;
+    this.kv = new SequenceKv(cfg.numBlocks, this.blockSize, this.prefixCaching);
   }
 
   get numRunning(): number {
@@ -107,7 +109,7 @@ export class StepScheduler {
   }
   /** vLLM's kv_cache_usage_perc (0..1). */
   get kvUsage(): number {
-    return this.pool.usage;
+    return this.kv.pool.usage;
   }
   get kvTokens(): number {
     return this.cfg.numBlocks * this.blockSize;
@@ -127,7 +129,7 @@ export class StepScheduler {
     return null;
   }
 
-  add(req: SchedulerRequest): void {
+  add(req: R): void {
     if (this.byId.has(req.id)) throw new RangeError(`request ${req.id} is already scheduled`);
     const why = this.refusal(req.promptIds.length, req.maxTokens);
     if (why !== null) throw new RangeError(`request ${req.id}: ${why}`);
@@ -136,20 +138,7 @@ export class StepScheduler {
       throw new RangeError(
         `request ${req.id}: ${req.blockHashes.length} block hashes for a prompt of ${full} full blocks`,
       );
-    const seq: Seq = {
-      req,
-      arrival: this.arrivals++,
-      state: 'waiting',
-      computed: 0,
-      output: [],
-      numTokens: req.promptIds.length,
-      blocks: [],
-      hashes: req.blockHashes ? req.blockHashes.slice() : [],
-      registered: 0,
-      started: false,
-      plannedStep: -1,
-      plannedTokens: 0,
-    };
+    const seq = newSeq(req, this.arrivals++);
     this.byId.set(req.id, seq);
     this.enqueue(seq, false);
   }
@@ -160,17 +149,7 @@ export class StepScheduler {
    * `blockHashes`: the prompt's block hashes, when its requests are added with them (SchedulerRequest).
    */
   cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: readonly number[]): number {
-    if (!this.prefixCaching) return 0;
-    const full = Math.floor((promptIds.length - 1) / this.blockSize);
-    let hash = 0;
-    for (let k = 0; k < full; k++) {
-      hash =
-        blockHashes !== undefined
-          ? (blockHashes[k] as number)
-          : chainBlockHash(hash, (i) => promptIds[i] as number, k * this.blockSize, this.blockSize);
-      if (this.pool.lookup(hash) === undefined) return k * this.blockSize;
-    }
-    return full * this.blockSize;
+    return this.kv.cachedPrefixTokens(promptIds, blockHashes);
   }
 
   /** Drops a request wherever it is; false if it is unknown or already finished. */
@@ -183,27 +162,105 @@ export class StepScheduler {
     return true;
   }
 
+  /** Plans the next step with a chunk per request (an empty plan: nothing to do). */
   nextStep(): StepPlan {
+    const step = this.schedule();
+    const p = this.planned;
+    return {
+      step,
+      scheduled: this.inFlightSeqs.map(
+        (s): ScheduledChunk => ({
+          id: s.req.id,
+          tokens: s.plannedTokens,
+          context: s.computed,
+          decode: isDecode(s),
+        }),
+      ),
+      decodeSeqs: p.decodeSeqs,
+      decodeContextTokens: p.decodeContextTokens,
+      prefillTokens: p.prefillTokens,
+      preempted: this.preemptedNow.map((s) => s.req.id),
+      started: this.startedNow.map((s) => s.req.id),
+      prefixQueryTokens: p.prefixQueryTokens,
+      prefixHitTokens: p.prefixHitTokens,
+    };
+  }
+
+  /** Plans the next step as nextStep does, reporting only its totals; finishStep completes it. */
+  planStep(): StepTotals {
+    const step = this.schedule();
+    const p = this.planned;
+    return {
+      step,
+      scheduledSeqs: this.inFlightSeqs.length,
+      decodeSeqs: p.decodeSeqs,
+      decodeContextTokens: p.decodeContextTokens,
+      prefillTokens: p.prefillTokens,
+    };
+  }
+
+  /**
+   * The step ran: requests that caught up with their tokens sample one. Requests aborted since nextStep are
+   * skipped. Call once per plan, in order.
+   */
+  completeStep(plan: StepPlan, sample: Sampler): StepOutcome {
+    if (plan.scheduled.length === 0) return { sampled: [] };
+    if (plan.step !== this.stepInFlight)
+      throw new Error(`step ${plan.step} is not the step in flight (${this.stepInFlight ?? 'none'})`);
+    this.complete((req, index) => sample(req.id, index));
+    return {
+      sampled: this.sampledNow.map(
+        (seq): SampledToken => ({
+          id: seq.req.id,
+          token: seq.output[seq.output.length - 1] as number,
+          first: seq.output.length === 1,
+          finish: seq.finish,
+        }),
+      ),
+    };
+  }
+
+  /** Completes the step planStep planned, as completeStep does: the requests that started or finished. */
+  finishStep(sample: RequestSampler<R>): StepDelivery<R> {
+    if (this.stepInFlight === undefined) throw new Error('no step is in flight: planStep() first');
+    this.complete(sample);
+    const firstTokens: R[] = [];
+    const finished: R[] = [];
+    for (const seq of this.sampledNow) {
+      if (seq.output.length === 1) firstTokens.push(seq.req);
+      if (seq.finish !== null) finished.push(seq.req);
+    }
+    return { sampledTokens: this.sampledNow.length, firstTokens, finished };
+  }
+
+  /**
+   * One step's scheduling pass (the file comment): marks each scheduled request with the step and its tokens,
+   * leaves them in inFlightSeqs, what it preempted and started in preemptedNow and startedNow, the step's
+   * totals in `planned`; returns the step number.
+   */
+  private schedule(): number {
     if (this.stepInFlight !== undefined)
       throw new Error(
-        `step ${this.stepInFlight} is not completed: call completeStep(plan) before nextStep()`,
+        `step ${this.stepInFlight} is not completed: complete it (completeStep or finishStep) before planning another`,
       );
     const step = ++this.steps;
     let budget = this.cfg.maxNumBatchedTokens;
-    const scheduled: Seq[] = [];
-    const preempted: string[] = [];
-    const started: string[] = [];
+    const scheduled: Seq<R>[] = [];
+    const preempted = this.preemptedNow;
+    const started = this.startedNow;
+    preempted.length = 0;
+    started.length = 0;
     let queries = 0;
     let hits = 0;
 
     for (let i = 0; i < this.running.length && budget > 0; ) {
-      const seq = this.running[i] as Seq;
-      const n = Math.min(numTokens(seq) - seq.computed, budget);
+      const seq = this.running[i] as Seq<R>;
+      const n = Math.min(seq.numTokens - seq.computed, budget);
       if (n <= 0) {
         i++;
         continue;
       }
-      let fits = this.allocate(seq, NO_BLOCKS, n);
+      let fits = this.kv.allocate(seq, NO_BLOCKS, n);
       while (!fits) {
         const victim = this.pickVictim();
         const at = this.running.indexOf(victim);
@@ -213,10 +270,10 @@ export class StepScheduler {
           budget += victim.plannedTokens;
         }
         this.preempt(victim);
-        preempted.push(victim.req.id);
+        preempted.push(victim);
         if (at < i) i--;
         if (victim === seq) break;
-        fits = this.allocate(seq, NO_BLOCKS, n);
+        fits = this.kv.allocate(seq, NO_BLOCKS, n);
       }
       // V1 breaks out of the running pass here: requests after one that preempted itself wait for the next step.
       if (!fits) break;
@@ -234,12 +291,12 @@ export class StepScheduler {
       this.waiting.length > 0 &&
       this.running.length < this.cfg.maxNumSeqs
     ) {
-      const seq = this.waiting[0] as Seq;
-      const cachedBlocks = this.cachedPrefix(seq);
+      const seq = this.waiting[0] as Seq<R>;
+      const cachedBlocks = this.kv.cachedPrefix(seq);
       const hitTokens = cachedBlocks.length * this.blockSize;
-      const n = Math.min(numTokens(seq) - hitTokens, budget);
+      const n = Math.min(seq.numTokens - hitTokens, budget);
       seq.computed = hitTokens;
-      if (!this.allocate(seq, cachedBlocks, n)) {
+      if (!this.kv.allocate(seq, cachedBlocks, n)) {
         seq.computed = 0;
         break;
       }
@@ -247,12 +304,12 @@ export class StepScheduler {
       seq.state = 'running';
       this.running.push(seq);
       if (this.prefixCaching) {
-        queries += numTokens(seq);
+        queries += seq.numTokens;
         hits += hitTokens;
       }
       if (!seq.started) {
         seq.started = true;
-        started.push(seq.req.id);
+        started.push(seq);
       }
       seq.plannedStep = step;
       seq.plannedTokens = n;
@@ -261,74 +318,58 @@ export class StepScheduler {
       budget -= n;
     }
 
-    let decodeSeqs = 0;
-    let decodeContextTokens = 0;
-    let prefillTokens = 0;
-    const chunks = scheduled.map((s): ScheduledChunk => {
-      const decode = s.plannedTokens === 1 && s.output.length > 0 && s.computed === numTokens(s);
-      if (decode) {
-        decodeSeqs++;
-        decodeContextTokens += s.computed;
-      } else prefillTokens += s.plannedTokens;
-      return { id: s.req.id, tokens: s.plannedTokens, context: s.computed, decode };
-    });
-    if (chunks.length > 0) {
-      this.stepInFlight = step;
-      this.inFlightSeqs = scheduled;
+    const p = this.planned;
+    p.decodeSeqs = 0;
+    p.decodeContextTokens = 0;
+    p.prefillTokens = 0;
+    for (const s of scheduled) {
+      if (isDecode(s)) {
+        p.decodeSeqs++;
+        p.decodeContextTokens += s.computed;
+      } else p.prefillTokens += s.plannedTokens;
     }
+    p.prefixQueryTokens = queries;
+    p.prefixHitTokens = hits;
+    this.inFlightSeqs = scheduled;
+    if (scheduled.length > 0) this.stepInFlight = step;
     this.totals.preemptions += preempted.length;
     this.totals.prefixQueryTokens += queries;
     this.totals.prefixHitTokens += hits;
-    return {
-      step,
-      scheduled: chunks,
-      decodeSeqs,
-      decodeContextTokens,
-      prefillTokens,
-      preempted,
-      started,
-      prefixQueryTokens: queries,
-      prefixHitTokens: hits,
-    };
+    return step;
   }
 
   /**
-   * The step ran: requests that caught up with their tokens sample one. Requests aborted since nextStep are
-   * skipped. Call once per plan, in order.
+   * Completes the step in flight: every scheduled request still running that caught up with its tokens samples
+   * one, in the step's order, and is left in sampledNow (its finish cause in seq.finish).
    */
-  completeStep(plan: StepPlan, sample: Sampler): StepOutcome {
-    if (plan.scheduled.length === 0) return { sampled: [] };
-    if (plan.step !== this.stepInFlight)
-      throw new Error(`step ${plan.step} is not the step in flight (${this.stepInFlight ?? 'none'})`);
+  private complete(sample: RequestSampler<R>): void {
+    const step = this.stepInFlight;
     this.stepInFlight = undefined;
-    const seqs = this.inFlightSeqs;
-    this.inFlightSeqs = [];
-    const sampled: SampledToken[] = [];
+    const sampled = this.sampledNow;
+    sampled.length = 0;
     let finished = false;
-    for (const seq of seqs) {
-      // Aborted since nextStep: retired (a request added again under its id is a new Seq).
-      if (seq.state !== 'running' || seq.plannedStep !== plan.step) continue;
-      if (seq.computed < numTokens(seq)) continue;
-      const index = seq.output.length;
-      const s = sample(seq.req.id, index);
+    for (const seq of this.inFlightSeqs) {
+      // Aborted since the step was planned: retired (a request added again under its id is a new Seq).
+      if (seq.state !== 'running' || seq.plannedStep !== step) continue;
+      if (seq.computed < seq.numTokens) continue;
+      const s = sample(seq.req, seq.output.length);
       seq.output.push(s.token);
       seq.numTokens++;
-      const finish: FinishCause | null = s.stop
+      seq.finish = s.stop
         ? 'stop'
-        : seq.output.length >= seq.req.maxTokens || numTokens(seq) >= this.cfg.maxModelLen
+        : seq.output.length >= seq.req.maxTokens || seq.numTokens >= this.cfg.maxModelLen
           ? 'length'
           : null;
-      sampled.push({ id: seq.req.id, token: s.token, first: index === 0, finish });
-      if (finish !== null) {
+      sampled.push(seq);
+      if (seq.finish !== null) {
         this.retire(seq);
         finished = true;
       }
     }
     if (finished) this.running = this.running.filter((s) => s.state === 'running');
-    return { sampled };
   }
 
-  private enqueue(seq: Seq, front: boolean): void {
+  private enqueue(seq: Seq<R>, front: boolean): void {
     seq.state = 'waiting';
     if (this.cfg.policy === 'priority') {
       // Ordered by (priority, arrival), like V1's heap; a preempted request keeps its place by arrival.
@@ -336,7 +377,7 @@ export class StepScheduler {
       let hi = this.waiting.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        const w = this.waiting[mid] as Seq;
+        const w = this.waiting[mid] as Seq<R>;
         if (
           w.req.priority < seq.req.priority ||
           (w.req.priority === seq.req.priority && w.arrival < seq.arrival)
@@ -349,9 +390,9 @@ export class StepScheduler {
     else this.waiting.push(seq);
   }
 
-  private pickVictim(): Seq {
-    if (this.cfg.policy === 'fcfs') return this.running[this.running.length - 1] as Seq;
-    let victim = this.running[0] as Seq;
+  private pickVictim(): Seq<R> {
+    if (this.cfg.policy === 'fcfs') return this.running[this.running.length - 1] as Seq<R>;
+    let victim = this.running[0] as Seq<R>;
     for (const s of this.running)
       if (
         s.req.priority > victim.req.priority ||
@@ -361,87 +402,16 @@ export class StepScheduler {
     return victim;
   }
 
-  private preempt(seq: Seq): void {
-    this.pool.release(seq.blocks);
-    seq.blocks.length = 0;
-    seq.registered = 0;
+  private preempt(seq: Seq<R>): void {
+    this.kv.release(seq);
     seq.computed = 0;
     seq.plannedStep = -1;
     this.enqueue(seq, true);
   }
 
-  private retire(seq: Seq): void {
-    this.pool.release(seq.blocks);
-    seq.blocks.length = 0;
+  private retire(seq: Seq<R>): void {
+    this.kv.release(seq);
     seq.state = 'finished';
     this.byId.delete(seq.req.id);
-  }
-
-  private tokenAt(seq: Seq, i: number): number {
-    const p = seq.req.promptIds;
-    return i < p.length ? (p[i] as number) : (seq.output[i - p.length] as number);
-  }
-
-  /** Hashes of the first `count` full blocks of the request's tokens. */
-  private hashesUpTo(seq: Seq, count: number): readonly number[] {
-    for (let k = seq.hashes.length; k < count; k++)
-      seq.hashes.push(
-        chainBlockHash(
-          k === 0 ? 0 : (seq.hashes[k - 1] as number),
-          (i) => this.tokenAt(seq, i),
-          k * this.blockSize,
-          this.blockSize,
-        ),
-      );
-    return seq.hashes;
-  }
-
-  /** The cached blocks holding the longest prefix of the request, leaving at least its last token to compute. */
-  private cachedPrefix(seq: Seq): number[] {
-    if (!this.prefixCaching) return [];
-    const full = Math.floor((numTokens(seq) - 1) / this.blockSize);
-    const hashes = this.hashesUpTo(seq, full);
-    const found: number[] = [];
-    for (let k = 0; k < full; k++) {
-      const b = this.pool.lookup(hashes[k] as number);
-      if (b === undefined) break;
-      found.push(b);
-    }
-    return found;
-  }
-
-  /**
-   * Takes blocks for `n` more tokens after seq.computed (prefix-hit blocks first); false, holding nothing new,
-   * when the free queue is too short. Full blocks are registered in the prefix cache as soon as they are
-   * scheduled, as V1 does.
-   */
-  private allocate(seq: Seq, cachedBlocks: readonly number[], n: number): boolean {
-    const end = seq.computed + n;
-    // Most decode steps: the token lands in a block already held and completes none, so nothing changes.
-    if (
-      cachedBlocks.length === 0 &&
-      end <= seq.blocks.length * this.blockSize &&
-      Math.floor(end / this.blockSize) <= seq.registered
-    )
-      return true;
-    const needed = Math.ceil((seq.computed + n) / this.blockSize) - seq.blocks.length - cachedBlocks.length;
-    let reclaimed = 0;
-    for (const b of cachedBlocks) if (this.pool.isFree(b)) reclaimed++;
-    if (needed + reclaimed > this.pool.numFree) return false;
-    for (const b of cachedBlocks) {
-      this.pool.touch(b);
-      seq.blocks.push(b);
-    }
-    seq.registered = Math.max(seq.registered, cachedBlocks.length);
-    for (let k = 0; k < needed; k++) seq.blocks.push(this.pool.allocate());
-    // Most decode steps complete no block: nothing to hash or register.
-    const full = Math.floor((seq.computed + n) / this.blockSize);
-    if (this.prefixCaching && full > seq.registered) {
-      const hashes = this.hashesUpTo(seq, full);
-      for (let k = seq.registered; k < full; k++)
-        this.pool.register(seq.blocks[k] as number, hashes[k] as number);
-      seq.registered = Math.max(seq.registered, full);
-    }
-    return true;
   }
 }

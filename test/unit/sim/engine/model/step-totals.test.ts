@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../../../sim/cluster/random.ts';
+import {
+  type SchedulerRequest,
+  StepScheduler,
+  type StepSchedulerConfig,
+} from '../../../../../sim/engine/model/step-scheduler.ts';
+
+/** Stops where a fixed function of (request, output index) says so: both schedulers sample the same. */
+const stopsAt = (id: string, index: number) => (id.length * 7 + index * 13) % 97 === 0;
+const tokenAt = (id: string, index: number) => (id.length * 31 + index * 17) % 1000;
+
+/**
+ * The same traffic into two schedulers, step by step: one read through nextStep/completeStep (the engine
+ * simulator), one through planStep/finishStep (the cluster simulator). Requests share prefixes (prefix hits),
+ * a small KV cache forces preemption, some stop early and some are aborted mid-step.
+ */
+function lockstep(cfg: StepSchedulerConfig, seed: number) {
+  const full = new StepScheduler(cfg);
+  const lean = new StepScheduler(cfg);
+  const random = seededRandom(seed);
+  const prefixes = [0, 1, 2].map((p) => Array.from({ length: 48 + 16 * p }, (_, i) => 5000 * p + i));
+  let added = 0;
+  let steps = 0;
+  while (added < 60 || full.hasWork) {
+    if (added < 60 && random() < 0.4) {
+      const prefix = prefixes[Math.floor(random() * prefixes.length)] as number[];
+      const tail = Array.from({ length: 1 + Math.floor(random() * 40) }, (_, i) => 100_000 + added * 100 + i);
+      const r: SchedulerRequest = {
+        id: `r${added++}`,
+        promptIds: [...prefix, ...tail],
+        maxTokens: 1 + Math.floor(random() * 60),
+        priority: Math.floor(random() * 3),
+      };
+      full.add(r);
+      lean.add({ ...r });
+    }
+    if (!full.hasWork) continue;
+    const plan = full.nextStep();
+    const totals = lean.planStep();
+    expect(totals).toEqual({
+      step: plan.step,
+      scheduledSeqs: plan.scheduled.length,
+      decodeSeqs: plan.decodeSeqs,
+      decodeContextTokens: plan.decodeContextTokens,
+      prefillTokens: plan.prefillTokens,
+    });
+    if (plan.scheduled.length === 0) continue;
+    // An abort between planning and completing: the request samples nothing in either.
+    if (random() < 0.05) {
+      const victim = (plan.scheduled[Math.floor(random() * plan.scheduled.length)] as { id: string }).id;
+      expect(lean.abort(victim)).toBe(full.abort(victim));
+    }
+    const { sampled } = full.completeStep(plan, (id, index) => ({
+      token: tokenAt(id, index),
+      stop: stopsAt(id, index),
+    }));
+    const delivered = lean.finishStep((req, index) => ({
+      token: tokenAt(req.id, index),
+      stop: stopsAt(req.id, index),
+    }));
+    expect(delivered.sampledTokens).toBe(sampled.length);
+    expect(delivered.firstTokens.map((r) => r.id)).toEqual(sampled.filter((t) => t.first).map((t) => t.id));
+    expect(delivered.finished.map((r) => r.id)).toEqual(
+      sampled.filter((t) => t.finish !== null).map((t) => t.id),
+    );
+    expect(lean.kvUsage).toBe(full.kvUsage);
+    steps++;
+  }
+  expect(lean.totals).toEqual(full.totals);
+  return { totals: full.totals, steps };
+}
+
+describe('StepScheduler.planStep/finishStep', () => {
+  for (const policy of ['fcfs', 'priority'] as const)
+    it(`schedules exactly as nextStep/completeStep (${policy}: prefix hits, preemption, stops, aborts)`, () => {
+      const { totals, steps } = lockstep(
+        { maxNumSeqs: 6, maxNumBatchedTokens: 96, maxModelLen: 512, policy, numBlocks: 24 },
+        policy === 'fcfs' ? 11 : 12,
+      );
+      expect(steps).toBeGreaterThan(100);
+      expect(totals.preemptions).toBeGreaterThan(0);
+      expect(totals.prefixHitTokens).toBeGreaterThan(0);
+    });
+
+  it('completes only a planned step', () => {
+    const s = new StepScheduler({
+      maxNumSeqs: 2,
+      maxNumBatchedTokens: 64,
+      maxModelLen: 256,
+      policy: 'fcfs',
+      numBlocks: 8,
+    });
+    const sample = () => ({ token: 1, stop: false });
+    expect(() => s.finishStep(sample)).toThrow(/no step is in flight/);
+    s.add({ id: 'a', promptIds: [1, 2, 3], maxTokens: 1, priority: 0 });
+    expect(s.planStep().scheduledSeqs).toBe(1);
+    expect(() => s.planStep()).toThrow(/step 1 is not completed/);
+    expect(s.finishStep(sample).finished.map((r) => r.id)).toEqual(['a']);
+    expect(s.hasWork).toBe(false);
+  });
+});
