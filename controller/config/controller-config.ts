@@ -20,8 +20,10 @@
  *     maxAttempts: 3                # dispatches (first + continuations after failures) before a request fails
  *     maxWaitMs: 60000              # shed new requests whose expected wait in the queue is longer
  *     maxDepth: 10000               # shed new requests when this many wait ahead of them
- *     serviceMs: 30000              # a conservative time one request holds a sequence: until the queue has
- *                                   # measured its drain rate, it expects ready groups x maxNumSeqs per serviceMs
+ *     serviceMs: (per deployment)   # how long one request holds a sequence, assumed until the queue has
+ *                                   # measured its drain rate (it expects ready groups x maxNumSeqs per serviceMs);
+ *                                   # unset: 6 s + defaultMaxTokens x 175 ms, MLPerf's 405B p99 TTFT and TPOT
+ *                                   # bounds (dispatch/service-time.ts; 50.8 s at defaults); set: every deployment
  *     detachGraceMs: 5000           # a request outlives its client's disconnect this long (time to Resume)
  *     noGroupGraceMs: 10000         # queued requests of a deployment with no ready or starting group fail after
  *   batch: {}                       # offline batches: limits, retention, feeding (controller/batch/batch-config.ts)
@@ -124,7 +126,8 @@ export interface QueueConfig {
   readonly maxAttempts: number;
   readonly maxWaitMs: number;
   readonly maxDepth: number;
-  readonly serviceMs: number;
+  /** Undefined: derived per deployment (dispatch/service-time.ts). */
+  readonly serviceMs: number | undefined;
   readonly detachGraceMs: number;
   readonly noGroupGraceMs: number;
 }
@@ -160,7 +163,7 @@ export const QUEUE_DEFAULTS: QueueConfig = {
   maxAttempts: 3,
   maxWaitMs: 60_000,
   maxDepth: 10_000,
-  serviceMs: 30_000,
+  serviceMs: undefined,
   detachGraceMs: 5000,
   noGroupGraceMs: 10_000,
 };
@@ -288,13 +291,14 @@ function compileQueue(raw: unknown, at: (path: string, message: string) => void)
   }
   const Q = QUEUE_DEFAULTS;
   for (const k of Object.keys(raw)) if (!(k in Q)) at(`queue.${k}`, 'unknown field');
-  const n = (k: keyof QueueConfig) => positiveInt(raw[k], Q[k], `queue.${k}`, at);
+  const n = (k: Exclude<keyof QueueConfig, 'serviceMs'>) => positiveInt(raw[k], Q[k], `queue.${k}`, at);
   return {
     leaseMs: n('leaseMs'),
     maxAttempts: n('maxAttempts'),
     maxWaitMs: n('maxWaitMs'),
     maxDepth: n('maxDepth'),
-    serviceMs: n('serviceMs'),
+    // Unset: derived per deployment (dispatch/service-time.ts); a bad value is reported, never used.
+    serviceMs: raw.serviceMs === undefined ? undefined : positiveInt(raw.serviceMs, 1, 'queue.serviceMs', at),
     detachGraceMs: nonNegativeInt(raw.detachGraceMs, Q.detachGraceMs, 'queue.detachGraceMs', at),
     noGroupGraceMs: nonNegativeInt(raw.noGroupGraceMs, Q.noGroupGraceMs, 'queue.noGroupGraceMs', at),
   };

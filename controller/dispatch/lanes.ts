@@ -23,6 +23,7 @@ import { Dispatcher } from './dispatcher.ts';
 import { kvCapacityBlocks } from './kv-capacity.ts';
 import type { Encode } from './prompt-blocks.ts';
 import { RouteFeed } from './route-feed.ts';
+import { serviceTimeMs } from './service-time.ts';
 
 export interface LanesOptions {
   redisUrl: string;
@@ -85,7 +86,11 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
         prefix,
         leaseMs: o.queue.leaseMs,
         maxAttempts: o.queue.maxAttempts,
-        shed: { maxWaitMs: o.queue.maxWaitMs, maxDepth: o.queue.maxDepth, serviceMs: o.queue.serviceMs },
+        shed: {
+          maxWaitMs: o.queue.maxWaitMs,
+          maxDepth: o.queue.maxDepth,
+          serviceMs: serviceTimeMs(d, o.queue.serviceMs),
+        },
         slots: () => dispatcher?.readySlots() ?? 0,
       });
       const log = new StreamLog({ redis, deployment: d.name, prefix });

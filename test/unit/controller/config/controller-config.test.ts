@@ -97,6 +97,13 @@ describe('compileControllerConfig', () => {
     });
     expect(c.redis).toBe('redis://10.0.0.5:6379');
     expect(c.queue).toEqual({ ...QUEUE_DEFAULTS, leaseMs: 2000, detachGraceMs: 0 });
+    // The service time is derived per deployment unless the operator gives one (dispatch/service-time.ts).
+    expect(c.queue.serviceMs).toBeUndefined();
+    const given = compileControllerConfig({ queue: { serviceMs: 400 }, deployments: [minimal] });
+    expect(given.queue.serviceMs).toBe(400);
+    expect(() => compileControllerConfig({ queue: { serviceMs: 0 }, deployments: [minimal] })).toThrow(
+      /queue\.serviceMs: must be a positive integer/,
+    );
   });
 
   it('keeps given values', () => {
