@@ -57,13 +57,17 @@ export class PromptCache {
       }
       tokens.set(segmentIds(tail.key, tail.tokens), at);
     }
-    const blocks: number[] = [];
+    // At its size at once, filled by index: pushing 500 hashes reallocated it a dozen times, and for-of over a
+    // node's hashes allocated an iterator result per hash.
+    const blocks = new Array<number>(Math.floor(tokens.length / this.blockSize));
+    let at = 0;
     let node = this.root;
     for (let j = 0; j < last; j++) {
       node = this.child(node, segments[j] as Segment, tokens);
-      for (const h of node.hashes) blocks.push(h);
+      const hashes = node.hashes;
+      for (let k = 0; k < hashes.length; k++) blocks[at++] = hashes[k] as number;
     }
-    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks);
+    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks, at);
     return { tokens, blocks };
   }
 
@@ -86,23 +90,31 @@ export class PromptCache {
     }
     for (const c of siblings) if (c.end === end) return c;
     const hashes: number[] = [];
-    const lastHash = this.hashBlocks(tokens, parent.end, end, parent.lastHash, hashes);
+    const lastHash = this.hashBlocks(tokens, parent.end, end, parent.lastHash, hashes, 0);
     const node = newNode(seg.key, end, hashes, lastHash);
     siblings.push(node);
     return node;
   }
 
   /**
-   * Appends the hashes of the full blocks that end in (from, to], chained on `parent` (the hash of the last full
-   * block ending at or before `from`); returns the last hash.
+   * Writes the hashes of the full blocks that end in (from, to] into `out` from index `at`, chained on `parent`
+   * (the hash of the last full block ending at or before `from`); returns the last hash.
    */
-  private hashBlocks(tokens: Int32Array, from: number, to: number, parent: number, out: number[]): number {
+  private hashBlocks(
+    tokens: Int32Array,
+    from: number,
+    to: number,
+    parent: number,
+    out: number[],
+    at: number,
+  ): number {
     const b = this.blockSize;
     const tokenAt = (i: number) => tokens[i] as number;
     let hash = parent;
+    let k = at;
     for (let start = Math.floor(from / b) * b; start + b <= to; start += b) {
       hash = chainBlockHashAt(hash, tokenAt, start, start + b);
-      out.push(hash);
+      out[k++] = hash;
     }
     return hash;
   }

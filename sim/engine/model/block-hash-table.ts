@@ -51,20 +51,30 @@ export class BlockHashTable {
 
   /** Adds or replaces; `block` >= 0. */
   set(key: number, block: number): void {
+    this.put(key, block, true);
+  }
+
+  /** Adds the key unless it is present (one probe where has() then set() take two); true when it was added. */
+  addIfAbsent(key: number, block: number): boolean {
+    return this.put(key, block, false);
+  }
+
+  private put(key: number, block: number, replace: boolean): boolean {
     if (Number.isNaN(key)) throw new RangeError('a block hash is a number, got NaN');
     if (!Number.isInteger(block) || block < 0) throw new RangeError(`a block is an index >= 0, got ${block}`);
     const t = this.slots;
     let i = this.home(key);
     for (; t[2 * i + 1] !== EMPTY; i = (i + 1) & this.mask)
       if (t[2 * i] === key) {
-        t[2 * i + 1] = block;
-        return;
+        if (replace) t[2 * i + 1] = block;
+        return false;
       }
     if (this.count >= this.maxEntries)
       throw new RangeError(`the block hash table is full (${this.maxEntries} entries)`);
     t[2 * i] = key;
     t[2 * i + 1] = block;
     this.count++;
+    return true;
   }
 
   delete(key: number): boolean {

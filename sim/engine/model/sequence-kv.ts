@@ -17,8 +17,10 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   /** Prompt + output tokens, kept here because every step reads it for every running request. */
   numTokens: number;
   /** KV blocks held, in token order. */
-  readonly blocks: number[];
-  /** Chained hashes of the full blocks known so far. */
+  blocks: number[];
+  /** Chained hashes of the prompt's full blocks the request came with (SchedulerRequest.blockHashes), or none. */
+  readonly promptHashes: readonly number[];
+  /** Chained hashes of the full blocks after those, computed here as far as needed. */
   readonly hashes: number[];
   /** How many of `blocks` are registered in the prefix cache. */
   registered: number;
@@ -30,6 +32,9 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   finish: FinishCause | null;
 }
 
+/** A request that came without block hashes: shared, so adding one allocates nothing for them. */
+const NO_HASHES: readonly number[] = [];
+
 export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq<R> {
   return {
     req,
@@ -39,7 +44,8 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
     output: [],
     numTokens: req.promptIds.length,
     blocks: [],
-    hashes: req.blockHashes ? req.blockHashes.slice() : [],
+    promptHashes: req.blockHashes ?? NO_HASHES,
+    hashes: [],
     registered: 0,
     started: false,
     plannedStep: -1,
@@ -48,11 +54,10 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
   };
 }
 
-/** No prefix-hit blocks: allocate()'s argument for running requests, shared so a step allocates nothing. */
-export const NO_BLOCKS: readonly number[] = [];
-
 export class SequenceKv {
   readonly pool: KvBlockPool;
+  /** The blocks the last cachedPrefix found, in prompt order (a scratch array, reused). */
+  private readonly hits: number[] = [];
 
   constructor(
     numBlocks: number,
@@ -70,65 +75,54 @@ export class SequenceKv {
     if (!this.prefixCaching) return 0;
     const full = Math.floor((promptIds.length - 1) / this.blockSize);
     let hash = 0;
+    let block: number | undefined;
     for (let k = 0; k < full; k++) {
       hash =
         blockHashes !== undefined
           ? (blockHashes[k] as number)
           : chainBlockHash(hash, (i) => promptIds[i] as number, k * this.blockSize, this.blockSize);
-      if (this.pool.lookup(hash) === undefined) return k * this.blockSize;
+      block = k === 0 ? this.pool.lookup(hash) : this.pool.lookupAfter(block as number, hash);
+      if (block === undefined) return k * this.blockSize;
     }
     return full * this.blockSize;
   }
 
-  /** The cached blocks holding the longest prefix of the request, leaving at least its last token to compute. */
-  cachedPrefix(seq: Seq): number[] {
-    if (!this.prefixCaching) return [];
+  /**
+   * How many leading full blocks of the request the prefix cache holds, leaving at least its last token to
+   * compute; admit() takes them. The blocks found wait in `hits`, which the next call overwrites.
+   */
+  cachedPrefix(seq: Seq): number {
+    if (!this.prefixCaching) return 0;
     const full = Math.floor((seq.numTokens - 1) / this.blockSize);
-    const hashes = this.hashesUpTo(seq, full);
-    const found: number[] = [];
-    for (let k = 0; k < full; k++) {
-      const b = this.pool.lookup(hashes[k] as number);
-      if (b === undefined) break;
-      found.push(b);
+    this.hashUpTo(seq, full);
+    const hits = this.hits;
+    let b = full > 0 ? this.pool.lookup(hashAt(seq, 0)) : undefined;
+    let k = 0;
+    while (b !== undefined) {
+      hits[k++] = b;
+      if (k === full) break;
+      b = this.pool.lookupAfter(b, hashAt(seq, k));
     }
-    return found;
+    return k;
   }
 
   /**
-   * Takes blocks for `n` more tokens after seq.computed (prefix-hit blocks first); false, holding nothing new,
-   * when the free queue is too short. Full blocks are registered in the prefix cache as soon as they are
-   * scheduled, as V1 does.
+   * A waiting request is admitted: takes the `hitBlocks` cachedPrefix found (its tokens are seq.computed) and
+   * blocks for `n` more tokens; false, holding nothing, when the free queue is too short.
    */
-  allocate(seq: Seq, cachedBlocks: readonly number[], n: number): boolean {
-    const end = seq.computed + n;
-    // Most decode steps: the token lands in a block already held and completes none, so nothing changes.
-    if (
-      cachedBlocks.length === 0 &&
-      end <= seq.blocks.length * this.blockSize &&
-      Math.floor(end / this.blockSize) <= seq.registered
-    )
-      return true;
-    const needed = Math.ceil(end / this.blockSize) - seq.blocks.length - cachedBlocks.length;
-    let reclaimed = 0;
-    for (const b of cachedBlocks) if (this.pool.isFree(b)) reclaimed++;
-    if (needed + reclaimed > this.pool.numFree) return false;
-    for (const b of cachedBlocks) {
-      this.pool.touch(b);
-      seq.blocks.push(b);
-    }
-    seq.registered = Math.max(seq.registered, cachedBlocks.length);
-    for (let k = 0; k < needed; k++) seq.blocks.push(this.pool.allocate());
-    // Most decode steps complete no block: nothing to hash or register.
-    const full = Math.floor(end / this.blockSize);
-    if (this.prefixCaching && full > seq.registered) {
-      const hashes = this.hashesUpTo(seq, full);
-      for (let k = seq.registered; k < full; k++)
-        this.pool.register(seq.blocks[k] as number, hashes[k] as number);
-      seq.registered = Math.max(seq.registered, full);
-    }
-    return true;
+  admit(seq: Seq, hitBlocks: number, n: number): boolean {
+    return this.take(seq, hitBlocks, n);
   }
 
+  /**
+   * Takes blocks for `n` more tokens of a running request after seq.computed; false, holding nothing new, when
+   * the free queue is too short.
+   */
+  allocate(seq: Seq, n: number): boolean {
+    return this.take(seq, 0, n);
+  }
+
+  /** Frees every block the request holds (last first) and forgets what of them it had computed. */
   /** Frees every block the request holds (last first) and forgets what of them it had computed. */
   release(seq: Seq): void {
     this.pool.release(seq.blocks);
@@ -136,19 +130,66 @@ export class SequenceKv {
     seq.registered = 0;
   }
 
-  /** Hashes of the first `count` full blocks of the request's tokens. */
-  private hashesUpTo(seq: Seq, count: number): readonly number[] {
-    for (let k = seq.hashes.length; k < count; k++)
+  /**
+   * `hitBlocks` prefix-hit blocks (from `hits`) first, then fresh ones, as V1's allocate_slots. Full blocks are
+   * registered in the prefix cache as soon as they are scheduled, as V1 does.
+   */
+  private take(seq: Seq, hitBlocks: number, n: number): boolean {
+    const end = seq.computed + n;
+    // Most decode steps: the token lands in a block already held and completes none, so nothing changes.
+    if (
+      hitBlocks === 0 &&
+      end <= seq.blocks.length * this.blockSize &&
+      Math.floor(end / this.blockSize) <= seq.registered
+    )
+      return true;
+    const held = seq.blocks.length;
+    const needed = Math.ceil(end / this.blockSize) - held - hitBlocks;
+    const hits = this.hits;
+    // Indexed loops throughout: for-of over these arrays allocated an iterator result per block.
+    let reclaimed = 0;
+    for (let k = 0; k < hitBlocks; k++) if (this.pool.isFree(hits[k] as number)) reclaimed++;
+    if (needed + reclaimed > this.pool.numFree) return false;
+    // A request that holds nothing gets its array at its size at once: pushing the 500 blocks of an 8k-token
+    // prompt one by one reallocated it a dozen times.
+    const blocks = held === 0 ? new Array<number>(hitBlocks + needed) : seq.blocks;
+    let at = held;
+    for (let k = 0; k < hitBlocks; k++) {
+      const b = hits[k] as number;
+      this.pool.touch(b);
+      blocks[at++] = b;
+    }
+    for (let k = 0; k < needed; k++) blocks[at++] = this.pool.allocate();
+    seq.blocks = blocks;
+    seq.registered = Math.max(seq.registered, hitBlocks);
+    // Most decode steps complete no block: nothing to hash or register.
+    const full = Math.floor(end / this.blockSize);
+    if (this.prefixCaching && full > seq.registered) {
+      this.hashUpTo(seq, full);
+      for (let k = seq.registered; k < full; k++) this.pool.register(blocks[k] as number, hashAt(seq, k));
+      seq.registered = full;
+    }
+    return true;
+  }
+
+  /** Makes sure the hashes of the request's first `count` full blocks are known. */
+  private hashUpTo(seq: Seq, count: number): void {
+    for (let k = seq.promptHashes.length + seq.hashes.length; k < count; k++)
       seq.hashes.push(
         chainBlockHash(
-          k === 0 ? 0 : (seq.hashes[k - 1] as number),
+          k === 0 ? 0 : hashAt(seq, k - 1),
           (i) => tokenAt(seq, i),
           k * this.blockSize,
           this.blockSize,
         ),
       );
-    return seq.hashes;
   }
+}
+
+/** The hash of the request's k-th full block (known: see hashUpTo). */
+function hashAt(seq: Seq, k: number): number {
+  const given = seq.promptHashes.length;
+  return (k < given ? seq.promptHashes[k] : seq.hashes[k - given]) as number;
 }
 
 function tokenAt(seq: Seq, i: number): number {

@@ -30,7 +30,7 @@
  * KV blocks and the prefix cache of each request: sequence-kv.ts.
  */
 import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
-import { NO_BLOCKS, newSeq, type Seq, SequenceKv } from './sequence-kv.ts';
+import { newSeq, type Seq, SequenceKv } from './sequence-kv.ts';
 import type {
   FinishCause,
   RequestSampler,
@@ -260,7 +260,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
         i++;
         continue;
       }
-      let fits = this.kv.allocate(seq, NO_BLOCKS, n);
+      let fits = this.kv.allocate(seq, n);
       while (!fits) {
         const victim = this.pickVictim();
         const at = this.running.indexOf(victim);
@@ -273,7 +273,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
         preempted.push(victim);
         if (at < i) i--;
         if (victim === seq) break;
-        fits = this.kv.allocate(seq, NO_BLOCKS, n);
+        fits = this.kv.allocate(seq, n);
       }
       // V1 breaks out of the running pass here: requests after one that preempted itself wait for the next step.
       if (!fits) break;
@@ -292,11 +292,11 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       this.running.length < this.cfg.maxNumSeqs
     ) {
       const seq = this.waiting[0] as Seq<R>;
-      const cachedBlocks = this.kv.cachedPrefix(seq);
-      const hitTokens = cachedBlocks.length * this.blockSize;
+      const hitBlocks = this.kv.cachedPrefix(seq);
+      const hitTokens = hitBlocks * this.blockSize;
       const n = Math.min(seq.numTokens - hitTokens, budget);
       seq.computed = hitTokens;
-      if (!this.kv.allocate(seq, cachedBlocks, n)) {
+      if (!this.kv.admit(seq, hitBlocks, n)) {
         seq.computed = 0;
         break;
       }

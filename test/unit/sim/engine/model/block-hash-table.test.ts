@@ -27,6 +27,14 @@ describe('BlockHashTable', () => {
     }
   });
 
+  it('addIfAbsent adds a missing key and leaves a present one as it was', () => {
+    const table = new BlockHashTable(4);
+    expect(table.addIfAbsent(2 ** 52 + 1, 3)).toBe(true);
+    expect(table.addIfAbsent(2 ** 52 + 1, 9)).toBe(false);
+    expect(table.get(2 ** 52 + 1)).toBe(3);
+    expect(table.size).toBe(1);
+  });
+
   it('refuses more entries than it was sized for, a NaN key and a negative block', () => {
     const table = new BlockHashTable(2);
     table.set(1, 0);
