@@ -11,7 +11,10 @@
  * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
  */
 import { chainBlockHashAt, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
-import { type Segment, segmentIds, segmentTokens } from './workloads/prompt-segments.ts';
+import { type Segment, segmentIds, segmentTokens, writeSegmentIds } from './workloads/prompt-segments.ts';
+
+/** Token ids per slab (1 MiB): ~30 prompts of 8k tokens. */
+const SLAB_TOKENS = 1 << 18;
 
 export interface Prompt {
   tokens: Int32Array;
@@ -35,6 +38,8 @@ export class PromptCache {
   private readonly root: Node = newNode(0, 0, [], ROOT_BLOCK_HASH);
   /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
   private readonly ids = new Map<number, Int32Array>();
+  private slab = new Int32Array(0);
+  private slabUsed = 0;
 
   constructor(private readonly blockSize = 16) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -45,18 +50,14 @@ export class PromptCache {
     const last = segments.length - 1;
     const tail = segments[last];
     if (tail === undefined) return { tokens: new Int32Array(0), blocks: [] };
-    let tokens: Int32Array;
-    if (last === 0) tokens = segmentIds(tail.key, tail.tokens);
-    else {
-      tokens = new Int32Array(segmentTokens(segments));
-      let at = 0;
-      for (let j = 0; j < last; j++) {
-        const seg = segments[j] as Segment;
-        tokens.set(this.keptIds(seg).subarray(0, seg.tokens), at);
-        at += seg.tokens;
-      }
-      tokens.set(segmentIds(tail.key, tail.tokens), at);
+    const tokens = this.tokenArray(segmentTokens(segments));
+    let end = 0;
+    for (let j = 0; j < last; j++) {
+      const seg = segments[j] as Segment;
+      tokens.set(this.keptIds(seg).subarray(0, seg.tokens), end);
+      end += seg.tokens;
     }
+    writeSegmentIds(tail.key, tail.tokens, tokens, end);
     // At its size at once, filled by index: pushing 500 hashes reallocated it a dozen times, and for-of over a
     // node's hashes allocated an iterator result per hash.
     const blocks = new Array<number>(Math.floor(tokens.length / this.blockSize));
@@ -69,6 +70,22 @@ export class PromptCache {
     }
     this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks, at);
     return { tokens, blocks };
+  }
+
+  /**
+   * Room for one prompt's token ids: a view into a shared slab of SLAB_TOKENS. A buffer of its own per prompt
+   * cost ~40 us each (V8 accounts every buffer's external memory and collects under its pressure); a slab is
+   * freed once every prompt in it is (prompts live about as long as their neighbours, so few slabs linger).
+   */
+  private tokenArray(length: number): Int32Array {
+    if (length > SLAB_TOKENS / 8) return new Int32Array(length);
+    if (this.slabUsed + length > this.slab.length) {
+      this.slab = new Int32Array(SLAB_TOKENS);
+      this.slabUsed = 0;
+    }
+    const view = this.slab.subarray(this.slabUsed, this.slabUsed + length);
+    this.slabUsed += length;
+    return view;
   }
 
   private keptIds(seg: Segment): Int32Array {

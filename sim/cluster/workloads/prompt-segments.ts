@@ -28,10 +28,14 @@ export function tokenOf(key: number, index: number): number {
 
 /** tokenOf(key, i) for i in [0, count), the key split into its two 32-bit parts once rather than per token. */
 export function segmentIds(key: number, count: number): Int32Array {
+  return writeSegmentIds(key, count, new Int32Array(count), 0);
+}
+
+/** segmentIds(key, count) written into `out` from index `at`; returns `out`. */
+export function writeSegmentIds(key: number, count: number, out: Int32Array, at: number): Int32Array {
   const high = keyHigh(key);
   const salt = keySalt(key);
-  const out = new Int32Array(count);
-  for (let i = 0; i < count; i++) out[i] = mixToken(high, salt, i);
+  for (let i = 0; i < count; i++) out[at + i] = mixToken(high, salt, i);
   return out;
 }
 
