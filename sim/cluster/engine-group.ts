@@ -10,7 +10,7 @@
 import type { LatencyModel } from '../engine/model/latency-model.ts';
 import { meanDecodeContext, type SchedulerRequest, StepScheduler } from '../engine/model/step-scheduler.ts';
 import type { SimRequest } from './workload.ts';
-import { tokenStream } from './workloads/prompt-segments.ts';
+import { splitKey, tokenOfSplit } from './workloads/prompt-segments.ts';
 
 export interface GroupShape {
   numBlocks: number;
@@ -31,17 +31,19 @@ export interface StepDelivery {
 interface GroupRequest extends SchedulerRequest {
   readonly simId: number;
   /**
-   * The answer's tokens: the sampler asks for one per request per step. They are the ones a next turn quotes
+   * The answer's content key, split (splitKey): the sampler asks for one token per request per step, and reads
+   * these two numbers of the request it already holds. The answer's tokens are the ones a next turn quotes
    * (workloads/multi-turn.ts), so its blocks hit.
    */
-  readonly answer: (index: number) => number;
+  readonly answerHigh: number;
+  readonly answerSalt: number;
 }
 
 const draw = { token: 0, stop: false };
 
 /** One object for every draw: the scheduler reads it at once (a step samples a token per request). */
 function sampleAnswer(req: GroupRequest, index: number): { token: number; stop: boolean } {
-  draw.token = req.answer(index);
+  draw.token = tokenOfSplit(req.answerHigh, req.answerSalt, index);
   return draw;
 }
 
@@ -117,6 +119,7 @@ export class EngineGroup {
       this.expectedMiss.set(req.id, miss);
       this.prefillBacklog += miss;
     }
+    const answer = splitKey(req.outputKey);
     this.scheduler.add({
       id: String(req.id),
       promptIds: tokens,
@@ -124,7 +127,8 @@ export class EngineGroup {
       priority: 0,
       ...(this.sharedBlockHashes ? { blockHashes: blocks } : {}),
       simId: req.id,
-      answer: tokenStream(req.outputKey),
+      answerHigh: answer.high,
+      answerSalt: answer.salt,
     });
   }
 

@@ -39,14 +39,19 @@ export function writeSegmentIds(key: number, count: number, out: Int32Array, at:
   return out;
 }
 
-/** (index) => tokenOf(key, index), the key split once: a sampler asks for one token of a request per step. */
-export function tokenStream(key: number): (index: number) => number {
-  const high = keyHigh(key);
-  const salt = keySalt(key);
-  return (index) => mixToken(high, salt, index);
+/**
+ * A key split into the two 32-bit parts tokenOf mixes, once: tokenOfSplit(high, salt, i) === tokenOf(key, i).
+ * A sampler asks for one token of a request per step, and keys are 53-bit: truncating one to 32 bits is a slow
+ * path, paid once per key here and by segmentIds.
+ */
+export function splitKey(key: number): { high: number; salt: number } {
+  return { high: keyHigh(key), salt: keySalt(key) };
 }
 
-// Keys are 53-bit: truncating one to 32 bits is a slow path, paid once per key by segmentIds and tokenStream.
+export function tokenOfSplit(high: number, salt: number, index: number): number {
+  return mixToken(high, salt, index);
+}
+
 const keyHigh = (key: number) => Math.floor(key / 4096) | 0;
 const keySalt = (key: number) => 0xc2b2ae35 ^ (key & 4095);
 

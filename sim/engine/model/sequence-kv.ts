@@ -24,6 +24,12 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   readonly hashes: number[];
   /** How many of `blocks` are registered in the prefix cache. */
   registered: number;
+  /**
+   * The furthest context (tokens) its blocks hold without a new block or a newly full one to register:
+   * min(blocks x block size, (registered + 1) x block size - 1). Most decode steps stay within it and read
+   * nothing else of the request (its blocks array is one more cache miss per request per step).
+   */
+  quietEnd: number;
   started: boolean;
   /** The step that scheduled it last, and its tokens there. */
   plannedStep: number;
@@ -47,6 +53,7 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
     promptHashes: req.blockHashes ?? NO_HASHES,
     hashes: [],
     registered: 0,
+    quietEnd: 0,
     started: false,
     plannedStep: -1,
     plannedTokens: 0,
@@ -128,6 +135,7 @@ export class SequenceKv {
     this.pool.release(seq.blocks);
     seq.blocks.length = 0;
     seq.registered = 0;
+    seq.quietEnd = 0;
   }
 
   /**
@@ -137,12 +145,7 @@ export class SequenceKv {
   private take(seq: Seq, hitBlocks: number, n: number): boolean {
     const end = seq.computed + n;
     // Most decode steps: the token lands in a block already held and completes none, so nothing changes.
-    if (
-      hitBlocks === 0 &&
-      end <= seq.blocks.length * this.blockSize &&
-      Math.floor(end / this.blockSize) <= seq.registered
-    )
-      return true;
+    if (hitBlocks === 0 && end <= seq.quietEnd) return true;
     const held = seq.blocks.length;
     const needed = Math.ceil(end / this.blockSize) - held - hitBlocks;
     const hits = this.hits;
@@ -169,6 +172,7 @@ export class SequenceKv {
       for (let k = seq.registered; k < full; k++) this.pool.register(blocks[k] as number, hashAt(seq, k));
       seq.registered = full;
     }
+    seq.quietEnd = Math.min(blocks.length * this.blockSize, (seq.registered + 1) * this.blockSize - 1);
     return true;
   }
 

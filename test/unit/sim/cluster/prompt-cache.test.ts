@@ -7,8 +7,9 @@ import {
   promptTokenIds,
   type Segment,
   segmentIds,
+  splitKey,
   tokenOf,
-  tokenStream,
+  tokenOfSplit,
 } from '../../../../sim/cluster/workloads/prompt-segments.ts';
 
 const plain = (p: Prompt) => ({ tokens: Array.from(p.tokens), blocks: p.blocks });
@@ -50,13 +51,13 @@ describe('PromptCache', () => {
     expect(() => new PromptCache(0)).toThrow(/blockSize must be a positive integer/);
   });
 
-  it("segmentIds and tokenStream give tokenOf's tokens", () => {
+  it("segmentIds and tokenOfSplit give tokenOf's tokens", () => {
     for (const key of [0, 4095, 4096, contentKey(1), contentKey(2, 3), 2 ** 53 - 1]) {
-      const stream = tokenStream(key);
+      const { high, salt } = splitKey(key);
       const ids = segmentIds(key, 40);
       for (let i = 0; i < 40; i++) {
         expect(ids[i]).toBe(tokenOf(key, i));
-        expect(stream(i)).toBe(tokenOf(key, i));
+        expect(tokenOfSplit(high, salt, i)).toBe(tokenOf(key, i));
       }
     }
   });
