@@ -16,7 +16,7 @@
  */
 
 import { chainBlockHashAt } from '../../../common/block-hash.ts';
-import { BlockHashTable } from './block-hash-table.ts';
+import { NumberTable } from '../../../common/number-table.ts';
 
 const NONE = -1;
 
@@ -46,13 +46,13 @@ export class KvBlockPool {
   private tail = NONE;
   private free = 0;
   /** Hash -> the block caching it. */
-  private readonly cached: BlockHashTable;
+  private readonly cached: NumberTable;
 
   constructor(readonly numBlocks: number) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1)
       throw new RangeError(`the KV cache needs at least one block, got ${numBlocks}`);
     this.refs = new Int32Array(numBlocks);
-    this.cached = new BlockHashTable(numBlocks);
+    this.cached = new NumberTable(numBlocks);
     this.hashes = new Float64Array(numBlocks).fill(Number.NaN);
     this.prev = new Int32Array(numBlocks).fill(NONE);
     this.next = new Int32Array(numBlocks).fill(NONE);

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { NumberTable } from '../../../common/number-table.ts';
+import { seededRandom, uniformInt } from '../../../sim/cluster/random.ts';
+
+describe('NumberTable', () => {
+  it('answers as a Map does through random sets, replacements and deletes (long probe runs, wrap-around, growth)', () => {
+    const random = seededRandom(11);
+    for (const [expected, keys] of [
+      [1, 3],
+      [3, 9],
+      [50, 103],
+      [1000, 2003],
+      [4, 600],
+    ] as const) {
+      const table = new NumberTable(expected);
+      const ref = new Map<number, number>();
+      // Few distinct keys, so most operations hit present keys; 53-bit and small ones.
+      const pool = Array.from({ length: keys }, (_, i) => (i % 3 === 0 ? i : Math.floor(random() * 2 ** 53)));
+      for (let op = 0; op < 10 * keys + 200; op++) {
+        const key = pool[uniformInt(random, 0, pool.length - 1)] as number;
+        const r = random();
+        if (r < 0.45) {
+          const value = uniformInt(random, 0, 1_000_000);
+          expect(table.set(key, value)).toBe(!ref.has(key));
+          ref.set(key, value);
+        } else if (r < 0.8) expect(table.delete(key)).toBe(ref.delete(key));
+        expect(table.get(key)).toBe(ref.get(key));
+        expect(table.size).toBe(ref.size);
+      }
+      for (const key of pool) expect(table.has(key)).toBe(ref.has(key));
+      const seen = new Map<number, number>();
+      table.forEach((value, key) => {
+        seen.set(key, value);
+      });
+      expect(seen).toEqual(ref);
+    }
+  });
+
+  it('addIfAbsent adds a missing key and leaves a present one as it was', () => {
+    const table = new NumberTable(4);
+    expect(table.addIfAbsent(2 ** 52 + 1, 3)).toBe(true);
+    expect(table.addIfAbsent(2 ** 52 + 1, 9)).toBe(false);
+    expect(table.get(2 ** 52 + 1)).toBe(3);
+    expect(table.size).toBe(1);
+  });
+
+  it('refuses a NaN key, a negative or fractional value and an empty expectation', () => {
+    const table = new NumberTable(2);
+    expect(() => table.set(Number.NaN, 2)).toThrow(/NaN/);
+    expect(() => table.set(4, -1)).toThrow(/integer >= 0/);
+    expect(() => table.set(4, 0.5)).toThrow(/integer >= 0/);
+    expect(() => new NumberTable(0)).toThrow(/at least one entry/);
+  });
+});
