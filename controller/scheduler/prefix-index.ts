@@ -23,6 +23,8 @@
  * stops attracting traffic for a prefix it no longer has.
  */
 
+import { NumberTable } from '../../common/number-table.ts';
+
 export interface PrefixLookup {
   /** Groups believed to hold the first block of `blocks`, each with how many leading blocks it holds. */
   matches(blocks: readonly number[]): ReadonlyMap<string, number>;
@@ -40,8 +42,8 @@ export interface PrefixIndexOptions {
 }
 
 interface GroupEntry {
-  /** Kept block hash -> when it was last routed (a counter). */
-  lastRouted: Map<number, number>;
+  /** Kept block hash -> when it was last routed (a counter): a NumberTable, no boxed key per hash. */
+  lastRouted: NumberTable;
   physicalBlocks: number;
   believedBlocks: number;
   predictedHitTokens: number;
@@ -124,10 +126,8 @@ export class PrefixIndex implements PrefixLookup {
     g.predictedQueryTokens += blockCount * blockSize;
     for (let k = kept.length - 1; k >= 0; k--) {
       const h = kept[k] as number;
-      // One lookup per block: the map grows exactly when the group did not hold it yet.
-      const before = g.lastRouted.size;
-      g.lastRouted.set(h, ++this.clock);
-      if (g.lastRouted.size === before) continue;
+      // One lookup per block: set() says whether the group did not hold it yet.
+      if (!g.lastRouted.set(h, ++this.clock)) continue;
       let holders = this.byHash.get(h);
       if (!holders) {
         holders = new Set();
@@ -174,7 +174,7 @@ export class PrefixIndex implements PrefixLookup {
   forget(group: string): void {
     const g = this.groups.get(group);
     if (!g) return;
-    for (const h of g.lastRouted.keys()) this.dropHolder(h, group);
+    g.lastRouted.forEach((_, h) => this.dropHolder(h, group));
     this.groups.delete(group);
   }
 
@@ -196,7 +196,7 @@ export class PrefixIndex implements PrefixLookup {
     if (!g) {
       const blocks = this.options.defaultCapacityBlocks;
       g = {
-        lastRouted: new Map(),
+        lastRouted: new NumberTable(),
         physicalBlocks: blocks,
         believedBlocks: blocks,
         predictedHitTokens: 0,
@@ -211,9 +211,18 @@ export class PrefixIndex implements PrefixLookup {
   private evict(group: string, g: GroupEntry): void {
     const excess = g.lastRouted.size - this.keptCapacity(g);
     if (excess <= 0) return;
-    const oldest = [...g.lastRouted.entries()].sort((a, b) => a[1] - b[1]);
-    for (let i = 0; i < excess; i++) {
-      const h = (oldest[i] as [number, number])[0];
+    // The excess oldest: every clock is distinct, so they are the ones at or before the excess-th smallest.
+    const clocks = new Float64Array(g.lastRouted.size);
+    let n = 0;
+    g.lastRouted.forEach((clock) => {
+      clocks[n++] = clock;
+    });
+    const newestEvicted = clocks.sort()[excess - 1] as number;
+    const evicted: number[] = [];
+    g.lastRouted.forEach((clock, h) => {
+      if (clock <= newestEvicted) evicted.push(h);
+    });
+    for (const h of evicted) {
       g.lastRouted.delete(h);
       this.dropHolder(h, group);
     }
