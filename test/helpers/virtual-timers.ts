@@ -18,15 +18,28 @@ export class VirtualTimers {
 
   /** Fires every callback due by t (including ones they set), advancing the clock to each, then to t. */
   runUntil(t: number): void {
+    this.fireDue(t, true);
+    this.clock.set(t);
+  }
+
+  /**
+   * A host whose event loop was blocked until t: the clock jumps to t, then every callback due by t fires late,
+   * at t, in the order they were due (including ones they set).
+   */
+  runLate(t: number): void {
+    this.clock.set(t);
+    this.fireDue(t, false);
+  }
+
+  private fireDue(t: number, onTime: boolean): void {
     for (;;) {
       let next: [number, { at: number }] | undefined;
       for (const e of this.pending) if (e[1].at <= t && (!next || e[1].at < next[1].at)) next = e;
       if (!next) break;
       const [id, p] = next as [number, { at: number; fn: () => void }];
       this.pending.delete(id);
-      this.clock.set(p.at);
+      if (onTime) this.clock.set(p.at);
       p.fn();
     }
-    this.clock.set(t);
   }
 }

@@ -100,6 +100,12 @@ export class EngineCore {
   readonly metrics = new EngineMetrics();
   private readonly scheduler: StepScheduler;
   private readonly seqs = new Map<string, Seq>();
+  /**
+   * Requests submitted since the running step was planned, in arrival order, not yet in the scheduler: each
+   * joins the first step that starts at or after its arrival. A step planned late (its predecessor's timer fired
+   * after it was due) still starts at that due time, so it must not take a request that arrived after it.
+   */
+  private readonly arrivals: string[] = [];
   private nextId = 0;
   private inFlight: unknown = undefined;
   private hung = false;
@@ -136,7 +142,7 @@ export class EngineCore {
     return this.scheduler.numRunning;
   }
   get numWaiting(): number {
-    return this.scheduler.numWaiting;
+    return this.scheduler.numWaiting + this.arrivals.length;
   }
   /** vLLM's kv_cache_usage_perc: the fraction of KV blocks held by requests. */
   get kvUsage(): number {
@@ -172,24 +178,22 @@ export class EngineCore {
       stopReason: null,
     };
     this.seqs.set(key, seq);
-    this.scheduler.add({
-      id: key,
-      promptIds: req.promptIds,
-      maxTokens: req.maxTokens,
-      priority: req.priority,
-    });
-    // An idle engine starts its next step on the next turn, so requests arriving together share it (vLLM's
-    // engine loop drains its whole input queue before it schedules).
+    this.arrivals.push(key);
+    // An idle engine plans its next step on the next turn (vLLM's engine loop drains its input queue before it
+    // schedules). The step starts when this request came, however late the turn comes on a busy host, and takes
+    // what arrived by then: as in the cluster simulator, a request a moment later waits for the next step.
     if (this.inFlight === undefined && !this.hung)
       this.inFlight = this.timers.set(() => {
         this.inFlight = undefined;
-        this.startStep();
+        this.startStep(seq.arrival);
       }, 0);
     return () => {
       if (seq.done) return;
       seq.done = true;
       this.seqs.delete(key);
-      this.scheduler.abort(key);
+      const at = this.arrivals.indexOf(key);
+      if (at >= 0) this.arrivals.splice(at, 1);
+      else this.scheduler.abort(key);
     };
   }
 
@@ -199,19 +203,47 @@ export class EngineCore {
     return plan.prefillTokens > 0 ? this.cfg.ttftMs : this.cfg.itlMs;
   }
 
+  /** Hands the scheduler the requests that arrived by `t` (vLLM's engine loop drains its input queue). */
+  private admitArrivals(t: number): void {
+    let n = 0;
+    for (const key of this.arrivals) {
+      const seq = this.seqs.get(key) as Seq;
+      if (seq.arrival > t) break;
+      const { req } = seq;
+      this.scheduler.add({
+        id: key,
+        promptIds: req.promptIds,
+        maxTokens: req.maxTokens,
+        priority: req.priority,
+      });
+      n++;
+    }
+    this.arrivals.splice(0, n);
+  }
+
   /**
-   * Plans the next step if the engine is idle and has work, and ends it `stepMs` after `startAt`. Back-to-back
-   * steps start when the previous one was due, not when its outputs were handed out, so the simulator's own CPU
-   * time does not stretch simulated time (the latency model already charges vLLM's CPU side).
+   * Plans the next step if the engine is idle and has work, and ends it `stepMs` after it starts. Back-to-back
+   * steps start when the previous one was due (`startAt`), not when its outputs were handed out, so the
+   * simulator's own CPU time, or a timer that fired late on a busy host, does not stretch simulated time (the
+   * latency model already charges vLLM's CPU side; a GPU's steps do not get longer because a host is busy). Such
+   * a step takes only the requests that arrived by its start; with none to run then, the engine idles until the
+   * next arrival and starts there.
    */
-  private startStep(startAt = this.clock.now()): void {
-    if (this.hung || this.inFlight !== undefined || !this.scheduler.hasWork) return;
+  private startStep(startAt: number): void {
+    if (this.hung || this.inFlight !== undefined) return;
+    this.admitArrivals(startAt);
+    const next = this.arrivals[0];
+    if (!this.scheduler.hasWork && next !== undefined) {
+      startAt = (this.seqs.get(next) as Seq).arrival;
+      this.admitArrivals(startAt);
+    }
+    if (!this.scheduler.hasWork) return;
     const plan = this.scheduler.nextStep();
     if (plan.scheduled.length === 0) return;
     const now = this.clock.now();
     for (const key of plan.started) {
       const seq = this.seqs.get(key);
-      if (seq) seq.scheduled = now;
+      if (seq) seq.scheduled = startAt;
     }
     const m = this.metrics;
     m.preemptions += plan.preempted.length;

@@ -201,6 +201,93 @@ describe('EngineCore', () => {
     expect(s.out.finished).toBe(true);
   });
 
+  describe("on a host whose timers fire late (a busy CPU), simulated time keeps the GPU's schedule", () => {
+    /** A sink that records the simulated time of each token. */
+    function timed(clock: ManualClock) {
+      const at: number[] = [];
+      return {
+        at,
+        sink: {
+          token: () => void at.push(clock.now()),
+          finish() {},
+        },
+      };
+    }
+
+    it('steps after a late one start when it was due, so the lateness does not accumulate', () => {
+      const { clock, timers, core } = setup();
+      const a = timed(clock);
+      core.submit(req({ maxTokens: 5 }), a.sink);
+      timers.runUntil(100);
+      // Decode steps are due at 110, 120, 130, 140; the host is blocked until 135.
+      timers.runLate(135);
+      expect(a.at).toEqual([100, 135, 135, 135]);
+      timers.runUntil(140);
+      expect(a.at).toEqual([100, 135, 135, 135, 140]);
+    });
+
+    it("an idle engine's step starts when the request arrived, however late its turn comes", () => {
+      const { clock, timers, core } = setup();
+      const a = timed(clock);
+      core.submit(req({ maxTokens: 1 }), a.sink);
+      timers.runLate(35);
+      timers.runUntil(99);
+      expect(a.at).toEqual([]);
+      timers.runUntil(100);
+      expect(a.at).toEqual([100]);
+    });
+
+    it('a request that arrives while a late step end is pending waits for a step that starts after it arrived', () => {
+      const { clock, timers, core } = setup();
+      core.submit(req({ maxTokens: 50 }), sink().sink);
+      timers.runUntil(100);
+      // The decode step due at 110 ends late: the host is blocked from 105 to 125, and b arrives at 125.
+      clock.set(125);
+      const b = timed(clock);
+      core.submit(req({ id: 'b' }), b.sink);
+      expect(core.numWaiting).toBe(1);
+      timers.runLate(125);
+      // Steps [100, 110] and [110, 120] were planned before b came; [120, 130] is running when it does.
+      timers.runUntil(229);
+      expect(b.at).toEqual([]);
+      timers.runUntil(230);
+      expect(b.at).toEqual([230]);
+    });
+
+    it('an engine left idle by a late last step starts the next one when the request arrived', () => {
+      const { clock, timers, core } = setup();
+      const a = timed(clock);
+      core.submit(req({ maxTokens: 2 }), a.sink);
+      timers.runUntil(100);
+      // a's last step is due at 110; the host is blocked until 130, and b arrived at 125.
+      clock.set(125);
+      const b = timed(clock);
+      core.submit(req({ id: 'b' }), b.sink);
+      timers.runLate(130);
+      expect(a.at).toEqual([100, 130]);
+      timers.runUntil(224);
+      expect(b.at).toEqual([]);
+      timers.runUntil(225);
+      expect(b.at).toEqual([225]);
+    });
+
+    it('a request aborted before it joined a step never reaches the scheduler', () => {
+      const { timers, core } = setup();
+      const a = sink();
+      core.submit(req({ maxTokens: 3 }), a.sink);
+      timers.runUntil(105);
+      const b = sink();
+      const abort = core.submit(req({ id: 'b' }), b.sink);
+      expect(core.numWaiting).toBe(1);
+      abort();
+      expect(core.numWaiting).toBe(0);
+      timers.runUntil(10_000);
+      expect(a.out.finished).toBe(true);
+      expect(b.out.ids).toHaveLength(0);
+      expect(core.metrics.ttft.total).toBe(1);
+    });
+  });
+
   it('caches prefixes in whole blocks of --block-size tokens', () => {
     const hitTokens = (blockSize: number) => {
       const { timers, core } = setup({ blockSize });
