@@ -174,7 +174,9 @@ export class PrefixIndex implements PrefixLookup {
   forget(group: string): void {
     const g = this.groups.get(group);
     if (!g) return;
-    g.lastRouted.forEach((_, h) => this.dropHolder(h, group));
+    g.lastRouted.forEach((_, h) => {
+      this.dropHolder(h, group);
+    });
     this.groups.delete(group);
   }
 
