@@ -78,10 +78,21 @@ function points(table: Record<string, number>): Points {
 export function logLog(pts: Points, x: number): number {
   if (x <= 0 || pts.length === 0) return 0;
   if (pts.length === 1) return (pts[0]?.[1] ?? 0) * (x / (pts[0]?.[0] ?? 1));
-  let i = pts.findIndex(([k]) => k >= x);
-  if (i <= 0) i = i === 0 ? 1 : pts.length - 1;
+  const i = segmentEnd(pts, x);
   const [x0, y0] = pts[i - 1] as [number, number];
   const [x1, y1] = pts[i] as [number, number];
+  return between(x0, y0, x1, y1, x);
+}
+
+/** The index of the point that ends x's segment (the first at or after x; the end segments extrapolate). */
+function segmentEnd(pts: readonly (readonly [number, unknown])[], x: number): number {
+  let i = 0;
+  while (i < pts.length && (pts[i] as readonly [number, unknown])[0] < x) i++;
+  if (i === 0) return 1;
+  return i === pts.length ? pts.length - 1 : i;
+}
+
+function between(x0: number, y0: number, x1: number, y1: number, x: number): number {
   const t = (Math.log(x) - Math.log(x0)) / (Math.log(x1) - Math.log(x0));
   return Math.exp(Math.log(y0) + t * (Math.log(y1) - Math.log(y0)));
 }
@@ -113,12 +124,20 @@ export class LatencyModel {
     this.layersPerStage = Math.ceil(cal.model.layers / params.pp);
   }
 
+  /**
+   * logLog over the points (context, logLog(that context's curve, batch)), reading only the two curves it
+   * interpolates between: it runs every step, and building every point each time was most of its cost.
+   */
   decodeAttnMs(batch: number, meanContext: number): number {
-    if (batch <= 0) return 0;
-    return logLog(
-      this.decodeByContext.map(([c, pts]): [number, number] => [c, logLog(pts, batch)]),
-      Math.max(1, meanContext),
-    );
+    const byC = this.decodeByContext;
+    if (batch <= 0 || byC.length === 0) return 0;
+    const x = Math.max(1, meanContext);
+    const [c0, curve0] = byC[0] as [number, Points];
+    if (byC.length === 1) return logLog(curve0, batch) * (x / c0);
+    const i = segmentEnd(byC, x);
+    const [x0, pts0] = byC[i - 1] as [number, Points];
+    const [x1, pts1] = byC[i] as [number, Points];
+    return between(x0, logLog(pts0, batch), x1, logLog(pts1, batch), x);
   }
 
   /** The kernel time of one step on one rank of one stage, all-reduces included. */
