@@ -18,8 +18,15 @@
  * The drain rate is measured while a backlog waited (RequestQueue.load: while arrivals set the pace, the
  * dispatch rate says nothing about how fast a backlog drains). Before any is measured (a new deployment, the
  * first burst after a cold start) the deployment's ready sequences and a conservative service time stand in:
- * drain = slots / serviceMs, round = serviceMs (and while the measurement is young, see drainOf). With neither (no ready group yet, or no service time
- * configured) nothing says how long a wait is: then only maxDepth sheds, and its retry hint is maxWaitMs.
+ * drain = slots / serviceMs, round = serviceMs (and while the measurement is young, see drainOf). With neither
+ * (no ready group yet, or no service time) nothing says how long a wait is: then only maxDepth sheds, and its
+ * retry hint is maxWaitMs.
+ *
+ * Until a measured drain has replaced it, that estimate alone does not refuse a request while fewer than
+ * MEASURABLE_BACKLOG wait ahead of it: the drain is measured from one take to the next while requests waited
+ * (queue-scripts.ts), so it needs two waiting at once; an estimate that refused every second waiting request (a
+ * service time near maxWaitMs, a group of few sequences) would never let a measurement start or mature, and
+ * would stand for good.
  * Classes below the request's own are not counted: the priority order serves them later (their reserved share
  * slows the drain by at most the sum of the reserves, which the rate measured already reflects).
  */
@@ -63,6 +70,14 @@ export function waitingAhead(load: QueueLoad, cls: PriorityClass): number {
  * MATURE_ROUNDS rounds, the slower of it and the capacity's estimate stands.
  */
 const MATURE_ROUNDS = 5;
+/** Requests waiting at once that a drain measurement needs (a take that leaves one waiting, then the next). */
+const MEASURABLE_BACKLOG = 2;
+
+/** A drain measured over enough of its own rounds to stand alone. */
+function isMature(load: QueueLoad): boolean {
+  if (load.dispatchedInWindow <= 0 || load.windowMs <= 0) return false;
+  return load.windowMs >= MATURE_ROUNDS * (load.roundMs ?? 0);
+}
 
 /** How fast the queue drains and in what steps: measured, else from capacity, else unknown. */
 export function drainOf(
@@ -79,7 +94,7 @@ export function drainOf(
       ? { perMs: slots / serviceMs, roundMs: serviceMs }
       : undefined;
   if (measured === undefined || capacity === undefined) return measured ?? capacity;
-  if (load.windowMs >= MATURE_ROUNDS * measured.roundMs) return measured;
+  if (isMature(load)) return measured;
   return {
     perMs: Math.min(measured.perMs, capacity.perMs),
     roundMs: Math.max(measured.roundMs, capacity.roundMs),
@@ -106,7 +121,8 @@ export function decideShed(load: QueueLoad, cls: PriorityClass, options: ShedOpt
       reason: 'depth',
     };
   }
-  if (wait !== undefined && wait > options.maxWaitMs)
+  const measuring = !isMature(load) && waitingAhead(load, cls) < MEASURABLE_BACKLOG;
+  if (wait !== undefined && wait > options.maxWaitMs && !measuring)
     return {
       t: 'shed',
       expectedWaitMs: wait,

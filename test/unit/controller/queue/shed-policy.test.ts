@@ -69,6 +69,25 @@ describe('shed policy', () => {
     expect(drainOf(cold, undefined)).toBeUndefined();
   });
 
+  it('lets a second request wait until a drain is measured, however long the estimate: a backlog to measure', () => {
+    // 4 sequences at 50.8 s each: one ahead is expected to wait 2 / (4 per 50.8 s) + 50.8 s = 76.2 s > 60 s
+    const options = { maxWaitMs: 60_000, maxDepth: 1000, serviceMs: 50_800 };
+    const cold = load({ standard: 1 }, 0, { windowMs: 0, slots: 4 });
+    expect(decideShed(cold, 'standard', options)).toEqual({ t: 'admit', expectedWaitMs: 76_200 });
+    // a third is refused: two waiting are enough for the queue to measure its drain
+    expect(
+      decideShed({ ...cold, waiting: { ...cold.waiting, standard: 2 } }, 'standard', options),
+    ).toMatchObject({
+      t: 'shed',
+      reason: 'wait',
+    });
+    // still so while the measurement is young (1 round of 300 ms measured), no longer once it has matured
+    const young = { ...cold, dispatchedInWindow: 1, windowMs: 300, roundMs: 300 };
+    expect(decideShed(young, 'standard', options)).toMatchObject({ t: 'admit' });
+    const mature = { ...young, dispatchedInWindow: 1, windowMs: 300, roundMs: 50 };
+    expect(decideShed(mature, 'standard', { ...options, maxWaitMs: 500 })).toMatchObject({ t: 'shed' });
+  });
+
   it.each([
     // [case, waiting, dispatched, expected]
     ['under the bound', { standard: 29 }, 100, { t: 'admit', expectedWaitMs: 3000 }],
