@@ -60,7 +60,14 @@ export class LeaseKeeper {
   async take(n: number, clock: Clock): Promise<TakenRequest[]> {
     const sent = clock.now();
     const taken = await this.queue.take(this.owner, n);
-    const tookMs = clock.now() - sent;
+    return this.renewIfSlow(taken, clock.now() - sent);
+  }
+
+  /**
+   * What a take (or a submit that took, RequestQueue.submit with takeFor) that answered after tookMs handed
+   * out, with the leases of a slow one renewed and the requests lost meanwhile left out (see take()).
+   */
+  async renewIfSlow(taken: TakenRequest[], tookMs: number): Promise<TakenRequest[]> {
     if (taken.length === 0 || tookMs <= this.queue.leaseMs / SLOW_TAKE_DIVISOR) return taken;
     const { lost } = await this.queue.renew(
       this.owner,

@@ -14,7 +14,8 @@
  * outcome instead of running again. Failed, cancelled and expired requests also get the terminal entry of
  * their stream log (id 2-0, `k=error`), so whoever reads the stream learns the outcome.
  * Whenever a request becomes queued (submitted or handed back) the script PUBLISHes its class on B:wake, so
- * idle dispatchers on every replica wake at once instead of polling (arrival-signal.ts); a cancel of a
+ * idle dispatchers on every replica wake at once instead of polling (arrival-signal.ts), except a submit whose
+ * own controller took the request in the same script (SUBMIT with take arguments); a cancel of a
  * dispatched request PUBLISHes its id on B:cancel, so its owner can abort the engine request at once instead
  * of at its next lease renewal.
  */
@@ -79,8 +80,111 @@ local function sweepDeadlines(base, now, retainMs, limit)
 end
 `;
 
-/** ARGV: base id bodyHash body tenant cls increment deadline now shed cost trace -> {outcome, state} */
-export const SUBMIT = `${PRELUDE}
+/**
+ * The hand-out, as a function of where its arguments start in ARGV (TAKE's own, or after SUBMIT's):
+ * ARGV[o..]: base owner n now leaseMs maxAttempts retainMs reserveUnits[3] creditUnit sweepLimit
+ * -> list of {id, body, tenant, cls, attempts, deadline, submitted, cost, trace}
+ */
+const TAKE_NEXT = `
+local function takeNext(o)
+  local base, owner, n, now = ARGV[o], ARGV[o + 1], tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
+  local leaseMs, maxAttempts, retainMs = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local reserves = {tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8]), tonumber(ARGV[o + 9])}
+  local unit, limit = tonumber(ARGV[o + 10]), tonumber(ARGV[o + 11])
+  reclaim(base, now, maxAttempts, retainMs, limit)
+  sweepDeadlines(base, now, retainMs, limit)
+  local depth, credits = {}, {}
+  local stored = redis.call('HMGET', base .. ':sched', 'credit:interactive', 'credit:standard', 'credit:batch')
+  for i = 1, 3 do
+    depth[i] = redis.call('ZCARD', base .. ':ready:' .. CLASSES[i])
+    credits[i] = tonumber(stored[i]) or 0
+  end
+  local out = {}
+  while #out < n do
+    local highest = nil
+    for i = 1, 3 do
+      if depth[i] > 0 then
+        if not highest then highest = i end
+        credits[i] = math.min(unit, credits[i] + reserves[i])
+      end
+    end
+    if not highest then break end
+    local pick = highest
+    for i = 1, 3 do
+      if depth[i] > 0 and reserves[i] > 0 and credits[i] >= unit then
+        pick = i
+        credits[i] = 0
+        break
+      end
+    end
+    local cls = CLASSES[pick]
+    local popped = redis.call('ZPOPMIN', base .. ':ready:' .. cls)
+    depth[pick] = depth[pick] - 1
+    local id = popped[1]
+    redis.call('HSET', base .. ':sched', 'v:' .. cls, popped[2])
+    local rk = base .. ':r:' .. id
+    local f = redis.call('HMGET', rk, 'body', 'tenant', 'attempts', 'deadline', 'submitted', 'cost', 'state', 'trace')
+    local deadline = tonumber(f[4]) or 0
+    local attempted = (tonumber(f[3]) or 0) > 0
+    if f[7] ~= 'queued' then
+      -- not reachable through these scripts; never hand out what is not queued
+    elseif attempted and #redis.call('XRANGE', base .. ':log:' .. id, '2-0', '2-0') > 0 then
+      -- an earlier owner wrote the end of the stream but died before finish(): it is done, do not run it again
+      if deadline > 0 then redis.call('ZREM', base .. ':deadlines', id) end
+      redis.call('HSET', rk, 'state', 'finished', 'ended', fmt(now))
+      redis.call('HDEL', rk, 'body')
+      redis.call('PEXPIRE', rk, retainMs)
+    elseif deadline > 0 and deadline <= now then
+      redis.call('ZREM', base .. ':deadlines', id)
+      terminate(base, id, 'expired', 'deadline_exceeded', 'deadline passed before dispatch', now, retainMs)
+    else
+      local attempts = (tonumber(f[3]) or 0) + 1
+      redis.call('HSET', rk, 'state', 'dispatched', 'owner', owner, 'lease', fmt(now + leaseMs),
+        'attempts', tostring(attempts), 'dispatched', fmt(now))
+      redis.call('ZADD', base .. ':leases', fmt(now + leaseMs), id)
+      if deadline > 0 then redis.call('ZREM', base .. ':deadlines', id) end
+      out[#out + 1] = {id, f[1], f[2], cls, attempts, f[4], f[5], f[6], f[8] or ''}
+    end
+  end
+  redis.call('HSET', base .. ':sched', 'credit:interactive', fmt(credits[1]), 'credit:standard', fmt(credits[2]),
+    'credit:batch', fmt(credits[3]))
+  local second = fmt(math.floor(now / 1000))
+  if #out > 0 then
+    local dk = base .. ':disp:' .. second
+    redis.call('INCRBY', dk, #out)
+    redis.call('PEXPIRE', dk, 120000)
+  end
+  -- The drain rate shedding uses: what this take got since the previous take, when that one left requests
+  -- waiting (a backlog the whole time: the groups, not the arrivals, set the pace).
+  local since = tonumber(redis.call('GET', base .. ':drainat'))
+  if since and #out > 0 and now >= since then
+    local bk, mk, qk = base .. ':bdisp:' .. second, base .. ':bms:' .. second, base .. ':bms2:' .. second
+    redis.call('INCRBY', bk, #out)
+    redis.call('INCRBY', mk, fmt(now - since))
+    -- squared gaps: sum(gap^2) / sum(gap) is the gap a waiting request sits in (the drain's round)
+    redis.call('INCRBY', qk, fmt((now - since) * (now - since)))
+    redis.call('PEXPIRE', bk, 120000)
+    redis.call('PEXPIRE', mk, 120000)
+    redis.call('PEXPIRE', qk, 120000)
+  end
+  if depth[1] + depth[2] + depth[3] > 0 then
+    if #out > 0 or not since then redis.call('SET', base .. ':drainat', fmt(now), 'PX', 120000) end
+  else
+    redis.call('DEL', base .. ':drainat')
+  end
+  return out
+end
+`;
+
+/**
+ * ARGV: base id bodyHash body tenant cls increment deadline now shed cost trace [take ARGV...]
+ * -> {outcome, state, taken?}
+ * With TAKE's arguments after its own (the submitting controller's dispatcher has room for one more), the same
+ * script then hands out the queue's next request in the usual order, most often this one: one round trip for
+ * submit and take, and no PUBLISH when what was queued is already dispatched. The order is TAKE's, so nothing
+ * waiting ahead is passed over (priority and fairness as if the dispatcher had taken it right after).
+ */
+export const SUBMIT = `${PRELUDE}${TAKE_NEXT}
 local base, id, bh, body, tenant, cls = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local inc, deadline, now, shed = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
 local rk = base .. ':r:' .. id
@@ -100,101 +204,18 @@ redis.call('HSET', rk, 'body', body, 'bh', bh, 'tenant', tenant, 'cls', cls, 'co
   'trace', ARGV[12] or '')
 redis.call('ZADD', base .. ':ready:' .. cls, fmt(tag), id)
 if deadline > 0 then redis.call('ZADD', base .. ':deadlines', fmt(deadline), id) end
+local taken = {}
+if #ARGV > 12 then taken = takeNext(13) end
+for _, r in ipairs(taken) do
+  if r[1] == id then return {'enqueued', 'dispatched', taken} end
+end
 redis.call('PUBLISH', base .. ':wake', cls)
-return {'enqueued', 'queued'}
+return {'enqueued', 'queued', taken}
 `;
 
-/**
- * ARGV: base owner n now leaseMs maxAttempts retainMs reserveUnits[3] creditUnit sweepLimit
- * -> list of {id, body, tenant, cls, attempts, deadline, submitted, cost, trace}
- */
-export const TAKE = `${PRELUDE}
-local base, owner, n, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local leaseMs, maxAttempts, retainMs = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local reserves = {tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])}
-local unit, limit = tonumber(ARGV[11]), tonumber(ARGV[12])
-reclaim(base, now, maxAttempts, retainMs, limit)
-sweepDeadlines(base, now, retainMs, limit)
-local depth, credits = {}, {}
-local stored = redis.call('HMGET', base .. ':sched', 'credit:interactive', 'credit:standard', 'credit:batch')
-for i = 1, 3 do
-  depth[i] = redis.call('ZCARD', base .. ':ready:' .. CLASSES[i])
-  credits[i] = tonumber(stored[i]) or 0
-end
-local out = {}
-while #out < n do
-  local highest = nil
-  for i = 1, 3 do
-    if depth[i] > 0 then
-      if not highest then highest = i end
-      credits[i] = math.min(unit, credits[i] + reserves[i])
-    end
-  end
-  if not highest then break end
-  local pick = highest
-  for i = 1, 3 do
-    if depth[i] > 0 and reserves[i] > 0 and credits[i] >= unit then
-      pick = i
-      credits[i] = 0
-      break
-    end
-  end
-  local cls = CLASSES[pick]
-  local popped = redis.call('ZPOPMIN', base .. ':ready:' .. cls)
-  depth[pick] = depth[pick] - 1
-  local id = popped[1]
-  redis.call('HSET', base .. ':sched', 'v:' .. cls, popped[2])
-  local rk = base .. ':r:' .. id
-  local f = redis.call('HMGET', rk, 'body', 'tenant', 'attempts', 'deadline', 'submitted', 'cost', 'state', 'trace')
-  local deadline = tonumber(f[4]) or 0
-  local attempted = (tonumber(f[3]) or 0) > 0
-  if f[7] ~= 'queued' then
-    -- not reachable through these scripts; never hand out what is not queued
-  elseif attempted and #redis.call('XRANGE', base .. ':log:' .. id, '2-0', '2-0') > 0 then
-    -- an earlier owner wrote the end of the stream but died before finish(): it is done, do not run it again
-    if deadline > 0 then redis.call('ZREM', base .. ':deadlines', id) end
-    redis.call('HSET', rk, 'state', 'finished', 'ended', fmt(now))
-    redis.call('HDEL', rk, 'body')
-    redis.call('PEXPIRE', rk, retainMs)
-  elseif deadline > 0 and deadline <= now then
-    redis.call('ZREM', base .. ':deadlines', id)
-    terminate(base, id, 'expired', 'deadline_exceeded', 'deadline passed before dispatch', now, retainMs)
-  else
-    local attempts = (tonumber(f[3]) or 0) + 1
-    redis.call('HSET', rk, 'state', 'dispatched', 'owner', owner, 'lease', fmt(now + leaseMs),
-      'attempts', tostring(attempts), 'dispatched', fmt(now))
-    redis.call('ZADD', base .. ':leases', fmt(now + leaseMs), id)
-    if deadline > 0 then redis.call('ZREM', base .. ':deadlines', id) end
-    out[#out + 1] = {id, f[1], f[2], cls, attempts, f[4], f[5], f[6], f[8] or ''}
-  end
-end
-redis.call('HSET', base .. ':sched', 'credit:interactive', fmt(credits[1]), 'credit:standard', fmt(credits[2]),
-  'credit:batch', fmt(credits[3]))
-local second = fmt(math.floor(now / 1000))
-if #out > 0 then
-  local dk = base .. ':disp:' .. second
-  redis.call('INCRBY', dk, #out)
-  redis.call('PEXPIRE', dk, 120000)
-end
--- The drain rate shedding uses: what this take got since the previous take, when that one left requests
--- waiting (a backlog the whole time: the groups, not the arrivals, set the pace).
-local since = tonumber(redis.call('GET', base .. ':drainat'))
-if since and #out > 0 and now >= since then
-  local bk, mk, qk = base .. ':bdisp:' .. second, base .. ':bms:' .. second, base .. ':bms2:' .. second
-  redis.call('INCRBY', bk, #out)
-  redis.call('INCRBY', mk, fmt(now - since))
-  -- squared gaps: sum(gap^2) / sum(gap) is the gap a waiting request sits in (the drain's round)
-  redis.call('INCRBY', qk, fmt((now - since) * (now - since)))
-  redis.call('PEXPIRE', bk, 120000)
-  redis.call('PEXPIRE', mk, 120000)
-  redis.call('PEXPIRE', qk, 120000)
-end
-if depth[1] + depth[2] + depth[3] > 0 then
-  if #out > 0 or not since then redis.call('SET', base .. ':drainat', fmt(now), 'PX', 120000) end
-else
-  redis.call('DEL', base .. ':drainat')
-end
-return out
+/** ARGV: see TAKE_NEXT */
+export const TAKE = `${PRELUDE}${TAKE_NEXT}
+return takeNext(1)
 `;
 
 /** ARGV: base owner now leaseMs id... -> {lost ids, cancel-requested ids} */

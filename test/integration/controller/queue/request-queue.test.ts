@@ -12,6 +12,7 @@ import { RequestQueue, type RequestQueueOptions } from '../../../../controller/q
 import { StreamLog } from '../../../../controller/queue/stream-log.ts';
 import { FinishReason } from '../../../../proto/gen/corral/v1/inference.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { until } from '../../../helpers/until.ts';
 
 let server: TestRedis;
 let redis: Redis;
@@ -122,7 +123,7 @@ describe('RequestQueue on Redis', () => {
     expect(Math.abs(shareOf('light', taken) - 0.5)).toBeLessThanOrEqual(0.05);
   });
 
-  it('hands out exactly the sequence the pure policy (MemoryQueue) gives', async () => {
+  it('hands out exactly the sequence the pure policy (MemoryQueue) gives, also when a submit takes', async () => {
     const { q, clock } = queue('reference');
     const ref = new MemoryQueue();
     let seed = 42;
@@ -148,7 +149,12 @@ describe('RequestQueue on Redis', () => {
         const deadline = rand() < 0.2 ? clock.now() + Math.floor(rand() * 500) + 1 : undefined;
         const item = { id: `r${step}`, tenant, weight, cls, cost, deadline };
         ref.submit(item);
-        await q.submit({ ...item, body: '{}' });
+        if (rand() < 0.3) {
+          // a dispatcher with room for one submits: the same script takes the queue's next request
+          const o = await q.submit({ ...item, body: '{}' }, 'ctl-a');
+          want.push(...ref.take(1, clock.now()).map((i) => i.id));
+          got.push(...(o.t === 'enqueued' ? (o.taken ?? []) : []).map((r) => r.id));
+        } else await q.submit({ ...item, body: '{}' });
       } else {
         const n = 1 + Math.floor(rand() * 4);
         want.push(...ref.take(n, clock.now()).map((i) => i.id));
@@ -157,6 +163,29 @@ describe('RequestQueue on Redis', () => {
     }
     expect(want.length).toBeGreaterThan(50);
     expect(got).toEqual(want);
+  });
+
+  it('a submit that takes gets its own request when nothing waits ahead, else the head; PUBLISHes only if queued', async () => {
+    const { q } = queue('submit-takes');
+    const sub = redis.duplicate();
+    const woken: string[] = [];
+    try {
+      await sub.subscribe(`${q.base}:wake`);
+      sub.on('message', (_channel: string, cls: string) => woken.push(cls));
+      const alone = await q.submit(req('i1', 'interactive'), 'ctl-a');
+      expect(alone).toEqual({ t: 'enqueued', taken: [expect.objectContaining({ id: 'i1', attempt: 1 })] });
+      expect(await q.get('i1')).toMatchObject({ state: 'dispatched', owner: 'ctl-a' });
+      await q.submit(req('s1', 'standard'));
+      const behind = await q.submit(req('b1', 'batch'), 'ctl-a');
+      expect(behind.t === 'enqueued' && behind.taken?.map((r) => r.id)).toEqual(['s1']);
+      expect(await q.get('b1')).toMatchObject({ state: 'queued' });
+      // in order on one connection: s1 and b1 were queued (published), i1 never was
+      await until('both wake-ups', () => (woken.length === 2 ? true : undefined));
+      expect(woken).toEqual(['standard', 'batch']);
+      expect(await q.submit(req('b1', 'batch'), 'ctl-a')).toEqual({ t: 'attached', state: 'queued' });
+    } finally {
+      await sub.quit();
+    }
   });
 
   it('never hands out a request whose deadline passed, and tells its stream', async () => {
