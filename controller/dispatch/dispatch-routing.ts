@@ -54,8 +54,11 @@ export class DispatchRouting {
     });
   }
 
-  /** What pick needs of a taken request: its prompt's block hashes, or none when they cannot be known. */
-  async routeOf(t: TakenRequest): Promise<RouteRequest> {
+  /**
+   * What pick needs of a request: its prompt's block hashes, or none when they cannot be known. From its queued
+   * body, so a request submitted here can be routed while its submit is in flight (Dispatcher.submit).
+   */
+  async routeOf(t: Pick<TakenRequest, 'id' | 'body'>): Promise<RouteRequest> {
     const base = { deployment: this.o.deployment };
     try {
       const p = await promptBlocks(requestOf(t), this.o.encode);

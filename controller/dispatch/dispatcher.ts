@@ -7,12 +7,7 @@
  * The loop sleeps until something can change the answer: an arrival (ArrivalSignal, from any controller), a
  * run ending or a heartbeat (wake()), or the maintenance tick (lapsed leases of dead controllers, deadlines
  * of queued requests: RequestQueue.maintain()).
- *
- * How a run ends decides how its queue entry is settled:
- *   finished -> finish;  failed -> fail (the client gets the error);  retry -> release: the queue hands it to
- *   the next take (here or on another controller), which continues it from its stream log on another group,
- *   or fails it after maxAttempts;  stopped by a cancel -> fail CANCELLED;  by a lost lease -> nothing (it is
- *   someone else's now);  by the group leaving routing -> release;  by shutdown -> release.
+ * How a run ends decides how its queue entry is settled (run-settlement.ts).
  * A deployment with no ready or starting group for noGroupGraceMs fails what waits for it with UNAVAILABLE
  * instead of holding it until its deadline (the gateway already refuses new requests then).
  */
@@ -26,13 +21,14 @@ import type { WorkerClients } from '../gateway/worker-clients.ts';
 import type { ArrivalSignal } from '../queue/arrival-signal.ts';
 import { LeaseKeeper } from '../queue/lease-keeper.ts';
 import type { LiveFeed } from '../queue/live-feed.ts';
-import type { RequestQueue, TakenRequest } from '../queue/request-queue.ts';
+import type { RequestQueue, SubmitOutcome, SubmitRequest, TakenRequest } from '../queue/request-queue.ts';
 import type { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick, type RouteRequest } from '../scheduler/pick.ts';
 import type { DispatchRouting } from './dispatch-routing.ts';
 import { type RunEnd, runAttempt } from './request-run.ts';
-import { roomOf } from './room.ts';
+import { type Round, roundOf } from './room.ts';
+import { RunSettlement, type StopReason } from './run-settlement.ts';
 
 export interface DispatcherDeps {
   deployment: Deployment;
@@ -59,10 +55,6 @@ export interface DispatcherDeps {
   maxWaitMs?: number;
 }
 
-type StopReason = { t: 'cancel' } | { t: 'lost' } | { t: 'release'; why: string } | { t: 'shutdown' };
-
-const FAILED_ON_LIMIT = 10_000;
-
 interface Run {
   engineId: string;
   stop(reason: StopReason): void;
@@ -74,8 +66,7 @@ interface Run {
 export class Dispatcher {
   private readonly keeper: LeaseKeeper;
   private readonly runs = new Map<string, Run>();
-  /** Engines a request failed on here, avoided by its next attempt while another group has room. */
-  private readonly failedOn = new Map<string, Set<string>>();
+  private readonly settlement: RunSettlement;
   private wakeGeneration = 0;
   private wakeWaiters = new Set<() => void>();
   private stopping = false;
@@ -83,6 +74,8 @@ export class Dispatcher {
   private noGroupSince: number | undefined;
   private slots = 0;
   private pastBound = 0;
+  /** Room submit() is taking for a request, not yet launched. */
+  private claimed = 0;
   private readonly unsubscribeCancel: () => void;
   private readonly maintainEveryMs: number;
 
@@ -99,6 +92,7 @@ export class Dispatcher {
     );
     this.unsubscribeCancel = deps.signal.onCancel((id) => this.runs.get(id)?.stop({ t: 'cancel' }));
     this.maintainEveryMs = Math.max(50, Math.min(1000, Math.floor(deps.queue.leaseMs / 2)));
+    this.settlement = new RunSettlement(deps.queue, deps.owner, log);
   }
 
   start(): void {
@@ -209,49 +203,98 @@ export class Dispatcher {
 
   /** One take of as many requests as the ready groups have room for. Returns how many were taken. */
   private async dispatchOnce(): Promise<number> {
-    const { deployment: d, requests } = this.deps;
     const view = this.view();
     this.deps.routing?.observeGroups(view);
-    this.slots = view.replicas.filter((r) => r.routable).length * d.maxNumSeqs;
-    const room = new Map<string, number>();
-    const groups: GroupView[] = [];
-    for (const r of view.replicas) {
-      const state = r.routable ? 'ready' : r.placed ? 'starting' : 'unavailable';
-      // Other replicas' requests are in the group's last report only (up to a heartbeat old), ours also here.
-      const reported = r.routable ? r.status.running + r.status.waiting : 0;
-      groups.push({
-        id: r.engineId,
-        deployment: d.name,
-        state,
-        outstanding: Math.max(requests.outstanding(r.engineId), reported),
-      });
-      if (!r.routable) continue;
-      const s = r.status;
-      const load = { running: s.running, waiting: s.waiting, kvCacheUsage: s.kvCacheUsage };
-      room.set(
-        r.engineId,
-        roomOf({ ...load, maxNumSeqs: d.maxNumSeqs, inFlightHere: requests.outstanding(r.engineId) }),
-      );
-    }
-    const probe = pick({ groups }, { deployment: d.name }, this.deps.random);
-    if (probe.type === 'reject') return this.failUnserved(view);
+    this.slots = view.replicas.filter((r) => r.routable).length * this.deps.deployment.maxNumSeqs;
+    const round = this.round(view);
+    if (!round) return this.failUnserved(view);
     this.noGroupSince = undefined;
-    let total = 0;
-    for (const n of room.values()) total += n;
-    total = Math.min(total, this.deps.maxPerTake ?? 64);
+    const total = Math.min(round.total, this.deps.maxPerTake ?? 64);
     if (total <= 0) return 0;
     const taken = await this.keeper.take(total, this.deps.clock);
-    const bound = this.deps.maxWaitMs;
-    if (bound !== undefined) {
-      const now = this.deps.clock.now();
-      for (const t of taken) if (t.attempt === 1 && now - t.submittedAt > bound) this.pastBound += 1;
-    }
-    const routing = this.deps.routing;
-    const routes = routing ? await Promise.all(taken.map((t) => routing.routeOf(t))) : [];
-    taken.forEach((t, i) => {
-      this.launch(t, view, groups, room, routes[i] ?? { deployment: d.name });
-    });
+    this.countPastBound(taken);
+    this.launchAll(taken, await this.routesOf(taken), view, round);
     return taken.length;
+  }
+
+  /**
+   * Submits a request this controller's gateway accepted. When a ready group has room now, the same script
+   * takes the queue's next request for this dispatcher (RequestQueue.submit with takeFor): most often this
+   * one, which then starts with one Redis round trip instead of submit, PUBLISH, take; its prompt blocks are
+   * computed while the script runs. Otherwise (no room, or others waited ahead) it waits in the queue and the
+   * loop is woken, as for any arrival. Priority and fairness are the queue's either way (the take's order).
+   */
+  async submit(req: SubmitRequest): Promise<SubmitOutcome> {
+    const { queue, owner, clock } = this.deps;
+    const room = this.stopping || !this.loopDone ? undefined : this.round(this.view());
+    if (!room || room.total <= 0) {
+      const outcome = await queue.submit(req);
+      if (outcome.t === 'enqueued') this.wake();
+      return outcome;
+    }
+    const route = this.deps.routing?.routeOf(req);
+    // Counted against the loop's takes until launched, so the loop and this never fill the same room twice.
+    this.claimed += 1;
+    let taken: TakenRequest[];
+    let routes: RouteRequest[];
+    try {
+      const sent = clock.now();
+      const outcome = await queue.submit(req, owner);
+      if (outcome.t !== 'enqueued') return outcome;
+      taken = await this.keeper.renewIfSlow(outcome.taken ?? [], clock.now() - sent);
+      this.countPastBound(taken);
+      routes = await this.routesOf(taken, (t) => (t.id === req.id ? route : undefined));
+    } finally {
+      this.claimed -= 1;
+    }
+    if (this.stopping) {
+      for (const t of taken) await queue.release(owner, t.id, 'controller shutting down');
+      return { t: 'enqueued' };
+    }
+    // The room as it is now (the loop may have filled some meanwhile); none left: launch hands it back.
+    const view = this.view();
+    this.launchAll(taken, routes, view, this.round(view) ?? { groups: [], room: new Map(), total: 0 });
+    if (!taken.some((t) => t.id === req.id)) this.wake();
+    return { t: 'enqueued' };
+  }
+
+  /** The round's groups and room, less what submit() claimed; undefined when no group will serve. */
+  private round(view: DeploymentView): Round | undefined {
+    const r = roundOf(view, this.deps.deployment.maxNumSeqs, (id) => this.deps.requests.outstanding(id));
+    if (pick({ groups: r.groups }, { deployment: view.deployment.name }, this.deps.random).type === 'reject')
+      return undefined;
+    return { ...r, total: r.total - this.claimed };
+  }
+
+  /** What pick needs of each taken request (`routed`: a route already on its way for a request). */
+  private async routesOf(
+    taken: readonly TakenRequest[],
+    routed: (t: TakenRequest) => Promise<RouteRequest> | undefined = () => undefined,
+  ): Promise<RouteRequest[]> {
+    const routing = this.deps.routing;
+    const d = this.deps.deployment.name;
+    if (!routing) return taken.map(() => ({ deployment: d }));
+    return Promise.all(taken.map((t) => routed(t) ?? routing.routeOf(t)));
+  }
+
+  /** Counts the first dispatches of what a take handed out that waited past the admission bound. */
+  private countPastBound(taken: readonly TakenRequest[]): void {
+    const bound = this.deps.maxWaitMs;
+    if (bound === undefined) return;
+    const now = this.deps.clock.now();
+    for (const t of taken) if (t.attempt === 1 && now - t.submittedAt > bound) this.pastBound += 1;
+  }
+
+  /** Starts what a take handed out, each on the group its route picks among the round's room. */
+  private launchAll(
+    taken: readonly TakenRequest[],
+    routes: readonly RouteRequest[],
+    view: DeploymentView,
+    round: Round,
+  ): void {
+    taken.forEach((t, i) => {
+      this.launch(t, view, round.groups, round.room, routes[i] ?? { deployment: view.deployment.name });
+    });
   }
 
   /** Picks the group for a taken request and starts its run. */
@@ -273,7 +316,7 @@ export class Dispatcher {
       logger.info('taken again while running here; the run goes on', { requestId: t.id, attempt: t.attempt });
       return;
     }
-    const avoid = this.failedOn.get(t.id);
+    const avoid = this.settlement.failedOn(t.id);
     const open = (g: GroupView) => g.state === 'ready' && (room.get(g.id) ?? 0) > 0;
     let candidates = groups.filter((g) => open(g) && !avoid?.has(g.id));
     if (candidates.length === 0) candidates = groups.filter(open);
@@ -325,63 +368,11 @@ export class Dispatcher {
         routing?.ended(t.id);
         ticket.release();
         this.runs.delete(t.id);
-        return this.settle(t, replica.engineId, end, reason);
+        return this.settlement.settle(t, replica.engineId, end, reason);
       })
       .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
       .finally(() => this.wake());
     this.runs.set(t.id, { engineId: replica.engineId, stop, stopped: () => reason !== undefined, done });
-  }
-
-  private async settle(t: TakenRequest, engineId: string, end: RunEnd, reason: StopReason | undefined) {
-    const { queue, owner, logger } = this.deps;
-    const log = logger.child({ requestId: t.id, engineId, attempt: t.attempt });
-    if (end.t === 'stopped' && reason === undefined) end = { t: 'finished' }; // the log already ended
-    switch (end.t) {
-      case 'finished':
-        this.failedOn.delete(t.id);
-        await queue.finish(owner, t.id);
-        log.info('finished');
-        return;
-      case 'failed':
-        this.failedOn.delete(t.id);
-        await queue.fail(owner, t.id, end.error.code, end.error.message);
-        log.info('failed', { code: end.error.code, message: end.error.message });
-        return;
-      case 'retry':
-        return this.handBack(t, engineId, end.why);
-    }
-    switch (reason?.t) {
-      case 'cancel':
-        this.failedOn.delete(t.id);
-        await queue.fail(owner, t.id, 'cancelled', `request ${t.id} cancelled; engine request aborted`);
-        log.info('cancelled');
-        return;
-      case 'lost':
-        this.failedOn.delete(t.id);
-        log.warn('lease lost; another controller continues the request');
-        return;
-      case 'release':
-        return this.handBack(t, engineId, reason.why);
-      case 'shutdown':
-        await queue.release(owner, t.id, 'controller shutting down');
-        return;
-    }
-  }
-
-  private async handBack(t: TakenRequest, engineId: string, why: string): Promise<void> {
-    const avoid = this.failedOn.get(t.id) ?? new Set<string>();
-    avoid.add(engineId);
-    this.failedOn.set(t.id, avoid);
-    this.deps.logger.warn('group failed a request; handing it back to continue elsewhere', {
-      requestId: t.id,
-      engineId,
-      attempt: t.attempt,
-      why,
-    });
-    // A hint for the next attempts taken here; another controller may finish the request, so keep it bounded.
-    if (this.failedOn.size > FAILED_ON_LIMIT)
-      this.failedOn.delete(this.failedOn.keys().next().value as string);
-    await this.deps.queue.release(this.deps.owner, t.id, why);
   }
 
   /** No group will serve this deployment: after the grace, fail what waits with the reason. */

@@ -133,8 +133,10 @@ export async function openLanes(o: LanesOptions): Promise<Lanes> {
         routing,
       });
       dispatchers.push(dispatcher);
-      // A request queued here wakes this replica's dispatcher at once (others hear the queue's PUBLISH).
-      lanes.set(d.name, { queue, log, live, wake: () => dispatcher.wake() });
+      // A request queued here goes through this replica's dispatcher: taken in its submit when a group has
+      // room, else its loop is woken at once (other replicas hear the queue's PUBLISH).
+      const local = dispatcher;
+      lanes.set(d.name, { queue, log, live, wake: () => local.wake(), submit: (req) => local.submit(req) });
     }
   } catch (e) {
     await Promise.all(feeds.map((f) => f.close()));

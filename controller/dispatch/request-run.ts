@@ -26,7 +26,7 @@ import type { GenerateEvent, GenerateRequest } from '../../proto/gen/corral/v1/i
 import type { WorkerClients } from '../gateway/worker-clients.ts';
 import type { LiveFeed } from '../queue/live-feed.ts';
 import type { TakenRequest } from '../queue/request-queue.ts';
-import type { StreamLog } from '../queue/stream-log.ts';
+import { START, type StreamLog } from '../queue/stream-log.ts';
 import { completedFinished, planAttempt, requestOf, shiftEvent } from './attempt-plan.ts';
 import { LogWriter } from './log-writer.ts';
 
@@ -95,7 +95,8 @@ export async function runAttempt(
   let firstTokenAt: number | undefined;
   let heldText = '';
   const writer = new LogWriter(deps.log, t.id, req.returnTokenIds, undefined, deps.live);
-  deps.live?.begin(t.id);
+  // A first attempt writes to an empty log: a client that starts reading now waits for this run's events.
+  deps.live?.begin(t.id, t.attempt === 1 ? START : undefined);
   try {
     for await (const raw of call as AsyncIterable<GenerateEvent>) {
       let e = shiftEvent(t.id, raw, plan);

@@ -15,7 +15,7 @@ import type { Admission, Admitted } from '../admission/admission.ts';
 import type { Deployment } from '../config/controller-config.ts';
 import { deploymentView, explainReadiness } from '../deployments/replica-view.ts';
 import { serializeRequest } from '../dispatch/attempt-plan.ts';
-import type { RequestQueue, SubmitOutcome } from '../queue/request-queue.ts';
+import type { RequestQueue, SubmitOutcome, SubmitRequest } from '../queue/request-queue.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick } from '../scheduler/pick.ts';
 import { checkContext } from './context-check.ts';
@@ -38,6 +38,8 @@ export interface Enqueue {
   prompt: PromptInput;
   who: Admitted;
   queue: RequestQueue;
+  /** Submits instead of queue.submit (the lane's, through this process's dispatcher: Lane.submit). */
+  submit?: (req: SubmitRequest) => Promise<SubmitOutcome>;
   /** Absolute deadline (epoch ms) in the queue. */
   deadline?: number;
   /** W3C traceparent handed to the dispatcher. */
@@ -53,7 +55,8 @@ export async function enqueue(deps: EnqueueDeps, e: Enqueue): Promise<SubmitOutc
   const promptTokens = budget.promptTokens ?? (e.prompt.t === 'ids' ? e.prompt.count : e.prompt.bytes);
   refuseWhenUnserved(e.deployment, deps);
   await race(chargeUnlessRetry(deps, e.queue, e.requestId, e.who, promptTokens + budget.maxTokens));
-  return e.queue.submit({
+  const submit = e.submit ?? ((r: SubmitRequest) => e.queue.submit(r));
+  return submit({
     id: e.requestId,
     tenant: e.who.tenant,
     weight: e.who.weight,

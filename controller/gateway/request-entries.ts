@@ -50,8 +50,11 @@ export async function* requestEntries(
     return;
   }
   let cursor = after;
-  /** The last live entry continued the reader's cursor: the run here feeds this reader. */
-  let linked = false;
+  /**
+   * The run here feeds this reader: its last live entry continued the reader's cursor, or (before any) the
+   * run's position is the reader's (a request dispatched here before its client started reading: no XREAD).
+   */
+  let linked = live.continuesFrom(id, after);
   const inbox: Item[] = [];
   const changes = new Changes();
   const done = new AbortController();

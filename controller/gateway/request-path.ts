@@ -33,7 +33,7 @@ import { deploymentView } from '../deployments/replica-view.ts';
 import { parseRequest, stripTokenIds } from '../dispatch/attempt-plan.ts';
 import type { LiveFeed } from '../queue/live-feed.ts';
 import type { PriorityClass } from '../queue/priority-class.ts';
-import type { RequestQueue } from '../queue/request-queue.ts';
+import type { RequestQueue, SubmitOutcome, SubmitRequest } from '../queue/request-queue.ts';
 import { type Cursor, cursorAfterTokens, START, type StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRegistry } from '../registry/worker-registry.ts';
 import { enqueue } from './enqueue.ts';
@@ -49,6 +49,11 @@ export interface Lane {
   live?: LiveFeed;
   /** Wakes this process's dispatcher of the deployment (a request was just queued here). */
   wake?: () => void;
+  /**
+   * Submits through this process's dispatcher, which takes the request in the same script when a group has
+   * room (Dispatcher.submit) and wakes itself otherwise. Absent: queue.submit, then wake.
+   */
+  submit?: (req: SubmitRequest) => Promise<SubmitOutcome>;
 }
 
 export interface GatewayDeps {
@@ -179,12 +184,13 @@ async function* generate(
       prompt,
       who,
       queue: lane.queue,
+      ...(lane.submit ? { submit: lane.submit } : {}),
       cancelled,
       ...(ctx.deadline === undefined ? {} : { deadline: ctx.deadline }),
       ...(ctx.traceparent ? { trace: ctx.traceparent } : {}),
     });
     if (outcome.t === 'attached') await lane.queue.touchAttached(requestId);
-    else lane.wake?.();
+    else if (!lane.submit) lane.wake?.();
     log.info('queued', {
       outcome: outcome.t === 'attached' ? `attached (${outcome.state})` : 'enqueued',
       tenant: who.tenant,

@@ -12,13 +12,14 @@
  * State lives only while a request runs here or a client listens here: begin/end bracket each run, and a
  * listener is removed by the function listen() returns.
  */
-import type { LinkedEntry } from './stream-log.ts';
+import type { Cursor, LinkedEntry } from './stream-log.ts';
 
 export type LiveNote = { t: 'entries'; entries: readonly LinkedEntry[] } | { t: 'end' };
 
 export class LiveFeed {
   private readonly listeners = new Map<string, Set<(note: LiveNote) => void>>();
-  private readonly runs = new Set<string>();
+  /** Requests running here, each with the log entry its next event will follow when that is known. */
+  private readonly runs = new Map<string, Cursor | undefined>();
 
   /** Notes of the request's runs here from now on; returns the function that stops listening. */
   listen(id: string, listener: (note: LiveNote) => void): () => void {
@@ -39,19 +40,31 @@ export class LiveFeed {
     return this.runs.has(id);
   }
 
+  /**
+   * The run here will hand a reader at `cursor` its next entry: it is running and its last event (or the log's
+   * end when it began) is that entry. A reader there can wait for the run instead of reading the log; if the
+   * run's next event does not link after all, the reader learns it from that event (or from the run's end).
+   */
+  continuesFrom(id: string, cursor: Cursor): boolean {
+    return this.runs.get(id) === cursor;
+  }
+
   /** Requests with a run here or a listener here: what this process holds (bounded by what it serves). */
   get size(): { runs: number; listened: number } {
     return { runs: this.runs.size, listened: this.listeners.size };
   }
 
-  /** The dispatcher starts a run of the request. */
-  begin(id: string): void {
-    this.runs.add(id);
+  /** The dispatcher starts a run of the request; `from`: the log's last entry then, when known. */
+  begin(id: string, from?: Cursor): void {
+    this.runs.set(id, from);
   }
 
   /** Events of the running request, in log order, each after Redis acknowledged its append. */
   publish(id: string, entries: readonly LinkedEntry[]): void {
-    if (entries.length > 0) this.notify(id, { t: 'entries', entries });
+    const last = entries[entries.length - 1];
+    if (!last) return;
+    if (this.runs.has(id)) this.runs.set(id, last.entry.cursor);
+    this.notify(id, { t: 'entries', entries });
   }
 
   /** The run ended (whatever its ending): readers that still miss entries read them from the log. */

@@ -46,6 +46,11 @@ const linked = (event: GenerateEvent, after: Cursor) => ({
   after,
 });
 
+/** XREADs the server has run so far. */
+async function xreadCalls(): Promise<number> {
+  return Number(/cmdstat_xread:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+}
+
 /** Reads the request's entries (from the start) into `cursors` until the terminal one. */
 function read(live: LiveFeed, id: string): { cursors: Cursor[]; done: Promise<void>; stop: () => void } {
   const cursors: Cursor[] = [];
@@ -99,6 +104,36 @@ describe('requestEntries', () => {
     live.end('c');
     await r.done;
     expect(r.cursors).toEqual(['0-1', ...Array.from({ length: 20 }, (_, i) => `1-${i}`), '2-0']);
+  });
+
+  it('a reader of a run that began here on an empty log waits for the run: no XREAD at all', async () => {
+    const live = new LiveFeed();
+    live.begin('e', '0-0'); // dispatched here (Dispatcher.submit) before its client started reading
+    const xreadsBefore = await xreadCalls();
+    const r = read(live, 'e');
+    const w = new LogWriter(log, 'e', false, undefined, live);
+    w.push(started('e'));
+    w.push(delta('e', 0));
+    w.push(finished('e'));
+    await w.drain();
+    await r.done;
+    live.end('e');
+    expect(r.cursors).toEqual(['0-1', '1-0', '2-0']);
+    expect(await xreadCalls()).toBe(xreadsBefore);
+  });
+
+  it("a run's position that was wrong (its first entry does not link) sets the log follower going", async () => {
+    const live = new LiveFeed();
+    await log.appendMany('f', [started('f'), delta('f', 0)]); // an earlier attempt's entries
+    live.begin('f', '0-0');
+    const r = read(live, 'f');
+    await log.append('f', delta('f', 1));
+    live.publish('f', [linked(delta('f', 1), '1-0')]);
+    await until('the log read back', () => (r.cursors.length === 3 ? true : undefined));
+    await log.append('f', finished('f'));
+    await r.done;
+    live.end('f');
+    expect(r.cursors).toEqual(['0-1', '1-0', '1-1', '2-0']);
   });
 
   it('a reader that goes away while the follower holds off ends, and stops listening', async () => {
