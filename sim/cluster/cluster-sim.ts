@@ -41,6 +41,11 @@ export interface ClusterSimOptions {
    * false is what a real engine does: slower, the same schedule).
    */
   sharedBlockHashes?: boolean;
+  /**
+   * Engines read each step as the engine simulator does, a chunk and a sampled record per request (default
+   * false: only the step's totals and the requests that started or finished; faster, the same schedule).
+   */
+  fullStepPlans?: boolean;
 }
 
 export interface ClusterSimResult {
@@ -60,6 +65,8 @@ export interface ClusterSimResult {
   reasons: Map<string, number>;
   prefixHitTokens: number;
   prefixQueryTokens: number;
+  /** Requests preempted by recompute, all groups. */
+  preemptions: number;
   steps: number;
   endMs: number;
 }
@@ -76,7 +83,10 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const byId = new Map<string, EngineGroup>();
   const views: GroupView[] = [];
   for (let g = 0; g < o.groups; g++) {
-    const e = new EngineGroup(`g${g}`, o.shape, o.latency, o.sharedBlockHashes ?? true);
+    const e = new EngineGroup(`g${g}`, o.shape, o.latency, {
+      sharedBlockHashes: o.sharedBlockHashes ?? true,
+      fullPlans: o.fullStepPlans ?? false,
+    });
     engines.push(e);
     byId.set(e.id, e);
     views.push({ id: e.id, deployment: DEPLOYMENT, state: 'ready', outstanding: 0, kvUsage: 0 });
@@ -105,6 +115,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     reasons: new Map(),
     prefixHitTokens: 0,
     prefixQueryTokens: 0,
+    preemptions: 0,
     steps: 0,
     endMs: 0,
   };
@@ -221,6 +232,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   for (const e of engines) {
     result.prefixHitTokens += e.prefixHitTokens;
     result.prefixQueryTokens += e.prefixQueryTokens;
+    result.preemptions += e.preemptions;
   }
   return result;
 }

@@ -8,7 +8,14 @@
  * requests that arrive meanwhile join the next step.
  */
 import type { LatencyModel } from '../engine/model/latency-model.ts';
-import { meanDecodeContext, type SchedulerRequest, StepScheduler } from '../engine/model/step-scheduler.ts';
+import {
+  meanDecodeContext,
+  type StepDelivery as SchedulerDelivery,
+  type SchedulerRequest,
+  type StepPlan,
+  StepScheduler,
+  type StepTotals,
+} from '../engine/model/step-scheduler.ts';
 import type { SimRequest } from './workload.ts';
 import { splitKey, tokenOfSplit } from './workloads/prompt-segments.ts';
 
@@ -55,17 +62,26 @@ export class EngineGroup {
   /** Only the oracle reads the backlog; probing the cache at every add costs a hash of the whole prompt. */
   private tracking = false;
   private stepping = false;
+  private readonly sharedBlockHashes: boolean;
+  /** With fullPlans: the step in flight as the engine simulator reads it, and the requests by scheduler id. */
+  private readonly fullPlans: boolean;
+  private fullPlan: StepPlan | undefined;
+  private readonly byId = new Map<string, GroupRequest>();
 
   /**
-   * `sharedBlockHashes`: requests come with their prompt's block hashes (the router's, computed once per
-   * request) instead of the engine hashing every prompt again; the schedule is the same either way.
+   * `sharedBlockHashes` (default true): requests come with their prompt's block hashes (the router's, computed
+   * once per request) instead of the engine hashing every prompt again. `fullPlans` (default false): each step
+   * is read as the engine simulator reads it (nextStep/completeStep: a chunk and a record per request) instead
+   * of its totals (planStep/finishStep). The schedule is the same either way; the defaults are the fast ones.
    */
   constructor(
     readonly id: string,
     shape: GroupShape,
     private readonly latency: LatencyModel,
-    private readonly sharedBlockHashes = true,
+    options: { sharedBlockHashes?: boolean; fullPlans?: boolean } = {},
   ) {
+    this.sharedBlockHashes = options.sharedBlockHashes ?? true;
+    this.fullPlans = options.fullPlans ?? false;
     this.scheduler = new StepScheduler<GroupRequest>({
       maxNumSeqs: shape.maxNumSeqs,
       maxNumBatchedTokens: shape.maxNumBatchedTokens,
@@ -87,6 +103,10 @@ export class EngineGroup {
   /** Cumulative prefix-cache hits in tokens (vllm:prefix_cache_hits_total). */
   get prefixHitTokens(): number {
     return this.scheduler.totals.prefixHitTokens;
+  }
+  /** Requests preempted by recompute so far (vllm:num_preemptions_total). */
+  get preemptions(): number {
+    return this.scheduler.totals.preemptions;
   }
   get prefixQueryTokens(): number {
     return this.scheduler.totals.prefixQueryTokens;
@@ -120,7 +140,7 @@ export class EngineGroup {
       this.prefillBacklog += miss;
     }
     const answer = splitKey(req.outputKey);
-    this.scheduler.add({
+    const request: GroupRequest = {
       id: String(req.id),
       promptIds: tokens,
       maxTokens: req.outputTokens,
@@ -129,14 +149,16 @@ export class EngineGroup {
       simId: req.id,
       answerHigh: answer.high,
       answerSalt: answer.salt,
-    });
+    };
+    this.scheduler.add(request);
+    if (this.fullPlans) this.byId.set(request.id, request);
   }
 
   /** Plans the next step; its duration in ms, or undefined when the group has nothing to do. */
   startStep(): number | undefined {
     if (this.stepping) throw new Error(`group ${this.id}: a step is already running`);
     if (!this.scheduler.hasWork) return undefined;
-    const plan = this.scheduler.planStep();
+    const plan = this.fullPlans ? this.planFull() : this.scheduler.planStep();
     if (plan.scheduledSeqs === 0)
       throw new Error(
         `group ${this.id}: ${this.waiting} waiting and ${this.running} running, but nothing fits`,
@@ -148,7 +170,7 @@ export class EngineGroup {
   endStep(): StepDelivery {
     if (!this.stepping) throw new Error(`group ${this.id}: no step is running`);
     this.stepping = false;
-    const out = this.scheduler.finishStep(sampleAnswer);
+    const out = this.fullPlans ? this.finishFull() : this.scheduler.finishStep(sampleAnswer);
     const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampledTokens };
     for (const r of out.firstTokens) {
       delivery.firstTokens.push(r.simId);
@@ -158,5 +180,26 @@ export class EngineGroup {
     }
     for (const r of out.finished) delivery.finished.push(r.simId);
     return delivery;
+  }
+
+  private planFull(): StepTotals {
+    const plan = this.scheduler.nextStep();
+    this.fullPlan = plan;
+    return { ...plan, scheduledSeqs: plan.scheduled.length };
+  }
+
+  private finishFull(): SchedulerDelivery<GroupRequest> {
+    const request = (id: string) => this.byId.get(id) as GroupRequest;
+    const { sampled } = this.scheduler.completeStep(this.fullPlan as StepPlan, (id, index) =>
+      sampleAnswer(request(id), index),
+    );
+    this.fullPlan = undefined;
+    const finished = sampled.filter((t) => t.finish !== null).map((t) => request(t.id));
+    for (const r of finished) this.byId.delete(r.id);
+    return {
+      sampledTokens: sampled.length,
+      firstTokens: sampled.filter((t) => t.first).map((t) => request(t.id)),
+      finished,
+    };
   }
 }

@@ -42,6 +42,36 @@ describe('cluster simulator', () => {
     }
   });
 
+  it('gives the same schedule whether engines read each step whole (as the engine simulator does) or only its totals', () => {
+    // Long answers on the small caches: running requests outgrow the KV cache and are preempted.
+    const crowded = sharedPrefix({
+      tenants: 6,
+      prefixTokens: 1600,
+      usersPerTenant: 2,
+      questionTokens: 48,
+      outputTokens: { min: 100, max: 400 },
+      arrivals: { ratePerS: 6, durationS: 30, rampS: 5 },
+      seed: 5,
+    });
+    for (const router of [() => corral({ capacityBlocks: SMALL.numBlocks }), oracle]) {
+      const options = { ...base, workload: crowded, router, drainMs: 600_000 };
+      const totals = runClusterSim(options);
+      const whole = runClusterSim({ ...options, fullStepPlans: true });
+      expect(Array.from(totals.dispatchMs)).toEqual(Array.from(whole.dispatchMs));
+      expect(Array.from(totals.firstTokenMs)).toEqual(Array.from(whole.firstTokenMs));
+      expect(Array.from(totals.finishMs)).toEqual(Array.from(whole.finishMs));
+      expect([totals.steps, totals.preemptions, totals.prefixHitTokens, totals.windowOutputTokens]).toEqual([
+        whole.steps,
+        whole.preemptions,
+        whole.prefixHitTokens,
+        whole.windowOutputTokens,
+      ]);
+      expect(totals.preemptions).toBeGreaterThan(0);
+      expect(totals.prefixHitTokens).toBeGreaterThan(0);
+      expect(summarize(totals, crowded).unfinished).toBe(0);
+    }
+  });
+
   it('serves every request: dispatch at arrival, first token after at least one step, finish after that', () => {
     const r = runClusterSim({ ...base, router: () => leastOutstanding() });
     for (const req of workload.requests) {
