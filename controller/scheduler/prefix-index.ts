@@ -51,7 +51,7 @@ interface GroupEntry {
 }
 
 export class PrefixIndex implements PrefixLookup {
-  private readonly byHash = new Map<number, Set<string>>();
+  private readonly byHash = new HolderSets();
   private readonly groups = new Map<string, GroupEntry>();
   private readonly minTokens: number;
   private readonly stride: number;
@@ -128,12 +128,7 @@ export class PrefixIndex implements PrefixLookup {
       const h = kept[k] as number;
       // One lookup per block: set() says whether the group did not hold it yet.
       if (!g.lastRouted.set(h, ++this.clock)) continue;
-      let holders = this.byHash.get(h);
-      if (!holders) {
-        holders = new Set();
-        this.byHash.set(h, holders);
-      }
-      holders.add(group);
+      this.byHash.add(h, group);
     }
     if (g.lastRouted.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
   }
@@ -231,9 +226,44 @@ export class PrefixIndex implements PrefixLookup {
   }
 
   private dropHolder(hash: number, group: string): void {
-    const holders = this.byHash.get(hash);
-    if (!holders) return;
+    this.byHash.remove(hash, group);
+  }
+}
+
+/**
+ * Block hash -> the groups believed to hold it, in the order they came to hold it (pick breaks cost ties in
+ * that order). The hash finds its set through a NumberTable (no boxed key per hash); sets of hashes nobody holds
+ * any more are dropped and their slots reused.
+ */
+class HolderSets {
+  private readonly slotOf = new NumberTable();
+  private readonly sets: (Set<string> | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+
+  get(hash: number): ReadonlySet<string> | undefined {
+    const slot = this.slotOf.get(hash);
+    return slot === undefined ? undefined : this.sets[slot];
+  }
+
+  add(hash: number, group: string): void {
+    const slot = this.slotOf.get(hash);
+    if (slot !== undefined) {
+      (this.sets[slot] as Set<string>).add(group);
+      return;
+    }
+    const free = this.freeSlots.pop() ?? this.sets.length;
+    this.sets[free] = new Set<string>().add(group);
+    this.slotOf.set(hash, free);
+  }
+
+  remove(hash: number, group: string): void {
+    const slot = this.slotOf.get(hash);
+    if (slot === undefined) return;
+    const holders = this.sets[slot] as Set<string>;
     holders.delete(group);
-    if (holders.size === 0) this.byHash.delete(hash);
+    if (holders.size > 0) return;
+    this.slotOf.delete(hash);
+    this.sets[slot] = undefined;
+    this.freeSlots.push(slot);
   }
 }
