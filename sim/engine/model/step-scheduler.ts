@@ -75,8 +75,11 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   private steps = 0;
   /** The non-empty step planned and not completed yet: steps run one at a time, as on the GPU. */
   private stepInFlight: number | undefined;
-  /** The requests of the step planned last, in the order of its chunks (completion reads them in that order). */
-  private inFlightSeqs: Seq<R>[] = [];
+  /**
+   * The requests of the step planned last, in the order of its chunks (completion reads them in that order);
+   * one array, refilled by every pass (a step is completed before the next is planned).
+   */
+  private readonly inFlightSeqs: Seq<R>[] = [];
   /** What the pass in progress preempted and started, and the requests that sampled at the last completion. */
   private readonly preemptedNow: Seq<R>[] = [];
   private readonly startedNow: Seq<R>[] = [];
@@ -226,11 +229,13 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     this.complete(sample);
     const firstTokens: R[] = [];
     const finished: R[] = [];
-    for (const seq of this.sampledNow) {
+    const sampled = this.sampledNow;
+    for (let i = 0; i < sampled.length; i++) {
+      const seq = sampled[i] as Seq<R>;
       if (seq.output.length === 1) firstTokens.push(seq.req);
       if (seq.finish !== null) finished.push(seq.req);
     }
-    return { sampledTokens: this.sampledNow.length, firstTokens, finished };
+    return { sampledTokens: sampled.length, firstTokens, finished };
   }
 
   /**
@@ -245,7 +250,8 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       );
     const step = ++this.steps;
     let budget = this.cfg.maxNumBatchedTokens;
-    const scheduled: Seq<R>[] = [];
+    const scheduled = this.inFlightSeqs;
+    scheduled.length = 0;
     const preempted = this.preemptedNow;
     const started = this.startedNow;
     preempted.length = 0;
@@ -322,7 +328,8 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     p.decodeSeqs = 0;
     p.decodeContextTokens = 0;
     p.prefillTokens = 0;
-    for (const s of scheduled) {
+    for (let i = 0; i < scheduled.length; i++) {
+      const s = scheduled[i] as Seq<R>;
       if (isDecode(s)) {
         p.decodeSeqs++;
         p.decodeContextTokens += s.computed;
@@ -330,7 +337,6 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     }
     p.prefixQueryTokens = queries;
     p.prefixHitTokens = hits;
-    this.inFlightSeqs = scheduled;
     if (scheduled.length > 0) this.stepInFlight = step;
     this.totals.preemptions += preempted.length;
     this.totals.prefixQueryTokens += queries;
@@ -348,7 +354,9 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     const sampled = this.sampledNow;
     sampled.length = 0;
     let finished = false;
-    for (const seq of this.inFlightSeqs) {
+    const seqs = this.inFlightSeqs;
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i] as Seq<R>;
       // Aborted since the step was planned: retired (a request added again under its id is a new Seq).
       if (seq.state !== 'running' || seq.plannedStep !== step) continue;
       if (seq.computed < seq.numTokens) continue;
