@@ -17,7 +17,7 @@ import { reasonKind } from '../../controller/scheduler/pick-reason.ts';
 import type { LatencyModel } from '../engine/model/latency-model.ts';
 import { EngineGroup, type GroupShape } from './engine-group.ts';
 import { EventQueue } from './event-queue.ts';
-import { PromptCache } from './prompt-cache.ts';
+import { type Prompt, PromptCache } from './prompt-cache.ts';
 import { seededRandom } from './random.ts';
 import type { RouteInput, Router } from './routers.ts';
 import type { SimRequest, Workload } from './workload.ts';
@@ -97,6 +97,8 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const events = new EventQueue<SimEvent>();
   const queue = new MemoryQueue();
   const prompts = new PromptCache();
+  /** The prompt of each request from its dispatch until it finishes. */
+  const promptOf: (Prompt | undefined)[] = new Array(n);
   const cap = o.maxOutstandingPerGroup ?? Number.POSITIVE_INFINITY;
   const reportMs = o.reportIntervalMs ?? 1000;
   const endMs = workload.durationMs + (o.drainMs ?? 120_000);
@@ -148,7 +150,8 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const dispatch = (req: SimRequest, now: number): boolean => {
     const groups = withRoom();
     if (groups.length === 0) return false;
-    const { tokens, blocks } = prompts.prompt(req.segments);
+    const prompt = prompts.prompt(req.segments);
+    const { tokens, blocks } = prompt;
     const input: RouteInput = {
       request: req,
       tokens,
@@ -164,6 +167,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     result.reasons.set(kind, (result.reasons.get(kind) ?? 0) + 1);
     (engines[g] as EngineGroup).add(req, tokens, blocks);
     result.dispatchMs[req.id] = now;
+    promptOf[req.id] = prompt;
     setOutstanding(g, +1, now);
     outstanding++;
     startStep(g, now);
@@ -203,6 +207,9 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
       }
       for (const id of d.finished) {
         result.finishMs[id] = now;
+        // Its engine and router are done with its tokens: a later prompt may reuse their memory.
+        prompts.release(promptOf[id] as Prompt);
+        promptOf[id] = undefined;
         setOutstanding(ev.g, -1, now);
         outstanding--;
       }

@@ -6,15 +6,16 @@
  * node, the block hashes completed within its segment, and a segment's tokens are kept once per content key;
  * the last segment of a prompt (usually unique: a question) is computed as before and not kept.
  * Token ids are typed arrays: thousands of 8k-token prompts in flight as JS arrays were most of the garbage
- * collector's work (each copied by every young-generation collection it survived).
+ * collector's work (each copied by every young-generation collection it survived); a finished request's are
+ * released and their memory reused.
  *
  * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
  */
 import { chainBlockHashAt, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
 import { type Segment, segmentIds, segmentTokens, writeSegmentIds } from './workloads/prompt-segments.ts';
 
-/** Token ids per slab (1 MiB): ~30 prompts of 8k tokens. */
-const SLAB_TOKENS = 1 << 18;
+/** Token arrays are sized in steps of this many tokens (4 KiB), so freed ones fit later prompts. */
+const TOKEN_STEP = 1024;
 
 export interface Prompt {
   tokens: Int32Array;
@@ -38,8 +39,8 @@ export class PromptCache {
   private readonly root: Node = newNode(0, 0, [], ROOT_BLOCK_HASH);
   /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
   private readonly ids = new Map<number, Int32Array>();
-  private slab = new Int32Array(0);
-  private slabUsed = 0;
+  /** Buffers of prompts whose requests are done, by size in tokens: later prompts reuse them. */
+  private readonly spare = new Map<number, ArrayBuffer[]>();
 
   constructor(private readonly blockSize = 16) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -73,19 +74,25 @@ export class PromptCache {
   }
 
   /**
-   * Room for one prompt's token ids: a view into a shared slab of SLAB_TOKENS. A buffer of its own per prompt
-   * cost ~40 us each (V8 accounts every buffer's external memory and collects under its pressure); a slab is
-   * freed once every prompt in it is (prompts live about as long as their neighbours, so few slabs linger).
+   * The prompt's request is done (finished or dropped) and nothing reads its tokens any more: a later prompt
+   * may reuse their memory. Fresh memory is what prompts cost most: 32 KB of new pages per 8k-token prompt,
+   * zeroed and faulted in, cost more than building the prompt.
    */
+  release(prompt: Prompt): void {
+    const buffer = prompt.tokens.buffer as ArrayBuffer;
+    const tokens = buffer.byteLength / 4;
+    if (tokens === 0 || tokens % TOKEN_STEP !== 0) return;
+    const free = this.spare.get(tokens);
+    if (free) free.push(buffer);
+    else this.spare.set(tokens, [buffer]);
+  }
+
+  /** Room for one prompt's token ids: a released buffer of the right size, or a new one. */
   private tokenArray(length: number): Int32Array {
-    if (length > SLAB_TOKENS / 8) return new Int32Array(length);
-    if (this.slabUsed + length > this.slab.length) {
-      this.slab = new Int32Array(SLAB_TOKENS);
-      this.slabUsed = 0;
-    }
-    const view = this.slab.subarray(this.slabUsed, this.slabUsed + length);
-    this.slabUsed += length;
-    return view;
+    if (length === 0) return new Int32Array(0);
+    const size = Math.ceil(length / TOKEN_STEP) * TOKEN_STEP;
+    const buffer = this.spare.get(size)?.pop() ?? new ArrayBuffer(size * 4);
+    return new Int32Array(buffer, 0, length);
   }
 
   private keptIds(seg: Segment): Int32Array {

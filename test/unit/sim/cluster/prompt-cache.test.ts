@@ -38,6 +38,24 @@ describe('PromptCache', () => {
     }
   });
 
+  it("reuses a released prompt's memory for a later prompt, with that prompt's own tokens", () => {
+    const cache = new PromptCache();
+    const first = [{ key: contentKey(1), tokens: 900 }];
+    const second = [
+      { key: contentKey(2), tokens: 500 },
+      { key: contentKey(3), tokens: 520 },
+    ];
+    const a = cache.prompt(first);
+    const kept = cache.prompt(first);
+    cache.release(a);
+    const b = cache.prompt(second);
+    expect(b.tokens.buffer).toBe(a.tokens.buffer);
+    expect(plain(b)).toEqual(direct(second));
+    // A prompt still in use is never handed out again.
+    expect(cache.prompt(first).tokens.buffer).not.toBe(kept.tokens.buffer);
+    expect(plain(kept)).toEqual(direct(first));
+  });
+
   it('handles a single segment, an empty prompt and another block size', () => {
     const one = [{ key: contentKey(1), tokens: 100 }];
     expect(plain(new PromptCache().prompt(one))).toEqual(direct(one));
