@@ -7,7 +7,11 @@
  *     retainMs: 604800000      # input files, results and batch records live this long in Redis (7 days)
  *     maxOutstanding: 64       # lines of one batch in the request queue at once (fed as they finish)
  *     concurrency: 4           # batches one controller drives at once (the rest wait in BullMQ)
- *     lockMs: 30000            # a controller that dies hands the batches it drove to another after this
+ *     lockMs: 5000             # a controller that dies hands the batches it drove to another within about
+ *                              # lockMs + stalledCheckMs (BullMQ's lockDuration; its default, 30 s, is too slow)
+ *     lockRenewMs: 1000        # a driving controller renews each batch's lock this often (< lockMs), so only an
+ *                              # event loop stalled for lockMs - lockRenewMs (4 s) loses a batch it still drives
+ *     stalledCheckMs: 1000     # how often the replicas (one of them per interval) look for expired locks (<= lockMs)
  *     pollMs: 250              # how often a driver checks its outstanding lines and a cancel
  */
 import type { FieldError } from '../../common/errors.ts';
@@ -19,6 +23,8 @@ export interface BatchConfig {
   readonly maxOutstanding: number;
   readonly concurrency: number;
   readonly lockMs: number;
+  readonly lockRenewMs: number;
+  readonly stalledCheckMs: number;
   readonly pollMs: number;
 }
 
@@ -28,7 +34,9 @@ export const BATCH_DEFAULTS: BatchConfig = {
   retainMs: 7 * 24 * 3_600_000,
   maxOutstanding: 64,
   concurrency: 4,
-  lockMs: 30_000,
+  lockMs: 5000,
+  lockRenewMs: 1000,
+  stalledCheckMs: 1000,
   pollMs: 250,
 };
 
@@ -50,5 +58,11 @@ export function compileBatchConfig(raw: unknown, errors: FieldError[]): BatchCon
       errors.push({ path: `batch.${k}`, message: `must be a positive integer, got ${JSON.stringify(v)}` });
     else out[k] = v;
   }
-  return out as unknown as BatchConfig;
+  const c = out as unknown as BatchConfig;
+  // BullMQ renews a lock only while it holds it, and looks for expired ones every stalledCheckMs.
+  if (c.lockRenewMs >= c.lockMs)
+    errors.push({ path: 'batch.lockRenewMs', message: `must be less than batch.lockMs (${c.lockMs})` });
+  if (c.stalledCheckMs > c.lockMs)
+    errors.push({ path: 'batch.stalledCheckMs', message: `must be at most batch.lockMs (${c.lockMs})` });
+  return c;
 }

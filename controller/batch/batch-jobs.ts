@@ -3,9 +3,22 @@
  * batch twice adds one job), processed by a BullMQ Worker on every controller replica with `concurrency`
  * batches at a time. BullMQ fits here where it did not fit the request queue (request-queue.ts): a batch is a
  * long job whose order does not matter, handed to one replica at a time under a lock that BullMQ renews, and
- * found again by BullMQ's stalled-job check when that replica dies (lockDuration = batch.lockMs), to be
- * continued by another from the batch's state in Redis (batch-driver.ts). job.updateProgress mirrors the
- * batch's progress for BullMQ's own tooling; the batch store stays the source of truth.
+ * found again by BullMQ's stalled-job check when that replica dies, to be continued by another from the batch's
+ * state in Redis (batch-driver.ts). job.updateProgress mirrors the batch's progress for BullMQ's own tooling;
+ * the batch store stays the source of truth.
+ *
+ * How soon a dead replica's batch moves (issue 5: within seconds, not BullMQ's 30 s defaults): its lock
+ * (lockDuration = batch.lockMs, 5 s) is renewed every batch.lockRenewMs (1 s) while the replica lives; BullMQ's
+ * stalled check (every batch.stalledCheckMs, 1 s, run by one replica per interval) marks the active batches and,
+ * at its next run, moves back to wait those still marked whose lock has expired (a renewal unmarks). So a batch
+ * moves lockMs to lockMs + 2 x stalledCheckMs after its replica's last renewal, and a waiting replica's worker
+ * is woken at once. Every stall counts against maxStalledCount, and each is a replica that died or froze, never
+ * the batch's fault, so it is unbounded.
+ *
+ * A replica whose event loop stalls past the lock (lockMs - lockRenewMs without a renewal) loses the batch while
+ * still driving it; BullMQ does not stop its processor, so the replica stops the batch's driver when its next
+ * renewal fails and leaves the job to its new holder. Until then both drive it, which the driver allows: lines
+ * are fed under request ids that attach, and results are written once (batch-store.ts).
  *
  * A controller that stops cleanly hands its batches back at once (moveToWait), not after the lock runs out.
  */
@@ -46,6 +59,8 @@ export class BatchJobs {
   private readonly queue: Queue<JobData>;
   private readonly worker: Worker<JobData>;
   private readonly stop = new AbortController();
+  /** The batches driven here, each with what stops its driver when this replica loses the batch's lock. */
+  private readonly driving = new Map<string, AbortController>();
 
   constructor(private readonly o: BatchJobsOptions) {
     const common = { connection: o.redis, prefix: `${o.prefix}:bull` };
@@ -58,11 +73,15 @@ export class BatchJobs {
         autorun: false,
         concurrency: o.config.concurrency,
         lockDuration: o.config.lockMs,
-        stalledInterval: o.config.lockMs,
+        lockRenewTime: o.config.lockRenewMs,
+        stalledInterval: o.config.stalledCheckMs,
         // Every stall is a controller that died; the batch's state is in Redis, so it is always worth continuing.
         maxStalledCount: Number.MAX_SAFE_INTEGER,
       },
     );
+    this.worker.on('lockRenewalFailed', (batchIds) => {
+      for (const batchId of batchIds) this.lockLost(batchId);
+    });
     this.worker.on('error', (e) => o.log.warn('batch worker error', { error: e.message }));
     this.worker.on('stalled', (batchId) =>
       o.log.warn('batch taken back from a controller that stopped renewing its lock', { batchId }),
@@ -107,9 +126,31 @@ export class BatchJobs {
     job: { updateProgress(p: object): Promise<void>; moveToWait(token?: string): Promise<number> },
     token: string | undefined,
   ): Promise<void> {
-    const outcome = await this.o.drive(batchId, this.stop.signal, (p) => job.updateProgress(p));
-    if (outcome === 'ended') return;
-    await job.moveToWait(token);
-    throw new WaitingError();
+    const lock = new AbortController();
+    this.driving.set(batchId, lock);
+    this.o.log.info('driving batch', { batchId });
+    try {
+      const signal = AbortSignal.any([this.stop.signal, lock.signal]);
+      const outcome = await this.o.drive(batchId, signal, (p) => job.updateProgress(p));
+      // The job is another replica's now: completing or moving it would fail on the lock; leave it as it is.
+      if (lock.signal.aborted) throw new WaitingError();
+      if (outcome === 'ended') return;
+      await job.moveToWait(token);
+      throw new WaitingError();
+    } finally {
+      if (this.driving.get(batchId) === lock) this.driving.delete(batchId);
+    }
+  }
+
+  private lockLost(batchId: string): void {
+    const lock = this.driving.get(batchId);
+    if (!lock || lock.signal.aborted) return;
+    this.o.log.warn(
+      'lost the lock of a batch it drives (a stall past batch.lockMs); another replica continues it',
+      {
+        batchId,
+      },
+    );
+    lock.abort();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * Offline batches survive a controller crash: two controller replicas (processes) each drive one batch
  * (batch.concurrency 1); one replica is SIGKILLed mid-batch, so nothing hands its batch back. BullMQ's
- * stalled-job check on the survivor finds the batch when its lock runs out (batch.lockMs) and the survivor
- * finishes both batches from their state in Redis: every line has its 200 result.
+ * stalled-job check on the survivor finds the batch when its lock runs out (batch.lockMs, at its default of 5 s)
+ * and the survivor finishes both batches from their state in Redis: every line has its 200 result.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ const CONFIG = `
 heartbeatIntervalMs: 500
 workerTimeoutMs: 3000
 queue: {leaseMs: 2000}
-batch: {pollMs: 100, maxOutstanding: 2, concurrency: 1, lockMs: 2000}
+batch: {pollMs: 100, maxOutstanding: 2, concurrency: 1}
 deployments:
   - name: ${MODEL}
     model: meta-llama/Llama-3.1-8B-Instruct

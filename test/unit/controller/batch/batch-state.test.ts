@@ -131,4 +131,21 @@ describe('compileBatchConfig', () => {
       { path: 'batch.pollMs', message: 'must be a positive integer, got "fast"' },
     ]);
   });
+
+  it('keeps the lock renewed well inside its duration and checked for expiry at least as often', () => {
+    expect(BATCH_DEFAULTS).toMatchObject({ lockMs: 5000, lockRenewMs: 1000, stalledCheckMs: 1000 });
+    const ok: { path: string; message: string }[] = [];
+    expect(compileBatchConfig({ lockMs: 2000, lockRenewMs: 500, stalledCheckMs: 2000 }, ok)).toMatchObject({
+      lockMs: 2000,
+      lockRenewMs: 500,
+      stalledCheckMs: 2000,
+    });
+    expect(ok).toEqual([]);
+    const errors: { path: string; message: string }[] = [];
+    compileBatchConfig({ lockMs: 1000, stalledCheckMs: 1500 }, errors);
+    expect(errors).toEqual([
+      { path: 'batch.lockRenewMs', message: 'must be less than batch.lockMs (1000)' },
+      { path: 'batch.stalledCheckMs', message: 'must be at most batch.lockMs (1000)' },
+    ]);
+  });
 });
