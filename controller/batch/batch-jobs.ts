@@ -126,13 +126,15 @@ export class BatchJobs {
     job: { updateProgress(p: object): Promise<void>; moveToWait(token?: string): Promise<number> },
     token: string | undefined,
   ): Promise<void> {
+    // Handed a batch it still drives: its lock ran out and BullMQ moved the batch back before a renewal failed.
+    this.lockLost(batchId);
     const lock = new AbortController();
     this.driving.set(batchId, lock);
     this.o.log.info('driving batch', { batchId });
     try {
       const signal = AbortSignal.any([this.stop.signal, lock.signal]);
       const outcome = await this.o.drive(batchId, signal, (p) => job.updateProgress(p));
-      // The job is another replica's now: completing or moving it would fail on the lock; leave it as it is.
+      // The job has another holder now: completing or moving it would fail on the lock; leave it as it is.
       if (lock.signal.aborted) throw new WaitingError();
       if (outcome === 'ended') return;
       await job.moveToWait(token);
@@ -145,12 +147,9 @@ export class BatchJobs {
   private lockLost(batchId: string): void {
     const lock = this.driving.get(batchId);
     if (!lock || lock.signal.aborted) return;
-    this.o.log.warn(
-      'lost the lock of a batch it drives (a stall past batch.lockMs); another replica continues it',
-      {
-        batchId,
-      },
-    );
+    this.o.log.warn('lost the lock of a batch it drives (a stall past batch.lockMs); its driver stops here', {
+      batchId,
+    });
     lock.abort();
   }
 }
