@@ -114,9 +114,9 @@ export class KvBlockPool {
     if (this.cached.addIfAbsent(hash, block)) this.hashes[block] = hash;
   }
 
-  /** Drops one reference on each block, last block first. */
-  release(blocks: readonly number[]): void {
-    for (let i = blocks.length - 1; i >= 0; i--) {
+  /** Drops one reference on each of the first `count` blocks, last block first. */
+  release(blocks: ArrayLike<number>, count = blocks.length): void {
+    for (let i = count - 1; i >= 0; i--) {
       const b = blocks[i] as number;
       const r = (this.refs[b] ?? 0) - 1;
       this.refs[b] = r;

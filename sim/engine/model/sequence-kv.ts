@@ -16,8 +16,9 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   readonly output: number[];
   /** Prompt + output tokens, kept here because every step reads it for every running request. */
   numTokens: number;
-  /** KV blocks held, in token order. */
-  blocks: number[];
+  /** KV blocks held, in token order: the first `held` of a block list from SequenceKv's pool. */
+  blocks: Int32Array;
+  held: number;
   /** Chained hashes of the prompt's full blocks the request came with (SchedulerRequest.blockHashes), or none. */
   readonly promptHashes: readonly number[];
   /** Chained hashes of the full blocks after those, computed here as far as needed. */
@@ -38,6 +39,9 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   finish: FinishCause | null;
 }
 
+/** The block list of a request that holds no blocks. */
+const NO_BLOCK_LIST = new Int32Array(0);
+
 /** A request that came without block hashes: shared, so adding one allocates nothing for them. */
 const NO_HASHES: readonly number[] = [];
 
@@ -49,7 +53,8 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
     computed: 0,
     output: [],
     numTokens: req.promptIds.length,
-    blocks: [],
+    blocks: NO_BLOCK_LIST,
+    held: 0,
     promptHashes: req.blockHashes ?? NO_HASHES,
     hashes: [],
     registered: 0,
@@ -65,6 +70,8 @@ export class SequenceKv {
   readonly pool: KvBlockPool;
   /** The blocks the last cachedPrefix found, in prompt order (a scratch array, reused). */
   private readonly hits: number[] = [];
+  /** Released block lists by size class (log2 of their length). */
+  private readonly spareLists: Int32Array[][] = [];
 
   constructor(
     numBlocks: number,
@@ -130,10 +137,11 @@ export class SequenceKv {
   }
 
   /** Frees every block the request holds (last first) and forgets what of them it had computed. */
-  /** Frees every block the request holds (last first) and forgets what of them it had computed. */
   release(seq: Seq): void {
-    this.pool.release(seq.blocks);
-    seq.blocks.length = 0;
+    this.pool.release(seq.blocks, seq.held);
+    this.recycle(seq.blocks);
+    seq.blocks = NO_BLOCK_LIST;
+    seq.held = 0;
     seq.registered = 0;
     seq.quietEnd = 0;
   }
@@ -146,16 +154,22 @@ export class SequenceKv {
     const end = seq.computed + n;
     // Most decode steps: the token lands in a block already held and completes none, so nothing changes.
     if (hitBlocks === 0 && end <= seq.quietEnd) return true;
-    const held = seq.blocks.length;
+    const held = seq.held;
     const needed = Math.ceil(end / this.blockSize) - held - hitBlocks;
     const hits = this.hits;
     // Indexed loops throughout: for-of over these arrays allocated an iterator result per block.
     let reclaimed = 0;
     for (let k = 0; k < hitBlocks; k++) if (this.pool.isFree(hits[k] as number)) reclaimed++;
     if (needed + reclaimed > this.pool.numFree) return false;
-    // A request that holds nothing gets its array at its size at once: pushing the 500 blocks of an 8k-token
-    // prompt one by one reallocated it a dozen times.
-    const blocks = held === 0 ? new Array<number>(hitBlocks + needed) : seq.blocks;
+    let blocks = seq.blocks;
+    const total = held + hitBlocks + Math.max(0, needed);
+    if (total > blocks.length) {
+      const grown = this.blockList(total);
+      grown.set(blocks.subarray(0, held));
+      this.recycle(blocks);
+      blocks = grown;
+      seq.blocks = grown;
+    }
     let at = held;
     for (let k = 0; k < hitBlocks; k++) {
       const b = hits[k] as number;
@@ -163,7 +177,7 @@ export class SequenceKv {
       blocks[at++] = b;
     }
     for (let k = 0; k < needed; k++) blocks[at++] = this.pool.allocate();
-    seq.blocks = blocks;
+    seq.held = at;
     seq.registered = Math.max(seq.registered, hitBlocks);
     // Most decode steps complete no block: nothing to hash or register.
     const full = Math.floor(end / this.blockSize);
@@ -172,8 +186,26 @@ export class SequenceKv {
       for (let k = seq.registered; k < full; k++) this.pool.register(blocks[k] as number, hashAt(seq, k));
       seq.registered = full;
     }
-    seq.quietEnd = Math.min(blocks.length * this.blockSize, (seq.registered + 1) * this.blockSize - 1);
+    seq.quietEnd = Math.min(seq.held * this.blockSize, (seq.registered + 1) * this.blockSize - 1);
     return true;
+  }
+
+  /**
+   * A block list with room for `count` blocks: a released one of its size class (a power of two), or a new one.
+   * Block lists live as long as their requests (seconds to minutes of simulated time): as JS arrays, every
+   * young-generation collection copied each of them until it was promoted, most of the simulator's GC time.
+   */
+  private blockList(count: number): Int32Array {
+    const sizeClass = Math.max(4, Math.ceil(Math.log2(count)));
+    return this.spareLists[sizeClass]?.pop() ?? new Int32Array(2 ** sizeClass);
+  }
+
+  private recycle(list: Int32Array): void {
+    if (list.length === 0) return;
+    const sizeClass = Math.log2(list.length);
+    const spare = this.spareLists[sizeClass];
+    if (spare) spare.push(list);
+    else this.spareLists[sizeClass] = [list];
   }
 
   /** Makes sure the hashes of the request's first `count` full blocks are known. */
