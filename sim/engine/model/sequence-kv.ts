@@ -13,7 +13,10 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   state: 'waiting' | 'running' | 'finished';
   /** Tokens whose KV is computed (or scheduled to be, during planning). */
   computed: number;
-  readonly output: number[];
+  /** Sampled token ids: the first `outputs` of a list from SequenceKv's pool; the last one also in lastToken. */
+  output: Int32Array;
+  outputs: number;
+  lastToken: number;
   /** Prompt + output tokens, kept here because every step reads it for every running request. */
   numTokens: number;
   /** KV blocks held, in token order: the first `held` of a block list from SequenceKv's pool. */
@@ -39,8 +42,11 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   finish: FinishCause | null;
 }
 
-/** The block list of a request that holds no blocks. */
-const NO_BLOCK_LIST = new Int32Array(0);
+/** Room for this many output tokens at a request's first one (or its max_tokens, if fewer). */
+const FIRST_OUTPUT_LIST = 512;
+
+/** The list of a request that holds no blocks, or has sampled nothing. */
+const EMPTY_LIST = new Int32Array(0);
 
 /** A request that came without block hashes: shared, so adding one allocates nothing for them. */
 const NO_HASHES: readonly number[] = [];
@@ -51,9 +57,11 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
     arrival,
     state: 'waiting',
     computed: 0,
-    output: [],
+    output: EMPTY_LIST,
+    outputs: 0,
+    lastToken: 0,
     numTokens: req.promptIds.length,
-    blocks: NO_BLOCK_LIST,
+    blocks: EMPTY_LIST,
     held: 0,
     promptHashes: req.blockHashes ?? NO_HASHES,
     hashes: [],
@@ -70,7 +78,7 @@ export class SequenceKv {
   readonly pool: KvBlockPool;
   /** The blocks the last cachedPrefix found, in prompt order (a scratch array, reused). */
   private readonly hits: number[] = [];
-  /** Released block lists by size class (log2 of their length). */
+  /** Released lists by size class (log2 of their length). */
   private readonly spareLists: Int32Array[][] = [];
 
   constructor(
@@ -140,10 +148,30 @@ export class SequenceKv {
   release(seq: Seq): void {
     this.pool.release(seq.blocks, seq.held);
     this.recycle(seq.blocks);
-    seq.blocks = NO_BLOCK_LIST;
+    seq.blocks = EMPTY_LIST;
     seq.held = 0;
     seq.registered = 0;
     seq.quietEnd = 0;
+  }
+
+  /** Appends a sampled token to the request (its output list grows by size class). */
+  appendOutput(seq: Seq, token: number): void {
+    if (seq.outputs === seq.output.length) {
+      const grown = this.list(Math.max(seq.outputs + 1, Math.min(seq.req.maxTokens, FIRST_OUTPUT_LIST)));
+      grown.set(seq.output.subarray(0, seq.outputs));
+      this.recycle(seq.output);
+      seq.output = grown;
+    }
+    seq.output[seq.outputs++] = token;
+    seq.lastToken = token;
+    seq.numTokens++;
+  }
+
+  /** The request is gone (finished or aborted): its blocks are freed and its lists return to the pool. */
+  retire(seq: Seq): void {
+    this.release(seq);
+    this.recycle(seq.output);
+    seq.output = EMPTY_LIST;
   }
 
   /**
@@ -164,7 +192,7 @@ export class SequenceKv {
     let blocks = seq.blocks;
     const total = held + hitBlocks + Math.max(0, needed);
     if (total > blocks.length) {
-      const grown = this.blockList(total);
+      const grown = this.list(total);
       grown.set(blocks.subarray(0, held));
       this.recycle(blocks);
       blocks = grown;
@@ -191,11 +219,12 @@ export class SequenceKv {
   }
 
   /**
-   * A block list with room for `count` blocks: a released one of its size class (a power of two), or a new one.
-   * Block lists live as long as their requests (seconds to minutes of simulated time): as JS arrays, every
-   * young-generation collection copied each of them until it was promoted, most of the simulator's GC time.
+   * A list (of blocks, or of output tokens) with room for `count`: a released one of its size class (a power of
+   * two), or a new one. These lists live as long as their requests (seconds to minutes of simulated time): as JS
+   * arrays, every young-generation collection copied each of them until it was promoted, most of the
+   * simulator's GC time.
    */
-  private blockList(count: number): Int32Array {
+  private list(count: number): Int32Array {
     const sizeClass = Math.max(4, Math.ceil(Math.log2(count)));
     return this.spareLists[sizeClass]?.pop() ?? new Int32Array(2 ** sizeClass);
   }

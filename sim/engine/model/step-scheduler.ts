@@ -61,7 +61,7 @@ export type {
 };
 
 /** A decode: one new token after all earlier ones are in the KV cache (planned for the step in progress). */
-const isDecode = (s: Seq) => s.plannedTokens === 1 && s.output.length > 0 && s.computed === s.numTokens;
+const isDecode = (s: Seq) => s.plannedTokens === 1 && s.outputs > 0 && s.computed === s.numTokens;
 
 /** `R`: the requests it takes (a subtype of SchedulerRequest carries what the caller's sampler needs). */
 export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
@@ -215,8 +215,8 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       sampled: this.sampledNow.map(
         (seq): SampledToken => ({
           id: seq.req.id,
-          token: seq.output[seq.output.length - 1] as number,
-          first: seq.output.length === 1,
+          token: seq.lastToken,
+          first: seq.outputs === 1,
           finish: seq.finish,
         }),
       ),
@@ -232,7 +232,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     const sampled = this.sampledNow;
     for (let i = 0; i < sampled.length; i++) {
       const seq = sampled[i] as Seq<R>;
-      if (seq.output.length === 1) firstTokens.push(seq.req);
+      if (seq.outputs === 1) firstTokens.push(seq.req);
       if (seq.finish !== null) finished.push(seq.req);
     }
     return { sampledTokens: sampled.length, firstTokens, finished };
@@ -360,12 +360,11 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       // Aborted since the step was planned: retired (a request added again under its id is a new Seq).
       if (seq.state !== 'running' || seq.plannedStep !== step) continue;
       if (seq.computed < seq.numTokens) continue;
-      const s = sample(seq.req, seq.output.length);
-      seq.output.push(s.token);
-      seq.numTokens++;
+      const s = sample(seq.req, seq.outputs);
+      this.kv.appendOutput(seq, s.token);
       seq.finish = s.stop
         ? 'stop'
-        : seq.output.length >= seq.req.maxTokens || seq.numTokens >= this.cfg.maxModelLen
+        : seq.outputs >= seq.req.maxTokens || seq.numTokens >= this.cfg.maxModelLen
           ? 'length'
           : null;
       sampled.push(seq);
@@ -418,7 +417,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   }
 
   private retire(seq: Seq<R>): void {
-    this.kv.release(seq);
+    this.kv.retire(seq);
     seq.state = 'finished';
     this.byId.delete(seq.req.id);
   }
