@@ -6,8 +6,9 @@
  *
  * Per request: TTFT as the client sees it (send to first delta), and the controller's part of it from the
  * Finished event's timing (queueMs: accepted -> dispatch call; timeToFirstTokenMs: accepted -> first token back
- * at the dispatcher), so a disagreement with the cluster simulator can be placed: before the engine, in it, or
- * on the way back.
+ * at the dispatcher); over the run, the engines' own TTFT (arrival at the engine -> first token, their
+ * vllm:time_to_first_token_seconds), so a disagreement with the cluster simulator can be placed: before the
+ * engine, in it, or on the way back.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { inferenceClient } from '../../cli/clients.ts';
 import { LocalCluster } from '../../cli/local-cluster.ts';
+import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import {
   type GenerateEvent,
   type GenerateRequest,
@@ -22,6 +24,7 @@ import {
 } from '../../proto/gen/corral/v1/inference.ts';
 import type { Workload } from '../../sim/cluster/workload.ts';
 import { promptTokenIds } from '../../sim/cluster/workloads/prompt-segments.ts';
+import { parsePrometheusText } from '../../worker/engine/metrics.ts';
 import { CHECKPOINT, DEPLOYMENT, GPU, GROUPS, MAX_MODEL_LEN, MAX_NUM_SEQS } from './scenario.ts';
 
 export interface LiveRequest {
@@ -39,6 +42,8 @@ export interface LiveRun {
   pickReasons: Record<string, number>;
   /** The engines' prefix-cache hit rate over the run (their heartbeats' counters). */
   prefixHitRate: number;
+  /** The engines' own TTFT over the run (simulated seconds, their histogram's sum / count): every request. */
+  engineTtft: { meanS: number; count: number };
 }
 
 export interface LiveOptions {
@@ -47,6 +52,12 @@ export interface LiveOptions {
   /** Seconds to wait for the last requests after the last arrival. */
   drainS?: number;
 }
+
+/**
+ * Simulated start-up (weights load + profiling), short: it is not what the bench compares, and at a small time
+ * scale the default (~4 simulated seconds for 405B FP8 per GPU) would take most of a minute of wall time.
+ */
+const STARTUP_MS = 500;
 
 function config(timeScale: number): string {
   return `heartbeatIntervalMs: 1000
@@ -63,7 +74,7 @@ deployments:
     gpuMemoryUtilization: 0.9
     defaultMaxTokens: 256
     maxPromptBytes: 1048576
-    engineArgs: ['--sim-time-scale', '${timeScale}']
+    engineArgs: ['--sim-time-scale', '${timeScale}', '--sim-startup-ms', '${STARTUP_MS}']
 `;
 }
 
@@ -93,6 +104,7 @@ export async function runLive(w: Workload, o: LiveOptions): Promise<LiveRun> {
   try {
     await cluster.waitReady(120_000);
     const before = await engineCounters(cluster);
+    const ttftBefore = await engineFirstTokens(await cluster.status());
     const requests: LiveRequest[] = w.requests.map(() => ({
       ttftS: Number.NaN,
       queueS: Number.NaN,
@@ -118,12 +130,18 @@ export async function runLive(w: Workload, o: LiveOptions): Promise<LiveRun> {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const after = await engineCounters(cluster);
     const status = await cluster.status();
+    const ttftAfter = await engineFirstTokens(status);
+    const firstTokens = ttftAfter.count - ttftBefore.count;
     const reasons = status.deployments.find((d) => d.name === DEPLOYMENT)?.pickReasons ?? {};
     const queries = after.queries - before.queries;
     return {
       requests,
       pickReasons: reasons,
       prefixHitRate: queries > 0 ? (after.hits - before.hits) / queries : 0,
+      engineTtft: {
+        meanS: firstTokens > 0 ? (ttftAfter.sumS - ttftBefore.sumS) / firstTokens : Number.NaN,
+        count: firstTokens,
+      },
     };
   } finally {
     client.close();
@@ -164,4 +182,25 @@ async function engineCounters(cluster: LocalCluster): Promise<{ hits: number; qu
       queries += Number(e.prefixCacheQueries ?? 0);
     }
   return { hits, queries };
+}
+
+const TTFT_SERIES = new Set([
+  'vllm:time_to_first_token_seconds_sum',
+  'vllm:time_to_first_token_seconds_count',
+]);
+
+/** Summed TTFT histogram (sum in simulated seconds, count) of every engine serving an HTTP API. */
+async function engineFirstTokens(status: ClusterStatus): Promise<{ sumS: number; count: number }> {
+  let sumS = 0;
+  let count = 0;
+  for (const w of status.workers)
+    for (const e of w.engines ?? []) {
+      if (!e.httpAddress) continue;
+      const res = await fetch(`http://${e.httpAddress}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (res.status !== 200) throw new Error(`GET ${e.httpAddress}/metrics answered ${res.status}`);
+      const samples = parsePrometheusText(await res.text(), TTFT_SERIES);
+      for (const v of samples.get('vllm:time_to_first_token_seconds_sum') ?? []) sumS += v;
+      for (const v of samples.get('vllm:time_to_first_token_seconds_count') ?? []) count += v;
+    }
+  return { sumS, count };
 }
