@@ -51,7 +51,7 @@ export interface RoutingSnapshot {
 export interface RouteRequest {
   deployment: string;
   /** Chained hashes of the prompt's full 16-token blocks (block-hashes.ts promptBlockHashes). */
-  promptBlocks?: readonly number[];
+  promptBlocks?: ArrayLike<number>;
   /** Prompt length in tokens; defaults to 16 x promptBlocks.length. */
   promptTokens?: number;
 }

@@ -27,7 +27,7 @@ import { NumberTable } from '../../common/number-table.ts';
 
 export interface PrefixLookup {
   /** Groups believed to hold the first block of `blocks`, each with how many leading blocks it holds. */
-  matches(blocks: readonly number[]): ReadonlyMap<string, number>;
+  matches(blocks: ArrayLike<number>): ReadonlyMap<string, number>;
 }
 
 export interface PrefixIndexOptions {
@@ -74,7 +74,7 @@ export class PrefixIndex implements PrefixLookup {
    * which keeps pick() fast on 1,000 groups and 100k-token prompts. Answers in 16-token blocks, rounded down
    * to the stride.
    */
-  matches(blocks: readonly number[]): ReadonlyMap<string, number> {
+  matches(blocks: ArrayLike<number>): ReadonlyMap<string, number> {
     const held = new Map<string, number>();
     const s = this.stride;
     const kept = Math.floor(blocks.length / s);
@@ -98,12 +98,12 @@ export class PrefixIndex implements PrefixLookup {
    * are now the group's most recently routed. Routed tail first so the prompt's head is the newest, as in vLLM,
    * which frees a finished request's blocks tail first so that shared heads are evicted last.
    */
-  record(group: string, blocks: readonly number[], predictedHitBlocks: number, blockSize = 16): void {
+  record(group: string, blocks: ArrayLike<number>, predictedHitBlocks: number, blockSize = 16): void {
     this.recordKept(group, this.kept(blocks), blocks.length, predictedHitBlocks, blockSize);
   }
 
   /** The hashes of a prompt's blocks the index keeps (every stride-th): what record() stores. */
-  kept(blocks: readonly number[]): number[] {
+  kept(blocks: ArrayLike<number>): number[] {
     const s = this.stride;
     const out = new Array<number>(Math.floor(blocks.length / s));
     for (let k = 0; k < out.length; k++) out[k] = blocks[(k + 1) * s - 1] as number;

@@ -124,7 +124,7 @@ export class EngineGroup {
   }
 
   /** Exact: prompt tokens of `tokens` this group's prefix cache holds right now (the oracle's view). */
-  cachedTokens(tokens: ArrayLike<number>, blocks: readonly number[]): number {
+  cachedTokens(tokens: ArrayLike<number>, blocks: ArrayLike<number>): number {
     return this.scheduler.cachedPrefixTokens(tokens, this.sharedBlockHashes ? blocks : undefined);
   }
 
@@ -133,7 +133,7 @@ export class EngineGroup {
   }
 
   /** `blocks`: promptBlockHashes(tokens). */
-  add(req: SimRequest, tokens: ArrayLike<number>, blocks: readonly number[]): void {
+  add(req: SimRequest, tokens: ArrayLike<number>, blocks: ArrayLike<number>): void {
     if (this.tracking) {
       const miss = req.promptTokens - this.cachedTokens(tokens, blocks);
       this.expectedMiss.set(req.id, miss);

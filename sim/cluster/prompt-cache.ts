@@ -14,13 +14,13 @@
 import { chainBlockHashAt, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
 import { type Segment, segmentIds, segmentTokens, writeSegmentIds } from './workloads/prompt-segments.ts';
 
-/** Token arrays are sized in steps of this many tokens (4 KiB), so freed ones fit later prompts. */
-const TOKEN_STEP = 1024;
+/** Token and hash arrays take buffers in steps of 4 KiB, so released ones fit later prompts. */
+const BYTE_STEP = 4096;
 
 export interface Prompt {
   tokens: Int32Array;
   /** Chained hashes of the prompt's full blocks (block-hashes.ts promptBlockHashes). */
-  blocks: number[];
+  blocks: Float64Array;
 }
 
 interface Node {
@@ -39,7 +39,7 @@ export class PromptCache {
   private readonly root: Node = newNode(0, 0, [], ROOT_BLOCK_HASH);
   /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
   private readonly ids = new Map<number, Int32Array>();
-  /** Buffers of prompts whose requests are done, by size in tokens: later prompts reuse them. */
+  /** Buffers of prompts whose requests are done, by size in bytes: later prompts reuse them. */
   private readonly spare = new Map<number, ArrayBuffer[]>();
 
   constructor(private readonly blockSize = 16) {
@@ -50,7 +50,7 @@ export class PromptCache {
   prompt(segments: readonly Segment[]): Prompt {
     const last = segments.length - 1;
     const tail = segments[last];
-    if (tail === undefined) return { tokens: new Int32Array(0), blocks: [] };
+    if (tail === undefined) return { tokens: new Int32Array(0), blocks: new Float64Array(0) };
     const tokens = this.tokenArray(segmentTokens(segments));
     let end = 0;
     for (let j = 0; j < last; j++) {
@@ -59,40 +59,51 @@ export class PromptCache {
       end += seg.tokens;
     }
     writeSegmentIds(tail.key, tail.tokens, tokens, end);
-    // At its size at once, filled by index: pushing 500 hashes reallocated it a dozen times, and for-of over a
-    // node's hashes allocated an iterator result per hash.
-    const blocks = new Array<number>(Math.floor(tokens.length / this.blockSize));
+    const blocks = this.hashArray(Math.floor(tokens.length / this.blockSize));
     let at = 0;
     let node = this.root;
     for (let j = 0; j < last; j++) {
       node = this.child(node, segments[j] as Segment, tokens);
-      const hashes = node.hashes;
-      for (let k = 0; k < hashes.length; k++) blocks[at++] = hashes[k] as number;
+      blocks.set(node.hashes, at);
+      at += node.hashes.length;
     }
     this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks, at);
     return { tokens, blocks };
   }
 
   /**
-   * The prompt's request is done (finished or dropped) and nothing reads its tokens any more: a later prompt
-   * may reuse their memory. Fresh memory is what prompts cost most: 32 KB of new pages per 8k-token prompt,
-   * zeroed and faulted in, cost more than building the prompt.
+   * The prompt's request is done (finished or dropped) and nothing reads its tokens or hashes any more: later
+   * prompts may reuse their memory. Fresh memory is what prompts cost most: 32 KB of new pages per 8k-token
+   * prompt, zeroed and faulted in, cost more than building the prompt; and hashes in a JS array living as long
+   * as its request were copied by every young-generation collection.
    */
   release(prompt: Prompt): void {
-    const buffer = prompt.tokens.buffer as ArrayBuffer;
-    const tokens = buffer.byteLength / 4;
-    if (tokens === 0 || tokens % TOKEN_STEP !== 0) return;
-    const free = this.spare.get(tokens);
-    if (free) free.push(buffer);
-    else this.spare.set(tokens, [buffer]);
+    this.recycle(prompt.tokens.buffer as ArrayBuffer);
+    this.recycle(prompt.blocks.buffer as ArrayBuffer);
   }
 
-  /** Room for one prompt's token ids: a released buffer of the right size, or a new one. */
+  /** Room for one prompt's token ids. */
   private tokenArray(length: number): Int32Array {
-    if (length === 0) return new Int32Array(0);
-    const size = Math.ceil(length / TOKEN_STEP) * TOKEN_STEP;
-    const buffer = this.spare.get(size)?.pop() ?? new ArrayBuffer(size * 4);
-    return new Int32Array(buffer, 0, length);
+    return length === 0 ? new Int32Array(0) : new Int32Array(this.buffer(length * 4), 0, length);
+  }
+
+  /** Room for one prompt's block hashes. */
+  private hashArray(length: number): Float64Array {
+    return length === 0 ? new Float64Array(0) : new Float64Array(this.buffer(length * 8), 0, length);
+  }
+
+  /** A released buffer of the size class of `bytes` (a multiple of BYTE_STEP), or a new one. */
+  private buffer(bytes: number): ArrayBuffer {
+    const size = Math.ceil(bytes / BYTE_STEP) * BYTE_STEP;
+    return this.spare.get(size)?.pop() ?? new ArrayBuffer(size);
+  }
+
+  private recycle(buffer: ArrayBuffer): void {
+    const size = buffer.byteLength;
+    if (size === 0 || size % BYTE_STEP !== 0) return;
+    const free = this.spare.get(size);
+    if (free) free.push(buffer);
+    else this.spare.set(size, [buffer]);
   }
 
   private keptIds(seg: Segment): Int32Array {
@@ -129,7 +140,7 @@ export class PromptCache {
     from: number,
     to: number,
     parent: number,
-    out: number[],
+    out: { [index: number]: number },
     at: number,
   ): number {
     const b = this.blockSize;

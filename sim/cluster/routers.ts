@@ -31,7 +31,7 @@ export interface RouteInput {
   /** The prompt's token ids (the gateway tokenised it). */
   tokens: ArrayLike<number>;
   /** promptBlockHashes(tokens). */
-  blocks: readonly number[];
+  blocks: ArrayLike<number>;
   /** The controller's view: only groups with room, with outstanding counts and last reported KV usage. */
   groups: readonly GroupView[];
   deployment: string;

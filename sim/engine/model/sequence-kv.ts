@@ -23,7 +23,7 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   blocks: Int32Array;
   held: number;
   /** Chained hashes of the prompt's full blocks the request came with (SchedulerRequest.blockHashes), or none. */
-  readonly promptHashes: readonly number[];
+  readonly promptHashes: ArrayLike<number>;
   /** Chained hashes of the full blocks after those, computed here as far as needed. */
   readonly hashes: number[];
   /** How many of `blocks` are registered in the prefix cache. */
@@ -49,7 +49,7 @@ const FIRST_OUTPUT_LIST = 512;
 const EMPTY_LIST = new Int32Array(0);
 
 /** A request that came without block hashes: shared, so adding one allocates nothing for them. */
-const NO_HASHES: readonly number[] = [];
+const NO_HASHES = new Float64Array(0);
 
 export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq<R> {
   return {
@@ -93,7 +93,7 @@ export class SequenceKv {
    * Prompt tokens of `promptIds` the prefix cache holds right now, as admission would find them (full blocks, at
    * most all but the last token). No side effect. `blockHashes`: the prompt's block hashes, when known.
    */
-  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: readonly number[]): number {
+  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: ArrayLike<number>): number {
     if (!this.prefixCaching) return 0;
     const full = Math.floor((promptIds.length - 1) / this.blockSize);
     let hash = 0;

@@ -28,7 +28,7 @@ export interface SchedulerRequest {
    * hashed the prompt to route it); else the scheduler hashes the prompt itself. A prefix hit needs equal
    * hashes, so one scheduler's requests all come with them or all without.
    */
-  readonly blockHashes?: readonly number[];
+  readonly blockHashes?: ArrayLike<number>;
 }
 
 /** One request's share of a step. */

@@ -151,7 +151,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
    * most all but the last token). No side effect: the cluster simulator's oracle router asks every group.
    * `blockHashes`: the prompt's block hashes, when its requests are added with them (SchedulerRequest).
    */
-  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: readonly number[]): number {
+  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: ArrayLike<number>): number {
     return this.kv.cachedPrefixTokens(promptIds, blockHashes);
   }
 
