@@ -3,29 +3,35 @@
  * Redis queue -> dispatcher -> Worker.Generate -> stream log -> gateway) beside the same clients calling the
  * worker directly (the direct-dispatch baseline: what a request costs without controller, queue or log).
  * The worker is the tests' fake (test/integration/controller/fake-worker.ts): it streams its canned deltas at
- * once, so the figures are the control plane's own cost, not an engine's. Two loads, each on both paths:
+ * once, so the figures are the control plane's own cost, not an engine's.
+ * Process boundary: the controller and the fake worker run in a child process (queue-path-server.ts), the
+ * clients here, as in production, where a controller does not share its event loop with the clients' streams
+ * (before, all three shared one process, and the clients' load sat on the controller's event loop). The
+ * direct baseline crosses the same boundary: the same clients, here, call the fake worker in that child.
+ * Two loads, each on both paths:
  *   saturated  `concurrency` clients in a closed loop (send, read to the end, send again) for `seconds`: the
- *              requests/s each path sustains; TTFT there is mostly waiting for a CPU (everything, clients
- *              included, shares this one process)
- *   paced      an open loop at half the durable path's saturated rate (at most `concurrency` in flight): what
- *              the durable path adds to TTFT when it is not the bottleneck
+ *              requests/s each path sustains; TTFT there is mostly waiting for a CPU
+ *   paced      an open loop at half the durable path's (log read back) saturated rate (at most `concurrency`
+ *              in flight): what the durable path adds to TTFT when it is not the bottleneck
  * TTFT = call started -> first delta received.
- * The durable path runs twice on the same controller, in alternating rounds so the shared machine's noise
- * falls on both: `log` with the in-process hand-off off (every event read back from the stream log, the
- * dispatcher woken by the queue's PUBLISH: the path before LiveFeed) and `live` as it ships. Each durable
- * request's Finished.timing splits its TTFT (means, ms clock): admit (call -> queued), queue (queued ->
- * dispatched), worker (dispatched -> first token at the dispatcher), delivery (-> the client has it).
+ * The durable path runs three ways on the same controller, in alternating rounds so the shared machine's noise
+ * falls on all: `log` with the in-process hand-off off (every event read back from the stream log, the
+ * dispatcher woken by the queue's PUBLISH: the path before LiveFeed), `live` with the hand-off but submit and
+ * take apart (submit, wake, take: the path before Dispatcher.submit) and `local` as it ships (a request queued
+ * where a group has room is taken in its submit script; its reader waits for the run, no XREAD). Each durable
+ * request's Finished.timing splits its TTFT (means; the controller's timings are whole ms, the submit time
+ * sub-ms, from the child's clock as performance.timeOrigin + now, comparable with this process's): admit
+ * (call -> queued), queue (queued -> dispatched), worker (dispatched -> first token at the dispatcher),
+ * delivery (-> the client has it).
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { inferenceClient } from '../cli/clients.ts';
-import { silentLogger } from '../common/log.ts';
-import { compileControllerConfig } from '../controller/config/controller-config.ts';
-import { startController } from '../controller/controller.ts';
-import type { Lane } from '../controller/gateway/request-path.ts';
 import { type GenerateEvent, type GenerateRequest, PriorityClass } from '../proto/gen/corral/v1/inference.ts';
 import { WorkerClient } from '../proto/gen/corral/v1/worker.ts';
-import { FakeWorker } from '../test/integration/controller/fake-worker.ts';
+import type { ServerMessage, ServerRequest, Variant } from './queue-path-server.ts';
 
 const MODEL = 'bench-model';
 
@@ -34,70 +40,53 @@ export interface PathResult {
   perSecond: number;
   ttftMs: { p50: number; p99: number };
   /** Durable path only: where its TTFT went, means in ms (see the top of this file). */
-  stagesMs?: { admit: number; queue: number; worker: number; delivery: number };
+  stagesMs?: Stages;
 }
 
-type Durable = { log: PathResult; live: PathResult };
+const VARIANTS: readonly Variant[] = ['log', 'live', 'local'];
+type Durable = Record<Variant, PathResult>;
 
 export interface EndToEnd {
   saturated: { direct: PathResult; durable: Durable };
   pacedRatePerSecond: number;
   paced: { direct: PathResult; durable: Durable };
-  /** Paced: durable TTFT minus direct TTFT, without and with the in-process hand-off. */
-  addedTtftMs: { log: { p50: number; p99: number }; live: { p50: number; p99: number } };
+  /** Paced: durable TTFT minus direct TTFT, each way. */
+  addedTtftMs: Record<keyof Durable, { p50: number; p99: number }>;
 }
 
 export async function measureEndToEnd(
   redisUrl: string,
   o: { concurrency: number; seconds: number },
 ): Promise<EndToEnd> {
-  const config = compileControllerConfig({
+  const config = {
     listen: '127.0.0.1:0',
     redis: redisUrl,
     deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxNumSeqs: 4 * o.concurrency }],
-  });
-  const controller = await startController(config, { log: silentLogger, redisPrefix: `bench${process.pid}` });
-  const worker = await FakeWorker.start(controller.address, 'bench-n1');
-  const gateway = inferenceClient(controller.address);
-  const direct = new WorkerClient(worker.address, credentials.createInsecure());
+  };
+  const server = await ServerProcess.start(config);
+  const gateway = inferenceClient(server.ready.controller);
+  const direct = new WorkerClient(server.ready.worker, credentials.createInsecure());
   try {
-    await worker.register();
-    for (let i = 0; controller.registry.get('bench-n1')?.engines.length !== 1; i++) {
-      if (i > 200) throw new Error('the fake worker did not report its engine');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    const engineId = controller.registry.get('bench-n1')?.engines[0]?.engineId ?? '';
+    const engineId = server.ready.engineId;
     let seq = 0;
-    const viaWorker = () => {
-      worker.calls.length = 0; // the fake keeps every call; do not let it grow for the whole run
-      return direct.generate({ engineId, request: request(`d${seq++}`) }, new Metadata());
-    };
-    const lane = controller.lanes.lanes.get(MODEL) as Lane;
-    // When the gateway submitted each request (the queue's submittedAt, on a finer clock): splits admit/queue.
-    const submittedAt = new Map<string, number>();
-    const submit = lane.queue.submit.bind(lane.queue);
-    lane.queue.submit = (req) => {
-      submittedAt.set(req.id, performance.now());
-      return submit(req);
-    };
+    const viaWorker: Call = () => ({
+      stream: direct.generate({ engineId, request: request(`d${seq++}`) }, new Metadata()),
+    });
     const viaController: Call = () => {
-      worker.calls.length = 0;
       const id = `q${seq++}`;
-      const stream = gateway.generate(request(id), new Metadata());
-      return { stream, submittedAt: () => submittedAt.get(id), forget: () => submittedAt.delete(id) };
+      return { id, stream: gateway.generate(request(id), new Metadata()) };
     };
-    const handOff = { live: lane.live, wake: lane.wake };
+    const submitted = (ids: string[]) => server.submittedAt(ids);
     const durable = async (o2: LoadOptions): Promise<Durable> => {
-      const rounds = { log: [] as Sample[], live: [] as Sample[] };
+      const rounds = { log: [] as Sample[], live: [] as Sample[], local: [] as Sample[] };
       const slice = { ...o2, seconds: o2.seconds / ROUNDS };
       for (let r = 0; r < ROUNDS; r++) {
-        for (const variant of ['log', 'live'] as const) {
-          lane.live = variant === 'live' ? handOff.live : undefined;
-          lane.wake = variant === 'live' ? handOff.wake : undefined;
-          rounds[variant].push(await sample(slice, viaController));
+        for (const variant of VARIANTS) {
+          await server.variant(variant);
+          rounds[variant].push(await sample(slice, viaController, submitted));
         }
       }
-      return { log: summarise(rounds.log), live: summarise(rounds.live) };
+      return { log: summarise(rounds.log), live: summarise(rounds.live), local: summarise(rounds.local) };
     };
     const saturated = { direct: summarise([await sample(o, viaWorker)]), durable: await durable(o) };
     const rate = Math.max(1, Math.round(saturated.durable.log.perSecond / 2));
@@ -113,17 +102,79 @@ export async function measureEndToEnd(
       saturated,
       pacedRatePerSecond: rate,
       paced,
-      addedTtftMs: { log: added(paced.durable.log), live: added(paced.durable.live) },
+      addedTtftMs: {
+        log: added(paced.durable.log),
+        live: added(paced.durable.live),
+        local: added(paced.durable.local),
+      },
     };
   } finally {
     gateway.close();
     direct.close();
-    await worker.stop();
-    await controller.stop(1000);
+    await server.stop();
   }
 }
 
-/** Rounds each durable variant's time is cut into (alternating with the other variant). */
+/** The controller and fake worker in their child process (queue-path-server.ts), driven over IPC. */
+class ServerProcess {
+  private seq = 0;
+  private readonly replies = new Map<number, (m: ServerMessage & { t: 'reply' }) => void>();
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    readonly ready: ServerMessage & { t: 'ready' },
+  ) {
+    proc.on('message', (m: ServerMessage) => {
+      if (m.t !== 'reply') return;
+      this.replies.get(m.seq)?.(m);
+      this.replies.delete(m.seq);
+    });
+  }
+
+  static async start(config: object): Promise<ServerProcess> {
+    const script = fileURLToPath(new URL('./queue-path-server.ts', import.meta.url));
+    const proc = fork(script, [JSON.stringify(config)], { execArgv: ['--import', 'tsx'] });
+    try {
+      const ready = await new Promise<ServerMessage & { t: 'ready' }>((resolve, reject) => {
+        proc.on('message', (m: ServerMessage) => m.t === 'ready' && resolve(m));
+        proc.once('exit', (code) =>
+          reject(new Error(`the bench controller exited (${code}) before serving`)),
+        );
+      });
+      return new ServerProcess(proc, ready);
+    } catch (e) {
+      proc.kill();
+      throw e;
+    }
+  }
+
+  async variant(variant: Variant): Promise<void> {
+    await this.ask({ t: 'variant', variant });
+  }
+
+  async submittedAt(ids: string[]): Promise<Record<string, number>> {
+    return (await this.ask({ t: 'submitted', ids })).submittedAt ?? {};
+  }
+
+  async stop(): Promise<void> {
+    if (!this.proc.connected) return;
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    this.proc.send('stop');
+    await exited;
+  }
+
+  private ask(m: DistributiveOmit<ServerRequest, 'seq'>): Promise<ServerMessage & { t: 'reply' }> {
+    const seq = this.seq++;
+    return new Promise((resolve) => {
+      this.replies.set(seq, resolve);
+      this.proc.send({ ...m, seq });
+    });
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Rounds each durable variant's time is cut into (alternating with the others). */
 const ROUNDS = 4;
 
 interface LoadOptions {
@@ -132,44 +183,57 @@ interface LoadOptions {
   rate?: number;
 }
 
-type Call = () =>
-  | AsyncIterable<GenerateEvent>
-  | { stream: AsyncIterable<GenerateEvent>; submittedAt: () => number | undefined; forget: () => void };
+/** One call: its stream, and for a durable one its request id (to ask when the gateway submitted it). */
+type Call = () => { id?: string; stream: AsyncIterable<GenerateEvent> };
+
+type Stages = { admit: number; queue: number; worker: number; delivery: number };
 
 interface Sample {
   seconds: number;
   ttft: number[];
-  stages: { admit: number; queue: number; worker: number; delivery: number }[];
+  stages: Stages[];
 }
 
-/** Closed loop of `concurrency` clients, or with `rate` an open loop of that many calls/s. */
-async function sample(o: LoadOptions, call: Call): Promise<Sample> {
+/** A durable call's figures, split into stages once the server said when it submitted the request. */
+interface Traced {
+  id: string;
+  /** Call started and first delta received, epoch ms (performance.timeOrigin + now). */
+  startedAt: number;
+  firstAt: number;
+  timing: { queueMs: number; timeToFirstTokenMs: number };
+}
+
+/**
+ * Closed loop of `concurrency` clients, or with `rate` an open loop of that many calls/s. With `submitted`
+ * (durable calls), each call's TTFT is also split into stages (see the top of this file).
+ */
+async function sample(
+  o: LoadOptions,
+  call: Call,
+  submitted?: (ids: string[]) => Promise<Record<string, number>>,
+): Promise<Sample> {
   const ttft: number[] = [];
-  const stages: Sample['stages'] = [];
+  const traced: Traced[] = [];
   const begin = performance.now();
   const endAt = begin + o.seconds * 1000;
   const one = async () => {
     const t0 = performance.now();
     const c = call();
-    const traced = Symbol.asyncIterator in c ? undefined : c;
     let firstAt: number | undefined;
-    for await (const e of traced?.stream ?? (c as AsyncIterable<GenerateEvent>)) {
+    for await (const e of c.stream) {
       if (firstAt === undefined && e.event?.$case === 'delta') {
         firstAt = performance.now();
         ttft.push(firstAt - t0);
       }
       const timing = e.event?.$case === 'finished' ? e.event.value.timing : undefined;
-      const queuedAt = traced?.submittedAt();
-      // The controller's timings count from the queue's submittedAt, in whole ms.
-      if (timing && firstAt !== undefined && queuedAt !== undefined)
-        stages.push({
-          admit: queuedAt - t0,
-          queue: timing.queueMs,
-          worker: timing.timeToFirstTokenMs - timing.queueMs,
-          delivery: firstAt - queuedAt - timing.timeToFirstTokenMs,
+      if (timing && firstAt !== undefined && c.id !== undefined)
+        traced.push({
+          id: c.id,
+          startedAt: performance.timeOrigin + t0,
+          firstAt: performance.timeOrigin + firstAt,
+          timing,
         });
     }
-    traced?.forget();
   };
   if (o.rate === undefined) {
     await Promise.all(
@@ -189,15 +253,28 @@ async function sample(o: LoadOptions, call: Call): Promise<Sample> {
     }
     await Promise.all(pending);
   }
-  return { seconds: (performance.now() - begin) / 1000, ttft, stages };
+  const seconds = (performance.now() - begin) / 1000;
+  const queuedAt = submitted ? await submitted(traced.map((t) => t.id)) : {};
+  const stages: Stages[] = [];
+  // The controller's timings count from the queue's submittedAt, in whole ms.
+  for (const t of traced) {
+    const q = queuedAt[t.id];
+    if (q === undefined) continue;
+    stages.push({
+      admit: q - t.startedAt,
+      queue: t.timing.queueMs,
+      worker: t.timing.timeToFirstTokenMs - t.timing.queueMs,
+      delivery: t.firstAt - q - t.timing.timeToFirstTokenMs,
+    });
+  }
+  return { seconds, ttft, stages };
 }
 
 function summarise(samples: Sample[]): PathResult {
   const ttft = samples.flatMap((s) => s.ttft);
   const stages = samples.flatMap((s) => s.stages);
   const seconds = samples.reduce((a, s) => a + s.seconds, 0);
-  const mean = (k: keyof Sample['stages'][number]) =>
-    round(stages.reduce((a, s) => a + s[k], 0) / Math.max(1, stages.length));
+  const mean = (k: keyof Stages) => round(stages.reduce((a, s) => a + s[k], 0) / Math.max(1, stages.length));
   return {
     requests: ttft.length,
     perSecond: Math.round(ttft.length / seconds),
