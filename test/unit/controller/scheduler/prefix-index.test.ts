@@ -5,6 +5,7 @@ import {
   ROOT_BLOCK_HASH,
 } from '../../../../controller/scheduler/block-hashes.ts';
 import { PrefixIndex } from '../../../../controller/scheduler/prefix-index.ts';
+import { seededRandom } from '../../../../sim/cluster/random.ts';
 
 /** A chain of `n` block hashes under `parent`, content named by `salt`. */
 function chain(n: number, salt: number, parent = ROOT_BLOCK_HASH): number[] {
@@ -118,6 +119,28 @@ describe('PrefixIndex', () => {
     index.record('g', chain(20, 2), 0);
     expect(index.heldBlocks('g')).toBe(100);
     expect(index.matches(chain(20, 2)).get('g')).toBe(20);
+  });
+
+  it('keeps exactly the most recently routed blocks through many batched evictions (against an LRU by sorting)', () => {
+    const random = seededRandom(21);
+    const index = new PrefixIndex({ defaultCapacityBlocks: 60, stride: 1, slack: 0.25 });
+    const lastRouted = new Map<number, number>();
+    let clock = 0;
+    const prompts = Array.from({ length: 12 }, (_, i) => chain(5 + ((i * 7) % 23), 10 + i));
+    for (let round = 0; round < 300; round++) {
+      const p = prompts[Math.floor(random() * prompts.length)] as number[];
+      index.record('g', p, 0);
+      for (let k = p.length - 1; k >= 0; k--) lastRouted.set(p[k] as number, ++clock);
+      if (lastRouted.size > 60 * 1.25)
+        for (const [h] of [...lastRouted].sort((a, b) => a[1] - b[1]).slice(0, lastRouted.size - 60))
+          lastRouted.delete(h);
+      expect(index.heldBlocks('g')).toBe(lastRouted.size);
+      for (const q of prompts) {
+        let held = 0;
+        while (held < q.length && lastRouted.has(q[held] as number)) held++;
+        expect(index.matches(q).get('g') ?? 0).toBe(held);
+      }
+    }
   });
 
   it('forgets a group that lost its cache', () => {
