@@ -46,11 +46,15 @@ interface GroupRequest extends SchedulerRequest {
   readonly answerSalt: number;
 }
 
+function answerToken(req: GroupRequest, index: number): number {
+  return tokenOfSplit(req.answerHigh, req.answerSalt, index);
+}
+
 const draw = { token: 0, stop: false };
 
-/** One object for every draw: the scheduler reads it at once (a step samples a token per request). */
+/** One object for every draw: the scheduler reads it at once (fullPlans samples a token per request per step). */
 function sampleAnswer(req: GroupRequest, index: number): { token: number; stop: boolean } {
-  draw.token = tokenOfSplit(req.answerHigh, req.answerSalt, index);
+  draw.token = answerToken(req, index);
   return draw;
 }
 
@@ -82,13 +86,18 @@ export class EngineGroup {
   ) {
     this.sharedBlockHashes = options.sharedBlockHashes ?? true;
     this.fullPlans = options.fullPlans ?? false;
-    this.scheduler = new StepScheduler<GroupRequest>({
-      maxNumSeqs: shape.maxNumSeqs,
-      maxNumBatchedTokens: shape.maxNumBatchedTokens,
-      maxModelLen: shape.maxModelLen,
-      policy: 'fcfs',
-      numBlocks: shape.numBlocks,
-    });
+    // An answer's tokens are a fixed function of its request: the scheduler asks for them only to hash a full
+    // block, and stores none (the engine simulator's reading samples and stores each).
+    this.scheduler = new StepScheduler<GroupRequest>(
+      {
+        maxNumSeqs: shape.maxNumSeqs,
+        maxNumBatchedTokens: shape.maxNumBatchedTokens,
+        maxModelLen: shape.maxModelLen,
+        policy: 'fcfs',
+        numBlocks: shape.numBlocks,
+      },
+      this.fullPlans ? undefined : answerToken,
+    );
   }
 
   get kvUsage(): number {
@@ -170,7 +179,7 @@ export class EngineGroup {
   endStep(): StepDelivery {
     if (!this.stepping) throw new Error(`group ${this.id}: no step is running`);
     this.stepping = false;
-    const out = this.fullPlans ? this.finishFull() : this.scheduler.finishStep(sampleAnswer);
+    const out = this.fullPlans ? this.finishFull() : this.scheduler.finishStep();
     const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampledTokens };
     for (const r of out.firstTokens) {
       delivery.firstTokens.push(r.simId);

@@ -13,7 +13,10 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   state: 'waiting' | 'running' | 'finished';
   /** Tokens whose KV is computed (or scheduled to be, during planning). */
   computed: number;
-  /** Sampled token ids: the first `outputs` of a list from SequenceKv's pool; the last one also in lastToken. */
+  /**
+   * Sampled token ids: the first `outputs` of a list from SequenceKv's pool, the last one also in lastToken
+   * (none kept when they are a fixed function of the request: SequenceKv's answerToken).
+   */
   output: Int32Array;
   outputs: number;
   lastToken: number;
@@ -81,10 +84,15 @@ export class SequenceKv {
   /** Released lists by size class (log2 of their length). */
   private readonly spareLists: Int32Array[][] = [];
 
+  /**
+   * `answerToken`: when requests' output tokens are a fixed function of the request (the cluster simulator's
+   * answers), none is stored: the few a full block's hash needs are asked for again.
+   */
   constructor(
     numBlocks: number,
     private readonly blockSize: number,
     private readonly prefixCaching: boolean,
+    private readonly answerToken?: (req: SchedulerRequest, index: number) => number,
   ) {
     this.pool = new KvBlockPool(numBlocks);
   }
@@ -152,6 +160,12 @@ export class SequenceKv {
     seq.held = 0;
     seq.registered = 0;
     seq.quietEnd = 0;
+  }
+
+  /** The request's next output token is its answer's (answerToken): only counted. */
+  countOutput(seq: Seq): void {
+    seq.outputs++;
+    seq.numTokens++;
   }
 
   /** Appends a sampled token to the request (its output list grows by size class). */
@@ -237,13 +251,19 @@ export class SequenceKv {
     else this.spareLists[sizeClass] = [list];
   }
 
+  private tokenAt(seq: Seq, i: number): number {
+    const p = seq.req.promptIds;
+    if (i < p.length) return p[i] as number;
+    return this.answerToken ? this.answerToken(seq.req, i - p.length) : (seq.output[i - p.length] as number);
+  }
+
   /** Makes sure the hashes of the request's first `count` full blocks are known. */
   private hashUpTo(seq: Seq, count: number): void {
     for (let k = seq.promptHashes.length + seq.hashes.length; k < count; k++)
       seq.hashes.push(
         chainBlockHash(
           k === 0 ? 0 : hashAt(seq, k - 1),
-          (i) => tokenAt(seq, i),
+          (i) => this.tokenAt(seq, i),
           k * this.blockSize,
           this.blockSize,
         ),
@@ -255,9 +275,4 @@ export class SequenceKv {
 function hashAt(seq: Seq, k: number): number {
   const given = seq.promptHashes.length;
   return (k < given ? seq.promptHashes[k] : seq.hashes[k - given]) as number;
-}
-
-function tokenAt(seq: Seq, i: number): number {
-  const p = seq.req.promptIds;
-  return i < p.length ? (p[i] as number) : (seq.output[i - p.length] as number);
 }

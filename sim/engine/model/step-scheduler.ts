@@ -26,7 +26,8 @@
  * One scheduling pass, two ways to read a step: nextStep/completeStep give the engine simulator a chunk per
  * request and a record per sampled token (it streams each token); planStep/finishStep give the cluster
  * simulator, which runs thousands of requests across dozens of groups, only the latency model's totals and the
- * requests that got a first token or finished. The same requests run either way: the schedule is identical.
+ * requests that got a first token or finished (and, given its requests' answers as a function, stores no output
+ * token). The same requests run either way: the schedule is identical.
  * KV blocks and the prefix cache of each request: sequence-kv.ts.
  */
 import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
@@ -95,10 +96,24 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   /** Totals since start (vLLM's counters). */
   readonly totals = { preemptions: 0, prefixQueryTokens: 0, prefixHitTokens: 0 };
 
-  constructor(private readonly cfg: StepSchedulerConfig) {
+  /**
+   * `answerToken`: the output token a request samples at each index, when that is a fixed function of the
+   * request and it never stops early (the cluster simulator's answers): completing a step then only counts
+   * tokens (finishStep() without a sampler) and no output is stored; completeStep is refused. Without it, the
+   * caller's sampler decides each token and whether it stops.
+   */
+  constructor(
+    private readonly cfg: StepSchedulerConfig,
+    private readonly answerToken?: (req: R, index: number) => number,
+  ) {
     this.blockSize = cfg.blockSize ?? BLOCK_SIZE;
     this.prefixCaching = cfg.enablePrefixCaching ?? true;
-    this.kv = new SequenceKv(cfg.numBlocks, this.blockSize, this.prefixCaching);
+    this.kv = new SequenceKv(
+      cfg.numBlocks,
+      this.blockSize,
+      this.prefixCaching,
+      answerToken as ((req: SchedulerRequest, index: number) => number) | undefined,
+    );
   }
 
   get numRunning(): number {
@@ -210,6 +225,8 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     if (plan.scheduled.length === 0) return { sampled: [] };
     if (plan.step !== this.stepInFlight)
       throw new Error(`step ${plan.step} is not the step in flight (${this.stepInFlight ?? 'none'})`);
+    if (this.answerToken)
+      throw new Error('this scheduler samples fixed answers: finishStep() completes its steps');
     this.complete((req, index) => sample(req.id, index));
     return {
       sampled: this.sampledNow.map(
@@ -223,10 +240,15 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     };
   }
 
-  /** Completes the step planStep planned, as completeStep does: the requests that started or finished. */
-  finishStep(sample: RequestSampler<R>): StepDelivery<R> {
+  /**
+   * Completes the step planStep planned, as completeStep does: the requests that started or finished. `sample`
+   * decides each token unless the scheduler was given answerToken (then none is needed).
+   */
+  finishStep(sample?: RequestSampler<R>): StepDelivery<R> {
     if (this.stepInFlight === undefined) throw new Error('no step is in flight: planStep() first');
-    this.complete(sample);
+    if (sample === undefined && this.answerToken === undefined)
+      throw new Error('finishStep needs a sampler: this scheduler was given no answerToken');
+    this.complete(this.answerToken ? undefined : sample);
     const firstTokens: R[] = [];
     const finished: R[] = [];
     const sampled = this.sampledNow;
@@ -348,7 +370,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
    * Completes the step in flight: every scheduled request still running that caught up with its tokens samples
    * one, in the step's order, and is left in sampledNow (its finish cause in seq.finish).
    */
-  private complete(sample: RequestSampler<R>): void {
+  private complete(sample: RequestSampler<R> | undefined): void {
     const step = this.stepInFlight;
     this.stepInFlight = undefined;
     const sampled = this.sampledNow;
@@ -360,9 +382,15 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       // Aborted since the step was planned: retired (a request added again under its id is a new Seq).
       if (seq.state !== 'running' || seq.plannedStep !== step) continue;
       if (seq.computed < seq.numTokens) continue;
-      const s = sample(seq.req, seq.outputs);
-      this.kv.appendOutput(seq, s.token);
-      seq.finish = s.stop
+      // With fixed answers nothing is sampled or stored here, and no answer stops early.
+      let stop = false;
+      if (sample === undefined) this.kv.countOutput(seq);
+      else {
+        const s = sample(seq.req, seq.outputs);
+        this.kv.appendOutput(seq, s.token);
+        stop = s.stop;
+      }
+      seq.finish = stop
         ? 'stop'
         : seq.outputs >= seq.req.maxTokens || seq.numTokens >= this.cfg.maxModelLen
           ? 'length'

@@ -83,6 +83,43 @@ describe('StepScheduler.planStep/finishStep', () => {
       expect(totals.prefixHitTokens).toBeGreaterThan(0);
     });
 
+  it('with fixed answers (answerToken) schedules as a sampler giving the same tokens, and hashes the answers it never stored', () => {
+    const cfg: StepSchedulerConfig = {
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      maxModelLen: 512,
+      policy: 'fcfs',
+      numBlocks: 40,
+    };
+    const answer = (id: string, index: number) => 500 + id.length * 1000 + index;
+    const fixed = new StepScheduler(cfg, (req, index) => answer(req.id, index));
+    const sampled = new StepScheduler(cfg);
+    const prompt = Array.from({ length: 40 }, (_, i) => i);
+    const run = (s: StepScheduler, id: string, promptIds: number[], maxTokens: number) => {
+      s.add({ id, promptIds, maxTokens, priority: 0 });
+      while (s.hasWork) {
+        s.planStep();
+        if (s === fixed) s.finishStep();
+        else s.finishStep((req, index) => ({ token: answer(req.id, index), stop: false }));
+      }
+    };
+    // The second prompt quotes the first's prompt and its 50-token answer: 90 tokens, 5 full blocks cached.
+    const quoted = [...prompt, ...Array.from({ length: 50 }, (_, i) => answer('a', i)), 7];
+    for (const s of [fixed, sampled]) {
+      run(s, 'a', prompt, 50);
+      run(s, 'bb', quoted, 3);
+    }
+    expect(fixed.totals).toEqual(sampled.totals);
+    expect(fixed.totals.prefixHitTokens).toBe(80);
+    expect(() => sampled.finishStep()).toThrow(/no step is in flight/);
+    fixed.add({ id: 'c', promptIds: [1, 2], maxTokens: 1, priority: 0 });
+    const plan = fixed.nextStep();
+    expect(() => fixed.completeStep(plan, () => ({ token: 1, stop: false }))).toThrow(/fixed answers/);
+    sampled.add({ id: 'c', promptIds: [1, 2], maxTokens: 1, priority: 0 });
+    sampled.planStep();
+    expect(() => sampled.finishStep()).toThrow(/needs a sampler/);
+  });
+
   it('completes only a planned step', () => {
     const s = new StepScheduler({
       maxNumSeqs: 2,
