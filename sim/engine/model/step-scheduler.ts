@@ -31,6 +31,7 @@
  * KV blocks and the prefix cache of each request: sequence-kv.ts.
  */
 import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
+import { enqueue, pickVictim } from './queue-policy.ts';
 import { newSeq, type Seq, SequenceKv } from './sequence-kv.ts';
 import type {
   FinishCause,
@@ -158,7 +159,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       );
     const seq = newSeq(req, this.arrivals++);
     this.byId.set(req.id, seq);
-    this.enqueue(seq, false);
+    enqueue(this.waiting, seq, false, this.cfg.policy);
   }
 
   /**
@@ -290,7 +291,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       }
       let fits = this.kv.allocate(seq, n);
       while (!fits) {
-        const victim = this.pickVictim();
+        const victim = pickVictim(this.running, this.cfg.policy);
         const at = this.running.indexOf(victim);
         this.running.splice(at, 1);
         if (victim.plannedStep === step) {
@@ -404,44 +405,11 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     if (finished) this.running = this.running.filter((s) => s.state === 'running');
   }
 
-  private enqueue(seq: Seq<R>, front: boolean): void {
-    seq.state = 'waiting';
-    if (this.cfg.policy === 'priority') {
-      // Ordered by (priority, arrival), like V1's heap; a preempted request keeps its place by arrival.
-      let lo = 0;
-      let hi = this.waiting.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        const w = this.waiting[mid] as Seq<R>;
-        if (
-          w.req.priority < seq.req.priority ||
-          (w.req.priority === seq.req.priority && w.arrival < seq.arrival)
-        )
-          lo = mid + 1;
-        else hi = mid;
-      }
-      this.waiting.splice(lo, 0, seq);
-    } else if (front) this.waiting.unshift(seq);
-    else this.waiting.push(seq);
-  }
-
-  private pickVictim(): Seq<R> {
-    if (this.cfg.policy === 'fcfs') return this.running[this.running.length - 1] as Seq<R>;
-    let victim = this.running[0] as Seq<R>;
-    for (const s of this.running)
-      if (
-        s.req.priority > victim.req.priority ||
-        (s.req.priority === victim.req.priority && s.arrival > victim.arrival)
-      )
-        victim = s;
-    return victim;
-  }
-
   private preempt(seq: Seq<R>): void {
     this.kv.release(seq);
     seq.computed = 0;
     seq.plannedStep = -1;
-    this.enqueue(seq, true);
+    enqueue(this.waiting, seq, true, this.cfg.policy);
   }
 
   private retire(seq: Seq<R>): void {
