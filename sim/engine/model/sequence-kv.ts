@@ -10,6 +10,8 @@ import type { FinishCause, SchedulerRequest } from './step-plan.ts';
 export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   readonly req: R;
   readonly arrival: number;
+  /** req.maxTokens, kept here: completing a step reads it for every request and nothing else of req. */
+  readonly maxTokens: number;
   state: 'waiting' | 'running' | 'finished';
   /** Tokens whose KV is computed (or scheduled to be, during planning). */
   computed: number;
@@ -58,6 +60,7 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
   return {
     req,
     arrival,
+    maxTokens: req.maxTokens,
     state: 'waiting',
     computed: 0,
     output: EMPTY_LIST,

@@ -393,7 +393,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       }
       seq.finish = stop
         ? 'stop'
-        : seq.outputs >= seq.req.maxTokens || seq.numTokens >= this.cfg.maxModelLen
+        : seq.outputs >= seq.maxTokens || seq.numTokens >= this.cfg.maxModelLen
           ? 'length'
           : null;
       sampled.push(seq);
