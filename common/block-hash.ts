@@ -41,7 +41,7 @@ function join(a: number, b: number): number {
 /** The hash of the block tokens[start..end) chained on its parent's hash (or on ROOT_BLOCK_HASH). */
 export function chainBlockHash(
   parent: number,
-  tokens: readonly number[],
+  tokens: ArrayLike<number>,
   start = 0,
   end = tokens.length,
 ): number {

@@ -11,7 +11,7 @@
  *
  * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
  */
-import { chainBlockHashAt, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
+import { chainBlockHash, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
 import { type Segment, segmentIds, segmentTokens, writeSegmentIds } from './workloads/prompt-segments.ts';
 
 /** Token and hash arrays take buffers in steps of 4 KiB, so released ones fit later prompts. */
@@ -144,11 +144,11 @@ export class PromptCache {
     at: number,
   ): number {
     const b = this.blockSize;
-    const tokenAt = (i: number) => tokens[i] as number;
     let hash = parent;
     let k = at;
+    // Straight from the typed array, no closure call per token (6M tokens per run at 64 groups).
     for (let start = Math.floor(from / b) * b; start + b <= to; start += b) {
-      hash = chainBlockHashAt(hash, tokenAt, start, start + b);
+      hash = chainBlockHash(hash, tokens, start, start + b);
       out[k++] = hash;
     }
     return hash;
