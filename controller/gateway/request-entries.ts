@@ -11,7 +11,9 @@
  * attached to a request already running) is left to the log.
  * Cost: once the reader took a live entry, and while that run goes on here, the log follower holds off (no
  * XREAD pending), so a stream costs Redis one read (the first, which waits for the request to start anywhere),
- * not one per batch of tokens. A live entry that does not link, or the run's end, sets the follower going.
+ * not one per batch of tokens; none when the run here began on an empty log before the reader started (a
+ * request taken in its submit, Dispatcher.submit: LiveFeed.continuesFrom). A live entry that does not link, or
+ * the run's end, sets the follower going.
  */
 import type { LiveFeed, LiveNote } from '../queue/live-feed.ts';
 import {
