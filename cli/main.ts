@@ -1,6 +1,7 @@
 /** The `corral` command: a local cluster and the operator's tools. */
 import { parseCommand, UsageError } from './args.ts';
 import { batchSpec, runBatch } from './batch-command.ts';
+import { exitQuietlyWhenOutputCloses } from './closed-output.ts';
 import { generateSpec, runGenerate } from './generate-command.ts';
 import { planSpec, runPlanCommand } from './plan-command.ts';
 import { runStatus, statusSpec } from './status-command.ts';
@@ -62,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command '${command}'\n\n${HELP}`);
   }
 }
+
+exitQuietlyWhenOutputCloses(process.stdout, (code) => process.exit(code));
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
