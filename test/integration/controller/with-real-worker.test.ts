@@ -16,11 +16,10 @@ import { compileControllerConfig } from '../../../controller/config/controller-c
 import { clusterStatus } from '../../../controller/control/control-service.ts';
 import { type RunningController, startController } from '../../../controller/controller.ts';
 import type { GenerateRequest, InferenceClient } from '../../../proto/gen/corral/v1/inference.ts';
-import { PriorityClass } from '../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../helpers/grpc-stream.ts';
 import { startRedis, type TestRedis } from '../../helpers/redis.ts';
-import { until } from './fake-worker.ts';
+import { generateRequest, until } from './fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const config = compileControllerConfig({
@@ -46,17 +45,11 @@ function status_() {
 }
 
 function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
-  return {
+  return generateRequest({
     model: MODEL,
-    requestId: '',
     input: { $case: 'prompt', value: 'Tell me about Paris.' },
-    maxTokens: 8,
-    sampling: undefined,
-    priority: 0,
-    returnTokenIds: false,
-    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
     ...over,
-  };
+  });
 }
 
 beforeAll(async () => {
