@@ -111,6 +111,14 @@ export class FakeWorker {
    * Opens a Register stream and sends `first` (Hello with this inventory by default). Resolves with the first
    * message from the controller, or rejects with the error that ended the stream.
    */
+  /** Registers and waits until the controller's registry holds this worker's engine: most tests' first step. */
+  async registerReady(registry: {
+    get(id: string): { engines: readonly unknown[] } | undefined;
+  }): Promise<void> {
+    await this.register();
+    await until('engine ready', () => (registry.get(this.workerId)?.engines.length === 1 ? true : undefined));
+  }
+
   register(first?: WorkerMessage): Promise<ControllerMessage> {
     const stream = this.client.register();
     this.stream = stream;

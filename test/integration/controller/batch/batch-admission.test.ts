@@ -12,7 +12,7 @@ import { type HttpServer, startHttpServer } from '../../../../controller/http/ht
 import { OverBudgetError } from '../../../../controller/tenancy/errors.ts';
 import { ClassNotAllowedError } from '../../../../controller/tenancy/tenant-directory.ts';
 import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
-import { FakeWorker, until } from '../fake-worker.ts';
+import { FakeWorker } from '../fake-worker.ts';
 import { batchStatus, chatLine, outputLines, submitBatch } from './batch-harness.ts';
 
 const charges: Admitted[] = [];
@@ -63,8 +63,7 @@ beforeAll(async () => {
     log: silentLogger,
   });
   n1 = await FakeWorker.start(controller.address, 'n1');
-  await n1.register();
-  await until('engine ready', () => (controller.registry.get('n1')?.engines.length === 1 ? true : undefined));
+  await n1.registerReady(controller.registry);
 });
 
 afterAll(async () => {

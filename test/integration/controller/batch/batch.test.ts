@@ -62,8 +62,7 @@ beforeAll(async () => {
   });
   client = inferenceClient(controller.address);
   n1 = await FakeWorker.start(controller.address, 'n1');
-  await n1.register();
-  await until('engine ready', () => (controller.registry.get('n1')?.engines.length === 1 ? true : undefined));
+  await n1.registerReady(controller.registry);
 });
 
 afterAll(async () => {

@@ -45,10 +45,7 @@ describe('durable path: shedding', () => {
     const w = await FakeWorker.start(shedding.address, 'shed-n1');
     const calls: ClientReadableStream<GenerateEvent>[] = [];
     try {
-      await w.register();
-      await until('engine ready', () =>
-        shedding.registry.get('shed-n1')?.engines.length === 1 ? true : undefined,
-      );
+      await w.registerReady(shedding.registry);
       w.script = { t: 'hang' };
       const open = (id: string) => {
         const call = c.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 });
@@ -96,10 +93,7 @@ describe('durable path: admitted past the bound', () => {
     const c = inferenceClient(ctl.address);
     const w = await FakeWorker.start(ctl.address, 'past-n1');
     try {
-      await w.register();
-      await until('engine ready', () =>
-        ctl.registry.get('past-n1')?.engines.length === 1 ? true : undefined,
-      );
+      await w.registerReady(ctl.registry);
       w.script = { t: 'hang' };
       const holder = c.generate(request('past-holder'), new Metadata(), { deadline: Date.now() + 30_000 });
       holder.on('error', () => {});
@@ -142,8 +136,7 @@ describe('durable path: detach and resume across controllers', () => {
     const cb = inferenceClient(b.address);
     const w = await FakeWorker.start(a.address, 'roam-n1');
     try {
-      await w.register();
-      await until('engine ready', () => (a.registry.get('roam-n1')?.engines.length === 1 ? true : undefined));
+      await w.registerReady(a.registry);
       w.script = { t: 'hang' };
       const first = ca.generate(request('roaming'), new Metadata(), { deadline: Date.now() + 30_000 });
       first.on('error', () => {});
@@ -198,10 +191,7 @@ describe('durable path: budgets and retries', () => {
     const cl = inferenceClient(c.address);
     const w = await FakeWorker.start(c.address, 'budget-n1');
     try {
-      await w.register();
-      await until('engine ready', () =>
-        c.registry.get('budget-n1')?.engines.length === 1 ? true : undefined,
-      );
+      await w.registerReady(c.registry);
       const call = (id: string) =>
         collect(cl.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 }));
       const paid = await call('paid');
