@@ -2,8 +2,7 @@
  * Budgets through admission on a real Redis, with an injected clock: the retry-after a refusal gives is honest
  * (one millisecond sooner is still refused; that long later the same request is admitted).
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
 import { tenantAdmission } from '../../../../controller/admission/tenant-admission.ts';
@@ -11,21 +10,10 @@ import { OverBudgetError } from '../../../../controller/tenancy/errors.ts';
 import { RateLimiter } from '../../../../controller/tenancy/rate-limiter.ts';
 import type { TenantOptions } from '../../../../controller/tenancy/tenant-config.ts';
 import { sha256Hex, TenantDirectory } from '../../../../controller/tenancy/tenant-directory.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const KEY = 'sk-acme-0123456789abcdef';
 
@@ -34,7 +22,10 @@ function admissionFor(name: string, tenant: Omit<TenantOptions, 'id' | 'keySha25
   const directory = TenantDirectory.fromOptions({
     tenants: [{ id: 'acme', keySha256: [sha256Hex(KEY)], ...tenant }],
   });
-  const admission = tenantAdmission(directory, new RateLimiter({ redis, clock, prefix: testPrefix(name) }));
+  const admission = tenantAdmission(
+    directory,
+    new RateLimiter({ redis: redis.client, clock, prefix: testPrefix(name) }),
+  );
   return { clock, admission };
 }
 

@@ -3,8 +3,7 @@
  * before its lines were fed gives each unfed line a batch_expired error (bad lines keep their own) and ends
  * `expired`. No line reaches a queue, so the batch needs no deployment lane.
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { openAdmission } from '../../../../controller/admission/admission.ts';
@@ -14,26 +13,16 @@ import type { OutputLine } from '../../../../controller/batch/batch-output.ts';
 import { BatchStore } from '../../../../controller/batch/batch-store.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { WorkerRegistry } from '../../../../controller/registry/worker-registry.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { chatLine } from './batch-harness.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 describe('batch completion window', () => {
   it('lines not fed when the window ends get batch_expired, and the batch ends expired', async () => {
     const clock = new ManualClock(1_000_000);
-    const store = new BatchStore(redis, testPrefix('expiry'), 60_000);
+    const store = new BatchStore(redis.client, testPrefix('expiry'), 60_000);
     const lines = [chatLine('e-1', 'Hi'), 'not json', chatLine('e-2', 'Hello')];
     await store.putFile(
       { id: 'file-e', tenant: 't', filename: 'e.jsonl', purpose: 'batch', bytes: 1, lines: 3, createdAt: 0 },

@@ -3,23 +3,12 @@
  * (a stalled driver and its successor), the status moves only along the lifecycle, and a terminal batch drops
  * its set of fed lines.
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BatchStore } from '../../../../controller/batch/batch-store.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 async function newBatch(store: BatchStore, id: string): Promise<void> {
   await store.createBatch(
@@ -39,7 +28,7 @@ async function newBatch(store: BatchStore, id: string): Promise<void> {
 
 describe('BatchStore', () => {
   it('records a line once: a second driver recording it again changes nothing', async () => {
-    const store = new BatchStore(redis, testPrefix('store'), 60_000);
+    const store = new BatchStore(redis.client, testPrefix('store'), 60_000);
     await newBatch(store, 'b1');
     await store.markFed('b1', 3);
     expect((await store.getBatch('b1'))?.counts.outstanding).toBe(1);
@@ -52,7 +41,7 @@ describe('BatchStore', () => {
   });
 
   it('moves the status only along the lifecycle, and says where it was when it cannot', async () => {
-    const store = new BatchStore(redis, testPrefix('store'), 60_000);
+    const store = new BatchStore(redis.client, testPrefix('store'), 60_000);
     await newBatch(store, 'b2');
     expect(await store.transition('b2', 'completed', 5)).toBe('validating');
     expect(await store.transition('b2', 'in_progress', 6)).toBe('ok');

@@ -1,24 +1,16 @@
 /** LogWriter and StreamLog.appendMany on a real Redis: batched appends keep order and position rules. */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LogWriter } from '../../../../controller/dispatch/log-writer.ts';
 import { StreamLog, StreamLogError } from '../../../../controller/queue/stream-log.ts';
 import { FinishReason, type GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
+const redis = useRedis();
 let log: StreamLog;
 
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  log = new StreamLog({ redis, deployment: 'm', prefix: testPrefix('log-writer') });
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
+beforeAll(() => {
+  log = new StreamLog({ redis: redis.client, deployment: 'm', prefix: testPrefix('log-writer') });
 });
 
 const started = (id: string): GenerateEvent => ({

@@ -3,30 +3,25 @@
  * they continue exactly where it is, even before it could read them back from the log; anything else comes
  * from the log; either way every entry is yielded once, in log order.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LogWriter } from '../../../../controller/dispatch/log-writer.ts';
 import { requestEntries } from '../../../../controller/gateway/request-entries.ts';
 import { LiveFeed } from '../../../../controller/queue/live-feed.ts';
 import { type Cursor, cursorOf, StreamLog } from '../../../../controller/queue/stream-log.ts';
 import { FinishReason, type GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { until } from '../fake-worker.ts';
 
-let server: TestRedis;
-let redis: Redis;
+const redis = useRedis();
 let log: StreamLog;
 
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-  log = new StreamLog({ redis, deployment: 'm', prefix: testPrefix('request-entries') });
+beforeAll(() => {
+  log = new StreamLog({ redis: redis.client, deployment: 'm', prefix: testPrefix('request-entries') });
 });
 
-afterAll(async () => {
+afterAll(() => {
   log?.close();
-  await redis?.quit();
-  await server?.stop();
 });
 
 const started = (id: string): GenerateEvent => ({
@@ -48,7 +43,7 @@ const linked = (event: GenerateEvent, after: Cursor) => ({
 
 /** XREADs the server has run so far. */
 async function xreadCalls(): Promise<number> {
-  return Number(/cmdstat_xread:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  return Number(/cmdstat_xread:calls=(\d+)/.exec(await redis.client.info('commandstats'))?.[1] ?? 0);
 }
 
 /** Reads the request's entries (from the start) into `cursors` until the terminal one. */

@@ -4,34 +4,22 @@
  * first attempt after its lease expires, under a higher epoch; the old leader stops acting when its own term
  * ends and learns it was deposed at its next renewal; a leader that stops gracefully hands over at once.
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../../../common/clock.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { LeaderElector } from '../../../../controller/leader/leader-elector.ts';
 import type { LeaseChange, LeasePolicy } from '../../../../controller/leader/lease-decision.ts';
 import { RedisLeaseStore } from '../../../../controller/leader/redis-lease.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const policy: LeasePolicy = { leaseMs: 800, renewMs: 250, marginMs: 50 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function electors(prefix: string) {
-  const store = new RedisLeaseStore(redis, prefix);
+  const store = new RedisLeaseStore(redis.client, prefix);
   const make = (id: string) => {
     const changes: LeaseChange[] = [];
     const e = new LeaderElector({ id, store, policy, clock: systemClock, log: silentLogger });
@@ -87,7 +75,7 @@ describe('LeaderElector on Redis', () => {
     await a.e.tick();
     const old = a.e.epoch() ?? -1;
     // b takes the lease as if a's had expired in Redis while a's own clock still gave it time
-    await redis.del(`${prefix}:lease`);
+    await redis.client.del(`${prefix}:lease`);
     await b.e.tick();
     const next = b.e.epoch() ?? -1;
     await a.e.tick();
@@ -111,7 +99,7 @@ describe('LeaderElector on Redis', () => {
     await a.e.tick();
     await b.e.tick(); // b sees a's epoch
     const old = a.e.epoch() ?? -1;
-    await redis.del(`${prefix}:lease`, `${prefix}:epoch`); // a restart without the last second of AOF
+    await redis.client.del(`${prefix}:lease`, `${prefix}:epoch`); // a restart without the last second of AOF
     await b.e.tick();
     expect(b.e.epoch()).toBe(old + 1);
   });

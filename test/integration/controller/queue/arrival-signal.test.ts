@@ -1,23 +1,11 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import { ArrivalSignal } from '../../../../controller/queue/arrival-signal.ts';
 import { RequestQueue } from '../../../../controller/queue/request-queue.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const req = (id: string) => ({ id, tenant: 't', weight: 1, cls: 'standard' as const, body: '{}' });
 
@@ -25,8 +13,8 @@ describe('ArrivalSignal', () => {
   it('wakes a waiting dispatcher on submit and on hand-back, relays cancels, times out when nothing comes', async () => {
     const clock = new ManualClock(1_767_225_600_000);
     const prefix = testPrefix('wake');
-    const q = new RequestQueue({ redis, clock, prefix, deployment: 'd' });
-    const signal = await ArrivalSignal.open(redis, 'd', prefix);
+    const q = new RequestQueue({ redis: redis.client, clock, prefix, deployment: 'd' });
+    const signal = await ArrivalSignal.open(redis.client, 'd', prefix);
     try {
       expect(await signal.after(signal.generation, 20)).toBe(false);
       let seen = signal.generation;
@@ -47,7 +35,7 @@ describe('ArrivalSignal', () => {
       expect(await cancelled).toBe('x');
 
       // another deployment's arrivals do not wake this one
-      const other = new RequestQueue({ redis, clock, prefix, deployment: 'other' });
+      const other = new RequestQueue({ redis: redis.client, clock, prefix, deployment: 'other' });
       seen = signal.generation;
       await other.submit(req('y'));
       expect(await signal.after(seen, 200)).toBe(false);

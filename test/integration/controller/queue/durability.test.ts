@@ -4,26 +4,14 @@
  * a killed process loses no acknowledged write; appendfsync everysec only risks the last second when the
  * machine itself goes down, which a test cannot simulate.
  */
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import { RequestQueue } from '../../../../controller/queue/request-queue.ts';
 import { StreamLog } from '../../../../controller/queue/stream-log.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const req = (id: string, cls: 'interactive' | 'batch' = 'batch') => ({
   id,
@@ -40,8 +28,8 @@ describe.each([
   it('still holds queued, dispatched and streamed state', async () => {
     const clock = new ManualClock(1_767_225_600_000);
     const prefix = testPrefix(`aof-${kill}`);
-    const q = new RequestQueue({ redis, clock, prefix, deployment: 'd' });
-    const log = new StreamLog({ redis, prefix, deployment: 'd' });
+    const q = new RequestQueue({ redis: redis.client, clock, prefix, deployment: 'd' });
+    const log = new StreamLog({ redis: redis.client, prefix, deployment: 'd' });
     await q.submit(req('q1'));
     await q.submit(req('q2'));
     await q.submit(req('d1', 'interactive'));
@@ -51,7 +39,7 @@ describe.each([
       event: { $case: 'delta', value: { text: 'x', index: 0, tokenIds: [7], tokenCount: 1 } },
     });
 
-    await server.restart({ kill });
+    await redis.server.restart({ kill });
 
     expect(await q.get('d1')).toMatchObject({ state: 'dispatched', owner: 'ctl-a' });
     expect(await log.nextTokenIndex('d1')).toBe(1);

@@ -1,24 +1,12 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { LeaseKeeper } from '../../../../controller/queue/lease-keeper.ts';
 import { RequestQueue } from '../../../../controller/queue/request-queue.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const req = (id: string) => ({ id, tenant: 't', weight: 1, cls: 'standard' as const, body: '{}' });
 
@@ -26,7 +14,7 @@ describe('LeaseKeeper', () => {
   it('keeps held requests from being taken over, reports cancels once and losses', async () => {
     const clock = new ManualClock(1_767_225_600_000);
     const q = new RequestQueue({
-      redis,
+      redis: redis.client,
       clock,
       prefix: testPrefix('keeper'),
       deployment: 'd',
@@ -66,7 +54,13 @@ describe('LeaseKeeper', () => {
 
   it('a slow take renews its leases before they are used; requests lost meanwhile are left out', async () => {
     const clock = new ManualClock(1_767_225_600_000);
-    const options = { redis, clock, prefix: testPrefix('slow-take'), deployment: 'd', leaseMs: 5000 };
+    const options = {
+      redis: redis.client,
+      clock,
+      prefix: testPrefix('slow-take'),
+      deployment: 'd',
+      leaseMs: 5000,
+    };
     const a = new RequestQueue(options);
     const b = new RequestQueue(options);
     const events = { lost: () => {}, cancelRequested: () => {} };

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import {
   QueueFullError,
@@ -11,29 +11,18 @@ import type { PriorityClass } from '../../../../controller/queue/priority-class.
 import { RequestQueue, type RequestQueueOptions } from '../../../../controller/queue/request-queue.ts';
 import { StreamLog } from '../../../../controller/queue/stream-log.ts';
 import { FinishReason } from '../../../../proto/gen/corral/v1/inference.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
 import { until } from '../../../helpers/until.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
+const redis = useRedis();
 const T0 = 1_767_225_600_000; // 2026-01-01, a realistic epoch-ms magnitude for the Lua arithmetic
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
 
 function queue(name: string, extra: Partial<RequestQueueOptions> = {}) {
   const clock = new ManualClock(T0);
   const prefix = testPrefix(name);
-  const q = new RequestQueue({ redis, clock, prefix, deployment: 'llama-405b', ...extra });
-  const log = new StreamLog({ redis, prefix, deployment: 'llama-405b' });
+  const q = new RequestQueue({ redis: redis.client, clock, prefix, deployment: 'llama-405b', ...extra });
+  const log = new StreamLog({ redis: redis.client, prefix, deployment: 'llama-405b' });
   return { q, clock, log };
 }
 
@@ -167,7 +156,7 @@ describe('RequestQueue on Redis', () => {
 
   it('a submit that takes gets its own request when nothing waits ahead, else the head; PUBLISHes only if queued', async () => {
     const { q } = queue('submit-takes');
-    const sub = redis.duplicate();
+    const sub = redis.client.duplicate();
     const woken: string[] = [];
     try {
       await sub.subscribe(`${q.base}:wake`);
@@ -359,7 +348,7 @@ describe('RequestQueue on Redis', () => {
 
   it('never hands one request to two replicas taking at the same time', async () => {
     const { q, clock } = queue('two-replicas');
-    const other = new Redis(server.url);
+    const other = new Redis(redis.url);
     try {
       await other.ping(); // connected, so both replicas start taking together
       const q2 = new RequestQueue({

@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   cursorAfterTokens,
   type LogEntry,
@@ -7,21 +6,10 @@ import {
   StreamLogError,
 } from '../../../../controller/queue/stream-log.ts';
 import { FinishReason, type GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const started = (id: string): GenerateEvent => ({
   requestId: id,
@@ -45,7 +33,7 @@ function texts(entries: LogEntry[]): string[] {
 }
 
 function log(name: string, extra: { ttlMs?: number; endedTtlMs?: number } = {}) {
-  return new StreamLog({ redis, prefix: testPrefix(name), deployment: 'llama-405b', ...extra });
+  return new StreamLog({ redis: redis.client, prefix: testPrefix(name), deployment: 'llama-405b', ...extra });
 }
 
 describe('StreamLog on Redis', () => {
@@ -127,10 +115,10 @@ describe('StreamLog on Redis', () => {
   it('accepts nothing after the end and expires once ended', async () => {
     const l = log('ttl', { ttlMs: 60_000, endedTtlMs: 1000 });
     await l.append('r', delta('r', 0, 'a', [1]));
-    expect(await redis.pttl(l.key('r'))).toBeGreaterThan(1000);
+    expect(await redis.client.pttl(l.key('r'))).toBeGreaterThan(1000);
     await l.append('r', finished('r'));
     expect(await l.append('r', delta('r', 1, 'late', [2]))).toBe('ended');
-    const ttl = await redis.pttl(l.key('r'));
+    const ttl = await redis.client.pttl(l.key('r'));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1000);
   });

@@ -1,24 +1,12 @@
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../common/clock.ts';
 import { OverBudgetError, RequestTooLargeForBudgetError } from '../../../../controller/tenancy/errors.ts';
 import { RateLimiter } from '../../../../controller/tenancy/rate-limiter.ts';
 import type { Tenant } from '../../../../controller/tenancy/tenant-config.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url, { lazyConnect: true });
-  await redis.connect();
-});
-
-afterAll(async () => {
-  await redis?.quit();
-  await server?.stop();
-});
+const redis = useRedis();
 
 const tenant = (extra: Partial<Tenant>): Tenant => ({
   id: 'acme',
@@ -33,7 +21,7 @@ const tenant = (extra: Partial<Tenant>): Tenant => ({
 
 function limiter(name: string) {
   const clock = new ManualClock(1_767_225_600_000);
-  return { clock, rl: new RateLimiter({ redis, clock, prefix: testPrefix(name) }) };
+  return { clock, rl: new RateLimiter({ redis: redis.client, clock, prefix: testPrefix(name) }) };
 }
 
 async function refusal(p: Promise<void>): Promise<OverBudgetError> {
@@ -83,8 +71,8 @@ describe('RateLimiter on Redis', () => {
   it('keeps budgets per tenant, shared by every limiter on the same Redis', async () => {
     const a = limiter('shared');
     const prefix = testPrefix('shared-both');
-    const rl1 = new RateLimiter({ redis, clock: a.clock, prefix });
-    const rl2 = new RateLimiter({ redis, clock: a.clock, prefix });
+    const rl1 = new RateLimiter({ redis: redis.client, clock: a.clock, prefix });
+    const rl2 = new RateLimiter({ redis: redis.client, clock: a.clock, prefix });
     const t = tenant({ requests: { perSecond: 1, burst: 2 } });
     await rl1.admit(t, 0);
     await rl2.admit(t, 0);
