@@ -1,7 +1,8 @@
 /**
  * A private redis-server per test file (cli/redis-server.ts: free loopback port, AOF on, appendfsync everysec
  * as the local cluster runs it) in its own temp dir, removed on stop. `restart()` reloads the AOF: how tests
- * prove that queued requests survive a Redis restart.
+ * prove that queued requests survive a Redis restart. A test file takes one through useRedis() (use-redis.ts);
+ * the bench scripts call startRedis() themselves.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

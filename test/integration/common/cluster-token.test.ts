@@ -23,15 +23,15 @@ import {
   type WorkerMessage,
 } from '../../../proto/gen/corral/v1/registry.ts';
 import { WorkerClient } from '../../../proto/gen/corral/v1/worker.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../helpers/redis.ts';
+import { testPrefix } from '../../helpers/redis.ts';
+import { useRedis } from '../../helpers/use-redis.ts';
 import { FakeRegistry, WorkerProcess } from '../worker/agent/worker-harness.ts';
 
 const TOKEN = 'cluster-secret-for-tests';
 
-let redis: TestRedis;
+const redis = useRedis();
 let controller: RunningController;
 beforeAll(async () => {
-  redis = await startRedis();
   const config = compileControllerConfig({
     listen: '127.0.0.1:0',
     deployments: [{ name: 'm', model: 'm', replicas: 0, gpusPerReplica: 1, maxModelLen: 4096 }],
@@ -43,7 +43,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await controller?.stop(500);
-  await redis?.stop();
 });
 
 /** Opens Register with `token` (none when undefined) and sends Hello: the first answer, or the error. */

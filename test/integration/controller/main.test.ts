@@ -11,21 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, makeGenericClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus } from '../../../cli/clients.ts';
 import { REPO_ROOT } from '../../../cli/local-cluster.ts';
 import { startRedisServer } from '../../../cli/redis-server.ts';
 import { CorralClient } from '../../../client/corral-client.ts';
 import { sha256Hex } from '../../../controller/tenancy/tenant-directory.ts';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
+import { useRedis } from '../../helpers/use-redis.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-controller-main-'));
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
+const redis = useRedis();
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 

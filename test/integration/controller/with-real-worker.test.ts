@@ -18,7 +18,7 @@ import { type RunningController, startController } from '../../../controller/con
 import type { GenerateRequest, InferenceClient } from '../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis } from '../../helpers/redis.ts';
+import { useRedis } from '../../helpers/use-redis.ts';
 import { generateRequest, until } from './fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -30,7 +30,7 @@ const config = compileControllerConfig({
 });
 
 let dir: string;
-let redis: TestRedis;
+const redis = useRedis();
 let controller: RunningController;
 let client: InferenceClient;
 const workers = new Map<string, ManagedProcess>();
@@ -54,7 +54,6 @@ function request(over: Partial<GenerateRequest> = {}): GenerateRequest {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-controller-worker-'));
-  redis = await startRedis();
   controller = await startController(
     { ...config, redis: redis.url },
     { log: createLogger('controller', { level: 'warn' }) },
@@ -104,7 +103,6 @@ afterAll(async () => {
   for (const w of workers.values()) w.kill('SIGCONT');
   await Promise.all([...workers.values()].map((w) => w.stop(10_000)));
   await controller?.stop(1000);
-  await redis?.stop();
   if (process.env.KEEP_LOGS) console.log(dir);
   else rmSync(dir, { recursive: true, force: true });
 });

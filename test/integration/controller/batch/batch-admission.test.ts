@@ -11,7 +11,8 @@ import { type RunningController, startController } from '../../../../controller/
 import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import { OverBudgetError } from '../../../../controller/tenancy/errors.ts';
 import { ClassNotAllowedError } from '../../../../controller/tenancy/tenant-directory.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker } from '../fake-worker.ts';
 import { batchStatus, chatLine, outputLines, submitBatch } from './batch-harness.ts';
 
@@ -34,13 +35,12 @@ const admission: Admission = {
   },
 };
 
-let redis: TestRedis;
+const redis = useRedis();
 let controller: RunningController;
 let http: HttpServer;
 let n1: FakeWorker;
 
 beforeAll(async () => {
-  redis = await startRedis();
   const config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
@@ -70,7 +70,6 @@ afterAll(async () => {
   await http?.close();
   await n1?.stop();
   await controller?.stop(1000);
-  await redis?.stop();
 });
 
 describe('offline batch admission', () => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../../../cli/local-cluster.ts';
 import { ManagedProcess } from '../../../../cli/managed-process.ts';
 import { createLogger, silentLogger } from '../../../../common/log.ts';
@@ -20,19 +20,12 @@ import { lineRequestId } from '../../../../controller/batch/batch-line.ts';
 import { BatchStore } from '../../../../controller/batch/batch-store.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 import { batchStatus, batchWhere, chatLine, outputLines, submitBatch } from './batch-harness.ts';
 
-let redis: TestRedis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 /**
  * One group of one sequence; a replica that sees no group for a while does not fail what waits (b, below).

@@ -19,20 +19,20 @@ import {
   PriorityClass,
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 import { batchStatus, batchWhere, chatLine, outputLines, submitBatch } from './batch-harness.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 
-let redis: TestRedis;
+const redis = useRedis();
 let controller: RunningController;
 let http: HttpServer;
 let client: InferenceClient;
 let n1: FakeWorker;
 
 beforeAll(async () => {
-  redis = await startRedis();
   const config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
@@ -70,7 +70,6 @@ afterAll(async () => {
   await http?.close();
   await n1?.stop();
   await controller?.stop(1000);
-  await redis?.stop();
 });
 
 const request = (id: string, over: Partial<GenerateRequest> = {}) =>

@@ -21,7 +21,8 @@ import { createLogger } from '../../../../common/log.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -35,14 +36,13 @@ const params = (seed: number) => ({
 });
 
 let dir: string;
-let redis: TestRedis;
+const redis = useRedis();
 let controller: RunningController;
 let corral: CorralClient;
 const workers = new Map<string, ManagedProcess>();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-failover-'));
-  redis = await startRedis();
   const config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
@@ -86,7 +86,6 @@ afterAll(async () => {
   for (const w of workers.values()) w.kill('SIGCONT');
   await Promise.all([...workers.values()].map((w) => w.stop(10_000)));
   await controller?.stop(1000);
-  await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -188,7 +187,7 @@ describe('Redis restarts', () => {
       async (received) => {
         if (restarted || received < 10) return;
         restarted = true;
-        await redis.restart({ kill: true });
+        await redis.server.restart({ kill: true });
       },
     );
     expect(restarted).toBe(true);

@@ -5,7 +5,7 @@
  * stream on one controller and resumes on another, and a retry of a request already paid for.
  */
 import { type ClientReadableStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
 import { ResourceExhaustedError } from '../../../../common/errors.ts';
 import { createLogger, silentLogger } from '../../../../common/log.ts';
@@ -14,20 +14,13 @@ import { compileControllerConfig } from '../../../../controller/config/controlle
 import { startController } from '../../../../controller/controller.ts';
 import type { GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 
-let redis: TestRedis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 const request = (id: string) => generateRequest({ model: MODEL, requestId: id });
 

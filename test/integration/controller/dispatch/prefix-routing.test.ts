@@ -20,13 +20,14 @@ import {
   PriorityClass,
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const NODES = ['n1', 'n2', 'n3', 'n4'];
 
-let redis: TestRedis;
+const redis = useRedis();
 const controllers: RunningController[] = [];
 const clients: InferenceClient[] = [];
 /** fakes[c][i]: node i as controller c sees it. */
@@ -67,7 +68,6 @@ async function allReady(): Promise<void> {
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
   config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
@@ -90,7 +90,6 @@ afterAll(async () => {
   for (const c of clients) c.close();
   for (const w of fakes.flat()) await w.stop();
   for (const c of controllers) await c.stop(1000);
-  await redis?.stop();
 });
 
 /** A prompt of token ids: `prefixTokens` ids named by `prefix`, then 16 ids unique to `id`. */

@@ -23,7 +23,8 @@ import {
   PriorityClass,
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -38,14 +39,13 @@ const keyedAdmission: Admission = {
   charge: async () => {},
 };
 
-let redis: TestRedis;
+const redis = useRedis();
 const PREFIX = testPrefix('queue-order');
 let controller: RunningController;
 let client: InferenceClient;
 let n1: FakeWorker;
 
 beforeAll(async () => {
-  redis = await startRedis();
   const config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
@@ -72,7 +72,6 @@ afterAll(async () => {
   client?.close();
   await n1?.stop();
   await controller?.stop(1000);
-  await redis?.stop();
 });
 
 const request = (id: string, over: Partial<GenerateRequest> = {}) =>

@@ -6,7 +6,6 @@
  * an injected clock, and moving it by the hint, not one millisecond less, admits the same request.
  */
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../../../cli/clients.ts';
@@ -25,7 +24,8 @@ import {
   PriorityClass,
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -53,17 +53,13 @@ const directory = TenantDirectory.fromOptions({
 
 /** The budgets' clock; the controller runs on the system clock. */
 const budgetClock = new ManualClock(1_767_225_600_000);
-let redis: TestRedis;
-let budgets: Redis;
+const redis = useRedis();
 let controller: RunningController;
 let http: HttpServer;
 let worker: FakeWorker;
 const clients: InferenceClient[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  budgets = new Redis(redis.url, { lazyConnect: true });
-  await budgets.connect();
   const config = compileControllerConfig({
     listen: '127.0.0.1:0',
     redis: redis.url,
@@ -73,7 +69,11 @@ beforeAll(async () => {
       { name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxModelLen: 256, defaultMaxTokens: 16 },
     ],
   });
-  const limiter = new RateLimiter({ redis: budgets, clock: budgetClock, prefix: testPrefix('admission') });
+  const limiter = new RateLimiter({
+    redis: redis.client,
+    clock: budgetClock,
+    prefix: testPrefix('admission'),
+  });
   controller = await startController(config, {
     log: silentLogger,
     admission: tenantAdmission(directory, limiter),
@@ -98,8 +98,6 @@ afterAll(async () => {
   await worker?.stop();
   await http?.close();
   await controller?.stop(1000);
-  await budgets?.quit();
-  await redis?.stop();
 });
 
 function client(apiKey?: string): InferenceClient {

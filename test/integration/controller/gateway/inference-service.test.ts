@@ -17,7 +17,7 @@ import type {
 } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -44,7 +44,7 @@ const options = {
   ],
 };
 let config: ReturnType<typeof compileControllerConfig>;
-let redis: TestRedis;
+const redis = useRedis();
 
 let controller: RunningController;
 let client: InferenceClient;
@@ -52,7 +52,6 @@ let n1: FakeWorker;
 let n2: FakeWorker;
 
 beforeAll(async () => {
-  redis = await startRedis();
   config = compileControllerConfig({ ...options, redis: redis.url });
   // random 0: ties go to the first ready engine in worker-id order, so routing is deterministic.
   controller = await startController(config, { log: silentLogger, random: () => 0 });
@@ -71,7 +70,6 @@ afterAll(async () => {
   await n1?.stop();
   await n2?.stop();
   await controller?.stop(1000);
-  await redis?.stop();
 });
 
 beforeEach(() => {

@@ -5,7 +5,7 @@
  * routing and gets the leader's rank stopped, and the group is rebuilt with new engine ids when the worker returns.
  */
 import { Metadata } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus, inferenceClient } from '../../../../cli/clients.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
@@ -15,7 +15,8 @@ import type { GenerateRequest } from '../../../../proto/gen/corral/v1/inference.
 import { PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../../../helpers/grpc-stream.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
@@ -42,13 +43,7 @@ const config = (replicas: number) =>
 
 let controller: RunningController | undefined;
 const workers: FakeWorker[] = [];
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.stop()));

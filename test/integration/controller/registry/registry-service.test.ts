@@ -3,13 +3,14 @@
  * Hello/Welcome, refusals, launch directives and their args, relaunch after a worker is lost, Control.Status.
  */
 import { status } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { controlClient, fetchStatus } from '../../../../cli/clients.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
 import { type RunningController, startController } from '../../../../controller/controller.ts';
 import { EngineState } from '../../../../proto/gen/corral/v1/worker.ts';
-import { startRedis, type TestRedis, testPrefix } from '../../../helpers/redis.ts';
+import { testPrefix } from '../../../helpers/redis.ts';
+import { useRedis } from '../../../helpers/use-redis.ts';
 import { FakeWorker, until } from '../fake-worker.ts';
 
 const config = compileControllerConfig({
@@ -32,13 +33,7 @@ const config = compileControllerConfig({
 
 let controller: RunningController | undefined;
 const workers: FakeWorker[] = [];
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 async function setup(): Promise<RunningController> {
   controller = await startController(
