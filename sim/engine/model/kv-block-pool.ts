@@ -9,9 +9,9 @@
  * Pure data structure: O(1) per block, no allocation per call.
  *
  * A prompt's cached blocks are looked up one after another along its chain of hashes. Every block remembers the
- * block found after it last time (`after`): checking that hint against the hash that block holds answers most
- * lookups from two small arrays instead of probing the hash table, whose random slots miss the CPU cache when
- * dozens of groups are simulated. A hint is only a guess; the answer is exact: a block holds a hash in `hashes`
+ * block registered or found after it last time (`after`): checking that hint against the hash that block holds
+ * answers most lookups from two small arrays instead of probing the hash table, whose random slots miss the CPU
+ * cache when dozens of groups are simulated. A hint is only a guess; the answer is exact: a block holds a hash in `hashes`
  * exactly while the table maps that hash to it (register and allocate change both together).
  */
 
@@ -108,10 +108,16 @@ export class KvBlockPool {
     return b;
   }
 
-  /** Records that a held block now holds the full block with this hash (first holder of a hash wins). */
-  register(block: number, hash: number): void {
+  /**
+   * Records that a held block now holds the full block with this hash (first holder of a hash wins).
+   * `previous`: the block before it in its request, which then hints at it (the next request with this prefix
+   * finds it without probing the table; without the hint, the first lookup after every newly cached block did).
+   */
+  register(block: number, hash: number, previous?: number): void {
     if (!Number.isNaN(this.hashes[block] ?? Number.NaN)) return;
-    if (this.cached.addIfAbsent(hash, block)) this.hashes[block] = hash;
+    if (!this.cached.addIfAbsent(hash, block)) return;
+    this.hashes[block] = hash;
+    if (previous !== undefined) this.after[previous] = block;
   }
 
   /** Drops one reference on each of the first `count` blocks, last block first. */

@@ -228,7 +228,8 @@ export class SequenceKv {
     const full = Math.floor(end / this.blockSize);
     if (this.prefixCaching && full > seq.registered) {
       this.hashUpTo(seq, full);
-      for (let k = seq.registered; k < full; k++) this.pool.register(blocks[k] as number, hashAt(seq, k));
+      for (let k = seq.registered; k < full; k++)
+        this.pool.register(blocks[k] as number, hashAt(seq, k), k > 0 ? blocks[k - 1] : undefined);
       seq.registered = full;
     }
     seq.quietEnd = Math.min(seq.held * this.blockSize, (seq.registered + 1) * this.blockSize - 1);

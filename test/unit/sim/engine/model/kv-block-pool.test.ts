@@ -23,6 +23,29 @@ describe('KvBlockPool.lookupAfter', () => {
     expect(pool.lookupAfter(a, 102)).toBe(c);
   });
 
+  it('a block registered after another is found through its hint, and exactly once the hint is stale', () => {
+    const pool = new KvBlockPool(4);
+    const [a, b] = [pool.allocate(), pool.allocate()];
+    pool.register(a, 201);
+    pool.register(b, 202, a);
+    expect(pool.lookupAfter(a, 202)).toBe(b);
+    // b is evicted and holds another block: the hint still names b, the answer follows the table.
+    pool.release([b]);
+    const fresh = [pool.allocate(), pool.allocate(), pool.allocate()];
+    expect(fresh).toContain(b);
+    pool.register(b, 203, a);
+    expect(pool.lookupAfter(a, 202)).toBeUndefined();
+    const c = fresh.find((x) => x !== b && x !== a) as number;
+    pool.register(c, 202);
+    expect(pool.lookupAfter(a, 202)).toBe(c);
+    expect(pool.lookupAfter(a, 203)).toBe(b);
+    // A block whose hash another block already holds does not take the hint.
+    const d = fresh.find((x) => x !== b && x !== c) as number;
+    pool.register(d, 202, a);
+    expect(pool.lookup(202)).toBe(c);
+    expect(pool.lookupAfter(a, 202)).toBe(c);
+  });
+
   it('keeps the first holder of a hash', () => {
     const pool = new KvBlockPool(2);
     const [a, b] = [pool.allocate(), pool.allocate()];
