@@ -97,12 +97,44 @@ function between(x0: number, y0: number, x1: number, y1: number, x: number): num
   return Math.exp(Math.log(y0) + t * (Math.log(y1) - Math.log(y0)));
 }
 
+/**
+ * Token counts and batch sizes below this are memoised: a simulator asks for the same few hundred again at every
+ * step, and each interpolation costs logarithms and an exponential (the same values, computed once).
+ */
+const MEMO_LIMIT = 16_384;
+
+/** Values of `f` at integers in [0, MEMO_LIMIT), each computed once (its table grows to what is asked). */
+class IntegerMemo {
+  private values = new Float64Array(0);
+
+  constructor(private readonly f: (x: number) => number) {}
+
+  at(x: number): number {
+    if (!(x < this.values.length && Number.isInteger(x) && x >= 0)) {
+      if (!(Number.isInteger(x) && x >= 0 && x < MEMO_LIMIT)) return this.f(x);
+      this.grow(x);
+    }
+    let v = this.values[x] as number;
+    if (Number.isNaN(v)) {
+      v = this.f(x);
+      this.values[x] = v;
+    }
+    return v;
+  }
+
+  private grow(x: number): void {
+    const grown = new Float64Array(Math.min(MEMO_LIMIT, 2 ** Math.ceil(Math.log2(x + 1)))).fill(Number.NaN);
+    grown.set(this.values);
+    this.values = grown;
+  }
+}
+
 export class LatencyModel {
-  private readonly gemm: Points;
-  private readonly lmHead: Points;
-  private readonly prefillAttn: Points;
+  private readonly gemm: IntegerMemo;
+  private readonly lmHead: IntegerMemo;
+  private readonly prefillAttn: IntegerMemo;
   /** Decode attention: per context length, a curve over batch size. */
-  private readonly decodeByContext: [number, Points][];
+  private readonly decodeByContext: [number, IntegerMemo][];
   private readonly layersPerStage: number;
 
   constructor(
@@ -110,9 +142,10 @@ export class LatencyModel {
     readonly params: LatencyParams,
   ) {
     const g = cal.layer_gemms_ms_per_rank;
-    this.gemm = points(params.fp8 ? g.fp8 : g.bf16);
-    this.lmHead = points(g.lm_head_bf16);
-    this.prefillAttn = points(cal.prefill_attn_ms_per_layer_rank);
+    const curve = (pts: Points) => new IntegerMemo((x) => logLog(pts, x));
+    this.gemm = curve(points(params.fp8 ? g.fp8 : g.bf16));
+    this.lmHead = curve(points(g.lm_head_bf16));
+    this.prefillAttn = curve(points(cal.prefill_attn_ms_per_layer_rank));
     const byC = new Map<number, Record<string, number>>();
     for (const [k, v] of Object.entries(cal.decode_attn_ms_per_layer_rank)) {
       const m = /^B(\d+)_C(\d+)$/.exec(k);
@@ -120,7 +153,9 @@ export class LatencyModel {
       const c = Number(m[2]);
       byC.set(c, { ...byC.get(c), [m[1] ?? '0']: v });
     }
-    this.decodeByContext = [...byC.entries()].sort((a, b) => a[0] - b[0]).map(([c, t]) => [c, points(t)]);
+    this.decodeByContext = [...byC.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([c, t]) => [c, curve(points(t))]);
     this.layersPerStage = Math.ceil(cal.model.layers / params.pp);
   }
 
@@ -132,12 +167,12 @@ export class LatencyModel {
     const byC = this.decodeByContext;
     if (batch <= 0 || byC.length === 0) return 0;
     const x = Math.max(1, meanContext);
-    const [c0, curve0] = byC[0] as [number, Points];
-    if (byC.length === 1) return logLog(curve0, batch) * (x / c0);
+    const [c0, curve0] = byC[0] as [number, IntegerMemo];
+    if (byC.length === 1) return curve0.at(batch) * (x / c0);
     const i = segmentEnd(byC, x);
-    const [x0, pts0] = byC[i - 1] as [number, Points];
-    const [x1, pts1] = byC[i] as [number, Points];
-    return between(x0, logLog(pts0, batch), x1, logLog(pts1, batch), x);
+    const [x0, curveBelow] = byC[i - 1] as [number, IntegerMemo];
+    const [x1, curveAbove] = byC[i] as [number, IntegerMemo];
+    return between(x0, curveBelow.at(batch), x1, curveAbove.at(batch), x);
   }
 
   /** The kernel time of one step on one rank of one stage, all-reduces included. */
@@ -145,14 +180,12 @@ export class LatencyModel {
     const tokens = decodeSeqs + prefillTokens;
     if (tokens === 0) return 0;
     const perLayer =
-      logLog(this.gemm, tokens) +
-      this.decodeAttnMs(decodeSeqs, meanContext) +
-      logLog(this.prefillAttn, prefillTokens);
+      this.gemm.at(tokens) + this.decodeAttnMs(decodeSeqs, meanContext) + this.prefillAttn.at(prefillTokens);
     const p = this.params;
     const bytes = p.tp > 1 ? (2 * (p.tp - 1) * tokens * this.cal.model.hidden * 2) / p.tp : 0;
     const allReduce = p.tp > 1 ? 2 * (p.allReduceLatencyUs / 1000 + bytes / (p.linkGBps * 1e6)) : 0;
     // The LM head runs for the sequences that sample a token this step: every decode and a finishing prefill.
-    return this.layersPerStage * (perLayer + allReduce) + logLog(this.lmHead, Math.max(1, decodeSeqs));
+    return this.layersPerStage * (perLayer + allReduce) + this.lmHead.at(Math.max(1, decodeSeqs));
   }
 
   /** Wall time of one engine step: every PP stage in turn, hops, efficiency and CPU overhead. */

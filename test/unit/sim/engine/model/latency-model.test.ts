@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../../../sim/cluster/random.ts';
 import {
   type CalibrationFile,
   DEFAULT_LATENCY_PARAMS,
@@ -98,5 +99,22 @@ describe('LatencyModel', () => {
     const perSeq = new LatencyModel(CAL, params({ seqOverheadUs: 100 }));
     expect(perSeq.stepMs(64, 1024, 0) - base.stepMs(64, 1024, 0)).toBeCloseTo(6.4);
     expect(perSeq.stepMs(8, 1024, 512) - base.stepMs(8, 1024, 512)).toBeCloseTo(0.9);
+  });
+
+  it('answers a step asked again (memoised batch sizes and token counts) exactly as a fresh model answers it', () => {
+    const random = seededRandom(4);
+    const steps = Array.from({ length: 400 }, () => [
+      Math.floor(random() * 300),
+      1 + random() * 6000,
+      random() < 0.3 ? Math.floor(random() * 20_000) : 0,
+    ]);
+    // Fractional and out-of-table arguments are computed, not memoised.
+    steps.push([2.5, 100, 0], [0, 0, 3.5], [20_000, 512, 0]);
+    const asked = new LatencyModel(CAL, params({ tp: 8 }));
+    for (const [b, c, p] of steps) asked.stepMs(b as number, c as number, p as number);
+    for (const [b, c, p] of steps.reverse())
+      expect(asked.stepMs(b as number, c as number, p as number)).toBe(
+        new LatencyModel(CAL, params({ tp: 8 })).stepMs(b as number, c as number, p as number),
+      );
   });
 });
