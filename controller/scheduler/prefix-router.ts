@@ -23,7 +23,7 @@ import {
   type RouteRequest,
 } from './pick.ts';
 import { PrefillBacklog } from './prefill-backlog.ts';
-import { PrefixIndex } from './prefix-index.ts';
+import { PrefixIndex, type PrefixLookup } from './prefix-index.ts';
 
 export interface GroupReport {
   /** Prefix-cache hit and query tokens since the group's previous report. */
@@ -48,6 +48,9 @@ export class PrefixRouter {
   private readonly index: PrefixIndex;
   private readonly backlog = new PrefillBacklog();
   private readonly onDecision: ((d: RouteDecision) => void) | undefined;
+  /** The believed holders of the prompt being picked, which pick() asks for once. */
+  private held: ReadonlyMap<string, number> = new Map();
+  private readonly lookup: PrefixLookup = { matches: () => this.held };
 
   constructor(
     options: { capacityBlocks: number; stride?: number; onDecision?: (d: RouteDecision) => void },
@@ -71,14 +74,10 @@ export class PrefixRouter {
     requestId: string,
   ): PickResult {
     const blocks = request.promptBlocks ?? [];
-    const held = this.index.matches(blocks);
-    // A copy only for groups with prefill queued: this runs over every group per request.
-    const views = groups.map((g) => {
-      const queued = this.backlog.tokens(g.id);
-      return queued > 0 ? withPendingPrefill(g, queued) : g;
-    });
+    this.held = this.index.matches(blocks);
+    const held = this.held;
     const result = pick(
-      { groups: views, prefixIndex: { matches: () => held } },
+      { groups, prefixIndex: this.lookup, queuedPrefill: this.backlog },
       request,
       random,
       this.pickOptions,
@@ -114,20 +113,4 @@ export class PrefixRouter {
   forget(groupId: string): void {
     this.index.forget(groupId);
   }
-}
-
-/**
- * The view with the controller's queued prefill. Every field is listed (a field added to GroupView fails to
- * compile here until it is copied too): an object literal costs a tenth of a spread, once per group per pick.
- */
-function withPendingPrefill(g: GroupView, pendingPrefillTokens: number): GroupView {
-  const view: GroupView & Record<keyof GroupView, unknown> = {
-    id: g.id,
-    deployment: g.deployment,
-    state: g.state,
-    outstanding: g.outstanding,
-    kvUsage: g.kvUsage,
-    pendingPrefillTokens,
-  };
-  return view;
 }
