@@ -51,6 +51,9 @@ export interface RunDeps {
   live?: LiveFeed;
 }
 
+/** How long a worker's stream may stay open after its Finished before the call is cancelled. */
+const END_AFTER_FINISHED_MS = 1000;
+
 /** Worker statuses that mean "this group failed", not "this request is bad": continue elsewhere. */
 const GROUP_FAILURES: ReadonlySet<string> = new Set(['unavailable', 'internal', 'cancelled']);
 
@@ -94,11 +97,20 @@ export async function runAttempt(
   signal.addEventListener('abort', onAbort, { once: true });
   let firstTokenAt: number | undefined;
   let heldText = '';
+  let finished = false;
+  /** The worker's stream ended by itself (its status came): nothing to cancel. */
+  let streamEnded = false;
+  let endGrace: NodeJS.Timeout | undefined;
   const writer = new LogWriter(deps.log, t.id, req.returnTokenIds, undefined, deps.live);
   // A first attempt writes to an empty log: a client that starts reading now waits for this run's events.
   deps.live?.begin(t.id, t.attempt === 1 ? START : undefined);
   try {
+    // Read on to the stream's own end after Finished rather than leaving the loop: leaving destroys the stream
+    // (an AbortError) and cancels the call (a CANCELLED status), each an Error whose stack trace is built,
+    // which cost more CPU than the rest of the run together. A worker that keeps the stream open after
+    // Finished is cancelled after a grace.
     for await (const raw of call as AsyncIterable<GenerateEvent>) {
+      if (finished) continue;
       let e = shiftEvent(t.id, raw, plan);
       if (!e?.event) continue;
       if (e.event.$case === 'delta') {
@@ -123,15 +135,18 @@ export async function runAttempt(
         };
         e = { ...e, event: { $case: 'finished', value: { ...e.event.value, timing } } };
       }
-      const finished = e.event?.$case === 'finished';
+      finished = e.event?.$case === 'finished';
       if (writer.push(e) || finished) await writer.drain();
       // 'ended': another owner (this request's lease ran out under us) already wrote the end.
       if (writer.ended) return { t: 'stopped' };
-      if (finished) return { t: 'finished' };
+      if (finished) endGrace = setTimeout(() => call.cancel(), END_AFTER_FINISHED_MS);
     }
+    streamEnded = true;
+    if (finished) return { t: 'finished' };
     if (signal.aborted) return { t: 'stopped' };
     return { t: 'retry', why: `engine ${target.engineId} ended the stream without Finished` };
   } catch (e) {
+    if (finished) return { t: 'finished' }; // cancelled after the grace: Finished is in the log
     if (signal.aborted) return { t: 'stopped' };
     const error = isServiceError(e)
       ? fromServiceError(e as ServiceError)
@@ -145,6 +160,7 @@ export async function runAttempt(
     await writer.drain().catch(() => {});
     deps.live?.end(t.id);
     signal.removeEventListener('abort', onAbort);
-    call.cancel();
+    clearTimeout(endGrace);
+    if (!streamEnded) call.cancel();
   }
 }

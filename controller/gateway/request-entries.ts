@@ -40,6 +40,9 @@ class Changes {
 
 type Item = { from: 'log'; entry: LogEntry } | { from: 'live'; linked: LinkedEntry };
 
+/** Why a reader's log follower stops when the reader is done (one object, made once). */
+const READER_DONE = new Error('the reader is done');
+
 export async function* requestEntries(
   log: StreamLog,
   live: LiveFeed | undefined,
@@ -118,7 +121,8 @@ export async function* requestEntries(
   } finally {
     signal.removeEventListener('abort', onAbort);
     unlisten();
-    done.abort();
+    // With a reason: abort() without one builds a DOMException and its stack trace, on every stream's end.
+    done.abort(READER_DONE);
     changes.fire();
     await pump;
   }

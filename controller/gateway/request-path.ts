@@ -96,6 +96,9 @@ export interface RequestPath {
   closeStreams(reason: string): void;
 }
 
+/** Why a client stream's log reader stops when the stream is done (one object, made once). */
+const STREAM_DONE = new Error('the client stream is done');
+
 /** How often a client stream checks that its request still exists. */
 const LOST_CHECK_MS = 5000;
 
@@ -294,7 +297,8 @@ async function* stream(
     clearInterval(watchdog);
     state.streams.delete(end);
     ctx.signal.removeEventListener('abort', onClientGone);
-    follow.abort();
+    // With a reason: abort() without one builds a DOMException and its stack trace, on every stream's end.
+    follow.abort(STREAM_DONE);
   }
 }
 
