@@ -22,37 +22,48 @@ import { CorralError } from '../../common/errors.ts';
 import { GenerateEvent, type Started } from '../../proto/gen/corral/v1/inference.ts';
 import { logKey, queueBase } from './keys.ts';
 
+/**
+ * KEYS[1]: the log; ARGV: ttl endedTtl ids, then per event: kind idx cnt payload -> per event, in order, one
+ * {outcome, nextIdx, after?} (after: the entry the appended event follows). Several events of one request go in
+ * one call (what arrived while the writer's previous call was in flight), each checked as if appended alone.
+ */
 const APPEND = `
-local key, kind, idx, cnt, payload = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local ttl, endedTtl, ids = ARGV[5], ARGV[6], ARGV[7]
-local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-local topId = top and top[1] or nil
-if topId == '2-0' then return {'ended', 0} end
-local nextIdx = 0
-if topId and string.sub(topId, 1, 2) == '1-' then
-  local f = top[2]
-  local i, n = 0, 0
-  for j = 1, #f, 2 do
-    if f[j] == 'i' then i = tonumber(f[j + 1]) elseif f[j] == 'n' then n = tonumber(f[j + 1]) end
+local key, ttl, endedTtl, ids = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local function appendOne(kind, idx, cnt, payload)
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  local topId = top and top[1] or nil
+  if topId == '2-0' then return {'ended', 0} end
+  local nextIdx = 0
+  if topId and string.sub(topId, 1, 2) == '1-' then
+    local f = top[2]
+    local i, n = 0, 0
+    for j = 1, #f, 2 do
+      if f[j] == 'i' then i = tonumber(f[j + 1]) elseif f[j] == 'n' then n = tonumber(f[j + 1]) end
+    end
+    nextIdx = i + n
   end
-  nextIdx = i + n
-end
-if kind == 'started' then
-  if topId then return {'duplicate', nextIdx} end
-  redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload, 'ids', ids)
-elseif kind == 'delta' then
-  if idx + cnt <= nextIdx then return {'duplicate', nextIdx} end
-  if idx > nextIdx then return {'gap', nextIdx} end
-  if idx < nextIdx then return {'overlap', nextIdx} end
-  redis.call('XADD', key, '1-' .. idx, 'k', 'event', 'i', idx, 'n', cnt, 'e', payload)
-  nextIdx = idx + cnt
-else
-  redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
-  redis.call('PEXPIRE', key, endedTtl)
+  if kind == 'started' then
+    if topId then return {'duplicate', nextIdx} end
+    redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload, 'ids', ids)
+  elseif kind == 'delta' then
+    if idx + cnt <= nextIdx then return {'duplicate', nextIdx} end
+    if idx > nextIdx then return {'gap', nextIdx} end
+    if idx < nextIdx then return {'overlap', nextIdx} end
+    redis.call('XADD', key, '1-' .. idx, 'k', 'event', 'i', idx, 'n', cnt, 'e', payload)
+    nextIdx = idx + cnt
+  else
+    redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
+    redis.call('PEXPIRE', key, endedTtl)
+    return {'appended', nextIdx, topId or '0-0'}
+  end
+  redis.call('PEXPIRE', key, ttl)
   return {'appended', nextIdx, topId or '0-0'}
 end
-redis.call('PEXPIRE', key, ttl)
-return {'appended', nextIdx, topId or '0-0'}
+local out = {}
+for a = 4, #ARGV, 4 do
+  out[#out + 1] = appendOne(ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
+end
+return out
 `;
 
 /** The writer is not continuing at the log's next token index. */
@@ -140,7 +151,7 @@ export interface StreamLogOptions {
 }
 
 type AppendReply = [outcome: string, nextTokenIndex: number, after?: string];
-type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<AppendReply> };
+type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<AppendReply[]> };
 
 /** Idle follower connections kept for the next follow() (a connection per stream costs a TCP handshake). */
 const MAX_IDLE_FOLLOWERS = 1024;
@@ -163,14 +174,13 @@ export class StreamLog {
    * client asked (a continuation needs them); `returnTokenIds` on Started records what the client asked.
    */
   async append(id: string, event: GenerateEvent, returnTokenIds = false): Promise<AppendOutcome> {
-    const args = this.appendArgs(id, event, returnTokenIds);
-    const reply = await (this.options.redis as unknown as AppendCommand).corralLogAppend(...args);
-    return this.outcome(id, event, reply);
+    const [appended] = await this.appendLinked(id, [event], returnTokenIds);
+    return appended?.outcome ?? 'duplicate';
   }
 
   /**
-   * Appends several events of one request in one round trip (a pipeline of the same script, run in order):
-   * what a writer does with the events that arrived while its previous write was in flight.
+   * Appends several events of one request in one round trip (one script call, each event in order as if
+   * appended alone): what a writer does with the events that arrived while its previous write was in flight.
    */
   async appendMany(
     id: string,
@@ -191,43 +201,21 @@ export class StreamLog {
     returnTokenIds = false,
   ): Promise<{ outcome: AppendOutcome; linked?: LinkedEntry }[]> {
     if (events.length === 0) return [];
-    const p = this.options.redis.pipeline() as unknown as AppendCommand & {
-      exec(): Promise<[Error | null, unknown][]>;
-    };
-    for (const e of events) void p.corralLogAppend(...this.appendArgs(id, e, returnTokenIds));
-    const replies = await p.exec();
-    return events.map((event, i) => {
-      const [err, reply] = replies[i] ?? [new Error('no reply'), undefined];
-      if (err) throw err;
-      const r = reply as AppendReply;
-      const outcome = this.outcome(id, event, r);
-      if (outcome !== 'appended' || r[2] === undefined) return { outcome };
-      return { outcome, linked: { entry: { t: 'event', cursor: cursorOf(event), event }, after: r[2] } };
-    });
-  }
-
-  private appendArgs(id: string, event: GenerateEvent, returnTokenIds: boolean): (string | number)[] {
-    const ev = event.event;
-    let kind = 'finished';
-    let index = 0;
-    let count = 0;
-    if (ev?.$case === 'started') kind = 'started';
-    else if (ev?.$case === 'delta') {
-      kind = 'delta';
-      index = ev.value.index;
-      count = ev.value.tokenCount;
-      if (count < 1) throw new StreamLogError(id, 'empty_delta', -1, index);
-    } else if (ev?.$case !== 'finished') throw new Error(`stream log of ${id}: event without a case`);
-    return [
+    const args: (string | number)[] = [
       this.key(id),
-      kind,
-      index,
-      count,
-      JSON.stringify(GenerateEvent.toJSON(event)),
       this.options.ttlMs ?? 3_600_000,
       this.options.endedTtlMs ?? 600_000,
       returnTokenIds ? '1' : '0',
     ];
+    for (const e of events) args.push(...eventArgs(id, e));
+    const replies = await (this.options.redis as unknown as AppendCommand).corralLogAppend(...args);
+    return events.map((event, i) => {
+      const r = replies[i];
+      if (!r) throw new Error(`stream log of ${id}: no append reply for event ${i}`);
+      const outcome = this.outcome(id, event, r);
+      if (outcome !== 'appended' || r[2] === undefined) return { outcome };
+      return { outcome, linked: { entry: { t: 'event', cursor: cursorOf(event), event }, after: r[2] } };
+    });
   }
 
   private outcome(id: string, event: GenerateEvent, [outcome, next]: AppendReply): AppendOutcome {
@@ -350,6 +338,22 @@ export class StreamLog {
   close(): void {
     for (const conn of this.idle.splice(0)) conn.disconnect();
   }
+}
+
+/** One event's part of APPEND's arguments: kind idx cnt payload. */
+function eventArgs(id: string, event: GenerateEvent): (string | number)[] {
+  const ev = event.event;
+  let kind = 'finished';
+  let index = 0;
+  let count = 0;
+  if (ev?.$case === 'started') kind = 'started';
+  else if (ev?.$case === 'delta') {
+    kind = 'delta';
+    index = ev.value.index;
+    count = ev.value.tokenCount;
+    if (count < 1) throw new StreamLogError(id, 'empty_delta', -1, index);
+  } else if (ev?.$case !== 'finished') throw new Error(`stream log of ${id}: event without a case`);
+  return [kind, index, count, JSON.stringify(GenerateEvent.toJSON(event))];
 }
 
 function parseEntry(cursor: string, fields: string[]): LogEntry {
