@@ -7,6 +7,11 @@
  * The loop sleeps until something can change the answer: an arrival (ArrivalSignal, from any controller), a
  * run ending or a heartbeat (wake()), or the maintenance tick (lapsed leases of dead controllers, deadlines
  * of queued requests: RequestQueue.maintain()).
+ * A run ending opens room, but when the last take or submit here left nothing ready in the queue and no
+ * arrival was heard since, there is nothing to take: the loop skips that take (a Redis round trip per request
+ * at a steady load). Anything that may have queued a request (an arrival, a wake(), a request handed back
+ * here, a lease reclaimed) ends that knowledge, and it lapses after maintainEveryMs, so a PUBLISH this
+ * replica missed costs at most that long, as for an idle dispatcher.
  * How a run ends decides how its queue entry is settled (run-settlement.ts).
  * A deployment with no ready or starting group for noGroupGraceMs fails what waits for it with UNAVAILABLE
  * instead of holding it until its deadline (the gateway already refuses new requests then).
@@ -78,6 +83,8 @@ export class Dispatcher {
   private claimed = 0;
   private readonly unsubscribeCancel: () => void;
   private readonly maintainEveryMs: number;
+  /** A take or submit here, sent at arrival generation `generation`, left nothing ready in the queue at `at`. */
+  private drained: { generation: number; at: number } | undefined;
 
   constructor(private readonly deps: DispatcherDeps) {
     const log = deps.logger;
@@ -100,8 +107,14 @@ export class Dispatcher {
     this.loopDone ??= this.loop();
   }
 
-  /** Something that may open room changed (a heartbeat, a run ended): look again now. */
+  /** Something changed that may open room or queue a request (a heartbeat, a submit here): look again now. */
   wake(): void {
+    this.drained = undefined;
+    this.roomOpened();
+  }
+
+  /** A run here ended: its room is free for what waits in the queue, if anything does. */
+  private roomOpened(): void {
     this.wakeGeneration += 1;
     const waiters = this.wakeWaiters;
     this.wakeWaiters = new Set();
@@ -165,7 +178,7 @@ export class Dispatcher {
         const now = this.deps.clock.now();
         if (now - lastMaintain >= this.maintainEveryMs) {
           lastMaintain = now;
-          await queue.maintain();
+          if ((await queue.maintain()).leasesReclaimed > 0) this.drained = undefined;
         }
         failures = 0;
       } catch (e) {
@@ -210,8 +223,12 @@ export class Dispatcher {
     if (!round) return this.failUnserved(view);
     this.noGroupSince = undefined;
     const total = Math.min(round.total, this.deps.maxPerTake ?? 64);
-    if (total <= 0) return 0;
+    if (total <= 0 || this.nothingReady()) return 0;
+    const generation = this.deps.signal.generation;
     const taken = await this.keeper.take(total, this.deps.clock);
+    // Fewer than asked: the queue had nothing more ready (a lease lost during a slow take too: then the
+    // knowledge is wrong the other way, costing at most a skipped take until the next arrival or tick).
+    this.drained = taken.length < total ? { generation, at: this.deps.clock.now() } : undefined;
     this.countPastBound(taken);
     this.launchAll(taken, await this.routesOf(taken), view, round);
     return taken.length;
@@ -232,6 +249,7 @@ export class Dispatcher {
       if (outcome.t === 'enqueued') this.wake();
       return outcome;
     }
+    const generation = this.deps.signal.generation;
     const route = this.deps.routing?.routeOf(req);
     // Counted against the loop's takes until launched, so the loop and this never fill the same room twice.
     this.claimed += 1;
@@ -241,6 +259,8 @@ export class Dispatcher {
       const sent = clock.now();
       const outcome = await queue.submit(req, owner);
       if (outcome.t !== 'enqueued') return outcome;
+      const ours = outcome.taken?.some((t) => t.id === req.id) ?? false;
+      this.drained = ours && outcome.readyLeft === 0 ? { generation, at: clock.now() } : undefined;
       taken = await this.keeper.renewIfSlow(outcome.taken ?? [], clock.now() - sent);
       this.countPastBound(taken);
       routes = await this.routesOf(taken, (t) => (t.id === req.id ? route : undefined));
@@ -256,6 +276,16 @@ export class Dispatcher {
     this.launchAll(taken, routes, view, this.round(view) ?? { groups: [], room: new Map(), total: 0 });
     if (!taken.some((t) => t.id === req.id)) this.wake();
     return { t: 'enqueued' };
+  }
+
+  /** The queue is known to hold nothing ready (see the top of this file): a take now would come back empty. */
+  private nothingReady(): boolean {
+    const d = this.drained;
+    if (!d) return false;
+    if (this.deps.signal.generation === d.generation && this.deps.clock.now() - d.at < this.maintainEveryMs)
+      return true;
+    this.drained = undefined;
+    return false;
   }
 
   /** The round's groups and room, less what submit() claimed; undefined when no group will serve. */
@@ -331,6 +361,7 @@ export class Dispatcher {
         ? `no room at dispatch (${choice.type === 'group' ? choice.id : choice.reason})`
         : 'no room at dispatch (an earlier run of it is still ending here)';
       logger.warn('taken request handed straight back', { requestId: t.id, attempt: t.attempt, why });
+      this.drained = undefined;
       routing?.ended(t.id);
       void queue.release(owner, t.id, why).catch(() => {});
       return;
@@ -368,10 +399,12 @@ export class Dispatcher {
         routing?.ended(t.id);
         ticket.release();
         this.runs.delete(t.id);
+        // Anything but its end goes back to the queue (handed back) or may: a take must look for it.
+        if (end.t !== 'finished' && end.t !== 'failed') this.drained = undefined;
         return this.settlement.settle(t, replica.engineId, end, reason);
       })
       .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
-      .finally(() => this.wake());
+      .finally(() => this.roomOpened());
     this.runs.set(t.id, { engineId: replica.engineId, stop, stopped: () => reason !== undefined, done });
   }
 

@@ -83,7 +83,8 @@ end
 /**
  * The hand-out, as a function of where its arguments start in ARGV (TAKE's own, or after SUBMIT's):
  * ARGV[o..]: base owner n now leaseMs maxAttempts retainMs reserveUnits[3] creditUnit sweepLimit
- * -> list of {id, body, tenant, cls, attempts, deadline, submitted, cost, trace}
+ * -> list of {id, body, tenant, cls, attempts, deadline, submitted, cost, trace}, and the number of requests
+ *    still ready after it (0 whenever fewer than n were handed out)
  */
 const TAKE_NEXT = `
 local function takeNext(o)
@@ -172,13 +173,13 @@ local function takeNext(o)
   else
     redis.call('DEL', base .. ':drainat')
   end
-  return out
+  return out, depth[1] + depth[2] + depth[3]
 end
 `;
 
 /**
  * ARGV: base id bodyHash body tenant cls increment deadline now shed cost trace [take ARGV...]
- * -> {outcome, state, taken?}
+ * -> {outcome, state, taken?, readyLeft?} (readyLeft: with take arguments, the requests still ready after it)
  * With TAKE's arguments after its own (the submitting controller's dispatcher has room for one more), the same
  * script then hands out the queue's next request in the usual order, most often this one: one round trip for
  * submit and take, and no PUBLISH when what was queued is already dispatched. The order is TAKE's, so nothing
@@ -204,18 +205,19 @@ redis.call('HSET', rk, 'body', body, 'bh', bh, 'tenant', tenant, 'cls', cls, 'co
   'trace', ARGV[12] or '')
 redis.call('ZADD', base .. ':ready:' .. cls, fmt(tag), id)
 if deadline > 0 then redis.call('ZADD', base .. ':deadlines', fmt(deadline), id) end
-local taken = {}
-if #ARGV > 12 then taken = takeNext(13) end
+local taken, left = {}, nil
+if #ARGV > 12 then taken, left = takeNext(13) end
 for _, r in ipairs(taken) do
-  if r[1] == id then return {'enqueued', 'dispatched', taken} end
+  if r[1] == id then return {'enqueued', 'dispatched', taken, left} end
 end
 redis.call('PUBLISH', base .. ':wake', cls)
-return {'enqueued', 'queued', taken}
+return {'enqueued', 'queued', taken, left}
 `;
 
-/** ARGV: see TAKE_NEXT */
+/** ARGV: see TAKE_NEXT -> the list it hands out */
 export const TAKE = `${PRELUDE}${TAKE_NEXT}
-return takeNext(1)
+local out = takeNext(1)
+return out
 `;
 
 /** ARGV: base owner now leaseMs id... -> {lost ids, cancel-requested ids} */

@@ -85,9 +85,12 @@ export interface SubmitRequest {
   trace?: string;
 }
 
-/** `taken`: with submit(req, takeFor), what the same script handed to that owner (see submit()). */
+/**
+ * `taken`: with submit(req, takeFor), what the same script handed to that owner (see submit()); `readyLeft`:
+ * how many requests were still ready (waiting for a take) right after that.
+ */
 export type SubmitOutcome =
-  | { t: 'enqueued'; taken?: TakenRequest[] }
+  | { t: 'enqueued'; taken?: TakenRequest[]; readyLeft?: number }
   | { t: 'attached'; state: RequestState };
 
 export interface TakenRequest {
@@ -128,7 +131,7 @@ export interface RequestRecord {
 }
 
 interface Scripts {
-  corralQSubmit(...a: (string | number)[]): Promise<[string, string, string[][]?]>;
+  corralQSubmit(...a: (string | number)[]): Promise<[string, string, string[][]?, number?]>;
   corralQTake(...a: (string | number)[]): Promise<string[][]>;
   corralQRenew(...a: (string | number)[]): Promise<[string[], string[]]>;
   corralQSettle(...a: (string | number)[]): Promise<number>;
@@ -191,7 +194,7 @@ export class RequestQueue {
       if (d.t === 'shed')
         shed = new QueueFullError(this.options.deployment, d.retryAfterMs, d.expectedWaitMs, d.reason);
     }
-    const [outcome, state, taken] = await this.scripts.corralQSubmit(
+    const [outcome, state, taken, readyLeft] = await this.scripts.corralQSubmit(
       this.base,
       req.id,
       bodyHash(req),
@@ -216,7 +219,7 @@ export class RequestQueue {
         }
         return takeFor === undefined
           ? { t: 'enqueued' }
-          : { t: 'enqueued', taken: (taken ?? []).map(takenOf) };
+          : { t: 'enqueued', taken: (taken ?? []).map(takenOf), readyLeft: readyLeft ?? 0 };
       case 'attached':
         return { t: 'attached', state: state as RequestState };
       case 'conflict':
@@ -245,6 +248,7 @@ export class RequestQueue {
    * Hand out up to n requests in priority and fair order, leased to `owner` for leaseMs. Call it only when a
    * group has room for n more: requests wait here, where priority and fairness act, not in the engines.
    * Also hands back requests whose lease ran out and expires those past their deadline.
+   * Fewer than n handed out means nothing was left ready.
    */
   async take(owner: string, n: number): Promise<TakenRequest[]> {
     if (n <= 0) return [];

@@ -162,11 +162,17 @@ describe('RequestQueue on Redis', () => {
       await sub.subscribe(`${q.base}:wake`);
       sub.on('message', (_channel: string, cls: string) => woken.push(cls));
       const alone = await q.submit(req('i1', 'interactive'), 'ctl-a');
-      expect(alone).toEqual({ t: 'enqueued', taken: [expect.objectContaining({ id: 'i1', attempt: 1 })] });
+      expect(alone).toEqual({
+        t: 'enqueued',
+        taken: [expect.objectContaining({ id: 'i1', attempt: 1 })],
+        readyLeft: 0,
+      });
       expect(await q.get('i1')).toMatchObject({ state: 'dispatched', owner: 'ctl-a' });
       await q.submit(req('s1', 'standard'));
       const behind = await q.submit(req('b1', 'batch'), 'ctl-a');
       expect(behind.t === 'enqueued' && behind.taken?.map((r) => r.id)).toEqual(['s1']);
+      // what the take left ready: b1 (the submitting dispatcher must look again, nothing else will wake it)
+      expect(behind.t === 'enqueued' && behind.readyLeft).toBe(1);
       expect(await q.get('b1')).toMatchObject({ state: 'queued' });
       // in order on one connection: s1 and b1 were queued (published), i1 never was
       await until('both wake-ups', () => (woken.length === 2 ? true : undefined));
