@@ -68,6 +68,8 @@ export interface ClusterSimResult {
   /** Requests preempted by recompute, all groups. */
   preemptions: number;
   steps: number;
+  /** Of those, steps run inside decode stretches (sim/engine/model/decode-stretch.ts). */
+  stretchSteps: number;
   endMs: number;
 }
 
@@ -119,6 +121,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     prefixQueryTokens: 0,
     preemptions: 0,
     steps: 0,
+    stretchSteps: 0,
     endMs: 0,
   };
   // Outstanding x time over the window, per group, accumulated at each change.
@@ -240,6 +243,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     result.prefixHitTokens += e.prefixHitTokens;
     result.prefixQueryTokens += e.prefixQueryTokens;
     result.preemptions += e.preemptions;
+    result.stretchSteps += e.stretchSteps;
   }
   return result;
 }

@@ -120,6 +120,10 @@ export class EngineGroup {
   get prefixQueryTokens(): number {
     return this.scheduler.totals.prefixQueryTokens;
   }
+  /** Steps run inside decode stretches (none with fullPlans): how much of the run skipped per-request visits. */
+  get stretchSteps(): number {
+    return this.scheduler.stretchSteps;
+  }
   get pendingPrefillTokens(): number {
     return this.prefillBacklog;
   }

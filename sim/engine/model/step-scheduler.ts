@@ -31,10 +31,11 @@
  * KV blocks and the prefix cache of each request: sequence-kv.ts.
  */
 import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
+import { DecodeStretch, NO_REQUESTS } from './decode-stretch.ts';
 import { enqueue, pickVictim } from './queue-policy.ts';
+import { checkRequest, refusal } from './request-limits.ts';
 import { newSeq, type Seq, SequenceKv } from './sequence-kv.ts';
 import type {
-  FinishCause,
   RequestSampler,
   SampledToken,
   Sampler,
@@ -47,20 +48,8 @@ import type {
   StepTotals,
 } from './step-plan.ts';
 
+export type * from './step-plan.ts';
 export { meanDecodeContext } from './step-plan.ts';
-export type {
-  FinishCause,
-  RequestSampler,
-  SampledToken,
-  Sampler,
-  ScheduledChunk,
-  SchedulerRequest,
-  StepDelivery,
-  StepOutcome,
-  StepPlan,
-  StepSchedulerConfig,
-  StepTotals,
-};
 
 /** A decode: one new token after all earlier ones are in the KV cache (planned for the step in progress). */
 const isDecode = (s: Seq) => s.plannedTokens === 1 && s.outputs > 0 && s.computed === s.numTokens;
@@ -96,6 +85,14 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   };
   /** Totals since start (vLLM's counters). */
   readonly totals = { preemptions: 0, prefixQueryTokens: 0, prefixHitTokens: 0 };
+  /**
+   * With fixed answers: the decode stretch in progress (decode-stretch.ts), and whether the last completion
+   * sampled every running request (a stretch may begin at the next step).
+   */
+  private stretch: DecodeStretch<Seq<R>> | undefined;
+  private caughtUp = false;
+  /** Steps planned inside decode stretches (a diagnostic: the same schedule either way). */
+  stretchSteps = 0;
 
   /**
    * `answerToken`: the output token a request samples at each index, when that is a fixed function of the
@@ -130,33 +127,15 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   get kvUsage(): number {
     return this.kv.pool.usage;
   }
-  get kvTokens(): number {
-    return this.cfg.numBlocks * this.blockSize;
-  }
 
-  /**
-   * Why a request can never run here, or null: its whole context must fit the KV cache alone (vLLM checks
-   * max_model_len against the cache at start-up) and max_model_len.
-   */
+  /** Why a request can never run here, or null (request-limits.ts). */
   refusal(promptTokens: number, maxTokens: number): string | null {
-    if (promptTokens < 1) return 'the prompt is empty';
-    const total = promptTokens + maxTokens;
-    if (total > this.cfg.maxModelLen)
-      return `${total} tokens (prompt + max_tokens) exceed max_model_len ${this.cfg.maxModelLen}`;
-    if (Math.ceil(total / this.blockSize) > this.cfg.numBlocks)
-      return `${total} tokens (prompt + max_tokens) exceed the KV cache (${this.kvTokens} tokens)`;
-    return null;
+    return refusal(this.cfg, this.blockSize, promptTokens, maxTokens);
   }
 
   add(req: R): void {
     if (this.byId.has(req.id)) throw new RangeError(`request ${req.id} is already scheduled`);
-    const why = this.refusal(req.promptIds.length, req.maxTokens);
-    if (why !== null) throw new RangeError(`request ${req.id}: ${why}`);
-    const full = Math.floor(req.promptIds.length / this.blockSize);
-    if (req.blockHashes !== undefined && req.blockHashes.length !== full)
-      throw new RangeError(
-        `request ${req.id}: ${req.blockHashes.length} block hashes for a prompt of ${full} full blocks`,
-      );
+    checkRequest(this.cfg, this.blockSize, req);
     const seq = newSeq(req, this.arrivals++);
     this.byId.set(req.id, seq);
     enqueue(this.waiting, seq, false, this.cfg.policy);
@@ -175,6 +154,8 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   abort(id: string): boolean {
     const seq = this.byId.get(id);
     if (!seq) return false;
+    this.endStretch();
+    this.caughtUp = false;
     if (seq.state === 'waiting') this.waiting.splice(this.waiting.indexOf(seq), 1);
     else if (seq.state === 'running') this.running.splice(this.running.indexOf(seq), 1);
     this.retire(seq);
@@ -207,11 +188,12 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
 
   /** Plans the next step as nextStep does, reporting only its totals; finishStep completes it. */
   planStep(): StepTotals {
-    const step = this.schedule();
+    const stretched = this.planInStretch();
+    const step = stretched ? this.steps : this.schedule();
     const p = this.planned;
     return {
       step,
-      scheduledSeqs: this.inFlightSeqs.length,
+      scheduledSeqs: stretched ? (this.stretch as DecodeStretch<Seq<R>>).size : this.inFlightSeqs.length,
       decodeSeqs: p.decodeSeqs,
       decodeContextTokens: p.decodeContextTokens,
       prefillTokens: p.prefillTokens,
@@ -249,6 +231,11 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     if (this.stepInFlight === undefined) throw new Error('no step is in flight: planStep() first');
     if (sample === undefined && this.answerToken === undefined)
       throw new Error('finishStep needs a sampler: this scheduler was given no answerToken');
+    if (this.stretch?.complete()) {
+      this.stepInFlight = undefined;
+      return { sampledTokens: this.stretch.size, firstTokens: NO_REQUESTS, finished: NO_REQUESTS };
+    }
+    this.endStretch();
     this.complete(this.answerToken ? undefined : sample);
     const firstTokens: R[] = [];
     const finished: R[] = [];
@@ -271,6 +258,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       throw new Error(
         `step ${this.stepInFlight} is not completed: complete it (completeStep or finishStep) before planning another`,
       );
+    this.endStretch();
     const step = ++this.steps;
     let budget = this.cfg.maxNumBatchedTokens;
     const scheduled = this.inFlightSeqs;
@@ -376,7 +364,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
     this.stepInFlight = undefined;
     const sampled = this.sampledNow;
     sampled.length = 0;
-    let finished = false;
+    let finished = 0;
     const seqs = this.inFlightSeqs;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i] as Seq<R>;
@@ -399,10 +387,46 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       sampled.push(seq);
       if (seq.finish !== null) {
         this.retire(seq);
-        finished = true;
+        finished++;
       }
     }
-    if (finished) this.running = this.running.filter((s) => s.state === 'running');
+    if (finished > 0) this.running = this.running.filter((s) => s.state === 'running');
+    this.caughtUp = sampled.length - finished === this.running.length;
+  }
+
+  /**
+   * Plans the next step inside a decode stretch when one runs or can begin (fixed answers, nothing waiting);
+   * false: the full pass plans it (and ends the stretch).
+   */
+  private planInStretch(): boolean {
+    if (this.answerToken === undefined || this.stepInFlight !== undefined || this.waiting.length > 0)
+      return false;
+    if (this.stretch === undefined) {
+      if (!this.caughtUp) return false;
+      this.caughtUp = false;
+      this.stretch = DecodeStretch.begin(this.running, this.cfg.maxNumBatchedTokens, this.cfg.maxModelLen);
+      if (this.stretch === undefined) return false;
+    }
+    if (!this.stretch.plan(this.kv)) return false;
+    const step = ++this.steps;
+    this.stepInFlight = step;
+    const p = this.planned;
+    p.decodeSeqs = this.stretch.size;
+    p.decodeContextTokens = this.stretch.decodeContextTokens;
+    p.prefillTokens = 0;
+    p.prefixQueryTokens = 0;
+    p.prefixHitTokens = 0;
+    this.stretchSteps++;
+    return true;
+  }
+
+  /** Ends the decode stretch, if any: every request's counters as the full pass would have left them. */
+  private endStretch(): void {
+    const stretch = this.stretch;
+    if (stretch === undefined) return;
+    this.stretch = undefined;
+    if (this.stepInFlight !== undefined) stretch.settle(this.stepInFlight, this.inFlightSeqs);
+    else stretch.settle(this.steps);
   }
 
   private preempt(seq: Seq<R>): void {

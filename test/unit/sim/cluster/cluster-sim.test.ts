@@ -84,6 +84,9 @@ describe('cluster simulator', () => {
       expect(totals.prefixHitTokens).toBeGreaterThan(0);
       expect(summarize(totals, workload).unfinished).toBe(0);
       if (workload === crowded) expect(totals.preemptions).toBeGreaterThan(0);
+      // Many steps of the totals' reading run inside decode stretches; the engine simulator's reading has none.
+      expect(totals.stretchSteps).toBeGreaterThan(totals.steps / 4);
+      expect(whole.stretchSteps).toBe(0);
     }
   });
 

@@ -71,7 +71,85 @@ function lockstep(cfg: StepSchedulerConfig, seed: number) {
   return { totals: full.totals, steps };
 }
 
+/**
+ * Fixed answers: one scheduler samples each answer token through completeStep (the engine simulator's reading,
+ * never inside a decode stretch), the other only counts them through planStep/finishStep, where a batch that
+ * does not change runs as a decode stretch. Arrivals split stretches, a small KV cache ends them in preemption,
+ * requests finish in them, and aborts land between a stretch step's plan and its completion.
+ */
+function stretchLockstep(cfg: StepSchedulerConfig, seed: number) {
+  const answer = (id: string, index: number) => (id.length * 131 + index * 7) % 5000;
+  const full = new StepScheduler(cfg);
+  const lean = new StepScheduler(cfg, (req, index) => answer(req.id, index));
+  const random = seededRandom(seed);
+  const prefixes = [0, 1].map((p) => Array.from({ length: 40 + 24 * p }, (_, i) => 7000 * p + i));
+  const seen = { stretchSteps: 0, arrivalSplits: 0, finishes: 0, preemptions: 0, aborts: 0 };
+  let added = 0;
+  let inStretch = false;
+  while (added < 80 || full.hasWork) {
+    if (added < 80 && random() < 0.12) {
+      const prefix = prefixes[Math.floor(random() * prefixes.length)] as number[];
+      const tail = Array.from({ length: 1 + Math.floor(random() * 30) }, (_, i) => 100_000 + added * 100 + i);
+      const r: SchedulerRequest = {
+        id: `q${added++}`,
+        promptIds: [...prefix, ...tail],
+        maxTokens: 1 + Math.floor(random() * 120),
+        priority: cfg.policy === 'priority' ? Math.floor(random() * 3) : 0,
+      };
+      full.add(r);
+      lean.add({ ...r });
+      if (inStretch) seen.arrivalSplits++;
+    }
+    if (!full.hasWork) continue;
+    const plan = full.nextStep();
+    const before = { stretch: lean.stretchSteps, preemptions: lean.totals.preemptions };
+    const totals = lean.planStep();
+    expect(totals).toEqual({
+      step: plan.step,
+      scheduledSeqs: plan.scheduled.length,
+      decodeSeqs: plan.decodeSeqs,
+      decodeContextTokens: plan.decodeContextTokens,
+      prefillTokens: plan.prefillTokens,
+    });
+    const stretched = lean.stretchSteps > before.stretch;
+    if (inStretch && lean.totals.preemptions > before.preemptions) seen.preemptions++;
+    inStretch = stretched;
+    if (stretched) seen.stretchSteps++;
+    if (plan.scheduled.length === 0) continue;
+    if (random() < 0.03) {
+      const victim = (plan.scheduled[Math.floor(random() * plan.scheduled.length)] as { id: string }).id;
+      expect(lean.abort(victim)).toBe(full.abort(victim));
+      if (stretched) seen.aborts++;
+    }
+    const { sampled } = full.completeStep(plan, (id, index) => ({ token: answer(id, index), stop: false }));
+    const delivered = lean.finishStep();
+    expect(delivered.sampledTokens).toBe(sampled.length);
+    expect(delivered.firstTokens.map((r) => r.id)).toEqual(sampled.filter((t) => t.first).map((t) => t.id));
+    const finished = sampled.filter((t) => t.finish !== null).map((t) => t.id);
+    expect(delivered.finished.map((r) => r.id)).toEqual(finished);
+    if (stretched && finished.length > 0) seen.finishes++;
+    expect(lean.kvUsage).toBe(full.kvUsage);
+    expect([lean.numRunning, lean.numWaiting]).toEqual([full.numRunning, full.numWaiting]);
+  }
+  expect(lean.totals).toEqual(full.totals);
+  expect(full.stretchSteps).toBe(0);
+  return seen;
+}
+
 describe('StepScheduler.planStep/finishStep', () => {
+  for (const policy of ['fcfs', 'priority'] as const)
+    it(`schedules decode stretches exactly as every step planned in full (${policy}: split by arrivals, ended by a finish, a preemption or an abort)`, () => {
+      const seen = stretchLockstep(
+        { maxNumSeqs: 8, maxNumBatchedTokens: 96, maxModelLen: 512, policy, numBlocks: 40 },
+        policy === 'fcfs' ? 21 : 22,
+      );
+      expect(seen.stretchSteps).toBeGreaterThan(300);
+      expect(seen.arrivalSplits).toBeGreaterThan(0);
+      expect(seen.finishes).toBeGreaterThan(0);
+      expect(seen.preemptions).toBeGreaterThan(0);
+      expect(seen.aborts).toBeGreaterThan(0);
+    });
+
   for (const policy of ['fcfs', 'priority'] as const)
     it(`schedules exactly as nextStep/completeStep (${policy}: prefix hits, preemption, stops, aborts)`, () => {
       const { totals, steps } = lockstep(
