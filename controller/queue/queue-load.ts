@@ -8,7 +8,7 @@
  * request sits in, shed-policy.ts) is sum(gap^2) / sum(gap) over the same takes.
  */
 import type { Redis } from 'ioredis';
-import { PRIORITY_CLASSES } from './priority-class.ts';
+import { PRIORITY_CLASSES, type PriorityClass } from './priority-class.ts';
 import type { QueueLoad } from './shed-policy.ts';
 
 /** How long the last measured drain rate stands in for an unmeasured one (after a quiet spell). */
@@ -66,4 +66,41 @@ export async function readQueueLoad(
     windowMs,
     roundMs: Number.isFinite(roundMs) ? roundMs : 0,
   };
+}
+
+/**
+ * The load as shedding reads it on every submit: read at most every maxAgeMs (0: on every submit), one read
+ * shared by every submit that finds it stale meanwhile (under load hundreds do at once, and a read each, a
+ * pipeline of 35 commands, cost the controller more than the submits themselves), and counting what this
+ * replica queued since, or a burst would be admitted on a stale, short queue.
+ */
+export class SheddingLoad {
+  private cached: { at: number; load: QueueLoad } | undefined;
+  private reading: Promise<QueueLoad> | undefined;
+
+  constructor(
+    private readonly read: () => Promise<QueueLoad>,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  get(now: number): Promise<QueueLoad> {
+    if (this.maxAgeMs <= 0) return this.read();
+    if (this.cached && now - this.cached.at < this.maxAgeMs) return Promise.resolve(this.cached.load);
+    this.reading ??= this.read()
+      .then((load) => {
+        this.cached = { at: now, load };
+        return load;
+      })
+      .finally(() => {
+        this.reading = undefined;
+      });
+    return this.reading;
+  }
+
+  /** This replica queued a request of `cls`. */
+  queued(cls: PriorityClass): void {
+    if (!this.cached) return;
+    const w = this.cached.load.waiting;
+    this.cached.load = { ...this.cached.load, waiting: { ...w, [cls]: w[cls] + 1 } };
+  }
 }

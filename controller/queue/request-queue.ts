@@ -38,7 +38,7 @@ import {
 } from './fair-policy.ts';
 import { queueBase, requestKey } from './keys.ts';
 import { PRIORITY_CLASSES, type PriorityClass } from './priority-class.ts';
-import { readQueueLoad } from './queue-load.ts';
+import { readQueueLoad, SheddingLoad } from './queue-load.ts';
 import { CANCEL, MAINTAIN, RENEW, SETTLE, SUBMIT, TAKE } from './queue-scripts.ts';
 import { decideShed, type QueueLoad, type ShedOptions } from './shed-policy.ts';
 
@@ -148,9 +148,8 @@ export class RequestQueue {
   private readonly retainMs: number;
   private readonly reserves: number[];
   private readonly windowSeconds: number;
-  private readonly loadMaxAgeMs: number;
   private readonly scripts: Scripts;
-  private cachedLoad: { at: number; load: QueueLoad } | undefined;
+  private readonly sheddingLoad: SheddingLoad;
 
   constructor(private readonly options: RequestQueueOptions) {
     this.base = queueBase(options.prefix ?? 'corral', options.deployment);
@@ -166,7 +165,7 @@ export class RequestQueue {
       );
     this.reserves = PRIORITY_CLASSES.map((c) => reserveUnits(reserves[c]));
     this.windowSeconds = options.rateWindowSeconds ?? 10;
-    this.loadMaxAgeMs = options.loadMaxAgeMs ?? 250;
+    this.sheddingLoad = new SheddingLoad(() => this.load(), options.loadMaxAgeMs ?? 250);
     const r = options.redis;
     r.defineCommand('corralQSubmit', { numberOfKeys: 0, lua: SUBMIT });
     r.defineCommand('corralQTake', { numberOfKeys: 0, lua: TAKE });
@@ -189,7 +188,7 @@ export class RequestQueue {
     const now = this.options.clock.now();
     let shed: QueueFullError | undefined;
     if (this.options.shed) {
-      const load = { ...(await this.loadForShedding(now)), slots: this.options.slots?.() ?? 0 };
+      const load = { ...(await this.sheddingLoad.get(now)), slots: this.options.slots?.() ?? 0 };
       const d = decideShed(load, req.cls, this.options.shed);
       if (d.t === 'shed')
         shed = new QueueFullError(this.options.deployment, d.retryAfterMs, d.expectedWaitMs, d.reason);
@@ -211,12 +210,7 @@ export class RequestQueue {
     );
     switch (outcome) {
       case 'enqueued':
-        // Shedding reads the load at most every loadMaxAgeMs: count what this replica queued meanwhile, or a
-        // burst would be admitted on a stale, short queue.
-        if (this.cachedLoad && state === 'queued') {
-          const w = this.cachedLoad.load.waiting;
-          this.cachedLoad.load = { ...this.cachedLoad.load, waiting: { ...w, [req.cls]: w[req.cls] + 1 } };
-        }
+        if (state === 'queued') this.sheddingLoad.queued(req.cls);
         return takeFor === undefined
           ? { t: 'enqueued' }
           : { t: 'enqueued', taken: (taken ?? []).map(takenOf), readyLeft: readyLeft ?? 0 };
@@ -357,14 +351,6 @@ export class RequestQueue {
   /** Waiting requests per class and the queue's drain rate: for shedding and for the autoscaler (queue-load.ts). */
   load(): Promise<QueueLoad & { leased: number }> {
     return readQueueLoad(this.options.redis, this.base, this.options.clock.now(), this.windowSeconds);
-  }
-
-  private async loadForShedding(now: number): Promise<QueueLoad> {
-    if (this.cachedLoad && now - this.cachedLoad.at < this.loadMaxAgeMs && this.loadMaxAgeMs > 0)
-      return this.cachedLoad.load;
-    const load = await this.load();
-    this.cachedLoad = { at: now, load };
-    return load;
   }
 
   private async settle(owner: string, id: string, how: string, code: string, msg: string): Promise<boolean> {
