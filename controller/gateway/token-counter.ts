@@ -2,10 +2,18 @@
  * Exact Llama 3 token counts for the gateway's context check, off the event loop. llama3-tokenizer-js runs at
  * ~220k tokens/s on one core (DESIGN.md), so a 100k-token prompt would stall every other stream for ~0.5 s if
  * counted inline; a worker thread keeps the gateway responsive while one long prompt is counted.
- * TODO(switch): use common/tokenizer.ts once the simulator engineer lands it, so both count identically.
+ * A short text (at most INLINE_MAX_CHARS) is encoded inline (common/tokenizer.ts, the same library and
+ * options): the round trip to the thread (two messages) costs the event loop more than its BPE does.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { encodeText } from '../../common/tokenizer.ts';
+
+/**
+ * Texts up to this many UTF-16 units are encoded on the caller's thread: tens of microseconds of BPE (at most
+ * 3 bytes each, so at most 192 tokens), less than a message to the thread and back.
+ */
+export const INLINE_MAX_CHARS = 64;
 
 export interface TokenCounter {
   /** Tokens of `text` with no special tokens added. */
@@ -72,10 +80,12 @@ export class ThreadTokenCounter implements TokenCounter {
   }
 
   async count(text: string): Promise<number> {
+    if (text.length <= INLINE_MAX_CHARS && !this.failure) return encodeText(text).length;
     return (await this.ask(text, false)).count ?? 0;
   }
 
   async encode(text: string): Promise<number[]> {
+    if (text.length <= INLINE_MAX_CHARS && !this.failure) return encodeText(text);
     return Array.from((await this.ask(text, true)).ids ?? []);
   }
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeText } from '../../../../common/tokenizer.ts';
-import { ThreadTokenCounter } from '../../../../controller/gateway/token-counter.ts';
+import { INLINE_MAX_CHARS, ThreadTokenCounter } from '../../../../controller/gateway/token-counter.ts';
 
 const counter = new ThreadTokenCounter();
 afterAll(() => counter.close());
@@ -17,14 +17,19 @@ describe('ThreadTokenCounter', () => {
     expect(await counter.count(text)).toBe(ids.length);
   });
 
-  it('answers concurrent requests each with its own text', async () => {
-    const texts = ['alpha', 'beta gamma', 'delta epsilon zeta'];
+  it('answers concurrent requests each with its own text, short ones (encoded inline) and long ones', async () => {
+    const long = (w: string) => `${w} `.repeat(Math.ceil((INLINE_MAX_CHARS + 1) / (w.length + 1)));
+    const texts = ['alpha', 'beta gamma', long('delta'), 'epsilon zeta', long('eta theta')];
     expect(await Promise.all(texts.map((t) => counter.encode(t)))).toEqual(texts.map(encodeText));
+    expect(await Promise.all(texts.map((t) => counter.count(t)))).toEqual(
+      texts.map((t) => encodeText(t).length),
+    );
   });
 
   it('refuses work once closed, with the reason', async () => {
     const closed = new ThreadTokenCounter();
     await closed.close();
     await expect(closed.encode('x')).rejects.toThrow(/tokenizer closed/);
+    await expect(closed.count('x'.repeat(INLINE_MAX_CHARS + 1))).rejects.toThrow(/tokenizer closed/);
   });
 });
