@@ -3,13 +3,14 @@
  * its own routing decisions (a request sent to g leaves its blocks in g's cache) and corrected by the hit rates
  * the groups report (vLLM's prefix_cache_queries/hits counters). No engine is asked anything on the hot path.
  *
- * Per group, the blocks believed cached with the time each was last routed, bounded by a believed capacity (in
- * blocks) and evicted least recently routed first; a reverse map hash -> groups answers "who holds this prefix"
- * in time proportional to the holders, not to the number of groups. Two economies, both exact enough to route:
+ * Per group, the blocks believed cached in the order they were last routed (routed-blocks.ts), bounded by a
+ * believed capacity (in blocks) and evicted least recently routed first; a reverse map hash -> groups
+ * (holder-sets.ts) answers "who holds this prefix" in time proportional to the holders, not to the number of
+ * groups. Two economies, both exact enough to route:
  *   - stride: only every `stride`-th block hash is kept (default 4: a cached prefix is known to 64 tokens),
  *     a quarter of the memory and of the work per request;
- *   - eviction runs in batches once the belief exceeds its capacity by `slack` (default 5%), so routing a
- *     request is one map write per kept block instead of an LRU reorder.
+ *   - eviction runs in batches once the belief exceeds its capacity by `slack` (default 5%), not on every
+ *     routed request.
  *
  * Correction: since the last report the router predicted a hit rate p = predicted hit tokens / prompt tokens
  * for what it sent to g, and the engine reported h = prefix_cache_hits / prefix_cache_queries. Rates, not token
@@ -23,7 +24,8 @@
  * stops attracting traffic for a prefix it no longer has.
  */
 
-import { NumberTable } from '../../common/number-table.ts';
+import { HolderSets } from './holder-sets.ts';
+import { RoutedBlocks } from './routed-blocks.ts';
 
 export interface PrefixLookup {
   /** Groups believed to hold the first block of `blocks`, each with how many leading blocks it holds. */
@@ -42,8 +44,8 @@ export interface PrefixIndexOptions {
 }
 
 interface GroupEntry {
-  /** Kept block hash -> when it was last routed (a counter): a NumberTable, no boxed key per hash. */
-  lastRouted: NumberTable;
+  /** The kept block hashes believed held, least recently routed first. */
+  routed: RoutedBlocks;
   physicalBlocks: number;
   believedBlocks: number;
   predictedHitTokens: number;
@@ -56,7 +58,6 @@ export class PrefixIndex implements PrefixLookup {
   private readonly minTokens: number;
   private readonly stride: number;
   private readonly slack: number;
-  private clock = 0;
 
   constructor(private readonly options: PrefixIndexOptions) {
     if (!(options.defaultCapacityBlocks > 0)) throw new RangeError('defaultCapacityBlocks must be > 0');
@@ -79,18 +80,23 @@ export class PrefixIndex implements PrefixLookup {
     const s = this.stride;
     const kept = Math.floor(blocks.length / s);
     const first = kept > 0 ? this.byHash.get(blocks[s - 1] as number) : undefined;
-    if (!first) return held;
-    for (const g of first) {
-      let lo = 1; // holds kept blocks [0, lo)
-      let hi = kept; // does not hold kept block hi (or hi is the end)
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (this.byHash.get(blocks[(mid + 1) * s - 1] as number)?.has(g)) lo = mid + 1;
-        else hi = mid;
-      }
-      held.set(g, lo * s);
-    }
+    if (first === undefined) return held;
+    if (typeof first === 'string') held.set(first, this.heldKept(first, blocks, kept) * s);
+    else for (const g of first) held.set(g, this.heldKept(g, blocks, kept) * s);
     return held;
+  }
+
+  /** How many leading kept blocks of `blocks` (`kept` of them) group `g` holds, knowing it holds the first. */
+  private heldKept(g: string, blocks: ArrayLike<number>, kept: number): number {
+    const s = this.stride;
+    let lo = 1; // holds kept blocks [0, lo)
+    let hi = kept; // does not hold kept block hi (or hi is the end)
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.byHash.holds(blocks[(mid + 1) * s - 1] as number, g)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /**
@@ -99,7 +105,7 @@ export class PrefixIndex implements PrefixLookup {
    * which frees a finished request's blocks tail first so that shared heads are evicted last.
    */
   record(group: string, blocks: ArrayLike<number>, predictedHitBlocks: number, blockSize = 16): void {
-    this.recordKept(group, this.kept(blocks), blocks.length, predictedHitBlocks, blockSize);
+    this.recordOwn(group, this.kept(blocks), blocks.length, predictedHitBlocks, blockSize);
   }
 
   /** The hashes of a prompt's blocks the index keeps (every stride-th): what record() stores. */
@@ -121,16 +127,23 @@ export class PrefixIndex implements PrefixLookup {
     predictedHitBlocks: number,
     blockSize = 16,
   ): void {
+    // The group's runs refer to the hashes they were routed with: a copy, the caller may reuse its array.
+    this.recordOwn(group, kept.slice(), blockCount, predictedHitBlocks, blockSize);
+  }
+
+  /** recordKept() of an array no one else holds. */
+  private recordOwn(
+    group: string,
+    kept: number[],
+    blockCount: number,
+    predictedHitBlocks: number,
+    blockSize: number,
+  ): void {
     const g = this.entry(group);
     g.predictedHitTokens += predictedHitBlocks * blockSize;
     g.predictedQueryTokens += blockCount * blockSize;
-    for (let k = kept.length - 1; k >= 0; k--) {
-      const h = kept[k] as number;
-      // One lookup per block: set() says whether the group did not hold it yet.
-      if (!g.lastRouted.set(h, ++this.clock)) continue;
-      this.byHash.add(h, group);
-    }
-    if (g.lastRouted.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
+    g.routed.route(kept, (h) => this.byHash.add(h, group));
+    if (g.routed.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
   }
 
   /** The group's physical KV capacity (from its reported KV blocks); the belief never exceeds it. */
@@ -169,15 +182,15 @@ export class PrefixIndex implements PrefixLookup {
   forget(group: string): void {
     const g = this.groups.get(group);
     if (!g) return;
-    g.lastRouted.forEach((_, h) => {
-      this.dropHolder(h, group);
+    g.routed.forEach((h) => {
+      this.byHash.remove(h, group);
     });
     this.groups.delete(group);
   }
 
   /** Blocks believed held (kept hashes x stride). */
   heldBlocks(group: string): number {
-    return (this.groups.get(group)?.lastRouted.size ?? 0) * this.stride;
+    return (this.groups.get(group)?.routed.size ?? 0) * this.stride;
   }
 
   believedCapacity(group: string): number {
@@ -193,7 +206,7 @@ export class PrefixIndex implements PrefixLookup {
     if (!g) {
       const blocks = this.options.defaultCapacityBlocks;
       g = {
-        lastRouted: new NumberTable(),
+        routed: new RoutedBlocks(),
         physicalBlocks: blocks,
         believedBlocks: blocks,
         predictedHitTokens: 0,
@@ -206,93 +219,6 @@ export class PrefixIndex implements PrefixLookup {
 
   /** Drops the least recently routed kept blocks down to the capacity. */
   private evict(group: string, g: GroupEntry): void {
-    const excess = g.lastRouted.size - this.keptCapacity(g);
-    if (excess <= 0) return;
-    // The excess oldest: every clock is distinct, so they are the ones at or before the excess-th smallest.
-    const clocks = new Float64Array(g.lastRouted.size);
-    let n = 0;
-    g.lastRouted.forEach((clock) => {
-      clocks[n++] = clock;
-    });
-    const newestEvicted = kthSmallest(clocks, excess - 1);
-    const evicted: number[] = [];
-    g.lastRouted.forEach((clock, h) => {
-      if (clock <= newestEvicted) evicted.push(h);
-    });
-    for (const h of evicted) {
-      g.lastRouted.delete(h);
-      this.dropHolder(h, group);
-    }
-  }
-
-  private dropHolder(hash: number, group: string): void {
-    this.byHash.remove(hash, group);
-  }
-}
-
-/**
- * The k-th smallest (from 0) of `values`, which it reorders: quickselect (Hoare's FIND), linear on average where
- * a sort is n log n. Evictions run at every report of every group, over thousands of kept blocks each.
- */
-function kthSmallest(values: Float64Array, k: number): number {
-  let lo = 0;
-  let hi = values.length - 1;
-  while (lo < hi) {
-    const pivot = values[(lo + hi) >> 1] as number;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while ((values[i] as number) < pivot) i++;
-      while ((values[j] as number) > pivot) j--;
-      if (i <= j) {
-        const t = values[i] as number;
-        values[i] = values[j] as number;
-        values[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return values[k] as number;
-  }
-  return values[k] as number;
-}
-
-/**
- * Block hash -> the groups believed to hold it, in the order they came to hold it (pick breaks cost ties in
- * that order). The hash finds its set through a NumberTable (no boxed key per hash); sets of hashes nobody holds
- * any more are dropped and their slots reused.
- */
-class HolderSets {
-  private readonly slotOf = new NumberTable();
-  private readonly sets: (Set<string> | undefined)[] = [];
-  private readonly freeSlots: number[] = [];
-
-  get(hash: number): ReadonlySet<string> | undefined {
-    const slot = this.slotOf.get(hash);
-    return slot === undefined ? undefined : this.sets[slot];
-  }
-
-  add(hash: number, group: string): void {
-    const slot = this.slotOf.get(hash);
-    if (slot !== undefined) {
-      (this.sets[slot] as Set<string>).add(group);
-      return;
-    }
-    const free = this.freeSlots.pop() ?? this.sets.length;
-    this.sets[free] = new Set<string>().add(group);
-    this.slotOf.set(hash, free);
-  }
-
-  remove(hash: number, group: string): void {
-    const slot = this.slotOf.get(hash);
-    if (slot === undefined) return;
-    const holders = this.sets[slot] as Set<string>;
-    holders.delete(group);
-    if (holders.size > 0) return;
-    this.slotOf.delete(hash);
-    this.sets[slot] = undefined;
-    this.freeSlots.push(slot);
+    g.routed.evictTo(this.keptCapacity(g), (h) => this.byHash.remove(h, group));
   }
 }

@@ -5,7 +5,7 @@ import {
   ROOT_BLOCK_HASH,
 } from '../../../../controller/scheduler/block-hashes.ts';
 import { PrefixIndex } from '../../../../controller/scheduler/prefix-index.ts';
-import { seededRandom } from '../../../../sim/cluster/random.ts';
+import { seededRandom, uniformInt } from '../../../../sim/cluster/random.ts';
 
 /** A chain of `n` block hashes under `parent`, content named by `salt`. */
 function chain(n: number, salt: number, parent = ROOT_BLOCK_HASH): number[] {
@@ -139,6 +139,73 @@ describe('PrefixIndex', () => {
         let held = 0;
         while (held < q.length && lastRouted.has(q[held] as number)) held++;
         expect(index.matches(q).get('g') ?? 0).toBe(held);
+      }
+    }
+  });
+
+  it('keeps exactly an LRU by sorting with shared heads, diverging tails, several groups and odd prompts', () => {
+    const random = seededRandom(33);
+    const capacity = { g0: 90, g1: 70, g2: 120 } as Record<string, number>;
+    const index = new PrefixIndex({ defaultCapacityBlocks: 200, stride: 1, slack: 0.1 });
+    for (const [g, c] of Object.entries(capacity)) index.setCapacity(g, c);
+    const reference = new Map(Object.keys(capacity).map((g) => [g, new Map<number, number>()]));
+    let clock = 0;
+    const heads = Array.from({ length: 6 }, (_, i) => chain(4 + ((i * 5) % 17), 100 + i));
+    const pool: number[] = heads.flat();
+    const prompt = (): number[] => {
+      const r = random();
+      if (r < 0.05) return []; // nothing kept
+      if (r < 0.15) {
+        // Not a chain: hashes from anywhere, some repeated, some held after one that is not.
+        return Array.from(
+          { length: uniformInt(random, 1, 12) },
+          () => pool[uniformInt(random, 0, pool.length - 1)] as number,
+        );
+      }
+      const head = heads[uniformInt(random, 0, heads.length - 1)] as number[];
+      const cut = uniformInt(random, 1, head.length);
+      // A tail of 0-8 blocks, from a small set so later prompts repeat some tails whole.
+      const tail = chain(uniformInt(random, 0, 8), 1000 + uniformInt(random, 0, 20), head[cut - 1]);
+      pool.push(...tail);
+      return [...head.slice(0, cut), ...tail];
+    };
+    for (let round = 0; round < 600; round++) {
+      const g = `g${uniformInt(random, 0, 2)}`;
+      const lastRouted = reference.get(g) as Map<number, number>;
+      // A new capacity evicts down to it at once; a routed prompt only past the slack.
+      let evict = random() < 0.05;
+      if (evict) {
+        const physical = uniformInt(random, 30, 120);
+        index.setCapacity(g, physical);
+        capacity[g] = Math.min(capacity[g] as number, physical); // the belief never grows by it
+      } else {
+        const p = prompt();
+        index.record(g, p, 0);
+        for (let k = p.length - 1; k >= 0; k--) lastRouted.set(p[k] as number, ++clock);
+        evict = lastRouted.size > (capacity[g] as number) * 1.1;
+      }
+      const cap = capacity[g] as number;
+      if (evict)
+        for (const [h] of [...lastRouted]
+          .sort((a, b) => a[1] - b[1])
+          .slice(0, Math.max(0, lastRouted.size - cap)))
+          lastRouted.delete(h);
+      for (const [group, held] of reference) expect(index.heldBlocks(group), group).toBe(held.size);
+      for (const q of heads) {
+        const expected: Record<string, number> = {};
+        for (const [group, held] of reference) {
+          if (!held.has(q[0] as number)) continue;
+          // The index's binary search: after odd prompts a group may hold a later block and not an earlier one.
+          let lo = 1;
+          let hi = q.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (held.has(q[mid] as number)) lo = mid + 1;
+            else hi = mid;
+          }
+          expected[group] = lo;
+        }
+        expect(Object.fromEntries(index.matches(q))).toEqual(expected);
       }
     }
   });
