@@ -12,11 +12,17 @@
  *   overload   --factor x capacity (default 5) for --seconds: a burst straight after a quiet window
  * Per phase: admitted / shed / other outcomes, admitted requests' queue wait (Finished.timing.queueMs:
  * submitted -> dispatched) p50/p99/max and how many exceeded the bound (queue.maxWaitMs), the retry-after
- * hints the shed got, and the controller's RSS and V8 heap sampled every second: mean of the first and last
- * third and the least-squares slope (MiB/min), with the per-request state it held.
+ * hints the shed got, the service time admitted requests got (Finished.timing: total - queue; when it runs
+ * longer than the queue assumed, admitted requests wait longer than it expected), and the controller's RSS and V8
+ * heap sampled every second: mean of the first and last third and the least-squares slope (MiB/min), with the
+ * per-request state it held.
+ *
+ * The queue assumes --assumed-service-ms (queue.serviceMs) until it has measured its drain: by default the
+ * worker's --service-ms; `estimate` leaves it unset, so the controller's per-deployment estimate stands
+ * (controller/dispatch/service-time.ts: 6 s + 256 x 175 ms here, far longer than the fake worker's).
  *
  * Usage: npm run bench:overload [-- --json] [-- --seconds 60 --factor 5 --seqs 8 --service-ms 400
- *          --max-wait-ms 2000]
+ *          --max-wait-ms 2000 --assumed-service-ms 400|estimate]
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +55,8 @@ interface PhaseResult {
   waitMs: { p50: number; p99: number; max: number; overBound: number; overBoundSentAtS: [number, number] };
   /** The controller's own count of first dispatches past the bound during the phase (from its 1 s samples). */
   dispatchedPastBound: number;
+  /** How long admitted requests held a sequence: dispatched -> finished. */
+  serviceMs: { p50: number; p99: number; max: number };
   retryAfterMs: { min: number; p50: number; max: number; missing: number };
   memory: {
     rssMiB: { firstThird: number; lastThird: number; slopePerMin: number };
@@ -70,12 +78,13 @@ function options() {
       seqs: { type: 'string', default: '8' },
       'service-ms': { type: 'string', default: '400' },
       'max-wait-ms': { type: 'string', default: '2000' },
+      'assumed-service-ms': { type: 'string' },
     },
   });
-  const num = (name: keyof typeof values) => {
+  const num = (name: keyof typeof values, or = '') => {
     const v = Number(values[name]);
     if (!Number.isFinite(v) || v <= 0) {
-      process.stderr.write(`bench:overload: --${name} must be a positive number, got ${values[name]}\n`);
+      process.stderr.write(`bench:overload: --${name} must be a positive number${or}, got ${values[name]}\n`);
       process.exit(2);
     }
     return v;
@@ -87,6 +96,13 @@ function options() {
     seqs: Math.round(num('seqs')),
     serviceMs: num('service-ms'),
     maxWaitMs: num('max-wait-ms'),
+    /** queue.serviceMs; undefined: the controller's own estimate. */
+    assumedServiceMs:
+      values['assumed-service-ms'] === undefined
+        ? num('service-ms')
+        : values['assumed-service-ms'] === 'estimate'
+          ? undefined
+          : num('assumed-service-ms', " or 'estimate'"),
   };
 }
 
@@ -103,8 +119,8 @@ async function main(): Promise<void> {
     const config = {
       listen: '127.0.0.1:0',
       redis: redis.url,
-      // The fake worker's service time is known: it is the conservative one the queue assumes until it measures.
-      queue: { maxWaitMs: o.maxWaitMs, serviceMs: o.serviceMs },
+      // What the queue assumes until it measures: by default the fake worker's own service time.
+      queue: { maxWaitMs: o.maxWaitMs, serviceMs: o.assumedServiceMs },
       deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxNumSeqs: o.seqs }],
     };
     const script = fileURLToPath(new URL('./overload-controller.ts', import.meta.url));
@@ -137,11 +153,12 @@ async function main(): Promise<void> {
       capacityPerSecond: round(capacity),
       seqs: o.seqs,
       serviceMs: o.serviceMs,
+      assumedServiceMs: o.assumedServiceMs ?? ('estimate' as const),
       maxWaitMs: o.maxWaitMs,
       phases: [baseline, overload],
     };
     if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-    else process.stdout.write(`${format(report.phases, capacity, o.maxWaitMs)}\n`);
+    else process.stdout.write(`${format(report.phases, capacity, o.maxWaitMs, report.assumedServiceMs)}\n`);
   } finally {
     client?.close();
     await worker?.stop();
@@ -157,6 +174,8 @@ async function main(): Promise<void> {
 interface Outcomes {
   sent: number;
   waits: number[];
+  /** Dispatched -> finished of each admitted request (waits[i]'s). */
+  services: number[];
   /** When each admitted request was sent, seconds into the phase (waits[i]'s). */
   sentAtS: number[];
   retryAfter: number[];
@@ -170,6 +189,7 @@ async function offer(c: InferenceClient, w: FakeWorker, rate: number, seconds: n
   const out: Outcomes = {
     sent: 0,
     waits: [],
+    services: [],
     sentAtS: [],
     retryAfter: [],
     shedWithoutHint: 0,
@@ -210,7 +230,9 @@ async function one(c: InferenceClient, out: Outcomes, sentAtS: number): Promise<
   try {
     for await (const e of call as AsyncIterable<GenerateEvent>) {
       if (e.event?.$case !== 'finished') continue;
-      out.waits.push(e.event.value.timing?.queueMs ?? Number.NaN);
+      const timing = e.event.value.timing;
+      out.waits.push(timing?.queueMs ?? Number.NaN);
+      out.services.push(timing ? timing.totalMs - timing.queueMs : Number.NaN);
       out.sentAtS.push(sentAtS);
     }
   } catch (e) {
@@ -259,6 +281,7 @@ function summarise(name: string, rate: number, r: Outcomes, maxWaitMs: number, m
       overBoundSentAtS: [round(Math.min(...over)), round(Math.max(...over))],
     },
     dispatchedPastBound: (mem[mem.length - 1]?.pastBound ?? 0) - (mem[0]?.pastBound ?? 0),
+    serviceMs: { p50: pct(r.services, 0.5), p99: pct(r.services, 0.99), max: pct(r.services, 1) },
     retryAfterMs: {
       min: pct(r.retryAfter, 0),
       p50: pct(r.retryAfter, 0.5),
@@ -275,9 +298,14 @@ function summarise(name: string, rate: number, r: Outcomes, maxWaitMs: number, m
   };
 }
 
-function format(phases: PhaseResult[], capacity: number, maxWaitMs: number): string {
+function format(
+  phases: PhaseResult[],
+  capacity: number,
+  maxWaitMs: number,
+  assumedServiceMs: number | 'estimate',
+): string {
   const lines = [
-    `overload bench: capacity ${round(capacity)} requests/s, queue.maxWaitMs ${maxWaitMs}`,
+    `overload bench: capacity ${round(capacity)} requests/s, queue.maxWaitMs ${maxWaitMs}, queue.serviceMs ${assumedServiceMs}`,
     `${'phase'.padEnd(9)} ${'offered/s'.padStart(9)} ${'sent'.padStart(6)} ${'admit'.padStart(6)} ${'shed'.padStart(6)}  wait p50 / p99 / max ms (over bound: sent at s)   retry-after min / p50 / max ms   other`,
   ];
   for (const p of phases)
@@ -287,6 +315,9 @@ function format(phases: PhaseResult[], capacity: number, maxWaitMs: number): str
       ) +
         `${p.retryAfterMs.min} / ${p.retryAfterMs.p50} / ${p.retryAfterMs.max}${p.retryAfterMs.missing ? ` (${p.retryAfterMs.missing} without)` : ''}   ${JSON.stringify(p.other)}`,
     );
+  lines.push('service time admitted requests got (dispatched -> finished), p50 / p99 / max ms:');
+  for (const p of phases)
+    lines.push(`  ${p.name.padEnd(9)} ${p.serviceMs.p50} / ${p.serviceMs.p99} / ${p.serviceMs.max}`);
   lines.push(
     'controller memory, MiB (first third -> last third, slope MiB/min; most requests held, live feeds):',
   );
