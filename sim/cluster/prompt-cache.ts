@@ -12,10 +12,8 @@
  * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
  */
 import { chainBlockHash, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
+import { PromptMemory } from './prompt-memory.ts';
 import { type Segment, segmentIds, segmentTokens, writeSegmentIds } from './workloads/prompt-segments.ts';
-
-/** Token and hash arrays take buffers in steps of 4 KiB, so released ones fit later prompts. */
-const BYTE_STEP = 4096;
 
 export interface Prompt {
   tokens: Int32Array;
@@ -28,7 +26,7 @@ interface Node {
   /** Tokens of the prompt up to the end of this node's segment. */
   readonly end: number;
   /** Hashes of the blocks that end inside this segment. */
-  readonly hashes: readonly number[];
+  readonly hashes: Float64Array;
   /** The last full block's hash up to the end of this segment (the chain's parent for what follows). */
   readonly lastHash: number;
   /** By the next segment's content key (then its length). */
@@ -36,11 +34,11 @@ interface Node {
 }
 
 export class PromptCache {
-  private readonly root: Node = newNode(0, 0, [], ROOT_BLOCK_HASH);
+  private readonly root: Node = newNode(0, 0, new Float64Array(0), ROOT_BLOCK_HASH);
   /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
   private readonly ids = new Map<number, Int32Array>();
-  /** Buffers of prompts whose requests are done, by size in bytes: later prompts reuse them. */
-  private readonly spare = new Map<number, ArrayBuffer[]>();
+  /** Where prompts' arrays live; a finished request's are reused by later prompts. */
+  private readonly memory = new PromptMemory();
 
   constructor(private readonly blockSize = 16) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -51,15 +49,16 @@ export class PromptCache {
     const last = segments.length - 1;
     const tail = segments[last];
     if (tail === undefined) return { tokens: new Int32Array(0), blocks: new Float64Array(0) };
-    const tokens = this.tokenArray(segmentTokens(segments));
+    const tokens = this.memory.int32s(segmentTokens(segments));
     let end = 0;
     for (let j = 0; j < last; j++) {
       const seg = segments[j] as Segment;
-      tokens.set(this.keptIds(seg).subarray(0, seg.tokens), end);
+      const ids = this.keptIds(seg);
+      tokens.set(ids.length === seg.tokens ? ids : ids.subarray(0, seg.tokens), end);
       end += seg.tokens;
     }
     writeSegmentIds(tail.key, tail.tokens, tokens, end);
-    const blocks = this.hashArray(Math.floor(tokens.length / this.blockSize));
+    const blocks = this.memory.float64s(Math.floor(tokens.length / this.blockSize));
     let at = 0;
     let node = this.root;
     for (let j = 0; j < last; j++) {
@@ -73,37 +72,11 @@ export class PromptCache {
 
   /**
    * The prompt's request is done (finished or dropped) and nothing reads its tokens or hashes any more: later
-   * prompts may reuse their memory. Fresh memory is what prompts cost most: 32 KB of new pages per 8k-token
-   * prompt, zeroed and faulted in, cost more than building the prompt; and hashes in a JS array living as long
-   * as its request were copied by every young-generation collection.
+   * prompts may reuse their memory (prompt-memory.ts).
    */
   release(prompt: Prompt): void {
-    this.recycle(prompt.tokens.buffer as ArrayBuffer);
-    this.recycle(prompt.blocks.buffer as ArrayBuffer);
-  }
-
-  /** Room for one prompt's token ids. */
-  private tokenArray(length: number): Int32Array {
-    return length === 0 ? new Int32Array(0) : new Int32Array(this.buffer(length * 4), 0, length);
-  }
-
-  /** Room for one prompt's block hashes. */
-  private hashArray(length: number): Float64Array {
-    return length === 0 ? new Float64Array(0) : new Float64Array(this.buffer(length * 8), 0, length);
-  }
-
-  /** A released buffer of the size class of `bytes` (a multiple of BYTE_STEP), or a new one. */
-  private buffer(bytes: number): ArrayBuffer {
-    const size = Math.ceil(bytes / BYTE_STEP) * BYTE_STEP;
-    return this.spare.get(size)?.pop() ?? new ArrayBuffer(size);
-  }
-
-  private recycle(buffer: ArrayBuffer): void {
-    const size = buffer.byteLength;
-    if (size === 0 || size % BYTE_STEP !== 0) return;
-    const free = this.spare.get(size);
-    if (free) free.push(buffer);
-    else this.spare.set(size, [buffer]);
+    this.memory.release(prompt.tokens);
+    this.memory.release(prompt.blocks);
   }
 
   private keptIds(seg: Segment): Int32Array {
@@ -124,7 +97,8 @@ export class PromptCache {
       parent.children.set(seg.key, siblings);
     }
     for (const c of siblings) if (c.end === end) return c;
-    const hashes: number[] = [];
+    const b = this.blockSize;
+    const hashes = new Float64Array(Math.floor(end / b) - Math.floor(parent.end / b));
     const lastHash = this.hashBlocks(tokens, parent.end, end, parent.lastHash, hashes, 0);
     const node = newNode(seg.key, end, hashes, lastHash);
     siblings.push(node);
@@ -140,7 +114,7 @@ export class PromptCache {
     from: number,
     to: number,
     parent: number,
-    out: { [index: number]: number },
+    out: Float64Array,
     at: number,
   ): number {
     const b = this.blockSize;
@@ -155,6 +129,6 @@ export class PromptCache {
   }
 }
 
-function newNode(key: number, end: number, hashes: readonly number[], lastHash: number): Node {
+function newNode(key: number, end: number, hashes: Float64Array, lastHash: number): Node {
   return { key, end, hashes, lastHash, children: new Map() };
 }

@@ -12,6 +12,9 @@ import {
   tokenOfSplit,
 } from '../../../../sim/cluster/workloads/prompt-segments.ts';
 
+/** Where an array's memory is: its buffer and offset (prompts share slabs). */
+const region = (a: Int32Array | Float64Array) => ({ buffer: a.buffer, at: a.byteOffset });
+
 const plain = (p: Prompt) => ({ tokens: Array.from(p.tokens), blocks: Array.from(p.blocks) });
 
 const direct = (segments: readonly Segment[]) => {
@@ -49,14 +52,14 @@ describe('PromptCache', () => {
     const kept = cache.prompt(first);
     cache.release(a);
     const b = cache.prompt(second);
-    const released = [a.tokens.buffer, a.blocks.buffer];
-    expect(released).toContain(b.tokens.buffer);
-    expect(released).toContain(b.blocks.buffer);
+    const released = [region(a.tokens), region(a.blocks)];
+    expect(released).toContainEqual(region(b.tokens));
+    expect(released).toContainEqual(region(b.blocks));
     expect(plain(b)).toEqual(direct(second));
     // A prompt still in use is never handed out again.
     const c = cache.prompt(first);
-    for (const buffer of [c.tokens.buffer, c.blocks.buffer])
-      expect([kept.tokens.buffer, kept.blocks.buffer]).not.toContain(buffer);
+    for (const r of [region(c.tokens), region(c.blocks)])
+      expect([region(kept.tokens), region(kept.blocks)]).not.toContainEqual(r);
     expect(plain(kept)).toEqual(direct(first));
   });
 
@@ -71,6 +74,21 @@ describe('PromptCache', () => {
     const tokens = promptTokenIds(two);
     expect(plain(new PromptCache(8).prompt(two))).toEqual({ tokens, blocks: promptBlockHashes(tokens, 8) });
     expect(() => new PromptCache(0)).toThrow(/blockSize must be a positive integer/);
+  });
+
+  it('tokenOf is the mix it always was (taken modulo the vocabulary in floating point)', () => {
+    const reference = (key: number, index: number) => {
+      let x = (Math.floor(key / 4096) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+      x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
+      x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35 ^ (key & 4095)) >>> 0;
+      return ((x ^ (x >>> 16)) >>> 0) % 128_000;
+    };
+    const random = seededRandom(9);
+    for (let k = 0; k < 200; k++) {
+      const key = k < 3 ? ([0, 4095, 2 ** 53 - 1][k] as number) : contentKey(k, uniformInt(random, 0, 1e6));
+      const ids = segmentIds(key, 500);
+      for (let i = 0; i < 500; i++) expect(ids[i]).toBe(reference(key, i));
+    }
   });
 
   it("segmentIds and tokenOfSplit give tokenOf's tokens", () => {
