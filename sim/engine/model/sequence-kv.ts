@@ -4,6 +4,7 @@
  * allocation for the tokens a step schedules (full blocks registered in the prefix cache as soon as they are
  * scheduled), and release, last block first. Pure: no clock, no I/O.
  */
+import { chainBlockHash as hashBlockTokens } from '../../../common/block-hash.ts';
 import { chainBlockHash, KvBlockPool } from './kv-block-pool.ts';
 import type { FinishCause, SchedulerRequest } from './step-plan.ts';
 
@@ -86,6 +87,8 @@ export class SequenceKv {
   private readonly hits: number[] = [];
   /** Released lists by size class (log2 of their length). */
   private readonly spareLists: Int32Array[][] = [];
+  /** The tokens of the block hashUpTo hashes (a scratch array, reused). */
+  private readonly blockTokens: Float64Array;
 
   /**
    * `answerToken`: when requests' output tokens are a fixed function of the request (the cluster simulator's
@@ -98,6 +101,7 @@ export class SequenceKv {
     private readonly answerToken?: (req: SchedulerRequest, index: number) => number,
   ) {
     this.pool = new KvBlockPool(numBlocks);
+    this.blockTokens = new Float64Array(blockSize);
   }
 
   /**
@@ -255,23 +259,29 @@ export class SequenceKv {
     else this.spareLists[sizeClass] = [list];
   }
 
-  private tokenAt(seq: Seq, i: number): number {
-    const p = seq.req.promptIds;
-    if (i < p.length) return p[i] as number;
-    return this.answerToken ? this.answerToken(seq.req, i - p.length) : (seq.output[i - p.length] as number);
-  }
-
-  /** Makes sure the hashes of the request's first `count` full blocks are known. */
+  /**
+   * Makes sure the hashes of the request's first `count` full blocks are known. Each block's tokens are copied
+   * into `blockTokens` first: most are answer tokens (asked of answerToken, or read from the output list), and a
+   * closure per block and a call per token through it cost more than the hash.
+   */
   private hashUpTo(seq: Seq, count: number): void {
-    for (let k = seq.promptHashes.length + seq.hashes.length; k < count; k++)
-      seq.hashes.push(
-        chainBlockHash(
-          k === 0 ? 0 : hashAt(seq, k - 1),
-          (i) => this.tokenAt(seq, i),
-          k * this.blockSize,
-          this.blockSize,
-        ),
-      );
+    const size = this.blockSize;
+    const tokens = this.blockTokens;
+    const prompt = seq.req.promptIds;
+    const promptLength = prompt.length;
+    for (let k = seq.promptHashes.length + seq.hashes.length; k < count; k++) {
+      const start = k * size;
+      for (let j = 0; j < size; j++) {
+        const i = start + j;
+        tokens[j] =
+          i < promptLength
+            ? (prompt[i] as number)
+            : this.answerToken
+              ? this.answerToken(seq.req, i - promptLength)
+              : (seq.output[i - promptLength] as number);
+      }
+      seq.hashes.push(hashBlockTokens(k === 0 ? 0 : hashAt(seq, k - 1), tokens, 0, size));
+    }
   }
 }
 
