@@ -12,7 +12,8 @@
  *   saturated  `concurrency` clients in a closed loop (send, read to the end, send again) for `seconds`: the
  *              requests/s each path sustains; TTFT there is mostly waiting for a CPU
  *   paced      an open loop at half the durable path's (log read back) saturated rate (at most `concurrency`
- *              in flight): what the durable path adds to TTFT when it is not the bottleneck
+ *              in flight) for `pacedSeconds` each: what the durable path adds to TTFT when it is not the
+ *              bottleneck. Longer than the saturated runs: its p99 is the target, and needs the samples.
  * TTFT = call started -> first delta received.
  * The durable path runs three ways on the same controller, in alternating rounds so the shared machine's noise
  * falls on all: `log` with the in-process hand-off off (every event read back from the stream log, the
@@ -56,7 +57,7 @@ export interface EndToEnd {
 
 export async function measureEndToEnd(
   redisUrl: string,
-  o: { concurrency: number; seconds: number },
+  o: { concurrency: number; seconds: number; pacedSeconds: number; cpuProfileDir?: string },
 ): Promise<EndToEnd> {
   const config = {
     listen: '127.0.0.1:0',
@@ -66,7 +67,7 @@ export async function measureEndToEnd(
     queue: { serviceMs: 100, maxWaitMs: 60_000 },
     deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxNumSeqs: 4 * o.concurrency }],
   };
-  const server = await ServerProcess.start(config);
+  const server = await ServerProcess.start(config, o.cpuProfileDir);
   const gateway = inferenceClient(server.ready.controller);
   const direct = new WorkerClient(server.ready.worker, credentials.createInsecure());
   try {
@@ -93,9 +94,10 @@ export async function measureEndToEnd(
     };
     const saturated = { direct: summarise([await sample(o, viaWorker)]), durable: await durable(o) };
     const rate = Math.max(1, Math.round(saturated.durable.log.perSecond / 2));
+    const pacedLoad = { concurrency: o.concurrency, seconds: o.pacedSeconds, rate };
     const paced = {
-      direct: summarise([await sample({ ...o, rate }, viaWorker)]),
-      durable: await durable({ ...o, rate }),
+      direct: summarise([await sample(pacedLoad, viaWorker)]),
+      durable: await durable(pacedLoad),
     };
     const added = (d: PathResult) => ({
       p50: round(d.ttftMs.p50 - paced.direct.ttftMs.p50),
@@ -134,9 +136,11 @@ class ServerProcess {
     });
   }
 
-  static async start(config: object): Promise<ServerProcess> {
+  /** With cpuProfileDir, the child writes a .cpuprofile of its whole run there (node --cpu-prof). */
+  static async start(config: object, cpuProfileDir?: string): Promise<ServerProcess> {
     const script = fileURLToPath(new URL('./queue-path-server.ts', import.meta.url));
-    const proc = fork(script, [JSON.stringify(config)], { execArgv: ['--import', 'tsx'] });
+    const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
+    const proc = fork(script, [JSON.stringify(config)], { execArgv: ['--import', 'tsx', ...profile] });
     try {
       const ready = await new Promise<ServerMessage & { t: 'ready' }>((resolve, reject) => {
         proc.on('message', (m: ServerMessage) => m.t === 'ready' && resolve(m));

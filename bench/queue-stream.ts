@@ -51,6 +51,7 @@ export async function measureStreamHop(url: string, concurrency: number, rounds:
       ac.abort();
     }
   } finally {
+    log.close(); // its idle follower connections: left open, they kept the bench alive after Redis stopped
     await redis.quit();
   }
   return {

@@ -19,7 +19,11 @@
  * the same clients calling that worker directly (across the same process boundary): what the whole durable
  * path (gateway, queue, dispatcher, stream log) adds to a request, and the requests/s it sustains.
  *
- * Usage: npm run bench:queue [-- --json] [-- --seconds 5 --concurrency 256 --batch 32 --rate N]
+ * Usage: npm run bench:queue [-- --json] [-- --seconds 3 --paced-seconds 20 --concurrency 256 --batch 32 --rate N]
+ *   --seconds        each saturated run, and each queue-only paced run (thousands of samples a second)
+ *   --paced-seconds  each end-to-end paced run (direct, and each durable way): ~200 samples a second, whose
+ *                    p99 is the target
+ *   --cpu-prof-dir   the end-to-end controller process writes its CPU profile there (node --cpu-prof)
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -226,7 +230,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       json: { type: 'boolean', default: false },
-      seconds: { type: 'string', default: '5' },
+      seconds: { type: 'string', default: '3' },
+      'paced-seconds': { type: 'string', default: '20' },
+      'cpu-prof-dir': { type: 'string' },
       concurrency: { type: 'string', default: '256' },
       batch: { type: 'string', default: '32' },
       rate: { type: 'string' },
@@ -266,7 +272,11 @@ async function main(): Promise<void> {
     progress(`stream log hop, ${o.concurrency} followers`);
     const streamHop = await measureStreamHop(server.url, o.concurrency, 4);
     progress(`end to end, ${o.concurrency} streams: direct to the worker, then through the controller`);
-    const endToEnd = await measureEndToEnd(server.url, o);
+    const endToEnd = await measureEndToEnd(server.url, {
+      ...o,
+      pacedSeconds: Number(values['paced-seconds']),
+      ...(values['cpu-prof-dir'] ? { cpuProfileDir: values['cpu-prof-dir'] } : {}),
+    });
     const report = {
       bench: 'queue',
       concurrency: o.concurrency,
@@ -297,7 +307,7 @@ async function main(): Promise<void> {
     const row = (name: string, r: Result) =>
       `${name.padEnd(18)} ${String(r.perSecond).padStart(8)} ${fmt(r.latencyMs.p50)} ${fmt(r.latencyMs.p99)} ${fmt(r.submitMs.p50)} ${fmt(r.submitMs.p99)} ${fmt(r.takeMs.p50)} ${fmt(r.takeMs.p99)}`;
     const lines = [
-      `queue bench: ${o.concurrency} concurrent clients, take batch ${o.batch}, ${o.seconds} s per run`,
+      `queue bench: ${o.concurrency} concurrent clients, take batch ${o.batch}, ${o.seconds} s per run (end-to-end paced: ${values['paced-seconds']} s per path)`,
       `${'path'.padEnd(18)} ${'req/s'.padStart(8)} ${'lat p50'.padStart(9)} ${'lat p99'.padStart(9)} ${'sub p50'.padStart(9)} ${'sub p99'.padStart(9)} ${'take p50'.padStart(9)} ${'take p99'.padStart(9)}   (ms)`,
       row('memory saturated', memSat),
       row('redis saturated', redisSat),
@@ -324,7 +334,7 @@ function ttftRows(e: EndToEnd['paced']): string[] {
   const row = (name: string, r: PathResult) => {
     const st = r.stagesMs;
     const stages = st ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery}` : '';
-    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)}${stages}`;
+    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)}${stages}`;
   };
   return [
     row('direct to the worker', e.direct),
