@@ -9,7 +9,8 @@
  *               bench/out/routing-throughput-vs-load.svg output tok/s against offered load, shared_prefix
  *               bench/out/routing-p90-vs-load.svg        p90 TTFT against offered load, shared_prefix
  *   pick        p99 of one pick() call with 1,000 groups; baseline: the same pick without block hashes
- *   speed       virtual seconds simulated per wall second, 64 groups (512 GPUs) of shared_prefix at 80%
+ *   speed       virtual seconds simulated per wall second, 64 groups (512 GPUs) of shared_prefix at 80%: the
+ *               median of 3 runs by wall time, each run's wall and CPU time printed
  *
  *   --extra     also multi-turn chat, long-document QA and bursty arrivals (fixed rates, every policy)
  *   --trace F   also replay a Mooncake-format JSONL trace (timestamp ms, input_length, output_length, hash_ids)
@@ -18,6 +19,7 @@
  * With --json the last line of stdout is {"workloads": {...}, "pick_p99_us_1000_groups", "sim_speed_x_real_time"}.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -102,28 +104,44 @@ if (args.trace !== undefined)
   others.push(parseTrace(readFileSync(args.trace, 'utf8'), { name: `trace ${args.trace}` }));
 const otherReports = others.map((w) => ({ w, policies: compareOn(w, suite) }));
 
-// The simulator's speed at 64 groups: the same workload shape, tenants and rate scaled by 8.
+// The simulator's speed at 64 groups: the same workload shape, tenants and rate scaled by 8. The median of three
+// runs by wall time (the machine is shared: one run can land beside someone's burst), each on a workload built
+// afresh outside the timed region (the simulator's input, as a trace would be); all the simulation is timed.
 const big: SuiteOptions = { ...suite, groups: 64, seconds: Math.min(suite.seconds, 60) };
-const bigWorkload = buildWorkload('shared_prefix', LOAD * 8 * reports.shared_prefix.capacityReqPerS, big);
-const cpu0 = process.cpuUsage();
-const t0 = performance.now();
-const bigRun = runClusterSim({
-  groups: 64,
-  shape,
-  latency,
-  router: makeRouter('corral', shape),
-  workload: bigWorkload,
-  seed: 7,
-  drainMs: 30_000,
+const SPEED_RUNS = 3;
+const speedRuns = Array.from({ length: SPEED_RUNS }, (_, i) => {
+  const workload = buildWorkload('shared_prefix', LOAD * 8 * reports.shared_prefix.capacityReqPerS, big);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const run = runClusterSim({
+    groups: 64,
+    shape,
+    latency,
+    router: makeRouter('corral', shape),
+    workload,
+    seed: 7,
+    drainMs: 30_000,
+  });
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  progress(
+    `speed run ${i + 1}/${SPEED_RUNS}: 64 groups, ${workload.requests.length} requests, ${run.steps} engine steps ` +
+      `(${run.stretchSteps} in decode stretches), ${(run.endMs / 1000).toFixed(0)} s simulated in ` +
+      `${(wallMs / 1000).toFixed(2)} s wall (${Math.round(run.endMs / wallMs)}x real time), ` +
+      `${(cpuMs / 1000).toFixed(2)} s CPU (${Math.round(run.endMs / cpuMs)}x per CPU second)`,
+  );
+  return { simulatedMs: run.endMs, wallMs, cpuMs };
 });
-const wallMs = performance.now() - t0;
-const cpu = process.cpuUsage(cpu0);
-const cpuMs = (cpu.user + cpu.system) / 1000;
-const speed = bigRun.endMs / wallMs;
+const speedRun = [...speedRuns].sort((a, b) => a.wallMs - b.wallMs)[
+  SPEED_RUNS >> 1
+] as (typeof speedRuns)[number];
+const speed = speedRun.simulatedMs / speedRun.wallMs;
 progress(
-  `speed: 64 groups, ${bigWorkload.requests.length} requests, ${bigRun.steps} engine steps, ` +
-    `${(bigRun.endMs / 1000).toFixed(0)} s simulated in ${(wallMs / 1000).toFixed(1)} s wall, ` +
-    `${(cpuMs / 1000).toFixed(1)} s CPU (${Math.round(bigRun.endMs / cpuMs)}x real time per CPU second)`,
+  `speed: median of ${SPEED_RUNS} runs ${Math.round(speed)}x real time, load average ` +
+    `${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} on ${availableParallelism()} cores`,
 );
 
 mkdirSync('bench/out', { recursive: true });
@@ -228,7 +246,8 @@ if (args.json) {
   );
   out.push(
     `simulator: ${json.sim_speed_x_real_time}x real time with 64 groups (>= 100); ` +
-      `${Math.round(bigRun.endMs / cpuMs)}x per CPU second (the machine is shared)`,
+      `${Math.round(speedRun.simulatedMs / speedRun.cpuMs)}x per CPU second (median of ${SPEED_RUNS} runs by wall ` +
+      'time; the machine is shared)',
   );
   out.push(
     `plots: ${Object.keys(plots)
