@@ -12,6 +12,15 @@
  */
 import type { Seq, SequenceKv } from './sequence-kv.ts';
 
+/** The totals of a planned step (StepTotals' figures and the prefix-cache counters), written in place. */
+export interface PlannedTotals {
+  decodeSeqs: number;
+  decodeContextTokens: number;
+  prefillTokens: number;
+  prefixQueryTokens: number;
+  prefixHitTokens: number;
+}
+
 /** What a step in a decode stretch delivers besides its token count: no first token, no finished request. */
 export const NO_REQUESTS: readonly never[] = Object.freeze([]);
 
@@ -57,17 +66,12 @@ export class DecodeStretch<S extends Seq> {
     return this.batch.length;
   }
 
-  /** The decodes' summed context once the step planned last runs. */
-  get decodeContextTokens(): number {
-    return this.contextAtStart + this.batch.length * this.planned;
-  }
-
   /**
-   * Plans the next step: the KV blocks of the requests crossing a block boundary in it, in the batch's order.
-   * False when one finds no free block: the blocks taken before it stay taken, as in the full pass, which then
-   * plans this step again (it finds them held) and preempts.
+   * Plans the next step: the KV blocks of the requests crossing a block boundary in it, in the batch's order,
+   * and the step's totals. False when one finds no free block: the blocks taken before it stay taken, as in the
+   * full pass, which then plans this step again (it finds them held) and preempts.
    */
-  plan(kv: SequenceKv): boolean {
+  plan(kv: SequenceKv, totals: PlannedTotals): boolean {
     const step = this.planned + 1;
     const heap = this.crossings;
     while (heap.length > 0 && (heap[0] as number) < (step + 1) * INDEX_SPAN) {
@@ -79,6 +83,11 @@ export class DecodeStretch<S extends Seq> {
       this.pushCrossing(seq, i);
     }
     this.planned = step;
+    totals.decodeSeqs = this.batch.length;
+    totals.decodeContextTokens = this.contextAtStart + this.batch.length * step;
+    totals.prefillTokens = 0;
+    totals.prefixQueryTokens = 0;
+    totals.prefixHitTokens = 0;
     return true;
   }
 

@@ -27,11 +27,11 @@
  * request and a record per sampled token (it streams each token); planStep/finishStep give the cluster
  * simulator, which runs thousands of requests across dozens of groups, only the latency model's totals and the
  * requests that got a first token or finished (and, given its requests' answers as a function, stores no output
- * token). The same requests run either way: the schedule is identical.
- * KV blocks and the prefix cache of each request: sequence-kv.ts.
+ * token, and runs a batch that cannot change as a decode stretch: decode-stretch.ts). The same requests run
+ * either way: the schedule is identical. KV blocks and the prefix cache of each request: sequence-kv.ts.
  */
 import { BLOCK_SIZE } from '../../../common/hardware/memory.ts';
-import { DecodeStretch, NO_REQUESTS } from './decode-stretch.ts';
+import { DecodeStretch, NO_REQUESTS, type PlannedTotals } from './decode-stretch.ts';
 import { enqueue, pickVictim } from './queue-policy.ts';
 import { checkRequest, refusal } from './request-limits.ts';
 import { newSeq, type Seq, SequenceKv } from './sequence-kv.ts';
@@ -76,7 +76,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   private readonly startedNow: Seq<R>[] = [];
   private readonly sampledNow: Seq<R>[] = [];
   /** The totals of the step planned last. */
-  private readonly planned = {
+  private readonly planned: PlannedTotals = {
     decodeSeqs: 0,
     decodeContextTokens: 0,
     prefillTokens: 0,
@@ -85,10 +85,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   };
   /** Totals since start (vLLM's counters). */
   readonly totals = { preemptions: 0, prefixQueryTokens: 0, prefixHitTokens: 0 };
-  /**
-   * With fixed answers: the decode stretch in progress (decode-stretch.ts), and whether the last completion
-   * sampled every running request (a stretch may begin at the next step).
-   */
+  /** The decode stretch in progress; whether the last completion sampled every running request (one may begin). */
   private stretch: DecodeStretch<Seq<R>> | undefined;
   private caughtUp = false;
   /** Steps planned inside decode stretches (a diagnostic: the same schedule either way). */
@@ -407,15 +404,8 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
       this.stretch = DecodeStretch.begin(this.running, this.cfg.maxNumBatchedTokens, this.cfg.maxModelLen);
       if (this.stretch === undefined) return false;
     }
-    if (!this.stretch.plan(this.kv)) return false;
-    const step = ++this.steps;
-    this.stepInFlight = step;
-    const p = this.planned;
-    p.decodeSeqs = this.stretch.size;
-    p.decodeContextTokens = this.stretch.decodeContextTokens;
-    p.prefillTokens = 0;
-    p.prefixQueryTokens = 0;
-    p.prefixHitTokens = 0;
+    if (!this.stretch.plan(this.kv, this.planned)) return false;
+    this.stepInFlight = ++this.steps;
     this.stretchSteps++;
     return true;
   }
