@@ -6,16 +6,18 @@
  * block hashes here. A slot's key and value sit side by side, so a probe reads one cache line. The table holds
  * at most half as many entries as it has slots and doubles when it would hold more; sized for its entries up
  * front (`expectedEntries`), it never grows.
+ * A slot holds its value plus one, so a free slot is 0: a new table is a fresh typed array, zeroed by the system,
+ * with no pass to mark its slots free (the engine simulator makes one of 32k slots per group per run).
  */
 
-const EMPTY = -1;
+const EMPTY = 0;
 
 /** The key's 64 bits, read through a shared buffer (no allocation, no slow double-to-int truncation). */
 const scratch = new Float64Array(1);
 const words = new Uint32Array(scratch.buffer);
 
 export class NumberTable {
-  /** Slot i: its key at 2i, its value at 2i + 1 (EMPTY when the slot is free). */
+  /** Slot i: its key at 2i, its value + 1 at 2i + 1 (EMPTY when the slot is free). */
   private slots: Float64Array;
   private mask: number;
   /** 32 - log2(slots): a slot is the top bits of the mixed key. */
@@ -28,7 +30,7 @@ export class NumberTable {
     let bits = 1;
     while (1 << bits < 2 * expectedEntries) bits++;
     if (bits > 30) throw new RangeError(`${expectedEntries} entries are too many for one number table`);
-    this.slots = new Float64Array(2 << bits).fill(EMPTY);
+    this.slots = new Float64Array(2 << bits);
     this.mask = (1 << bits) - 1;
     this.shift = 32 - bits;
   }
@@ -42,7 +44,7 @@ export class NumberTable {
     for (let i = this.home(key); ; i = (i + 1) & this.mask) {
       const v = t[2 * i + 1] as number;
       if (v === EMPTY) return undefined;
-      if (t[2 * i] === key) return v;
+      if (t[2 * i] === key) return v - 1;
     }
   }
 
@@ -86,18 +88,19 @@ export class NumberTable {
   /** Every entry, in no particular order; the table must not change meanwhile. */
   forEach(visit: (value: number, key: number) => void): void {
     const t = this.slots;
-    for (let i = 0; i < t.length; i += 2) if (t[i + 1] !== EMPTY) visit(t[i + 1] as number, t[i] as number);
+    for (let i = 0; i < t.length; i += 2)
+      if (t[i + 1] !== EMPTY) visit((t[i + 1] as number) - 1, t[i] as number);
   }
 
   private put(key: number, value: number, replace: boolean): boolean {
     if (Number.isNaN(key)) throw new RangeError('a number table key is a number, got NaN');
-    if (!Number.isInteger(value) || value < 0)
-      throw new RangeError(`a number table value is an integer >= 0, got ${value}`);
+    if (!Number.isSafeInteger(value + 1) || value < 0)
+      throw new RangeError(`a number table value is an integer >= 0 and below 2^53 - 1, got ${value}`);
     const t = this.slots;
     let i = this.home(key);
     for (; t[2 * i + 1] !== EMPTY; i = (i + 1) & this.mask)
       if (t[2 * i] === key) {
-        if (replace) t[2 * i + 1] = value;
+        if (replace) t[2 * i + 1] = value + 1;
         return false;
       }
     if (2 * (this.count + 1) > this.mask + 1) {
@@ -105,7 +108,7 @@ export class NumberTable {
       return this.put(key, value, replace);
     }
     t[2 * i] = key;
-    t[2 * i + 1] = value;
+    t[2 * i + 1] = value + 1;
     this.count++;
     return true;
   }
@@ -114,12 +117,12 @@ export class NumberTable {
     const old = this.slots;
     const bits = 33 - this.shift;
     if (bits > 30) throw new RangeError('a number table cannot grow past 2^29 entries');
-    this.slots = new Float64Array(2 << bits).fill(EMPTY);
+    this.slots = new Float64Array(2 << bits);
     this.mask = (1 << bits) - 1;
     this.shift = 32 - bits;
     this.count = 0;
     for (let i = 0; i < old.length; i += 2)
-      if (old[i + 1] !== EMPTY) this.put(old[i] as number, old[i + 1] as number, true);
+      if (old[i + 1] !== EMPTY) this.put(old[i] as number, (old[i + 1] as number) - 1, true);
   }
 
   private home(key: number): number {

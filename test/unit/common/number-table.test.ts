@@ -50,5 +50,20 @@ describe('NumberTable', () => {
     expect(() => table.set(4, -1)).toThrow(/integer >= 0/);
     expect(() => table.set(4, 0.5)).toThrow(/integer >= 0/);
     expect(() => new NumberTable(0)).toThrow(/at least one entry/);
+    expect(() => table.set(4, 2 ** 53 - 1)).toThrow(/below 2\^53 - 1/);
+  });
+
+  it('keeps 0 and the largest value it takes (a free slot is stored as 0, a value as itself + 1)', () => {
+    const table = new NumberTable(2);
+    table.set(0, 0);
+    table.set(7, 2 ** 53 - 2);
+    expect([table.get(0), table.get(7), table.has(0), table.get(1)]).toEqual([
+      0,
+      2 ** 53 - 2,
+      true,
+      undefined,
+    ]);
+    for (let k = 100; k < 140; k++) table.set(k, k - 100); // grows past its first size
+    expect([table.get(0), table.get(7), table.get(139), table.size]).toEqual([0, 2 ** 53 - 2, 39, 42]);
   });
 });
