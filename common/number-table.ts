@@ -120,9 +120,15 @@ export class NumberTable {
     this.slots = new Float64Array(2 << bits);
     this.mask = (1 << bits) - 1;
     this.shift = 32 - bits;
-    this.count = 0;
-    for (let i = 0; i < old.length; i += 2)
-      if (old[i + 1] !== EMPTY) this.put(old[i] as number, (old[i + 1] as number) - 1, true);
+    // Every key is distinct and was checked when it came in: each goes straight to its first free slot.
+    const t = this.slots;
+    for (let k = 0; k < old.length; k += 2) {
+      if (old[k + 1] === EMPTY) continue;
+      let i = this.home(old[k] as number);
+      while (t[2 * i + 1] !== EMPTY) i = (i + 1) & this.mask;
+      t[2 * i] = old[k] as number;
+      t[2 * i + 1] = old[k + 1] as number;
+    }
   }
 
   private home(key: number): number {
