@@ -4,13 +4,10 @@
  * stalled-job check on the survivor finds the batch when its lock runs out (batch.lockMs, at its default of 5 s)
  * and the survivor finishes both batches from their state in Redis: every line has its 200 result.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { LocalCluster } from '../../cli/local-cluster.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -30,12 +27,10 @@ deployments:
 `;
 const LINES = 12;
 
-let dir: string;
-let cluster: LocalCluster;
 const API_KEY = newApiKey();
 
 const sdk = (i: number) =>
-  new OpenAI({ baseURL: `http://${cluster.replica(i).http}/v1`, apiKey: API_KEY, maxRetries: 0 });
+  new OpenAI({ baseURL: `http://${e2e.cluster.replica(i).http}/v1`, apiKey: API_KEY, maxRetries: 0 });
 
 async function submit(openai: OpenAI, name: string): Promise<string> {
   const jsonl = Array.from({ length: LINES }, (_, i) =>
@@ -63,21 +58,11 @@ async function submit(openai: OpenAI, name: string): Promise<string> {
   return b.id;
 }
 
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-batch-failover-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    controllers: 2,
-    workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
-    auth: { apiKey: API_KEY },
-  });
-  await cluster.waitReady(60_000);
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+const e2e = useLocalCluster('batch-failover', {
+  config: CONFIG,
+  controllers: 2,
+  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  auth: { apiKey: API_KEY },
 });
 
 describe('offline batch across a controller crash', () => {
@@ -89,7 +74,7 @@ describe('offline batch across a controller crash', () => {
       const bs = await Promise.all(ids.map((id) => first.batches.retrieve(id)));
       return bs.every((b) => b.request_counts && b.request_counts.completed > 0) ? true : undefined;
     });
-    cluster.replica(0).process.kill('SIGKILL');
+    e2e.cluster.replica(0).process.kill('SIGKILL');
 
     const survivor = sdk(1);
     for (const id of ids) {

@@ -3,14 +3,14 @@
  * `openai` package's files and batches API, unchanged, and the `corral batch` CLI, each from upload to results.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { LocalCluster, REPO_ROOT } from '../../cli/local-cluster.ts';
+import { REPO_ROOT } from '../../cli/local-cluster.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const run = promisify(execFile);
@@ -30,8 +30,6 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 
-let dir: string;
-let cluster: LocalCluster;
 let http: string;
 let openai: OpenAI;
 const API_KEY = newApiKey();
@@ -44,24 +42,17 @@ const line = (customId: string, content: string, over: Record<string, unknown> =
     body: { model: MODEL, max_tokens: 6, messages: [{ role: 'user', content }], ...over },
   });
 
+const e2e = useLocalCluster('batch', {
+  config: CONFIG,
+  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  auth: { apiKey: API_KEY },
+});
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-batch-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
-    auth: { apiKey: API_KEY },
-  });
-  await cluster.waitReady(60_000);
-  const listening = await cluster.controller.waitListening(1000);
+  const listening = await e2e.cluster.controller.waitListening(1000);
   if (!listening.http) throw new Error('the controller logged no `http` address');
   http = listening.http;
   openai = new OpenAI({ baseURL: `http://${http}/v1`, apiKey: API_KEY, maxRetries: 0 });
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('offline batch on the local cluster', () => {
@@ -97,7 +88,7 @@ describe('offline batch on the local cluster', () => {
   });
 
   it('corral batch submit / status / results', async () => {
-    const input = join(dir, 'cli.jsonl');
+    const input = join(e2e.dir, 'cli.jsonl');
     // No model in the bodies: --model fills it in.
     writeFileSync(
       input,
@@ -116,7 +107,7 @@ describe('offline batch on the local cluster', () => {
     });
     const status = await corral('status', id);
     expect(status.stdout).toContain(`${id}  completed  total 3  completed 3  failed 0`);
-    const out = join(dir, 'cli-out.jsonl');
+    const out = join(e2e.dir, 'cli-out.jsonl');
     await corral('results', id, '-o', out);
     const results = readFileSync(out, 'utf8')
       .trim()

@@ -5,16 +5,14 @@
  * (`<deployment>-g<ordinal>.a<attempt>.r<rank>`): same group id, attempt and ranks, no rank relaunched, and
  * requests keep flowing through it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
-import { LocalCluster, type WorkerSpec } from '../../cli/local-cluster.ts';
+import type { WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
 const RACK = 'topology.corral.dev/rack';
@@ -43,19 +41,7 @@ const specs: WorkerSpec[] = [1, 2].map((i) => ({
   labels: { [RACK]: 'rack-1' },
 }));
 
-let dir: string;
-let cluster: LocalCluster;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-failover-groups-'));
-  cluster = await LocalCluster.start({ dir, config: CONFIG, controllers: 2, workers: specs });
-  await cluster.waitReady(120_000);
-}, 180_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const e2e = useLocalCluster('failover-groups', { config: CONFIG, controllers: 2, workers: specs }, 120_000);
 
 const leads = (s: ClusterStatus) => s.replicaId !== '' && s.leaderId === s.replicaId;
 const engines = (s: ClusterStatus) =>
@@ -92,7 +78,7 @@ async function generate(address: string, requestId: string): Promise<number> {
 
 describe('a 2-node group across a leader change', () => {
   it('the new leader adopts the running group: same id, attempt and ranks, no rank relaunched', async () => {
-    const statuses = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const statuses = [await e2e.cluster.status(5000, 0), await e2e.cluster.status(5000, 1)];
     const leader = statuses.findIndex(leads);
     const survivor = 1 - leader;
     const before = statuses[leader] as ClusterStatus;
@@ -107,11 +93,11 @@ describe('a 2-node group across a leader change', () => {
         ],
       },
     ]);
-    cluster.replica(leader).process.kill('SIGKILL');
+    e2e.cluster.replica(leader).process.kill('SIGKILL');
     const deadline = Date.now() + 30_000;
     let after: ClusterStatus | undefined;
     while (Date.now() < deadline) {
-      const s = await cluster.status(2000, survivor).catch(() => undefined);
+      const s = await e2e.cluster.status(2000, survivor).catch(() => undefined);
       if (s && leads(s)) {
         after = s;
         break;
@@ -121,8 +107,8 @@ describe('a 2-node group across a leader change', () => {
     if (!after) throw new Error('the survivor never took the lease');
     expect(group(after)).toEqual(group(before));
     expect(engines(after)).toEqual(engines(before));
-    expect(await generate(cluster.replica(survivor).grpc, 'after-kill')).toBe(8);
+    expect(await generate(e2e.cluster.replica(survivor).grpc, 'after-kill')).toBe(8);
     await new Promise((r) => setTimeout(r, 1000));
-    expect(engines(await cluster.status(5000, survivor))).toEqual(engines(before));
+    expect(engines(await e2e.cluster.status(5000, survivor))).toEqual(engines(before));
   });
 });

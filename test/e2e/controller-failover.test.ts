@@ -5,16 +5,13 @@
  * (lease 3 s, attempts every 1 s), adopts the groups the workers report instead of relaunching them, and keeps
  * serving; a replacement controller started later on the dead one's ports joins as a follower.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
-import { LocalCluster } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -31,31 +28,18 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 
-let dir: string;
-let cluster: LocalCluster;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-failover-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    controllers: 2,
-    workers: [
-      { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
-      { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
-    ],
-  });
-  await cluster.waitReady(60_000);
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
+const e2e = useLocalCluster('failover', {
+  config: CONFIG,
+  controllers: 2,
+  workers: [
+    { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
+    { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
+  ],
 });
 
 /** Generates through controller replica i; resolves with the completion tokens or the error status. */
 async function generate(i: number, requestId: string): Promise<number | string> {
-  const client = inferenceClient(cluster.replica(i).grpc);
+  const client = inferenceClient(e2e.cluster.replica(i).grpc);
   try {
     const r = await collect(
       client.generate(
@@ -92,7 +76,7 @@ const connectedWorkers = (s: ClusterStatus) =>
 
 describe('two controller replicas', () => {
   it('both know every worker and serve requests; exactly one leads, and both name it', async () => {
-    const [a, b] = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const [a, b] = [await e2e.cluster.status(5000, 0), await e2e.cluster.status(5000, 1)];
     expect(connectedWorkers(a)).toEqual(['node-1', 'node-2']);
     expect(connectedWorkers(b)).toEqual(['node-1', 'node-2']);
     expect([leads(a), leads(b)].filter(Boolean)).toHaveLength(1);
@@ -107,14 +91,14 @@ describe('two controller replicas', () => {
   });
 
   it('SIGKILL the leader: the other leads within seconds, keeps the groups (no relaunch) and serves', async () => {
-    const statuses = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const statuses = [await e2e.cluster.status(5000, 0), await e2e.cluster.status(5000, 1)];
     const leader = statuses.findIndex(leads);
     const survivor = 1 - leader;
     const before = statuses[leader] as ClusterStatus;
-    cluster.replica(leader).process.kill('SIGKILL');
+    e2e.cluster.replica(leader).process.kill('SIGKILL');
     const killedAt = Date.now();
     const after = await until('the survivor leads', async () => {
-      const s = await cluster.status(2000, survivor);
+      const s = await e2e.cluster.status(2000, survivor);
       return leads(s) ? s : undefined;
     });
     const takeoverMs = Date.now() - killedAt;
@@ -129,22 +113,22 @@ describe('two controller replicas', () => {
     expect(results).toEqual([8, 8, 8, 8]);
     // a heartbeat later, still the same engines (no stop or launch followed the adoption)
     await new Promise((r) => setTimeout(r, 1000));
-    expect(engineIds(await cluster.status(5000, survivor))).toEqual(engineIds(before));
+    expect(engineIds(await e2e.cluster.status(5000, survivor))).toEqual(engineIds(before));
   });
 
   it('a replacement controller on the dead one’s ports joins as a follower and serves too', async () => {
-    const dead = cluster.controllers.findIndex((c) => c.process.hasExited);
+    const dead = e2e.cluster.controllers.findIndex((c) => c.process.hasExited);
     const survivor = 1 - dead;
-    const leading = await cluster.status(5000, survivor);
-    await cluster.startController(dead);
+    const leading = await e2e.cluster.status(5000, survivor);
+    await e2e.cluster.startController(dead);
     const joined = await until('the replacement knows both workers', async () => {
-      const s = await cluster.status(2000, dead);
+      const s = await e2e.cluster.status(2000, dead);
       return connectedWorkers(s).length === 2 && s.leaderId !== '' ? s : undefined;
     });
     expect(leads(joined)).toBe(false);
     expect(joined.leaderId).toBe(leading.leaderId);
     expect(joined.leaderEpoch).toBe(leading.leaderEpoch);
-    const still = await cluster.status(5000, survivor);
+    const still = await e2e.cluster.status(5000, survivor);
     expect(leads(still)).toBe(true);
     expect(still.leaderEpoch).toBe(leading.leaderEpoch);
     expect(engineIds(still)).toEqual(engineIds(leading));
@@ -153,25 +137,25 @@ describe('two controller replicas', () => {
   });
 
   it('a leader frozen past its lease (SIGSTOP) is replaced, and on waking it follows instead of fighting', async () => {
-    const statuses = [await cluster.status(5000, 0), await cluster.status(5000, 1)];
+    const statuses = [await e2e.cluster.status(5000, 0), await e2e.cluster.status(5000, 1)];
     const frozen = statuses.findIndex(leads);
     const other = 1 - frozen;
     const before = statuses[frozen] as ClusterStatus;
-    cluster.replica(frozen).process.kill('SIGSTOP');
+    e2e.cluster.replica(frozen).process.kill('SIGSTOP');
     try {
       await until('the other replica leads', async () => {
-        const s = await cluster.status(2000, other);
+        const s = await e2e.cluster.status(2000, other);
         return leads(s) ? s : undefined;
       });
     } finally {
-      cluster.replica(frozen).process.kill('SIGCONT');
+      e2e.cluster.replica(frozen).process.kill('SIGCONT');
     }
     // On waking, its own clock says its term is over: it must not act as leader, and learns who leads now.
     const woke = await until('the woken replica follows the new leader', async () => {
-      const s = await cluster.status(2000, frozen);
+      const s = await e2e.cluster.status(2000, frozen);
       return s.leaderId !== before.leaderId && connectedWorkers(s).length === 2 ? s : undefined;
     });
-    const now = await cluster.status(5000, other);
+    const now = await e2e.cluster.status(5000, other);
     expect(leads(woke)).toBe(false);
     expect(woke.leaderId).toBe(now.replicaId);
     expect(now.leaderEpoch).toBeGreaterThan(before.leaderEpoch);

@@ -5,18 +5,16 @@
  * 3 s, requests keep flowing to the other group, requests in flight on the dead group continue on the other one,
  * and the group is rebuilt when the worker comes back.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { LocalCluster, type WorkerSpec } from '../../cli/local-cluster.ts';
+import type { WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import type { GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { findDescendants } from '../helpers/processes.ts';
 import { until } from '../helpers/until.ts';
 
@@ -48,8 +46,6 @@ const specs: WorkerSpec[] = [1, 2, 3, 4].map((i) => ({
   labels: { [RACK]: 'rack-1' },
 }));
 
-let dir: string;
-let cluster: LocalCluster;
 let client: ReturnType<typeof inferenceClient>;
 const API_KEY = newApiKey();
 
@@ -80,22 +76,19 @@ async function generate(requestId: string, maxTokens: number): Promise<Outcome> 
   }
 }
 
+const e2e = useLocalCluster('groups', { config: CONFIG, workers: specs, auth: { apiKey: API_KEY } }, 120_000);
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-groups-'));
-  cluster = await LocalCluster.start({ dir, config: CONFIG, workers: specs, auth: { apiKey: API_KEY } });
-  await cluster.waitReady(120_000);
-  client = inferenceClient(cluster.grpcAddress, API_KEY);
-}, 180_000);
+  client = inferenceClient(e2e.cluster.grpcAddress, API_KEY);
+});
 
 afterAll(async () => {
   client?.close();
-  await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('405B BF16 as 2 groups of 2 nodes', () => {
   it('forms two ready groups, each a leader and a headless follower in TP8 x PP2', async () => {
-    const s = await cluster.status();
+    const s = await e2e.cluster.status();
     expect(s.groups.map((g) => g.state)).toEqual(['ready', 'ready']);
     const placed = s.groups.flatMap((g) => g.ranks.map((r) => r.workerId)).sort();
     expect(placed).toEqual(['node-1', 'node-2', 'node-3', 'node-4']);
@@ -109,7 +102,7 @@ describe('405B BF16 as 2 groups of 2 nodes', () => {
   });
 
   it('a lost follower node takes its group out of routing within 3 s; the group is rebuilt when it returns', async () => {
-    const before = await cluster.status();
+    const before = await e2e.cluster.status();
     const [lostGroup, otherGroup] = before.groups;
     const followerName = lostGroup?.ranks[1]?.workerId ?? '';
     expect(otherGroup?.state).toBe('ready');
@@ -117,13 +110,13 @@ describe('405B BF16 as 2 groups of 2 nodes', () => {
     // Long requests on both groups (least outstanding alternates between them): ~10 s each at 5 ms a token.
     const inFlight = Array.from({ length: 4 }, (_, i) => generate(`long-${i}`, 2000));
     await until('requests running on both groups', async () => {
-      const s = await cluster.status();
+      const s = await e2e.cluster.status();
       return s.deployments[0]?.outstandingRequests === 4 ? true : undefined;
     });
     await new Promise((r) => setTimeout(r, 300)); // let them stream a little
 
     // The node dies: its worker and everything under it.
-    const worker = cluster.worker(followerName);
+    const worker = e2e.cluster.worker(followerName);
     const enginePids = findDescendants(worker.pid ?? 0, 'sim/engine/main.ts');
     expect(enginePids).toHaveLength(1);
     const killedAt = Date.now();
@@ -133,7 +126,7 @@ describe('405B BF16 as 2 groups of 2 nodes', () => {
     const out = await until(
       'the group out of routing',
       async () => {
-        const s = await cluster.status();
+        const s = await e2e.cluster.status();
         return s.deployments[0]?.readyReplicas === 1 ? s : undefined;
       },
       10_000,
@@ -154,9 +147,9 @@ describe('405B BF16 as 2 groups of 2 nodes', () => {
     // The node comes back: the group is rebuilt (new attempt) and both groups serve again.
     const spec = specs.find((s) => s.nodeName === followerName);
     if (!spec) throw new Error(followerName);
-    await cluster.startWorker(spec);
+    await e2e.cluster.startWorker(spec);
     const back: ClusterStatus = await until('two ready groups again', async () => {
-      const s = await cluster.status();
+      const s = await e2e.cluster.status();
       return s.deployments[0]?.readyReplicas === 2 ? s : undefined;
     });
     const rebuilt = back.groups.find((g) => g.id === lostGroup?.id);

@@ -4,13 +4,10 @@
  * reach the engine). The cluster needs an API key, as `corral up`'s does; a wrong one is AuthenticationError. Needs the controller to serve HTTP (--http-listen) and log `http: "host:port"` in its
  * `listening` line.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { LocalCluster } from '../../cli/local-cluster.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -29,14 +26,12 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 
-let dir: string;
-let cluster: LocalCluster;
 let openai: OpenAI;
 const API_KEY = newApiKey();
 
 /** Requests running on every ready engine, from the engines' own vLLM metrics. */
 async function running(): Promise<number> {
-  const status = await cluster.status();
+  const status = await e2e.cluster.status();
   const engines = status.workers.flatMap((w) => w.engines).filter((e) => e.httpAddress !== '');
   let total = 0;
   for (const e of engines) {
@@ -47,23 +42,16 @@ async function running(): Promise<number> {
   return total;
 }
 
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-openai-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
-    auth: { apiKey: API_KEY },
-  });
-  await cluster.waitReady(60_000);
-  const { http } = await cluster.controller.waitListening(1000);
-  if (!http) throw new Error('the controller logged no `http` address in its listening line (--http-listen)');
-  openai = new OpenAI({ baseURL: `http://${http}/v1`, apiKey: API_KEY, maxRetries: 0 });
+const e2e = useLocalCluster('openai', {
+  config: CONFIG,
+  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  auth: { apiKey: API_KEY },
 });
 
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+beforeAll(async () => {
+  const { http } = await e2e.cluster.controller.waitListening(1000);
+  if (!http) throw new Error('the controller logged no `http` address in its listening line (--http-listen)');
+  openai = new OpenAI({ baseURL: `http://${http}/v1`, apiKey: API_KEY, maxRetries: 0 });
 });
 
 const messages = [{ role: 'user' as const, content: 'What is the capital of France?' }];

@@ -6,17 +6,16 @@
  * Needs: apt-get install -y python3-grpcio python3-grpc-tools protobuf-compiler protobuf-compiler-grpc
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Metadata } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { LocalCluster, REPO_ROOT } from '../../cli/local-cluster.ts';
+import { REPO_ROOT } from '../../cli/local-cluster.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 
 const run = promisify(execFile);
 const MODEL = 'llama-3.1-8b-instruct';
@@ -37,23 +36,10 @@ deployments:
 const RUN_SH = join(REPO_ROOT, 'examples/python/run.sh');
 const API_KEY = newApiKey();
 
-let dir: string;
-let cluster: LocalCluster;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-python-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
-    auth: { apiKey: API_KEY },
-  });
-  await cluster.waitReady(60_000);
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+const e2e = useLocalCluster('python', {
+  config: CONFIG,
+  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  auth: { apiKey: API_KEY },
 });
 
 describe('python grpcio example', () => {
@@ -63,7 +49,7 @@ describe('python grpcio example', () => {
       RUN_SH,
       [
         '--target',
-        cluster.grpcAddress,
+        e2e.cluster.grpcAddress,
         '--model',
         MODEL,
         '--prompt',
@@ -82,7 +68,7 @@ describe('python grpcio example', () => {
     );
     expect(stderr).toMatch(/finished: reason=LENGTH prompt_tokens=\d+ completion_tokens=12 request_id=py-1/);
 
-    const client = inferenceClient(cluster.grpcAddress, API_KEY);
+    const client = inferenceClient(e2e.cluster.grpcAddress, API_KEY);
     try {
       const ts = await collect(
         client.generate(
@@ -126,7 +112,7 @@ describe('python grpcio example', () => {
 /** Runs the example against the cluster expecting it to fail; its exit code and stderr. */
 function refusal(args: string[], env: Record<string, string>) {
   const { CORRAL_API_KEY: _, ...rest } = process.env;
-  return run(RUN_SH, ['--target', cluster.grpcAddress, ...args], {
+  return run(RUN_SH, ['--target', e2e.cluster.grpcAddress, ...args], {
     timeout: 60_000,
     env: { ...rest, ...env },
   }).then(

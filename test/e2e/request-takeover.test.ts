@@ -6,16 +6,13 @@
  * dead replica, resumes on the survivor after the tokens it had. Either way it gets every token exactly once,
  * and the text of an undisturbed run of the same seed.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../../cli/local-cluster.ts';
 import { CorralClient, type GenerationEvent } from '../../client/corral-client.ts';
 import { CorralClientError } from '../../client/errors.ts';
 import { systemClock } from '../../common/clock.ts';
 import { RequestQueue } from '../../controller/queue/request-queue.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const TOKENS = 120;
@@ -33,31 +30,25 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '30']
 `;
 
-let dir: string;
-let cluster: LocalCluster;
 let redis: Redis;
 let queue: RequestQueue;
 
+const e2e = useLocalCluster('takeover', {
+  config: CONFIG,
+  controllers: 2,
+  workers: [
+    { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
+    { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
+  ],
+});
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-takeover-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    controllers: 2,
-    workers: [
-      { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
-      { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
-    ],
-  });
-  await cluster.waitReady(60_000);
-  redis = new Redis(cluster.redis.url);
+  redis = new Redis(e2e.cluster.redis.url);
   queue = new RequestQueue({ redis, clock: systemClock, deployment: MODEL });
 });
 
 afterAll(async () => {
   await redis?.quit();
-  await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const params = {
@@ -70,7 +61,7 @@ const params = {
 
 describe('a controller dies mid-request', () => {
   it('another replica continues the request from its log: every token once, the same text', async () => {
-    const clients = cluster.controllers.map((c) => new CorralClient({ address: c.grpc }));
+    const clients = e2e.cluster.controllers.map((c) => new CorralClient({ address: c.grpc }));
     try {
       const client = (i: number) => {
         const c = clients[i];
@@ -104,7 +95,7 @@ describe('a controller dies mid-request', () => {
       expect(text).toBe(reference.text);
       const end = await queue.get('taken-over');
       expect(end).toMatchObject({ state: 'finished', attempts: 2 });
-      expect(end?.owner).not.toContain(`-${cluster.replica(killed).process.pid}-`);
+      expect(end?.owner).not.toContain(`-${e2e.cluster.replica(killed).process.pid}-`);
     } finally {
       for (const c of clients) c.close();
     }
@@ -114,8 +105,8 @@ describe('a controller dies mid-request', () => {
 /** SIGKILLs the replica whose dispatcher holds the request's lease; returns its index. */
 async function killOwner(): Promise<number> {
   const owner = (await queue.get('taken-over'))?.owner ?? '';
-  const i = cluster.controllers.findIndex((c) => owner.includes(`-${c.process.pid}-`));
+  const i = e2e.cluster.controllers.findIndex((c) => owner.includes(`-${c.process.pid}-`));
   if (i < 0) throw new Error(`no replica owns the request (owner ${owner})`);
-  cluster.replica(i).process.kill('SIGKILL');
+  e2e.cluster.replica(i).process.kill('SIGKILL');
   return i;
 }

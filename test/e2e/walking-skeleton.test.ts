@@ -2,17 +2,14 @@
  * The whole path with real processes on loopback: controller, two workers, two simulated engines.
  * Client -> controller (Inference.Generate) -> worker (Worker.Generate) -> engine (HTTP SSE) and back.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { LocalCluster } from '../../cli/local-cluster.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../helpers/grpc-stream.ts';
+import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { findDescendants } from '../helpers/processes.ts';
 import { until } from '../helpers/until.ts';
 
@@ -32,13 +29,11 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 
-let dir: string;
-let cluster: LocalCluster;
 let client: ReturnType<typeof inferenceClient>;
 const API_KEY = newApiKey();
 
 async function engines(): Promise<EngineStatus[]> {
-  const s = await cluster.status();
+  const s = await e2e.cluster.status();
   return s.workers.flatMap((w) => w.engines);
 }
 
@@ -48,25 +43,21 @@ async function runningOn(httpAddress: string): Promise<number> {
   return Number(line?.split(' ').pop());
 }
 
+const e2e = useLocalCluster('skeleton', {
+  config: CONFIG,
+  workers: [
+    { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
+    { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
+  ],
+  auth: { apiKey: API_KEY },
+});
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-e2e-'));
-  cluster = await LocalCluster.start({
-    dir,
-    config: CONFIG,
-    workers: [
-      { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
-      { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
-    ],
-    auth: { apiKey: API_KEY },
-  });
-  await cluster.waitReady(60_000);
-  client = inferenceClient(cluster.grpcAddress, API_KEY);
+  client = inferenceClient(e2e.cluster.grpcAddress, API_KEY);
 });
 
 afterAll(async () => {
   client?.close();
-  await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('walking skeleton', () => {
@@ -137,7 +128,7 @@ describe('walking skeleton', () => {
   });
 
   it('a killed engine is reported within 2 s and relaunched', async () => {
-    const worker = cluster.worker('node-1');
+    const worker = e2e.cluster.worker('node-1');
     const [enginePid] = findDescendants(worker.pid!, 'sim/engine/main.ts');
     expect(enginePid).toBeDefined();
     const before = (await engines()).find((e) => e.engineId.includes('node-1'));
