@@ -30,7 +30,7 @@ interface Run {
   newer: Run | undefined;
 }
 
-/** The leading runs a prompt's held head lies in: run i holds kept blocks [pieceFrom[i], pieceTo[i]). */
+/** The runs a prompt's held head lies in, in order: pieces[i] holds its kept blocks [pieces[i].from, pieceTo[i]). */
 const pieces: Run[] = [];
 const pieceTo: number[] = [];
 
@@ -53,7 +53,7 @@ export class RoutedBlocks {
    * `added(h)` is called for each hash not held before. `kept` must not change while it is held (copy it).
    */
   route(kept: ArrayLike<number>, added: (hash: number) => void): void {
-    if (!this.routeAsRun(kept, added)) this.routeEach(kept, added);
+    if (kept.length > 0 && !this.routeAsRun(kept, added)) this.routeEach(kept, added);
   }
 
   /** Drops the oldest hashes until `capacity` remain, calling `dropped(h)` for each. */
