@@ -13,6 +13,7 @@ import { CorralClientError } from '../../client/errors.ts';
 import { systemClock } from '../../common/clock.ts';
 import { RequestQueue } from '../../controller/queue/request-queue.ts';
 import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const TOKENS = 120;
@@ -93,7 +94,11 @@ describe('a controller dies mid-request', () => {
       expect(killed).toBeGreaterThanOrEqual(0);
       expect(indices).toEqual(Array.from({ length: TOKENS }, (_, i) => i));
       expect(text).toBe(reference.text);
-      const end = await queue.get('taken-over');
+      // The dispatcher settles the request after its last event is in the log, so maybe after the client read it.
+      const end = await until('the request settled', async () => {
+        const r = await queue.get('taken-over');
+        return r?.state === 'dispatched' ? undefined : r;
+      });
       expect(end).toMatchObject({ state: 'finished', attempts: 2 });
       expect(end?.owner).not.toContain(`-${e2e.cluster.replica(killed).process.pid}-`);
     } finally {
