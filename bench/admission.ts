@@ -5,16 +5,13 @@
  * (latency) and with `--concurrency` charges in flight (throughput, as many clients at once).
  *   npm run bench:admission -- [--requests 5000] [--concurrency 64] [--json]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { startRedisServer } from '../cli/redis-server.ts';
 import { systemClock } from '../common/clock.ts';
 import { tenantAdmission } from '../controller/admission/tenant-admission.ts';
 import { RateLimiter } from '../controller/tenancy/rate-limiter.ts';
 import { sha256Hex, TenantDirectory } from '../controller/tenancy/tenant-directory.ts';
+import { startRedis } from '../test/helpers/redis.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,8 +39,7 @@ const directory = TenantDirectory.fromOptions({
   ],
 });
 
-const dir = mkdtempSync(join(tmpdir(), 'corral-bench-admission-'));
-const server = await startRedisServer({ dir });
+const server = await startRedis();
 const redis = new Redis(server.url);
 const admission = tenantAdmission(
   directory,
@@ -123,5 +119,4 @@ try {
 } finally {
   redis.disconnect();
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
 }

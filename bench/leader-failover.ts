@@ -6,17 +6,14 @@
  * releases its lease on SIGTERM), bounded by the follower's next attempt.
  *   npm run bench:leader-failover -- [--rounds 8] [--json]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { startRedisServer } from '../cli/redis-server.ts';
 import { systemClock } from '../common/clock.ts';
 import { silentLogger } from '../common/log.ts';
 import { LeaderElector } from '../controller/leader/leader-elector.ts';
 import { DEFAULT_LEASE_POLICY } from '../controller/leader/lease-decision.ts';
 import { type LeaseStore, RedisLeaseStore } from '../controller/leader/redis-lease.ts';
+import { startRedis } from '../test/helpers/redis.ts';
 
 const { values } = parseArgs({
   options: { rounds: { type: 'string', default: '8' }, json: { type: 'boolean', default: false } },
@@ -24,8 +21,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer`);
 
-const dir = mkdtempSync(join(tmpdir(), 'corral-bench-leader-'));
-const server = await startRedisServer({ dir });
+const server = await startRedis();
 const redis = new Redis(server.url);
 const policy = DEFAULT_LEASE_POLICY;
 
@@ -101,5 +97,4 @@ try {
 } finally {
   redis.disconnect();
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -10,13 +10,9 @@
  *
  * Usage: npm run bench:route-sharing [-- --json]. Starts its own redis-server on loopback.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { startRedisServer } from '../cli/redis-server.ts';
 import { promptBlockHashes } from '../common/block-hash.ts';
 import { silentLogger } from '../common/log.ts';
 import { RouteFeed } from '../controller/dispatch/route-feed.ts';
@@ -24,6 +20,7 @@ import type { GroupView } from '../controller/scheduler/pick.ts';
 import { PrefixRouter } from '../controller/scheduler/prefix-router.ts';
 import { seededRandom } from '../sim/cluster/random.ts';
 import { quantile } from '../sim/cluster/summary.ts';
+import { startRedis } from '../test/helpers/redis.ts';
 
 const { values: args } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
 const CALLS = 4000;
@@ -58,8 +55,7 @@ function timePicks(router: PrefixRouter): Float64Array {
   return out.sort();
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'corral-route-sharing-'));
-const server = await startRedisServer({ dir });
+const server = await startRedis();
 const redis = new Redis(server.url, { maxRetriesPerRequest: null });
 try {
   const key = 'bench:{m}:routes';
@@ -108,5 +104,4 @@ try {
 } finally {
   redis.disconnect();
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
 }
