@@ -2,7 +2,11 @@
  * A RequestPath that plays a script per request, recording what the HTTP server handed it, so the server's
  * translation and framing are tested over real HTTP without a cluster.
  */
+import { afterAll, beforeAll } from 'vitest';
 import { CorralError } from '../../../../common/errors.ts';
+import { createLogger } from '../../../../common/log.ts';
+import type { Admission } from '../../../../controller/admission/admission.ts';
+import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import type { HttpRequestContext, RequestPath } from '../../../../controller/http/request-path.ts';
 import {
   FinishReason,
@@ -85,4 +89,35 @@ export function answer(
       },
     },
   ];
+}
+
+/**
+ * The HTTP server on 127.0.0.1 in front of `path`, started in the calling file's beforeAll and closed in its
+ * afterAll. Returns its base URL (`http://host:port`), to read once the server has started.
+ */
+export function usePathServer(
+  path: FakeRequestPath,
+  options: { admission: Admission; maxBodyBytes?: number },
+): () => string {
+  let server: HttpServer | undefined;
+  beforeAll(async () => {
+    server = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      path,
+      log: createLogger('http-test', { level: 'error' }),
+      ...options,
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return () => {
+    if (server === undefined) {
+      throw new Error(
+        'usePathServer(): the server starts in beforeAll, so read its address in a hook or a test',
+      );
+    }
+    return `http://${server.address}`;
+  };
 }

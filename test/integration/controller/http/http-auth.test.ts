@@ -4,13 +4,11 @@
  * (AuthenticationError, RateLimitError with Retry-After in whole seconds, rounded up).
  */
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../../../common/log.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { tenantAdmission } from '../../../../controller/admission/tenant-admission.ts';
-import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import { OverBudgetError, UnauthenticatedError } from '../../../../controller/tenancy/errors.ts';
 import { sha256Hex, TenantDirectory } from '../../../../controller/tenancy/tenant-directory.ts';
-import { FakeRequestPath } from './fake-request-path.ts';
+import { FakeRequestPath, usePathServer } from './fake-request-path.ts';
 
 const KEY = 'sk-acme-0123456789abcdef';
 const REVOKED = 'sk-acme-revoked';
@@ -18,37 +16,22 @@ const directory = TenantDirectory.fromOptions({
   tenants: [{ id: 'acme', keySha256: [sha256Hex(KEY)], revokedKeySha256: [sha256Hex(REVOKED)] }],
 });
 
-let server: HttpServer;
-let path: FakeRequestPath;
-let base: string;
-
-beforeAll(async () => {
-  path = new FakeRequestPath();
-  server = await startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    path,
-    // No budgets here: the models route never charges, and completions' charges are the path's.
-    admission: tenantAdmission(directory, { admit: async () => {} }),
-    log: createLogger('t', { level: 'error' }),
-  });
-  base = `http://${server.address}`;
-});
-
-afterAll(async () => {
-  await server?.close();
+const path = new FakeRequestPath();
+const base = usePathServer(path, {
+  // No budgets here: the models route never charges, and completions' charges are the path's.
+  admission: tenantAdmission(directory, { admit: async () => {} }),
 });
 
 beforeEach(() => {
   path.calls.length = 0;
 });
 
-const sdk = (apiKey: string) => new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
+const sdk = (apiKey: string) => new OpenAI({ baseURL: `${base()}/v1`, apiKey, maxRetries: 0 });
 const messages = [{ role: 'user' as const, content: 'Hi' }];
 
 describe('which routes need a key', () => {
   it('/v1/models answers a valid key and refuses a missing, unknown or revoked one with 401', async () => {
-    expect((await fetch(`${base}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } })).status).toBe(
+    expect((await fetch(`${base()}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } })).status).toBe(
       200,
     );
     const refused: Record<string, string>[] = [
@@ -57,7 +40,7 @@ describe('which routes need a key', () => {
       { authorization: `Bearer ${REVOKED}` },
     ];
     for (const headers of refused) {
-      const res = await fetch(`${base}/v1/models`, { headers });
+      const res = await fetch(`${base()}/v1/models`, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toEqual({
         error: { message: 'invalid or missing API key', type: 'AuthenticationError', param: null, code: 401 },
@@ -66,7 +49,7 @@ describe('which routes need a key', () => {
   });
 
   it('/health stays open for probes', async () => {
-    expect((await fetch(`${base}/health`)).status).toBe(200);
+    expect((await fetch(`${base()}/health`)).status).toBe(200);
   });
 
   it('the openai SDK sees a bad key on models.list as AuthenticationError', async () => {
@@ -78,7 +61,7 @@ describe('which routes need a key', () => {
 describe('where the key is read', () => {
   it('takes X-Api-Key as well as Authorization: Bearer, and refuses the two naming different keys', async () => {
     const post = (headers: Record<string, string>) =>
-      fetch(`${base}/v1/completions`, {
+      fetch(`${base()}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...headers },
         body: JSON.stringify({ model: 'm', prompt: 'x' }),

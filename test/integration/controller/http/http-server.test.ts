@@ -3,35 +3,17 @@
  * ways, SSE framing, error statuses, body limit, and cancellation by disconnect.
  */
 import { request } from 'node:http';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { CorralError, ValidationError } from '../../../../common/errors.ts';
 import { createLogger } from '../../../../common/log.ts';
 import { openAdmission } from '../../../../controller/admission/admission.ts';
-import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
+import { startHttpServer } from '../../../../controller/http/http-server.ts';
 import { FinishReason, PriorityClass } from '../../../../proto/gen/corral/v1/inference.ts';
-import { answer, FakeRequestPath } from './fake-request-path.ts';
+import { answer, FakeRequestPath, usePathServer } from './fake-request-path.ts';
 
 const MAX_BODY = 4096;
-let server: HttpServer;
-let path: FakeRequestPath;
-let base: string;
-
-beforeAll(async () => {
-  path = new FakeRequestPath();
-  server = await startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    path,
-    admission: openAdmission(),
-    log: createLogger('http-test', { level: 'error' }),
-    maxBodyBytes: MAX_BODY,
-  });
-  base = `http://${server.address}`;
-});
-
-afterAll(async () => {
-  await server?.close();
-});
+const path = new FakeRequestPath();
+const base = usePathServer(path, { admission: openAdmission(), maxBodyBytes: MAX_BODY });
 
 beforeEach(() => {
   path.calls.length = 0;
@@ -39,7 +21,7 @@ beforeEach(() => {
 });
 
 function post(route: string, body: unknown, headers: Record<string, string> = {}) {
-  return fetch(`${base}${route}`, {
+  return fetch(`${base()}${route}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -249,7 +231,7 @@ describe('errors', () => {
     );
 
     const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(`${base}/v1/chat/completions`, { method: 'POST' }, (res) => {
+      const req = request(`${base()}/v1/chat/completions`, { method: 'POST' }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -282,8 +264,8 @@ describe('errors', () => {
   });
 
   it('answers unknown routes with 404 and wrong methods with 405', async () => {
-    expect((await fetch(`${base}/v1/embeddings`, { method: 'POST' })).status).toBe(404);
-    const res = await fetch(`${base}/v1/chat/completions`);
+    expect((await fetch(`${base()}/v1/embeddings`, { method: 'POST' })).status).toBe(404);
+    const res = await fetch(`${base()}/v1/chat/completions`);
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('POST');
   });
@@ -303,7 +285,7 @@ describe('cancellation', () => {
 
   it('a client that disconnects while waiting for a non-streaming answer aborts it too', async () => {
     path.script = () => [{ t: 'hang' }];
-    const req = request(`${base}/v1/completions`, { method: 'POST' });
+    const req = request(`${base()}/v1/completions`, { method: 'POST' });
     req.on('error', () => {});
     req.end(JSON.stringify({ model: 'm', prompt: 'y' }));
     await expect.poll(() => path.calls.length).toBe(1);
@@ -339,7 +321,7 @@ describe('cancellation', () => {
 
 describe('models and health', () => {
   it('lists models in OpenAI shape', async () => {
-    const res = await fetch(`${base}/v1/models`);
+    const res = await fetch(`${base()}/v1/models`);
     expect(await res.json()).toEqual({
       object: 'list',
       data: [
@@ -357,6 +339,6 @@ describe('models and health', () => {
   });
 
   it('answers /health with 200', async () => {
-    expect((await fetch(`${base}/health`)).status).toBe(200);
+    expect((await fetch(`${base()}/health`)).status).toBe(200);
   });
 });

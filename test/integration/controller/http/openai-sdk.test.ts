@@ -3,31 +3,17 @@
  * existing OpenAI code sees when pointed at corral.
  */
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CorralError } from '../../../../common/errors.ts';
-import { createLogger } from '../../../../common/log.ts';
 import { openAdmission } from '../../../../controller/admission/admission.ts';
-import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
-import { answer, FakeRequestPath } from './fake-request-path.ts';
+import { answer, FakeRequestPath, usePathServer } from './fake-request-path.ts';
 
-let server: HttpServer;
-let path: FakeRequestPath;
+const path = new FakeRequestPath();
+const base = usePathServer(path, { admission: openAdmission() });
 let openai: OpenAI;
 
-beforeAll(async () => {
-  path = new FakeRequestPath();
-  server = await startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    path,
-    admission: openAdmission(),
-    log: createLogger('t', { level: 'error' }),
-  });
-  openai = new OpenAI({ baseURL: `http://${server.address}/v1`, apiKey: 'sk-test', maxRetries: 0 });
-});
-
-afterAll(async () => {
-  await server?.close();
+beforeAll(() => {
+  openai = new OpenAI({ baseURL: `${base()}/v1`, apiKey: 'sk-test', maxRetries: 0 });
 });
 
 beforeEach(() => {
