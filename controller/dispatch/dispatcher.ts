@@ -7,11 +7,8 @@
  * The loop sleeps until something can change the answer: an arrival (ArrivalSignal, from any controller), a
  * run ending or a heartbeat (wake()), or the maintenance tick (lapsed leases of dead controllers, deadlines
  * of queued requests: RequestQueue.maintain()).
- * A run ending opens room, but when the last take or submit here left nothing ready in the queue and no
- * arrival was heard since, there is nothing to take: the loop skips that take (a Redis round trip per request
- * at a steady load). Anything that may have queued a request (an arrival, a wake(), a request handed back
- * here, a lease reclaimed) ends that knowledge, and it lapses after maintainEveryMs, so a PUBLISH this
- * replica missed costs at most that long, as for an idle dispatcher.
+ * A run ending opens room, but when the queue is known to hold nothing ready the loop does not take
+ * (drained-queue.ts).
  * How a run ends decides how its queue entry is settled (run-settlement.ts).
  * A deployment with no ready or starting group for noGroupGraceMs fails what waits for it with UNAVAILABLE
  * instead of holding it until its deadline (the gateway already refuses new requests then).
@@ -31,6 +28,7 @@ import type { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick, type RouteRequest } from '../scheduler/pick.ts';
 import type { DispatchRouting } from './dispatch-routing.ts';
+import { DrainedQueue } from './drained-queue.ts';
 import { type RunEnd, runAttempt } from './request-run.ts';
 import { type Round, roundOf } from './room.ts';
 import { RunSettlement, type StopReason } from './run-settlement.ts';
@@ -83,8 +81,7 @@ export class Dispatcher {
   private claimed = 0;
   private readonly unsubscribeCancel: () => void;
   private readonly maintainEveryMs: number;
-  /** A take or submit here, sent at arrival generation `generation`, left nothing ready in the queue at `at`. */
-  private drained: { generation: number; at: number } | undefined;
+  private readonly drained: DrainedQueue;
 
   constructor(private readonly deps: DispatcherDeps) {
     const log = deps.logger;
@@ -99,6 +96,7 @@ export class Dispatcher {
     );
     this.unsubscribeCancel = deps.signal.onCancel((id) => this.runs.get(id)?.stop({ t: 'cancel' }));
     this.maintainEveryMs = Math.max(50, Math.min(1000, Math.floor(deps.queue.leaseMs / 2)));
+    this.drained = new DrainedQueue(this.maintainEveryMs);
     this.settlement = new RunSettlement(deps.queue, deps.owner, log);
   }
 
@@ -107,9 +105,12 @@ export class Dispatcher {
     this.loopDone ??= this.loop();
   }
 
-  /** Something changed that may open room or queue a request (a heartbeat, a submit here): look again now. */
+  /**
+   * Something changed (a heartbeat, a submit here that did not take its request): look again now, with a take
+   * even when the queue was drained (a heartbeat's take also hands back lapsed leases before the maintenance).
+   */
   wake(): void {
-    this.drained = undefined;
+    this.drained.forget();
     this.roomOpened();
   }
 
@@ -178,7 +179,7 @@ export class Dispatcher {
         const now = this.deps.clock.now();
         if (now - lastMaintain >= this.maintainEveryMs) {
           lastMaintain = now;
-          if ((await queue.maintain()).leasesReclaimed > 0) this.drained = undefined;
+          if ((await queue.maintain()).leasesReclaimed > 0) this.drained.forget();
         }
         failures = 0;
       } catch (e) {
@@ -223,12 +224,12 @@ export class Dispatcher {
     if (!round) return this.failUnserved(view);
     this.noGroupSince = undefined;
     const total = Math.min(round.total, this.deps.maxPerTake ?? 64);
-    if (total <= 0 || this.nothingReady()) return 0;
     const generation = this.deps.signal.generation;
+    if (total <= 0 || this.drained.nothingReady(generation, this.deps.clock.now())) return 0;
     const taken = await this.keeper.take(total, this.deps.clock);
-    // Fewer than asked: the queue had nothing more ready (a lease lost during a slow take too: then the
-    // knowledge is wrong the other way, costing at most a skipped take until the next arrival or tick).
-    this.drained = taken.length < total ? { generation, at: this.deps.clock.now() } : undefined;
+    // Fewer than asked: nothing more was ready (a lease lost during a slow take shortens it too: then a take
+    // is skipped until the next arrival or maintainEveryMs).
+    this.drained.saw(generation, this.deps.clock.now(), taken.length < total ? 0 : 1);
     this.countPastBound(taken);
     this.launchAll(taken, await this.routesOf(taken), view, round);
     return taken.length;
@@ -260,7 +261,7 @@ export class Dispatcher {
       const outcome = await queue.submit(req, owner);
       if (outcome.t !== 'enqueued') return outcome;
       const ours = outcome.taken?.some((t) => t.id === req.id) ?? false;
-      this.drained = ours && outcome.readyLeft === 0 ? { generation, at: clock.now() } : undefined;
+      this.drained.saw(generation, clock.now(), ours ? (outcome.readyLeft ?? 1) : 1);
       taken = await this.keeper.renewIfSlow(outcome.taken ?? [], clock.now() - sent);
       this.countPastBound(taken);
       routes = await this.routesOf(taken, (t) => (t.id === req.id ? route : undefined));
@@ -276,16 +277,6 @@ export class Dispatcher {
     this.launchAll(taken, routes, view, this.round(view) ?? { groups: [], room: new Map(), total: 0 });
     if (!taken.some((t) => t.id === req.id)) this.wake();
     return { t: 'enqueued' };
-  }
-
-  /** The queue is known to hold nothing ready (see the top of this file): a take now would come back empty. */
-  private nothingReady(): boolean {
-    const d = this.drained;
-    if (!d) return false;
-    if (this.deps.signal.generation === d.generation && this.deps.clock.now() - d.at < this.maintainEveryMs)
-      return true;
-    this.drained = undefined;
-    return false;
   }
 
   /** The round's groups and room, less what submit() claimed; undefined when no group will serve. */
@@ -361,7 +352,7 @@ export class Dispatcher {
         ? `no room at dispatch (${choice.type === 'group' ? choice.id : choice.reason})`
         : 'no room at dispatch (an earlier run of it is still ending here)';
       logger.warn('taken request handed straight back', { requestId: t.id, attempt: t.attempt, why });
-      this.drained = undefined;
+      this.drained.forget();
       routing?.ended(t.id);
       void queue.release(owner, t.id, why).catch(() => {});
       return;
@@ -400,7 +391,7 @@ export class Dispatcher {
         ticket.release();
         this.runs.delete(t.id);
         // Anything but its end goes back to the queue (handed back) or may: a take must look for it.
-        if (end.t !== 'finished' && end.t !== 'failed') this.drained = undefined;
+        if (end.t !== 'finished' && end.t !== 'failed') this.drained.forget();
         return this.settlement.settle(t, replica.engineId, end, reason);
       })
       .catch((e: unknown) => log.warn('settling a request failed', { error: e as Error }))
