@@ -105,7 +105,7 @@ export class PrefixIndex implements PrefixLookup {
    * which frees a finished request's blocks tail first so that shared heads are evicted last.
    */
   record(group: string, blocks: ArrayLike<number>, predictedHitBlocks: number, blockSize = 16): void {
-    this.recordOwn(group, this.kept(blocks), blocks.length, predictedHitBlocks, blockSize);
+    this.recordStrided(group, blocks, this.stride, blocks.length, predictedHitBlocks, blockSize);
   }
 
   /** The hashes of a prompt's blocks the index keeps (every stride-th): what record() stores. */
@@ -127,14 +127,14 @@ export class PrefixIndex implements PrefixLookup {
     predictedHitBlocks: number,
     blockSize = 16,
   ): void {
-    // The group's runs refer to the hashes they were routed with: a copy, the caller may reuse its array.
-    this.recordOwn(group, kept.slice(), blockCount, predictedHitBlocks, blockSize);
+    this.recordStrided(group, kept, 1, blockCount, predictedHitBlocks, blockSize);
   }
 
-  /** recordKept() of an array no one else holds. */
-  private recordOwn(
+  /** record() of the hashes of which every `stride`-th is kept. */
+  private recordStrided(
     group: string,
-    kept: number[],
+    hashes: ArrayLike<number>,
+    stride: number,
     blockCount: number,
     predictedHitBlocks: number,
     blockSize: number,
@@ -142,7 +142,7 @@ export class PrefixIndex implements PrefixLookup {
     const g = this.entry(group);
     g.predictedHitTokens += predictedHitBlocks * blockSize;
     g.predictedQueryTokens += blockCount * blockSize;
-    g.routed.route(kept, (h) => this.byHash.add(h, group));
+    g.routed.route(hashes, stride, (h) => this.byHash.add(h, group));
     if (g.routed.size > this.keptCapacity(g) * (1 + this.slack)) this.evict(group, g);
   }
 

@@ -20,8 +20,11 @@ import { NumberTable } from '../../common/number-table.ts';
 interface Run {
   /** Its id in `runOf`. */
   readonly id: number;
-  /** Hashes of kept blocks [base, base + hashes.length) of the prompt that made it; members are [from, to). */
-  readonly hashes: ArrayLike<number>;
+  /**
+   * Hashes of kept blocks [base, base + hashes.length) of the prompt that made it; members are [from, to). The
+   * run's own array: no other run's, nor the caller's.
+   */
+  readonly hashes: number[];
   readonly base: number;
   from: number;
   to: number;
@@ -49,10 +52,11 @@ export class RoutedBlocks {
   }
 
   /**
-   * The prompt with these kept hashes was routed here: they are now the newest, kept[0] newest of all.
-   * `added(h)` is called for each hash not held before. `kept` must not change while it is held (copy it).
+   * The prompt with these block hashes was routed here: its kept ones (every `stride`-th) are now the newest,
+   * the first newest of all. `added(h)` is called for each hash not held before. Reads `blocks` only now.
    */
-  route(kept: ArrayLike<number>, added: (hash: number) => void): void {
+  route(blocks: ArrayLike<number>, stride: number, added: (hash: number) => void): void {
+    const kept = new Kept(blocks, stride);
     if (kept.length > 0 && !this.routeAsRun(kept, added)) this.routeEach(kept, added);
   }
 
@@ -82,18 +86,18 @@ export class RoutedBlocks {
    * repeats. Those heads move into one run of the whole prompt. False, with nothing changed, if the prompt is
    * not like that.
    */
-  private routeAsRun(kept: ArrayLike<number>, added: (hash: number) => void): boolean {
+  private routeAsRun(kept: Kept, added: (hash: number) => void): boolean {
     const k = kept.length;
     pieces.length = 0;
     pieceTo.length = 0;
     let m = 0;
     while (m < k) {
-      const id = this.runOf.get(kept[m] as number);
+      const id = this.runOf.get(kept.at(m));
       if (id === undefined) break;
       const run = this.runs[id] as Run;
-      if (run.from !== m || run.hashes[m - run.base] !== kept[m]) return false;
+      if (run.from !== m || run.hashes[m - run.base] !== kept.at(m)) return false;
       let end = m + 1;
-      while (end < run.to && end < k && run.hashes[end - run.base] === kept[end]) end++;
+      while (end < run.to && end < k && run.hashes[end - run.base] === kept.at(end)) end++;
       pieces.push(run);
       pieceTo.push(end);
       m = end;
@@ -112,8 +116,8 @@ export class RoutedBlocks {
     }
     const id = reused === undefined ? (this.freeIds.pop() ?? this.runs.length) : reused.id;
     for (let i = k - 1; i >= m; i--) {
-      if (this.runOf.addIfAbsent(kept[i] as number, id)) continue;
-      for (let j = k - 1; j > i; j--) this.runOf.delete(kept[j] as number);
+      if (this.runOf.addIfAbsent(kept.at(i), id)) continue;
+      for (let j = k - 1; j > i; j--) this.runOf.delete(kept.at(j));
       if (reused === undefined && id < this.runs.length) this.freeIds.push(id);
       return false;
     }
@@ -130,24 +134,34 @@ export class RoutedBlocks {
         if (run.from === run.to) this.discard(run);
       }
     }
-    const run: Run = { id, hashes: kept, base: 0, from: 0, to: k, older: undefined, newer: undefined };
+    // The run whose id it takes gives its array too when that holds the prompt's first hashes: only the hashes
+    // past them are written (its own old ones past them were copied out above).
+    let hashes: number[];
+    let written = 0;
+    if (reused !== undefined && reused === pieces[0] && reused.base === 0) {
+      hashes = reused.hashes;
+      written = pieceTo[0] as number;
+    } else hashes = new Array<number>(k);
+    for (let i = written; i < k; i++) hashes[i] = kept.at(i);
+    hashes.length = k;
+    const run: Run = { id, hashes, base: 0, from: 0, to: k, older: undefined, newer: undefined };
     this.runs[id] = run;
     this.append(run);
-    for (let i = k - 1; i >= m; i--) added(kept[i] as number);
+    for (let i = k - 1; i >= m; i--) added(kept.at(i));
     this.count += k - m;
     return true;
   }
 
   /** The general way: hash by hash from the tail, each made a run of one at the newest end. */
-  private routeEach(kept: ArrayLike<number>, added: (hash: number) => void): void {
+  private routeEach(kept: Kept, added: (hash: number) => void): void {
     for (let i = kept.length - 1; i >= 0; i--) {
-      const h = kept[i] as number;
+      const h = kept.at(i);
       const id = this.runOf.get(h);
       if (id === undefined) {
         added(h);
         this.count++;
       } else this.detach(this.runs[id] as Run, h);
-      const single = this.newRun(kept, 0, i, i + 1);
+      const single = this.newRun([h], i, i, i + 1);
       this.runOf.set(h, single.id);
       this.append(single);
     }
@@ -174,7 +188,7 @@ export class RoutedBlocks {
     return copy;
   }
 
-  private newRun(hashes: ArrayLike<number>, base: number, from: number, to: number): Run {
+  private newRun(hashes: number[], base: number, from: number, to: number): Run {
     const id = this.freeIds.pop() ?? this.runs.length;
     const run: Run = { id, hashes, base, from, to, older: undefined, newer: undefined };
     this.runs[id] = run;
@@ -216,5 +230,21 @@ export class RoutedBlocks {
     else this.newest = run.older;
     run.older = undefined;
     run.newer = undefined;
+  }
+}
+
+/** The kept hashes of a prompt's block hashes: every `stride`-th, read where they are. */
+class Kept {
+  readonly length: number;
+
+  constructor(
+    private readonly blocks: ArrayLike<number>,
+    private readonly stride: number,
+  ) {
+    this.length = Math.floor(blocks.length / stride);
+  }
+
+  at(i: number): number {
+    return this.blocks[(i + 1) * this.stride - 1] as number;
   }
 }
