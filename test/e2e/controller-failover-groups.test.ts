@@ -5,13 +5,11 @@
  * (`<deployment>-g<ordinal>.a<attempt>.r<rank>`): same group id, attempt and ranks, no rank relaunched, and
  * requests keep flowing through it.
  */
-import { Metadata } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import type { WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
-import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
-import { collect } from '../helpers/grpc-stream.ts';
+import { completionTokens, countedRequest } from '../helpers/grpc-stream.ts';
 import { useLocalCluster } from '../helpers/local-cluster.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
@@ -51,26 +49,12 @@ const engines = (s: ClusterStatus) =>
 const group = (s: ClusterStatus) =>
   s.groups.map((g) => ({ id: g.id, state: g.state, attempt: g.attempt, ranks: g.ranks }));
 
-async function generate(address: string, requestId: string): Promise<number> {
+/** The completion tokens of a request through `address`, or its error's code and details. */
+async function generate(address: string, requestId: string): Promise<number | string> {
   const client = inferenceClient(address);
   try {
-    const r = await collect(
-      client.generate(
-        {
-          model: MODEL,
-          requestId,
-          input: { $case: 'prompt', value: `Request ${requestId}: tell me about the Rocky Mountains.` },
-          maxTokens: 8,
-          sampling: { seed: 1, stop: [], ignoreEos: true, minTokens: 0 },
-          priority: 0,
-          returnTokenIds: false,
-          priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-        },
-        new Metadata(),
-        { deadline: Date.now() + 30_000 },
-      ),
-    );
-    return r.usage?.completionTokens ?? 0;
+    const o = await completionTokens(client, countedRequest(MODEL, requestId, 8), 30_000);
+    return o.ok ? o.tokens : `${o.code}: ${o.details}`;
   } finally {
     client.close();
   }

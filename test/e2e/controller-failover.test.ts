@@ -5,12 +5,10 @@
  * (lease 3 s, attempts every 1 s), adopts the groups the workers report instead of relaunching them, and keeps
  * serving; a replacement controller started later on the dead one's ports joins as a follower.
  */
-import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
-import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
-import { collect } from '../helpers/grpc-stream.ts';
+import { completionTokens, countedRequest } from '../helpers/grpc-stream.ts';
 import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
@@ -41,25 +39,8 @@ const e2e = useLocalCluster('failover', {
 async function generate(i: number, requestId: string): Promise<number | string> {
   const client = inferenceClient(e2e.cluster.replica(i).grpc);
   try {
-    const r = await collect(
-      client.generate(
-        {
-          model: MODEL,
-          requestId,
-          input: { $case: 'prompt', value: `Request ${requestId}: tell me about the Rocky Mountains.` },
-          maxTokens: 8,
-          sampling: { seed: 1, stop: [], ignoreEos: true, minTokens: 0 },
-          priority: 0,
-          returnTokenIds: false,
-          priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-        },
-        new Metadata(),
-        { deadline: Date.now() + 30_000 },
-      ),
-    );
-    return r.usage?.completionTokens ?? 0;
-  } catch (e) {
-    return `${(e as ServiceError).code}: ${(e as ServiceError).details}`;
+    const o = await completionTokens(client, countedRequest(MODEL, requestId, 8), 30_000);
+    return o.ok ? o.tokens : `${o.code}: ${o.details}`;
   } finally {
     client.close();
   }

@@ -5,15 +5,12 @@
  * 3 s, requests keep flowing to the other group, requests in flight on the dead group continue on the other one,
  * and the group is rebuilt when the worker comes back.
  */
-import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { newApiKey } from '../../cli/local-api-key.ts';
 import type { WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
-import type { GenerateRequest } from '../../proto/gen/corral/v1/inference.ts';
-import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
-import { collect } from '../helpers/grpc-stream.ts';
+import { completionTokens, countedRequest, type TokenOutcome } from '../helpers/grpc-stream.ts';
 import { useLocalCluster } from '../helpers/local-cluster.ts';
 import { findDescendants } from '../helpers/processes.ts';
 import { until } from '../helpers/until.ts';
@@ -49,31 +46,8 @@ const specs: WorkerSpec[] = [1, 2, 3, 4].map((i) => ({
 let client: ReturnType<typeof inferenceClient>;
 const API_KEY = newApiKey();
 
-function request(requestId: string, maxTokens: number): GenerateRequest {
-  return {
-    model: MODEL,
-    requestId,
-    input: { $case: 'prompt', value: `Request ${requestId}: tell me about the Rocky Mountains.` },
-    maxTokens,
-    sampling: { seed: 1, stop: [], ignoreEos: true, minTokens: 0 },
-    priority: 0,
-    returnTokenIds: false,
-    priorityClass: PriorityClass.PRIORITY_CLASS_UNSPECIFIED,
-  };
-}
-
-type Outcome = { ok: true; tokens: number } | { ok: false; code: number; details: string };
-
-async function generate(requestId: string, maxTokens: number): Promise<Outcome> {
-  try {
-    const r = await collect(
-      client.generate(request(requestId, maxTokens), new Metadata(), { deadline: Date.now() + 60_000 }),
-    );
-    return { ok: true, tokens: r.usage?.completionTokens ?? 0 };
-  } catch (e) {
-    const se = e as ServiceError;
-    return { ok: false, code: se.code, details: se.details };
-  }
+function generate(requestId: string, maxTokens: number): Promise<TokenOutcome> {
+  return completionTokens(client, countedRequest(MODEL, requestId, maxTokens), 60_000);
 }
 
 const e2e = useLocalCluster('groups', { config: CONFIG, workers: specs, auth: { apiKey: API_KEY } }, 120_000);
