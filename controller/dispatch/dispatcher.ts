@@ -29,7 +29,7 @@ import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.t
 import { type GroupView, pick, type RouteRequest } from '../scheduler/pick.ts';
 import type { DispatchRouting } from './dispatch-routing.ts';
 import { DrainedQueue } from './drained-queue.ts';
-import { type RunEnd, runAttempt } from './request-run.ts';
+import { type RunDeps, type RunEnd, runAttempt } from './request-run.ts';
 import { type Round, roundOf } from './room.ts';
 import { RunSettlement, type StopReason } from './run-settlement.ts';
 
@@ -70,6 +70,8 @@ export class Dispatcher {
   private readonly keeper: LeaseKeeper;
   private readonly runs = new Map<string, Run>();
   private readonly settlement: RunSettlement;
+  /** What runs here need: the Finished's append also finishes the request in the queue (one round trip). */
+  private readonly runDeps: RunDeps;
   private wakeGeneration = 0;
   private wakeWaiters = new Set<() => void>();
   private stopping = false;
@@ -98,6 +100,7 @@ export class Dispatcher {
     this.maintainEveryMs = Math.max(50, Math.min(1000, Math.floor(deps.queue.leaseMs / 2)));
     this.drained = new DrainedQueue(this.maintainEveryMs);
     this.settlement = new RunSettlement(deps.queue, deps.owner, log);
+    this.runDeps = { ...deps, finishAs: { owner: deps.owner, retainMs: deps.queue.retainMs } };
   }
 
   start(): void {
@@ -381,7 +384,7 @@ export class Dispatcher {
       workerAddress: replica.workerAddress,
       ...(routing ? { onFirstToken: () => routing.firstToken(t.id) } : {}),
     };
-    const done = runAttempt(this.deps, t, target, abort.signal)
+    const done = runAttempt(this.runDeps, t, target, abort.signal)
       .catch((e: unknown): RunEnd => ({ t: 'retry', why: e instanceof Error ? e.message : String(e) }))
       .then((end) => {
         // Forgotten here before it is settled: a request handed back may be taken again at once (by this

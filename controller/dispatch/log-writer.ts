@@ -9,16 +9,19 @@
  * `ended`: the log already had its terminal entry (another owner finished the request): stop.
  * With a LiveFeed, every event is published there once its append was acknowledged (a client streamed by this
  * process gets it without reading it back from Redis).
+ * With `finishAs`, the append of the Finished also marks the request finished in its queue when that owner
+ * still holds it (`finishedInQueue`): the settlement's round trip saved.
  */
 import type { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
 import type { LiveFeed } from '../queue/live-feed.ts';
-import type { LinkedEntry, StreamLog } from '../queue/stream-log.ts';
+import type { FinishAs, LinkedEntry, StreamLog } from '../queue/stream-log.ts';
 
 export class LogWriter {
   private pending: GenerateEvent[] = [];
   private inFlight: Promise<void> | undefined;
   private failure: unknown;
   private sawEnd = false;
+  private finished = false;
 
   constructor(
     private readonly log: StreamLog,
@@ -26,7 +29,13 @@ export class LogWriter {
     private readonly returnTokenIds: boolean,
     private readonly maxBacklog = 64,
     private readonly live?: LiveFeed,
+    private readonly finishAs?: () => FinishAs,
   ) {}
+
+  /** The Finished went in with finishAs, and its owner's queue entry is finished. */
+  get finishedInQueue(): boolean {
+    return this.finished;
+  }
 
   /** The log's end was there before ours: another writer owns the request now. */
   get ended(): boolean {
@@ -66,10 +75,13 @@ export class LogWriter {
       while (this.pending.length > 0 && !this.sawEnd) {
         const batch = this.pending;
         this.pending = [];
-        const results = await this.log.appendLinked(this.requestId, batch, this.returnTokenIds);
+        const terminal = batch[batch.length - 1]?.event?.$case === 'finished';
+        const finishAs = terminal ? this.finishAs?.() : undefined;
+        const results = await this.log.appendLinked(this.requestId, batch, this.returnTokenIds, finishAs);
         const appended: LinkedEntry[] = [];
         for (const r of results) {
           if (r.outcome === 'ended') this.sawEnd = true;
+          if (r.finished) this.finished = true;
           if (r.linked) appended.push(r.linked);
         }
         this.live?.publish(this.requestId, appended);

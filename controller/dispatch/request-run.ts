@@ -31,7 +31,8 @@ import { completedFinished, planAttempt, requestOf, shiftEvent } from './attempt
 import { LogWriter } from './log-writer.ts';
 
 export type RunEnd =
-  | { t: 'finished' }
+  /** settled: its queue entry is finished already (with the Finished's append: RunDeps.finishAs) */
+  | { t: 'finished'; settled?: boolean }
   | { t: 'failed'; error: CorralError }
   | { t: 'retry'; why: string }
   | { t: 'stopped' };
@@ -49,6 +50,8 @@ export interface RunDeps {
   clock: Clock;
   /** This process's live feed: events go to a client streamed here as soon as they are in the log. */
   live?: LiveFeed;
+  /** The owner the run holds the request for: the Finished's append also finishes it in the queue. */
+  finishAs?: { owner: string; retainMs: number };
 }
 
 /** How long a worker's stream may stay open after its Finished before the call is cancelled. */
@@ -101,7 +104,15 @@ export async function runAttempt(
   /** The worker's stream ended by itself (its status came): nothing to cancel. */
   let streamEnded = false;
   let endGrace: NodeJS.Timeout | undefined;
-  const writer = new LogWriter(deps.log, t.id, req.returnTokenIds, undefined, deps.live);
+  const finishAs = deps.finishAs;
+  const writer = new LogWriter(
+    deps.log,
+    t.id,
+    req.returnTokenIds,
+    undefined,
+    deps.live,
+    finishAs && (() => ({ ...finishAs, now: deps.clock.now() })),
+  );
   // A first attempt writes to an empty log: a client that starts reading now waits for this run's events.
   deps.live?.begin(t.id, t.attempt === 1 ? START : undefined);
   try {
@@ -142,11 +153,11 @@ export async function runAttempt(
       if (finished) endGrace = setTimeout(() => call.cancel(), END_AFTER_FINISHED_MS);
     }
     streamEnded = true;
-    if (finished) return { t: 'finished' };
+    if (finished) return { t: 'finished', settled: writer.finishedInQueue };
     if (signal.aborted) return { t: 'stopped' };
     return { t: 'retry', why: `engine ${target.engineId} ended the stream without Finished` };
   } catch (e) {
-    if (finished) return { t: 'finished' }; // cancelled after the grace: Finished is in the log
+    if (finished) return { t: 'finished', settled: writer.finishedInQueue }; // cancelled after the grace
     if (signal.aborted) return { t: 'stopped' };
     const error = isServiceError(e)
       ? fromServiceError(e as ServiceError)

@@ -38,7 +38,7 @@ export class RunSettlement {
     switch (end.t) {
       case 'finished':
         this.failed.delete(t.id);
-        await queue.finish(owner, t.id);
+        if (!end.settled) await queue.finish(owner, t.id);
         log.info('finished');
         return;
       case 'failed':

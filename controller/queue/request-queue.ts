@@ -145,7 +145,8 @@ export class RequestQueue {
   readonly base: string;
   readonly leaseMs: number;
   private readonly maxAttempts: number;
-  private readonly retainMs: number;
+  /** How long an ended request is remembered (RequestQueueOptions.retainMs). */
+  readonly retainMs: number;
   private readonly reserves: number[];
   private readonly windowSeconds: number;
   private readonly scripts: Scripts;

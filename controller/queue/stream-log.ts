@@ -21,14 +21,18 @@ import type { Redis } from 'ioredis';
 import { CorralError } from '../../common/errors.ts';
 import { GenerateEvent, type Started } from '../../proto/gen/corral/v1/inference.ts';
 import { logKey, queueBase } from './keys.ts';
+import { FINISH_OWNED } from './queue-scripts.ts';
 
 /**
- * KEYS[1]: the log; ARGV: ttl endedTtl ids, then per event: kind idx cnt payload -> per event, in order, one
- * {outcome, nextIdx, after?} (after: the entry the appended event follows). Several events of one request go in
- * one call (what arrived while the writer's previous call was in flight), each checked as if appended alone.
+ * KEYS[1]: the log; ARGV: ttl endedTtl ids base id owner now retainMs, then per event: kind idx cnt payload
+ * -> per event, in order, one {outcome, nextIdx, after?, finished?} (after: the entry the appended event
+ * follows). Several events of one request go in one call (what arrived while the writer's previous call was in
+ * flight), each checked as if appended alone. With an owner, an appended Finished also marks the request
+ * finished in its queue when that owner holds it (finished: 1; FINISH_OWNED, queue-scripts.ts).
  */
-const APPEND = `
+const APPEND = `${FINISH_OWNED}
 local key, ttl, endedTtl, ids = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local base, id, owner, now, retainMs = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local function appendOne(kind, idx, cnt, payload)
   local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
   local topId = top and top[1] or nil
@@ -54,13 +58,15 @@ local function appendOne(kind, idx, cnt, payload)
   else
     redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
     redis.call('PEXPIRE', key, endedTtl)
-    return {'appended', nextIdx, topId or '0-0'}
+    local finished = 0
+    if owner ~= '' then finished = finishOwned(base, owner, id, now, retainMs) end
+    return {'appended', nextIdx, topId or '0-0', finished}
   end
   redis.call('PEXPIRE', key, ttl)
   return {'appended', nextIdx, topId or '0-0'}
 end
 local out = {}
-for a = 4, #ARGV, 4 do
+for a = 9, #ARGV, 4 do
   out[#out + 1] = appendOne(ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
 end
 return out
@@ -150,7 +156,15 @@ export interface StreamLogOptions {
   endedTtlMs?: number;
 }
 
-type AppendReply = [outcome: string, nextTokenIndex: number, after?: string];
+type AppendReply = [outcome: string, nextTokenIndex: number, after?: string, finished?: number];
+
+/** With the terminal event, also mark the request finished in its queue for `owner` (see APPEND). */
+export interface FinishAs {
+  owner: string;
+  now: number;
+  /** The queue's retainMs. */
+  retainMs: number;
+}
 type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<AppendReply[]> };
 
 /** Idle follower connections kept for the next follow() (a connection per stream costs a TCP handshake). */
@@ -199,13 +213,19 @@ export class StreamLog {
     id: string,
     events: readonly GenerateEvent[],
     returnTokenIds = false,
-  ): Promise<{ outcome: AppendOutcome; linked?: LinkedEntry }[]> {
+    finishAs?: FinishAs,
+  ): Promise<{ outcome: AppendOutcome; linked?: LinkedEntry; finished?: boolean }[]> {
     if (events.length === 0) return [];
     const args: (string | number)[] = [
       this.key(id),
       this.options.ttlMs ?? 3_600_000,
       this.options.endedTtlMs ?? 600_000,
       returnTokenIds ? '1' : '0',
+      this.base,
+      id,
+      finishAs?.owner ?? '',
+      finishAs?.now ?? 0,
+      finishAs?.retainMs ?? 0,
     ];
     for (const e of events) args.push(...eventArgs(id, e));
     const replies = await (this.options.redis as unknown as AppendCommand).corralLogAppend(...args);
@@ -214,7 +234,8 @@ export class StreamLog {
       if (!r) throw new Error(`stream log of ${id}: no append reply for event ${i}`);
       const outcome = this.outcome(id, event, r);
       if (outcome !== 'appended' || r[2] === undefined) return { outcome };
-      return { outcome, linked: { entry: { t: 'event', cursor: cursorOf(event), event }, after: r[2] } };
+      const linked: LinkedEntry = { entry: { t: 'event', cursor: cursorOf(event), event }, after: r[2] };
+      return r[3] === 1 ? { outcome, linked, finished: true } : { outcome, linked };
     });
   }
 

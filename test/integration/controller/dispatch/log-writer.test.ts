@@ -1,6 +1,8 @@
 /** LogWriter and StreamLog.appendMany on a real Redis: batched appends keep order and position rules. */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../../common/clock.ts';
 import { LogWriter } from '../../../../controller/dispatch/log-writer.ts';
+import { RequestQueue } from '../../../../controller/queue/request-queue.ts';
 import { StreamLog, StreamLogError } from '../../../../controller/queue/stream-log.ts';
 import { FinishReason, type GenerateEvent } from '../../../../proto/gen/corral/v1/inference.ts';
 import { testPrefix } from '../../../helpers/redis.ts';
@@ -100,6 +102,37 @@ describe('LogWriter', () => {
     expect(w.writing).toBe(false);
     await w.drain();
     expect((await log.progress('f')).nextTokenIndex).toBe(0);
+  });
+
+  it('with finishAs, the Finished finishes the request in its queue, for the owner holding it only', async () => {
+    const prefix = testPrefix('log-writer-finish');
+    const clock = new ManualClock(1_767_225_600_000);
+    const q = new RequestQueue({ redis: redis.client, clock, deployment: 'm', prefix });
+    const shared = new StreamLog({ redis: redis.client, deployment: 'm', prefix });
+    const submit = (id: string) => q.submit({ id, tenant: 't', weight: 1, cls: 'standard', body: '{}' });
+    await submit('mine');
+    await submit('theirs');
+    await q.take('ctl-a', 2);
+    const finishAs = () => ({ owner: 'ctl-a', now: clock.now(), retainMs: 60_000 });
+    const mine = new LogWriter(shared, 'mine', false, undefined, undefined, finishAs);
+    mine.push(started('mine'));
+    await mine.drain();
+    expect(mine.finishedInQueue).toBe(false); // no Finished yet
+    mine.push(finished('mine'));
+    await mine.drain();
+    expect(mine.finishedInQueue).toBe(true);
+    expect(await q.get('mine')).toMatchObject({ state: 'finished', body: undefined });
+    // another owner's writer appends the end, but the queue entry is left to its holder
+    const other = new LogWriter(shared, 'theirs', false, undefined, undefined, () => ({
+      ...finishAs(),
+      owner: 'ctl-b',
+    }));
+    other.push(started('theirs'));
+    other.push(finished('theirs'));
+    await other.drain();
+    expect(other.finishedInQueue).toBe(false);
+    expect(await q.get('theirs')).toMatchObject({ state: 'dispatched', owner: 'ctl-a' });
+    expect(await q.finish('ctl-a', 'theirs')).toBe(true);
   });
 
   it('drain() throws a failed write, and push() refuses after it', async () => {
