@@ -57,6 +57,10 @@ export class RoutedBlocks {
    */
   route(blocks: ArrayLike<number>, stride: number, added: (hash: number) => void): void {
     const kept = new Kept(blocks, stride);
+    // Refused before anything changes: a NaN cannot be a table key, and a route half done would leave hashes
+    // pointing at a run never made.
+    for (let i = 0; i < kept.length; i++)
+      if (Number.isNaN(kept.at(i))) throw new RangeError(`kept block hash ${i} is NaN`);
     if (kept.length > 0 && !this.routeAsRun(kept, added)) this.routeEach(kept, added);
   }
 

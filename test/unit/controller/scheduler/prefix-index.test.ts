@@ -210,6 +210,16 @@ describe('PrefixIndex', () => {
     }
   });
 
+  it('refuses a NaN hash before recording anything of its prompt', () => {
+    const index = new PrefixIndex({ defaultCapacityBlocks: 100, stride: 1, slack: 0 });
+    const p = chain(6, 1);
+    index.record('g', p.slice(0, 3), 0);
+    expect(() => index.record('g', [...p.slice(0, 4), Number.NaN, p[5] as number], 0)).toThrow(/NaN/);
+    expect(index.heldBlocks('g')).toBe(3);
+    index.record('g', p, 0);
+    expect(Object.fromEntries(index.matches(p))).toEqual({ g: 6 });
+  });
+
   it('forgets a group that lost its cache', () => {
     const index = new PrefixIndex({ defaultCapacityBlocks: 100, stride: 1, slack: 0 });
     const p = chain(5, 1);
