@@ -132,7 +132,7 @@ export class NumberTable {
   }
 
   private home(key: number): number {
-    scratch[0] = key;
+    scratch[0] = key + 0; // -0 to 0: they are one key (===), so they must have one home
     const x = Math.imul((words[0] as number) ^ Math.imul(words[1] as number, 0x9e3779b1), 0x85ebca6b);
     return x >>> this.shift;
   }

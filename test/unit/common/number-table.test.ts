@@ -36,6 +36,20 @@ describe('NumberTable', () => {
     }
   });
 
+  it('takes -0 and 0 for one key, as === does', () => {
+    const table = new NumberTable(2);
+    table.set(-0, 5);
+    expect([table.get(0), table.has(-0), table.set(0, 6), table.get(-0), table.size]).toEqual([
+      5,
+      true,
+      false,
+      6,
+      1,
+    ]);
+    expect(table.delete(0)).toBe(true);
+    expect(table.size).toBe(0);
+  });
+
   it('addIfAbsent adds a missing key and leaves a present one as it was', () => {
     const table = new NumberTable(4);
     expect(table.addIfAbsent(2 ** 52 + 1, 3)).toBe(true);
