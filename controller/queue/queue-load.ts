@@ -73,17 +73,46 @@ export async function readQueueLoad(
  * shared by every submit that finds it stale meanwhile (under load hundreds do at once, and a read each, a
  * pipeline of 35 commands, cost the controller more than the submits themselves), and counting what this
  * replica queued since, or a burst would be admitted on a stale, short queue.
+ * A submit is decided and, if admitted, counted as waiting in one synchronous step (decide), until its SUBMIT
+ * answers (settle): submits that arrive together (a burst, or what piled up during an event-loop stall) see
+ * each other, rather than all being admitted on one count. One that its SUBMIT also counts in a read made
+ * meanwhile is counted twice until the next read: shedding errs towards refusing.
  */
 export class SheddingLoad {
   private cached: { at: number; load: QueueLoad } | undefined;
   private reading: Promise<QueueLoad> | undefined;
+  /** Submits admitted here whose SUBMIT has not answered yet. */
+  private readonly admitting: Record<PriorityClass, number> = { interactive: 0, standard: 0, batch: 0 };
 
   constructor(
     private readonly read: () => Promise<QueueLoad>,
     private readonly maxAgeMs: number,
   ) {}
 
-  get(now: number): Promise<QueueLoad> {
+  /** Decides a submit of `cls` by `policy` on the load as it stands; an admission counts until settle(). */
+  async decide<D extends { t: string }>(
+    now: number,
+    cls: PriorityClass,
+    policy: (load: QueueLoad) => D,
+  ): Promise<D> {
+    const read = await this.get(now);
+    // Submits that settled while this one waited for the read changed the cached load since.
+    const current = this.cached?.load ?? read;
+    const d = policy({ ...current, waiting: plus(current.waiting, this.admitting) });
+    if (d.t === 'admit') this.admitting[cls] += 1;
+    return d;
+  }
+
+  /** The SUBMIT of a request admitted by decide() answered (or failed); `queued`: it waits in the queue now. */
+  settle(cls: PriorityClass, queued: boolean): void {
+    this.admitting[cls] -= 1;
+    if (queued && this.cached) {
+      const w = this.cached.load.waiting;
+      this.cached.load = { ...this.cached.load, waiting: { ...w, [cls]: w[cls] + 1 } };
+    }
+  }
+
+  private get(now: number): Promise<QueueLoad> {
     if (this.maxAgeMs <= 0) return this.read();
     if (this.cached && now - this.cached.at < this.maxAgeMs) return Promise.resolve(this.cached.load);
     this.reading ??= this.read()
@@ -96,11 +125,12 @@ export class SheddingLoad {
       });
     return this.reading;
   }
+}
 
-  /** This replica queued a request of `cls`. */
-  queued(cls: PriorityClass): void {
-    if (!this.cached) return;
-    const w = this.cached.load.waiting;
-    this.cached.load = { ...this.cached.load, waiting: { ...w, [cls]: w[cls] + 1 } };
-  }
+function plus(a: Readonly<Record<PriorityClass, number>>, b: Readonly<Record<PriorityClass, number>>) {
+  return {
+    interactive: a.interactive + b.interactive,
+    standard: a.standard + b.standard,
+    batch: a.batch + b.batch,
+  };
 }

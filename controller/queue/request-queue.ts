@@ -188,30 +188,41 @@ export class RequestQueue {
   async submit(req: SubmitRequest, takeFor?: string): Promise<SubmitOutcome> {
     const now = this.options.clock.now();
     let shed: QueueFullError | undefined;
-    if (this.options.shed) {
-      const load = { ...(await this.sheddingLoad.get(now)), slots: this.options.slots?.() ?? 0 };
-      const d = decideShed(load, req.cls, this.options.shed);
+    let admitted = false;
+    const shedOptions = this.options.shed;
+    if (shedOptions) {
+      const slots = this.options.slots?.() ?? 0;
+      const d = await this.sheddingLoad.decide(now, req.cls, (load) =>
+        decideShed({ ...load, slots }, req.cls, shedOptions),
+      );
       if (d.t === 'shed')
         shed = new QueueFullError(this.options.deployment, d.retryAfterMs, d.expectedWaitMs, d.reason);
+      admitted = d.t === 'admit';
     }
-    const [outcome, state, taken, readyLeft] = await this.scripts.corralQSubmit(
-      this.base,
-      req.id,
-      bodyHash(req),
-      req.body,
-      req.tenant,
-      req.cls,
-      tagIncrement(req.cost ?? 1, req.weight),
-      req.deadline ?? 0,
-      now,
-      shed ? '1' : '0',
-      req.cost ?? 1,
-      req.trace ?? '',
-      ...(takeFor === undefined ? [] : this.takeArgs(takeFor, 1, now)),
-    );
+    let reply: Awaited<ReturnType<Scripts['corralQSubmit']>> | undefined;
+    try {
+      reply = await this.scripts.corralQSubmit(
+        this.base,
+        req.id,
+        bodyHash(req),
+        req.body,
+        req.tenant,
+        req.cls,
+        tagIncrement(req.cost ?? 1, req.weight),
+        req.deadline ?? 0,
+        now,
+        shed ? '1' : '0',
+        req.cost ?? 1,
+        req.trace ?? '',
+        ...(takeFor === undefined ? [] : this.takeArgs(takeFor, 1, now)),
+      );
+    } finally {
+      // Settled even when the script failed: a held place would shed requests for good.
+      if (admitted) this.sheddingLoad.settle(req.cls, reply?.[0] === 'enqueued' && reply[1] === 'queued');
+    }
+    const [outcome, state, taken, readyLeft] = reply;
     switch (outcome) {
       case 'enqueued':
-        if (state === 'queued') this.sheddingLoad.queued(req.cls);
         return takeFor === undefined
           ? { t: 'enqueued' }
           : { t: 'enqueued', taken: (taken ?? []).map(takenOf), readyLeft: readyLeft ?? 0 };

@@ -287,6 +287,15 @@ describe('RequestQueue on Redis', () => {
     expect(await q.submit(req('r0'))).toEqual({ t: 'attached', state: 'queued' });
   });
 
+  it('admits submits that arrive together only up to the bound', async () => {
+    const { q } = queue('shed-burst', { shed: { maxWaitMs: 2000, maxDepth: 32 } });
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => q.submit(req(`b${i}`)).catch((e: unknown) => e)),
+    );
+    expect(outcomes.filter((o) => o instanceof QueueFullError)).toHaveLength(18);
+    expect((await q.load()).waiting.standard).toBe(32);
+  });
+
   it('sheds when the expected wait (waiting ahead / drain rate) passes the bound', async () => {
     const { q, clock } = queue('shed-wait', { shed: { maxWaitMs: 2000, maxDepth: 100 }, loadMaxAgeMs: 0 });
     for (let i = 0; i < 12; i++) await q.submit(req(`r${i}`));
