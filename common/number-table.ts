@@ -11,6 +11,8 @@
  */
 
 const EMPTY = 0;
+/** What put() answers for a key it added (values are >= 0). */
+const ABSENT = -1;
 
 /** The key's 64 bits, read through a shared buffer (no allocation, no slow double-to-int truncation). */
 const scratch = new Float64Array(1);
@@ -54,12 +56,18 @@ export class NumberTable {
 
   /** Adds or replaces; `value` is an integer >= 0. True when the key was not there. */
   set(key: number, value: number): boolean {
-    return this.put(key, value, true);
+    return this.put(key, value, true) === ABSENT;
   }
 
   /** Adds the key unless it is present (one probe where has() then set() take two); true when it was added. */
   addIfAbsent(key: number, value: number): boolean {
-    return this.put(key, value, false);
+    return this.put(key, value, false) === ABSENT;
+  }
+
+  /** The key's value if it is present; else adds it with `value` and answers undefined. One probe. */
+  valueOrAdd(key: number, value: number): number | undefined {
+    const old = this.put(key, value, false);
+    return old === ABSENT ? undefined : old;
   }
 
   delete(key: number): boolean {
@@ -92,7 +100,8 @@ export class NumberTable {
       if (t[i + 1] !== EMPTY) visit((t[i + 1] as number) - 1, t[i] as number);
   }
 
-  private put(key: number, value: number, replace: boolean): boolean {
+  /** The key's value before (kept unless `replace`), or ABSENT when it was added. */
+  private put(key: number, value: number, replace: boolean): number {
     if (Number.isNaN(key)) throw new RangeError('a number table key is a number, got NaN');
     if (!Number.isSafeInteger(value + 1) || value < 0)
       throw new RangeError(`a number table value is an integer >= 0 and below 2^53 - 1, got ${value}`);
@@ -100,8 +109,9 @@ export class NumberTable {
     let i = this.home(key);
     for (; t[2 * i + 1] !== EMPTY; i = (i + 1) & this.mask)
       if (t[2 * i] === key) {
+        const old = (t[2 * i + 1] as number) - 1;
         if (replace) t[2 * i + 1] = value + 1;
-        return false;
+        return old;
       }
     if (2 * (this.count + 1) > this.mask + 1) {
       this.grow();
@@ -110,7 +120,7 @@ export class NumberTable {
     t[2 * i] = key;
     t[2 * i + 1] = value + 1;
     this.count++;
-    return true;
+    return ABSENT;
   }
 
   private grow(): void {

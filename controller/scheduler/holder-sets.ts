@@ -26,11 +26,13 @@ export class HolderSets {
   }
 
   add(hash: number, group: string): void {
-    const slot = this.slotOf.get(hash);
+    // The slot a new hash would take: one probe finds the hash or adds it there.
+    const reusing = this.freeSlots.length > 0;
+    const free = reusing ? (this.freeSlots[this.freeSlots.length - 1] as number) : this.holders.length;
+    const slot = this.slotOf.valueOrAdd(hash, free);
     if (slot === undefined) {
-      const free = this.freeSlots.pop() ?? this.holders.length;
+      if (reusing) this.freeSlots.pop();
       this.holders[free] = group;
-      this.slotOf.set(hash, free);
       return;
     }
     const h = this.holders[slot] as string | Set<string>;

@@ -58,6 +58,14 @@ describe('NumberTable', () => {
     expect(table.size).toBe(1);
   });
 
+  it("valueOrAdd answers a present key's value, or adds the key and answers undefined", () => {
+    const table = new NumberTable(2);
+    expect(table.valueOrAdd(9, 0)).toBeUndefined();
+    expect(table.valueOrAdd(9, 4)).toBe(0);
+    for (let k = 0; k < 20; k++) expect(table.valueOrAdd(100 + k, k)).toBeUndefined(); // through growth
+    expect([table.get(9), table.valueOrAdd(119, 1), table.size]).toEqual([0, 19, 21]);
+  });
+
   it('refuses a NaN key, a negative or fractional value and an empty expectation', () => {
     const table = new NumberTable(2);
     expect(() => table.set(Number.NaN, 2)).toThrow(/NaN/);
