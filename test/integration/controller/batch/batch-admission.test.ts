@@ -6,14 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../../common/log.ts';
 import type { Admission, Admitted } from '../../../../controller/admission/admission.ts';
-import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
-import { type RunningController, startController } from '../../../../controller/controller.ts';
 import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import { OverBudgetError } from '../../../../controller/tenancy/errors.ts';
 import { ClassNotAllowedError } from '../../../../controller/tenancy/tenant-directory.ts';
 import { testPrefix } from '../../../helpers/redis.ts';
 import { useRedis } from '../../../helpers/use-redis.ts';
-import { FakeWorker } from '../fake-worker.ts';
+import { useControllerWithWorker } from '../controller-with-worker.ts';
 import { batchStatus, chatLine, outputLines, submitBatch } from './batch-harness.ts';
 
 const charges: Admitted[] = [];
@@ -36,56 +34,45 @@ const admission: Admission = {
 };
 
 const redis = useRedis();
-let controller: RunningController;
-let http: HttpServer;
-let n1: FakeWorker;
-
-beforeAll(async () => {
-  const config = compileControllerConfig({
-    listen: '127.0.0.1:0',
-    redis: redis.url,
-    heartbeatIntervalMs: 200,
-    workerTimeoutMs: 600,
+const fixture = useControllerWithWorker(
+  redis,
+  {
     batch: { pollMs: 50, maxOutstanding: 4 },
     deployments: [{ name: 'llama-3.1-8b-instruct', model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1 }],
-  });
-  controller = await startController(config, {
-    log: silentLogger,
-    admission,
-    redisPrefix: testPrefix('batch-adm'),
-  });
+  },
+  { admission, redisPrefix: testPrefix('batch-adm') },
+);
+let http: HttpServer;
+
+beforeAll(async () => {
   http = await startHttpServer({
     host: '127.0.0.1',
     port: 0,
-    path: controller.path,
+    path: fixture.controller.path,
     admission,
-    batches: controller.batches,
+    batches: fixture.controller.batches,
     log: silentLogger,
   });
-  n1 = await FakeWorker.start(controller.address, 'n1');
-  await n1.registerReady(controller.registry);
 });
 
 afterAll(async () => {
   await http?.close();
-  await n1?.stop();
-  await controller?.stop(1000);
 });
 
 describe('offline batch admission', () => {
   it("charges every line to the submitter's tenant at class batch; a spent budget makes lines wait, not fail", async () => {
     const who: Admitted = { tenant: 'acme', weight: 2, cls: 'batch' };
     const lines = Array.from({ length: 6 }, (_, i) => chatLine(`b-${i}`, `Question ${i}`));
-    const id = await submitBatch(controller.batches, lines, who);
-    const done = await batchStatus(controller.batches, id, 'completed', who);
+    const id = await submitBatch(fixture.controller.batches, lines, who);
+    const done = await batchStatus(fixture.controller.batches, id, 'completed', who);
     expect(done.counts).toMatchObject({ total: 6, completed: 6, failed: 0 });
     expect(refusals).toBeGreaterThanOrEqual(2);
     expect(charges).toEqual(Array.from({ length: 6 }, () => who));
-    const out = await outputLines(controller.batches, id, who);
+    const out = await outputLines(fixture.controller.batches, id, who);
     expect(out.map((o) => o.response?.status_code)).toEqual([200, 200, 200, 200, 200, 200]);
     // Another tenant's batch is as unknown as a missing one.
     await expect(
-      controller.batches.getBatch({ tenant: 'other', weight: 1, cls: 'batch' }, id),
+      fixture.controller.batches.getBatch({ tenant: 'other', weight: 1, cls: 'batch' }, id),
     ).rejects.toThrow(`no batch ${id}`);
   });
 

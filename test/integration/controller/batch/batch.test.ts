@@ -10,8 +10,6 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
 import { silentLogger } from '../../../../common/log.ts';
-import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
-import { type RunningController, startController } from '../../../../controller/controller.ts';
 import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import {
   type GenerateRequest,
@@ -21,23 +19,16 @@ import {
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { testPrefix } from '../../../helpers/redis.ts';
 import { useRedis } from '../../../helpers/use-redis.ts';
-import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
+import { useControllerWithWorker } from '../controller-with-worker.ts';
+import { generateRequest, until } from '../fake-worker.ts';
 import { batchStatus, batchWhere, chatLine, outputLines, submitBatch } from './batch-harness.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 
 const redis = useRedis();
-let controller: RunningController;
-let http: HttpServer;
-let client: InferenceClient;
-let n1: FakeWorker;
-
-beforeAll(async () => {
-  const config = compileControllerConfig({
-    listen: '127.0.0.1:0',
-    redis: redis.url,
-    heartbeatIntervalMs: 200,
-    workerTimeoutMs: 600,
+const fixture = useControllerWithWorker(
+  redis,
+  {
     queue: { detachGraceMs: 100, maxWaitMs: 3_600_000 },
     batch: { pollMs: 50, maxOutstanding: 2, lockMs: 2000 },
     deployments: [
@@ -50,44 +41,45 @@ beforeAll(async () => {
         defaultMaxTokens: 16,
       },
     ],
-  });
-  controller = await startController(config, { log: silentLogger, redisPrefix: testPrefix('batch') });
+  },
+  { redisPrefix: testPrefix('batch') },
+);
+let http: HttpServer;
+let client: InferenceClient;
+
+beforeAll(async () => {
   http = await startHttpServer({
     host: '127.0.0.1',
     port: 0,
-    path: controller.path,
-    admission: controller.admission,
-    batches: controller.batches,
+    path: fixture.controller.path,
+    admission: fixture.controller.admission,
+    batches: fixture.controller.batches,
     log: silentLogger,
   });
-  client = inferenceClient(controller.address);
-  n1 = await FakeWorker.start(controller.address, 'n1');
-  await n1.registerReady(controller.registry);
+  client = inferenceClient(fixture.controller.address);
 });
 
 afterAll(async () => {
   client?.close();
   await http?.close();
-  await n1?.stop();
-  await controller?.stop(1000);
 });
 
 const request = (id: string, over: Partial<GenerateRequest> = {}) =>
   generateRequest({ model: MODEL, requestId: id, ...over });
 
 const queue = () => {
-  const lane = controller.lanes.lanes.get(MODEL);
+  const lane = fixture.controller.lanes.lanes.get(MODEL);
   if (!lane) throw new Error('no lane');
   return lane.queue;
 };
 
 /** Holds the engine's one sequence until release(). */
 async function occupy(id: string): Promise<{ release(): Promise<void> }> {
-  n1.script = { t: 'hang' };
+  fixture.worker.script = { t: 'hang' };
   const call = client.generate(request(id), new Metadata(), { deadline: Date.now() + 30_000 });
   call.on('error', () => {});
   await new Promise((resolve) => call.once('data', resolve));
-  n1.script = { t: 'stream', deltas: ['Paris'] };
+  fixture.worker.script = { t: 'stream', deltas: ['Paris'] };
   return {
     release: async () => {
       await unary(client.cancel.bind(client), { requestId: id });
@@ -95,11 +87,11 @@ async function occupy(id: string): Promise<{ release(): Promise<void> }> {
   };
 }
 
-const dispatched = () => n1.calls.map((c) => c.request.request?.requestId ?? '');
+const dispatched = () => fixture.worker.calls.map((c) => c.request.request?.requestId ?? '');
 
 describe('offline batch', () => {
   it('a file with good and bad lines: one result per line, each bad one with its line number and error', async () => {
-    n1.script = { t: 'stream', deltas: ['Paris'] };
+    fixture.worker.script = { t: 'stream', deltas: ['Paris'] };
     const lines = [
       chatLine('good-1', 'Capital of France?'),
       '{"custom_id": "broken", "method": "POST"',
@@ -111,11 +103,11 @@ describe('offline batch', () => {
       chatLine('other-model', 'Hi', { model: 'gpt-4o' }),
       chatLine('good-2', 'Capital of Italy?'),
     ];
-    const id = await submitBatch(controller.batches, lines);
-    const done = await batchStatus(controller.batches, id, 'completed');
+    const id = await submitBatch(fixture.controller.batches, lines);
+    const done = await batchStatus(fixture.controller.batches, id, 'completed');
     expect(done.counts).toEqual({ total: 8, completed: 2, failed: 6, outstanding: 0 });
 
-    const out = await outputLines(controller.batches, id);
+    const out = await outputLines(fixture.controller.batches, id);
     expect(out.map((o) => o.custom_id)).toEqual([
       'good-1',
       null,
@@ -156,11 +148,11 @@ describe('offline batch', () => {
   it('keeps at most maxOutstanding lines in the queue, and interactive requests go before the rest', async () => {
     const blocker = await occupy('prio-blocker');
     const id = await submitBatch(
-      controller.batches,
+      fixture.controller.batches,
       Array.from({ length: 5 }, (_, i) => chatLine(`line-${i}`, `Question ${i}`)),
     );
     const waiting = await batchWhere(
-      controller.batches,
+      fixture.controller.batches,
       id,
       '2 lines in the queue',
       (b) => b.counts.outstanding === 2,
@@ -182,43 +174,43 @@ describe('offline batch', () => {
     );
     // Still fed gradually: the other 3 lines wait in the batch, not in the queue.
     expect(
-      (await controller.batches.getBatch({ tenant: 'default', weight: 1, cls: 'batch' }, id)).counts,
+      (await fixture.controller.batches.getBatch({ tenant: 'default', weight: 1, cls: 'batch' }, id)).counts,
     ).toEqual({
       total: 5,
       completed: 0,
       failed: 0,
       outstanding: 2,
     });
-    n1.calls.length = 0;
+    fixture.worker.calls.length = 0;
     await blocker.release();
     await interactive;
-    const done = await batchStatus(controller.batches, id, 'completed');
+    const done = await batchStatus(fixture.controller.batches, id, 'completed');
     expect(done.counts.completed).toBe(5);
     expect(dispatched()[0]).toBe('interactive-1');
     expect(dispatched().slice(1).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `${id}:line-${i}`));
   });
 
   it('cancel: the running line is aborted, the queued one removed, the unfed ones marked cancelled', async () => {
-    n1.script = { t: 'hang' };
-    n1.calls.length = 0;
+    fixture.worker.script = { t: 'hang' };
+    fixture.worker.calls.length = 0;
     const id = await submitBatch(
-      controller.batches,
+      fixture.controller.batches,
       Array.from({ length: 4 }, (_, i) => chatLine(`c-${i}`, `Question ${i}`)),
     );
-    await until('the first line running', () => (n1.calls.length === 1 ? true : undefined));
-    await batchWhere(controller.batches, id, '2 lines fed', (b) => b.counts.outstanding === 2);
-    const cancelling = await controller.batches.cancelBatch(
+    await until('the first line running', () => (fixture.worker.calls.length === 1 ? true : undefined));
+    await batchWhere(fixture.controller.batches, id, '2 lines fed', (b) => b.counts.outstanding === 2);
+    const cancelling = await fixture.controller.batches.cancelBatch(
       { tenant: 'default', weight: 1, cls: 'batch' },
       id,
     );
     expect(cancelling.status).toBe('cancelling');
-    const done = await batchStatus(controller.batches, id, 'cancelled');
-    n1.script = { t: 'stream', deltas: ['Paris'] };
+    const done = await batchStatus(fixture.controller.batches, id, 'cancelled');
+    fixture.worker.script = { t: 'stream', deltas: ['Paris'] };
     expect(done.counts).toEqual({ total: 4, completed: 0, failed: 4, outstanding: 0 });
-    await n1.calls[0]?.whenCancelled;
-    expect(n1.calls).toHaveLength(1);
+    await fixture.worker.calls[0]?.whenCancelled;
+    expect(fixture.worker.calls).toHaveLength(1);
 
-    const out = await outputLines(controller.batches, id);
+    const out = await outputLines(fixture.controller.batches, id);
     expect(out[0]?.response?.status_code).toBe(499);
     expect(out[1]?.response).toMatchObject({ status_code: 499, request_id: `${id}:c-1` });
     expect(JSON.stringify(out[1]?.response?.body)).toContain('request cancelled before dispatch');
@@ -300,14 +292,16 @@ describe('offline batch', () => {
 
   it('refuses a file over the line limit, and an empty one, with the limit in the message', async () => {
     const upload = (content: string) =>
-      controller.batches.uploadFile(
+      fixture.controller.batches.uploadFile(
         { tenant: 'default', weight: 1, cls: 'batch' },
         { filename: 'x.jsonl', purpose: 'batch', content: Buffer.from(content) },
       );
     await expect(upload('\n\n')).rejects.toThrow('the file has no lines');
-    const tooMany = Array.from({ length: controller.batches.config.maxLines + 1 }, () => '{}').join('\n');
+    const tooMany = Array.from({ length: fixture.controller.batches.config.maxLines + 1 }, () => '{}').join(
+      '\n',
+    );
     await expect(upload(tooMany)).rejects.toThrow(
-      `the file has ${controller.batches.config.maxLines + 1} requests; a batch may have at most ${controller.batches.config.maxLines}`,
+      `the file has ${fixture.controller.batches.config.maxLines + 1} requests; a batch may have at most ${fixture.controller.batches.config.maxLines}`,
     );
   });
 });

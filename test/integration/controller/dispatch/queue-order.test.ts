@@ -11,10 +11,7 @@ import { type ClientReadableStream, Metadata, type ServiceError, status } from '
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient, unary } from '../../../../cli/clients.ts';
-import { silentLogger } from '../../../../common/log.ts';
 import type { Admission } from '../../../../controller/admission/admission.ts';
-import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
-import { type RunningController, startController } from '../../../../controller/controller.ts';
 import { queueBase, requestKey } from '../../../../controller/queue/keys.ts';
 import {
   type GenerateEvent,
@@ -25,7 +22,8 @@ import {
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { testPrefix } from '../../../helpers/redis.ts';
 import { useRedis } from '../../../helpers/use-redis.ts';
-import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
+import { useControllerWithWorker } from '../controller-with-worker.ts';
+import { generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 
@@ -41,37 +39,26 @@ const keyedAdmission: Admission = {
 
 const redis = useRedis();
 const PREFIX = testPrefix('queue-order');
-let controller: RunningController;
-let client: InferenceClient;
-let n1: FakeWorker;
-
-beforeAll(async () => {
-  const config = compileControllerConfig({
-    listen: '127.0.0.1:0',
-    redis: redis.url,
-    heartbeatIntervalMs: 200,
-    workerTimeoutMs: 600,
+const fixture = useControllerWithWorker(
+  redis,
+  {
     // The expected-wait bound would shed the 110-request burst (one sequence: before a drain is measured the
     // queue expects one request per service time, 50.8 s here, so 110 of them ~1.6 h): these tests are about
     // order, hence a bound of a day; shedding has its own
     // tests (gateway-edges.test.ts, request-queue.test.ts).
     queue: { detachGraceMs: 100, maxWaitMs: 86_400_000 },
     deployments: [{ name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', replicas: 1, maxNumSeqs: 1 }],
-  });
-  controller = await startController(config, {
-    log: silentLogger,
-    admission: keyedAdmission,
-    redisPrefix: PREFIX,
-  });
-  client = inferenceClient(controller.address);
-  n1 = await FakeWorker.start(controller.address, 'n1');
-  await n1.registerReady(controller.registry);
+  },
+  { admission: keyedAdmission, redisPrefix: PREFIX },
+);
+let client: InferenceClient;
+
+beforeAll(() => {
+  client = inferenceClient(fixture.controller.address);
 });
 
-afterAll(async () => {
+afterAll(() => {
   client?.close();
-  await n1?.stop();
-  await controller?.stop(1000);
 });
 
 const request = (id: string, over: Partial<GenerateRequest> = {}) =>
@@ -88,7 +75,7 @@ function generate(
 }
 
 const queue = () => {
-  const lane = controller.lanes.lanes.get(MODEL);
+  const lane = fixture.controller.lanes.lanes.get(MODEL);
   if (!lane) throw new Error('no lane');
   return lane.queue;
 };
@@ -102,11 +89,11 @@ async function waiting(n: number): Promise<void> {
 
 /** Holds the engine's one sequence until release() (a hanging request, then cancelled). */
 async function occupy(id: string): Promise<{ release(): Promise<void> }> {
-  n1.script = { t: 'hang' };
+  fixture.worker.script = { t: 'hang' };
   const call = generate(request(id));
   call.on('error', () => {});
   await new Promise((resolve) => call.once('data', resolve));
-  n1.script = { t: 'stream', deltas: ['ok'] };
+  fixture.worker.script = { t: 'stream', deltas: ['ok'] };
   return {
     release: async () => {
       await unary(client.cancel.bind(client), { requestId: id });
@@ -119,7 +106,7 @@ async function collectLater(id: string): Promise<void> {
   void collect(generate(request(id))).catch(() => {});
 }
 
-const dispatched = () => n1.calls.map((c) => c.request.request?.requestId ?? '');
+const dispatched = () => fixture.worker.calls.map((c) => c.request.request?.requestId ?? '');
 
 describe('durable path: queue order', () => {
   it('dispatches by priority class, FIFO inside a class', async () => {
@@ -135,7 +122,7 @@ describe('durable path: queue order', () => {
       runs.push(collect(generate(request(`prio-${id}`, { priorityClass: cls[id[0] as 'b' | 's' | 'i'] }))));
       await waiting(runs.length); // submission order is the order written
     }
-    n1.calls.length = 0;
+    fixture.worker.calls.length = 0;
     await blocker.release();
     await Promise.all(runs);
     expect(dispatched()).toEqual(['i1', 'i2', 's1', 's2', 'b1', 'b2'].map((x) => `prio-${x}`));
@@ -150,7 +137,7 @@ describe('durable path: queue order', () => {
     await waiting(100);
     for (let i = 0; i < 10; i++) runs.push(collect(generate(request(`light-${i}`), 'light')));
     await waiting(110);
-    n1.calls.length = 0;
+    fixture.worker.calls.length = 0;
     await blocker.release();
     await Promise.all(runs);
     const order = dispatched();
@@ -172,7 +159,7 @@ describe('durable path: deadlines, cancel, resubmission', () => {
     await until('expired in the queue', async () =>
       (await queue().get('expires'))?.state === 'expired' ? true : undefined,
     );
-    n1.calls.length = 0;
+    fixture.worker.calls.length = 0;
     await blocker.release();
     await collect(generate(request('after-expired')));
     expect(dispatched()).toEqual(['after-expired']);
@@ -190,7 +177,7 @@ describe('durable path: deadlines, cancel, resubmission', () => {
       code: status.CANCELLED,
       details: 'request cancelled before dispatch',
     });
-    n1.calls.length = 0;
+    fixture.worker.calls.length = 0;
     await blocker.release();
     await collect(generate(request('after-cancel')));
     expect(dispatched()).toEqual(['after-cancel']);
@@ -219,12 +206,14 @@ describe('durable path: deadlines, cancel, resubmission', () => {
 
   it('a draining group gets no new request but finishes the one it runs', async () => {
     const blocker = await occupy('drain-blocker');
-    n1.draining = true;
-    await until('the worker draining', () => (controller.registry.get('n1')?.draining ? true : undefined));
-    controller.lanes.onRegistryChange(); // what every heartbeat does: it must not take the run away
+    fixture.worker.draining = true;
+    await until('the worker draining', () =>
+      fixture.controller.registry.get('n1')?.draining ? true : undefined,
+    );
+    fixture.controller.lanes.onRegistryChange(); // what every heartbeat does: it must not take the run away
     await collectLater('queued-while-draining');
     await waiting(1);
-    n1.draining = false;
+    fixture.worker.draining = false;
     await blocker.release();
     // Ended by the cancel on its first attempt: never handed back to be continued elsewhere.
     const end = await until('the blocker to end', async () => {
@@ -246,8 +235,8 @@ describe('durable path: deadlines, cancel, resubmission', () => {
   });
 
   it('a resubmission after the end replays the logged stream without running again', async () => {
-    n1.script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
-    n1.calls.length = 0;
+    fixture.worker.script = { t: 'stream', deltas: ['Hello', ', ', 'world'] };
+    fixture.worker.calls.length = 0;
     const first = await collect(generate(request('replayed')));
     const again = await collect(generate(request('replayed')));
     expect(again.events).toEqual(first.events);

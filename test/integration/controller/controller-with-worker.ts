@@ -1,0 +1,64 @@
+/**
+ * useControllerWithWorker(): a controller on the test file's Redis with one fake worker, `n1`, whose engine is
+ * ready. It registers a beforeAll that starts both and an afterAll that stops the worker, then the controller.
+ * Heartbeats are quick (every 200 ms, a worker lost after 600 ms) unless `config` says otherwise; `config` is
+ * the rest of the controller config (deployments, queue, batch).
+ */
+import { afterAll, beforeAll } from 'vitest';
+import { silentLogger } from '../../../common/log.ts';
+import {
+  type ControllerOptions,
+  compileControllerConfig,
+} from '../../../controller/config/controller-config.ts';
+import {
+  type ControllerDeps,
+  type RunningController,
+  startController,
+} from '../../../controller/controller.ts';
+import { FakeWorker } from './fake-worker.ts';
+
+export interface ControllerWithWorker {
+  readonly controller: RunningController;
+  readonly worker: FakeWorker;
+}
+
+export function useControllerWithWorker(
+  redis: { readonly url: string },
+  config: Omit<ControllerOptions, 'listen' | 'redis'>,
+  deps: Omit<ControllerDeps, 'log'> = {},
+): ControllerWithWorker {
+  let controller: RunningController | undefined;
+  let worker: FakeWorker | undefined;
+  beforeAll(async () => {
+    const compiled = compileControllerConfig({
+      listen: '127.0.0.1:0',
+      redis: redis.url,
+      heartbeatIntervalMs: 200,
+      workerTimeoutMs: 600,
+      ...config,
+    });
+    controller = await startController(compiled, { log: silentLogger, ...deps });
+    worker = await FakeWorker.start(controller.address, 'n1');
+    await worker.registerReady(controller.registry);
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await controller?.stop(1000);
+  });
+  const started = <T>(v: T | undefined): T => {
+    if (v === undefined) {
+      throw new Error(
+        'useControllerWithWorker(): they start in beforeAll, so read them inside a hook or a test',
+      );
+    }
+    return v;
+  };
+  return {
+    get controller() {
+      return started(controller);
+    },
+    get worker() {
+      return started(worker);
+    },
+  };
+}
