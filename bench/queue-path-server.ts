@@ -6,6 +6,7 @@
  *   {t: 'variant', variant}   how the controller's lane runs the durable path (see queue-path.ts)
  *   {t: 'submitted', ids}     when the gateway submitted each of those requests (epoch ms, sub-ms precision:
  *                             performance.timeOrigin + now, comparable with the parent's), then forgets them
+ *   {t: 'cpu'}                the CPU time this process used so far (user + system, µs; all its threads)
  * `stop` (or the parent going away) stops it.
  */
 import { performance } from 'node:perf_hooks';
@@ -19,11 +20,12 @@ export type Variant = 'log' | 'live' | 'local';
 
 export type ServerRequest =
   | { seq: number; t: 'variant'; variant: Variant }
-  | { seq: number; t: 'submitted'; ids: string[] };
+  | { seq: number; t: 'submitted'; ids: string[] }
+  | { seq: number; t: 'cpu' };
 
 export type ServerMessage =
   | { t: 'ready'; controller: string; worker: string; engineId: string }
-  | { t: 'reply'; seq: number; submittedAt?: Record<string, number> };
+  | { t: 'reply'; seq: number; submittedAt?: Record<string, number>; cpuMicros?: number };
 
 const WORKER_ID = 'bench-n1';
 
@@ -55,6 +57,11 @@ async function main(): Promise<void> {
   process.on('message', (m: ServerRequest | 'stop') => {
     if (m === 'stop') return void stop();
     worker.calls.length = 0; // the fake keeps every call; do not let it grow for the whole run
+    if (m.t === 'cpu') {
+      const used = process.cpuUsage();
+      send({ t: 'reply', seq: m.seq, cpuMicros: used.user + used.system });
+      return;
+    }
     if (m.t === 'variant') {
       lane.live = m.variant === 'log' ? undefined : shipped.live;
       lane.wake = m.variant === 'log' ? undefined : shipped.wake;

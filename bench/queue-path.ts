@@ -39,6 +39,8 @@ const MODEL = 'bench-model';
 export interface PathResult {
   requests: number;
   perSecond: number;
+  /** CPU time of the controller process (controller and fake worker: all the server side) per request. */
+  serverCpuMsPerRequest: number;
   ttftMs: { p50: number; p99: number };
   /** Durable path only: where its TTFT went, means in ms (see the top of this file). */
   stagesMs?: Stages;
@@ -81,22 +83,28 @@ export async function measureEndToEnd(
       return { id, stream: gateway.generate(request(id), new Metadata()) };
     };
     const submitted = (ids: string[]) => server.submittedAt(ids);
+    /** A sample, with the server process's CPU time it cost. */
+    const measured = async (load: LoadOptions, call: Call, traced?: typeof submitted): Promise<Sample> => {
+      const before = await server.cpuMicros();
+      const s = await sample(load, call, traced);
+      return { ...s, cpuMicros: (await server.cpuMicros()) - before };
+    };
     const durable = async (o2: LoadOptions): Promise<Durable> => {
       const rounds = { log: [] as Sample[], live: [] as Sample[], local: [] as Sample[] };
       const slice = { ...o2, seconds: o2.seconds / ROUNDS };
       for (let r = 0; r < ROUNDS; r++) {
         for (const variant of VARIANTS) {
           await server.variant(variant);
-          rounds[variant].push(await sample(slice, viaController, submitted));
+          rounds[variant].push(await measured(slice, viaController, submitted));
         }
       }
       return { log: summarise(rounds.log), live: summarise(rounds.live), local: summarise(rounds.local) };
     };
-    const saturated = { direct: summarise([await sample(o, viaWorker)]), durable: await durable(o) };
+    const saturated = { direct: summarise([await measured(o, viaWorker)]), durable: await durable(o) };
     const rate = Math.max(1, Math.round(saturated.durable.log.perSecond / 2));
     const pacedLoad = { concurrency: o.concurrency, seconds: o.pacedSeconds, rate };
     const paced = {
-      direct: summarise([await sample(pacedLoad, viaWorker)]),
+      direct: summarise([await measured(pacedLoad, viaWorker)]),
       durable: await durable(pacedLoad),
     };
     const added = (d: PathResult) => ({
@@ -159,6 +167,10 @@ class ServerProcess {
     await this.ask({ t: 'variant', variant });
   }
 
+  async cpuMicros(): Promise<number> {
+    return (await this.ask({ t: 'cpu' })).cpuMicros ?? 0;
+  }
+
   async submittedAt(ids: string[]): Promise<Record<string, number>> {
     return (await this.ask({ t: 'submitted', ids })).submittedAt ?? {};
   }
@@ -199,6 +211,8 @@ interface Sample {
   seconds: number;
   ttft: number[];
   stages: Stages[];
+  /** The server process's CPU time during the sample (µs; the stage queries included, a few ms). */
+  cpuMicros?: number;
 }
 
 /** A durable call's figures, split into stages once the server said when it submitted the request. */
@@ -281,10 +295,12 @@ function summarise(samples: Sample[]): PathResult {
   const ttft = samples.flatMap((s) => s.ttft);
   const stages = samples.flatMap((s) => s.stages);
   const seconds = samples.reduce((a, s) => a + s.seconds, 0);
+  const cpuMicros = samples.reduce((a, s) => a + (s.cpuMicros ?? 0), 0);
   const mean = (k: keyof Stages) => round(stages.reduce((a, s) => a + s[k], 0) / Math.max(1, stages.length));
   return {
     requests: ttft.length,
     perSecond: Math.round(ttft.length / seconds),
+    serverCpuMsPerRequest: round(cpuMicros / 1000 / Math.max(1, ttft.length)),
     ttftMs: { p50: pct(ttft, 0.5), p99: pct(ttft, 0.99) },
     ...(stages.length === 0
       ? {}

@@ -317,7 +317,7 @@ async function main(): Promise<void> {
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
       `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
       `end to end (fake worker answering at once), saturated with ${o.concurrency} streams: direct ${endToEnd.saturated.direct.perSecond} req/s, durable path ${endToEnd.saturated.durable.log.perSecond} req/s reading the log back, ${endToEnd.saturated.durable.live.perSecond} req/s with the in-process hand-off, ${endToEnd.saturated.durable.local.perSecond} req/s also taken in the submit`,
-      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; durable stages are means: admit / queue / worker / delivery):`,
+      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; cpu: the server process's CPU ms per request; durable stages are means: admit / queue / worker / delivery):`,
       ...ttftRows(endToEnd.paced),
       `end to end, saturated (${o.concurrency} streams open; TTFT is mostly waiting for a CPU):`,
       ...ttftRows(endToEnd.saturated),
@@ -334,7 +334,7 @@ function ttftRows(e: EndToEnd['paced']): string[] {
   const row = (name: string, r: PathResult) => {
     const st = r.stagesMs;
     const stages = st ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery}` : '';
-    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)}${stages}`;
+    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)} cpu ${r.serverCpuMsPerRequest.toFixed(2).padStart(5)}${stages}`;
   };
   return [
     row('direct to the worker', e.direct),
