@@ -12,7 +12,7 @@ import {
   RegistryService,
   type WorkerMessage,
 } from '../../../../proto/gen/corral/v1/registry.ts';
-import type { EngineStatus } from '../../../../proto/gen/corral/v1/worker.ts';
+import { EngineState, type EngineStatus } from '../../../../proto/gen/corral/v1/worker.ts';
 
 export const REPO = join(import.meta.dirname, '../../../..');
 export const FAKE_ENGINE = join(REPO, 'test/fixtures/worker/fake-engine.mjs');
@@ -66,6 +66,25 @@ export class FakeRegistry {
       if (e) return e;
     }
     return undefined;
+  }
+
+  /**
+   * SIGKILLs the engine's process (the pid its reported detail names) and waits for the heartbeat that reports
+   * it EXITED; returns the pid, that heartbeat's engine status and how long after the kill it came.
+   */
+  async killEngine(engineId: string): Promise<{ pid: number; exited: EngineStatus; afterMs: number }> {
+    const pid = Number(/pid (\d+)/.exec(this.engine(engineId)?.detail ?? '')?.[1]);
+    if (!(pid > 0)) throw new Error(`engine ${engineId} reported no pid`);
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+    const exitedOf = (h: ReceivedHeartbeat) =>
+      h.at >= killedAt
+        ? h.heartbeat.engines.find(
+            (e) => e.engineId === engineId && e.state === EngineState.ENGINE_STATE_EXITED,
+          )
+        : undefined;
+    const report = await waitFor(`${engineId} exited`, () => this.heartbeats.find((h) => exitedOf(h)));
+    return { pid, exited: exitedOf(report) as EngineStatus, afterMs: report.at - killedAt };
   }
 
   close(): Promise<void> {
