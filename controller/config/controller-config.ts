@@ -18,7 +18,7 @@
  *     leaseMs: 5000                 # a dispatched request stays with its controller this long without a renewal;
  *                                   # a controller that dies loses its requests to another within this
  *     maxAttempts: 3                # dispatches (first + continuations after failures) before a request fails
- *     maxWaitMs: 60000              # shed new requests whose expected wait in the queue is longer
+ *     maxWaitMs: 60000              # shed new requests expected to wait longer than 90% of this
  *     maxDepth: 10000               # shed new requests when this many wait ahead of them
  *     serviceMs: (per deployment)   # how long one request holds a sequence, assumed until the queue has
  *                                   # measured its drain rate (it expects ready groups x maxNumSeqs per serviceMs);

@@ -30,13 +30,13 @@ describe('shed policy', () => {
   });
 
   it('adds one round of the drain: a queue that drains in bursts serves a request up to a round late', () => {
-    // 8 every 400 ms = 20/s: 19 ahead -> 1 s, + 400 ms
+    // 8 every 400 ms = 20/s: 19 ahead -> 1 s, + 400 ms; refused 1400 - 0.9 x 1200 ms past what admits
     const bursty = load({ standard: 19 }, 200, { roundMs: 400 });
     expect(expectedWaitMs(bursty, 'standard')).toBe(1400);
     expect(decideShed(bursty, 'standard', { maxWaitMs: 1200, maxDepth: 1000 })).toEqual({
       t: 'shed',
       expectedWaitMs: 1400,
-      retryAfterMs: 200,
+      retryAfterMs: 320,
       reason: 'wait',
     });
   });
@@ -92,10 +92,16 @@ describe('shed policy', () => {
     // [case, waiting, dispatched, expected]
     ['under the bound', { standard: 29 }, 100, { t: 'admit', expectedWaitMs: 3000 }],
     [
+      'under the bound but in its headroom (the last tenth)',
+      { standard: 46 },
+      100,
+      { t: 'shed', expectedWaitMs: 4700, retryAfterMs: 200, reason: 'wait' },
+    ],
+    [
       'over the wait bound',
       { standard: 79 },
       100,
-      { t: 'shed', expectedWaitMs: 8000, retryAfterMs: 3000, reason: 'wait' },
+      { t: 'shed', expectedWaitMs: 8000, retryAfterMs: 3500, reason: 'wait' },
     ],
     [
       'at the depth bound',
