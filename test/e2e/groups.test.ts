@@ -129,7 +129,8 @@ describe('405B BF16 as 2 groups of 2 nodes', () => {
     const rebuilt = back.groups.find((g) => g.id === lostGroup?.id);
     expect(rebuilt).toMatchObject({ state: 'ready', restarts: 1 });
     expect(rebuilt?.attempt).toBeGreaterThan(lostGroup?.attempt ?? 0);
-    expect(rebuilt?.lastFailure).toContain(`worker ${followerName}`);
+    // Whichever the controller noticed first: the follower's silence, or an engine of the group going down.
+    expect(rebuilt?.lastFailure).toMatch(new RegExp(`^rank \\d lost: (worker ${followerName} |engine )`));
     expect(await generate('rebuilt', 8)).toEqual({ ok: true, tokens: 8 });
   }, 120_000);
 });
