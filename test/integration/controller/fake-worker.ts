@@ -35,8 +35,11 @@ import {
 import { until as pollUntil } from '../../helpers/until.ts';
 
 export type Script =
-  /** intervalMs: the time before each delta (an engine's service time); absent: all at once. */
-  | { t: 'stream'; deltas: string[]; intervalMs?: number }
+  /**
+   * intervalMs: the time before each delta (an engine's service time); absent: all at once. keepOpen: the call
+   * stays open after Finished until the controller cancels it (a misbehaving worker).
+   */
+  | { t: 'stream'; deltas: string[]; intervalMs?: number; keepOpen?: boolean }
   | { t: 'hang' }
   | { t: 'fail'; code: status; details: string };
 
@@ -275,7 +278,7 @@ export class FakeWorker {
         event: { $case: 'delta', value: { text, index, tokenIds: [], tokenCount: 1 } },
       });
     }
-    this.finish(call, record, script.deltas.length);
+    this.finish(call, record, script.deltas.length, script.keepOpen);
   }
 
   /** Writes one delta every intervalMs, then Finished; stops when the controller cancels the call. */
@@ -310,6 +313,7 @@ export class FakeWorker {
     call: ServerWritableStream<WorkerGenerateRequest, GenerateEvent>,
     record: FakeCall,
     completionTokens: number,
+    keepOpen = false,
   ): void {
     const id = call.request.request?.requestId ?? '';
     call.write({
@@ -324,6 +328,7 @@ export class FakeWorker {
         },
       },
     });
+    if (keepOpen) return;
     record.open = false;
     call.end();
   }

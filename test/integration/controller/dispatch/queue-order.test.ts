@@ -243,4 +243,18 @@ describe('durable path: deadlines, cancel, resubmission', () => {
     expect(again.text).toBe('Hello, world');
     expect(dispatched()).toEqual(['replayed']);
   });
+
+  it('a worker that keeps its stream open after Finished: the client has its end at once, the call is cancelled after a grace', async () => {
+    fixture.worker.script = { t: 'stream', deltas: ['Hello'], keepOpen: true };
+    fixture.worker.calls.length = 0;
+    try {
+      const done = await collect(generate(request('held-open')));
+      expect(done.text).toBe('Hello');
+      const [call] = fixture.worker.calls;
+      await until('the held-open call cancelled', () => (call?.cancelled ? true : undefined));
+      expect(await queue().get('held-open')).toMatchObject({ state: 'finished', attempts: 1 });
+    } finally {
+      fixture.worker.script = { t: 'stream', deltas: ['ok'] };
+    }
+  });
 });
