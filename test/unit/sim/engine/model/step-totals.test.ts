@@ -11,6 +11,39 @@ const stopsAt = (id: string, index: number) => (id.length * 7 + index * 13) % 97
 const tokenAt = (id: string, index: number) => (id.length * 31 + index * 17) % 1000;
 
 /**
+ * A request of one of `prefixes` plus a tail of its own (1..tail tokens), asking 1..maxTokens; a priority
+ * below `priorities` drawn only when there are any (so a seed's draws depend on the policy, as they did).
+ */
+function randomRequest(
+  random: () => number,
+  prefixes: readonly number[][],
+  id: string,
+  o: { tail: number; maxTokens: number; priorities: number },
+): SchedulerRequest {
+  const prefix = prefixes[Math.floor(random() * prefixes.length)] as number[];
+  const salt = Number(id.slice(1));
+  const tail = Array.from({ length: 1 + Math.floor(random() * o.tail) }, (_, i) => 100_000 + salt * 100 + i);
+  const maxTokens = 1 + Math.floor(random() * o.maxTokens);
+  return {
+    id,
+    promptIds: [...prefix, ...tail],
+    maxTokens,
+    priority: o.priorities > 0 ? Math.floor(random() * o.priorities) : 0,
+  };
+}
+
+/** What planStep reports of the step nextStep planned in full. */
+function totalsOf(plan: ReturnType<StepScheduler['nextStep']>) {
+  return {
+    step: plan.step,
+    scheduledSeqs: plan.scheduled.length,
+    decodeSeqs: plan.decodeSeqs,
+    decodeContextTokens: plan.decodeContextTokens,
+    prefillTokens: plan.prefillTokens,
+  };
+}
+
+/**
  * The same traffic into two schedulers, step by step: one read through nextStep/completeStep (the engine
  * simulator), one through planStep/finishStep (the cluster simulator). Requests share prefixes (prefix hits),
  * a small KV cache forces preemption, some stop early and some are aborted mid-step.
@@ -24,27 +57,14 @@ function lockstep(cfg: StepSchedulerConfig, seed: number) {
   let steps = 0;
   while (added < 60 || full.hasWork) {
     if (added < 60 && random() < 0.4) {
-      const prefix = prefixes[Math.floor(random() * prefixes.length)] as number[];
-      const tail = Array.from({ length: 1 + Math.floor(random() * 40) }, (_, i) => 100_000 + added * 100 + i);
-      const r: SchedulerRequest = {
-        id: `r${added++}`,
-        promptIds: [...prefix, ...tail],
-        maxTokens: 1 + Math.floor(random() * 60),
-        priority: Math.floor(random() * 3),
-      };
+      const r = randomRequest(random, prefixes, `r${added++}`, { tail: 40, maxTokens: 60, priorities: 3 });
       full.add(r);
       lean.add({ ...r });
     }
     if (!full.hasWork) continue;
     const plan = full.nextStep();
     const totals = lean.planStep();
-    expect(totals).toEqual({
-      step: plan.step,
-      scheduledSeqs: plan.scheduled.length,
-      decodeSeqs: plan.decodeSeqs,
-      decodeContextTokens: plan.decodeContextTokens,
-      prefillTokens: plan.prefillTokens,
-    });
+    expect(totals).toEqual(totalsOf(plan));
     if (plan.scheduled.length === 0) continue;
     // An abort between planning and completing: the request samples nothing in either.
     if (random() < 0.05) {
@@ -88,14 +108,8 @@ function stretchLockstep(cfg: StepSchedulerConfig, seed: number) {
   let inStretch = false;
   while (added < 80 || full.hasWork) {
     if (added < 80 && random() < 0.12) {
-      const prefix = prefixes[Math.floor(random() * prefixes.length)] as number[];
-      const tail = Array.from({ length: 1 + Math.floor(random() * 30) }, (_, i) => 100_000 + added * 100 + i);
-      const r: SchedulerRequest = {
-        id: `q${added++}`,
-        promptIds: [...prefix, ...tail],
-        maxTokens: 1 + Math.floor(random() * 120),
-        priority: cfg.policy === 'priority' ? Math.floor(random() * 3) : 0,
-      };
+      const priorities = cfg.policy === 'priority' ? 3 : 0;
+      const r = randomRequest(random, prefixes, `q${added++}`, { tail: 30, maxTokens: 120, priorities });
       full.add(r);
       lean.add({ ...r });
       if (inStretch) seen.arrivalSplits++;
@@ -104,13 +118,7 @@ function stretchLockstep(cfg: StepSchedulerConfig, seed: number) {
     const plan = full.nextStep();
     const before = { stretch: lean.stretchSteps, preemptions: lean.totals.preemptions };
     const totals = lean.planStep();
-    expect(totals).toEqual({
-      step: plan.step,
-      scheduledSeqs: plan.scheduled.length,
-      decodeSeqs: plan.decodeSeqs,
-      decodeContextTokens: plan.decodeContextTokens,
-      prefillTokens: plan.prefillTokens,
-    });
+    expect(totals).toEqual(totalsOf(plan));
     const stretched = lean.stretchSteps > before.stretch;
     if (inStretch && lean.totals.preemptions > before.preemptions) seen.preemptions++;
     inStretch = stretched;
