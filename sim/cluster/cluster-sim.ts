@@ -154,21 +154,14 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     const groups = withRoom();
     if (groups.length === 0) return false;
     const prompt = prompts.prompt(req.segments);
-    const { tokens, blocks } = prompt;
-    const input: RouteInput = {
-      request: req,
-      tokens,
-      blocks,
-      groups,
-      deployment: DEPLOYMENT,
-    };
+    const input: RouteInput = { request: req, prompt, groups, deployment: DEPLOYMENT };
     const choice = router.route(input, random);
     if (choice.type !== 'group') return false;
     const g = indexOf.get(choice.id);
     if (g === undefined) throw new Error(`router ${router.name} chose unknown group ${choice.id}`);
     const kind = reasonKind(choice.reason);
     result.reasons.set(kind, (result.reasons.get(kind) ?? 0) + 1);
-    (engines[g] as EngineGroup).add(req, tokens, blocks);
+    (engines[g] as EngineGroup).add(req, prompt);
     result.dispatchMs[req.id] = now;
     promptOf[req.id] = prompt;
     setOutstanding(g, +1, now);
@@ -210,7 +203,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
       }
       for (const id of d.finished) {
         result.finishMs[id] = now;
-        // Its engine and router are done with its tokens: a later prompt may reuse their memory.
+        // Its engine and router are done with its block hashes: a later prompt may reuse their memory.
         prompts.release(promptOf[id] as Prompt);
         promptOf[id] = undefined;
         setOutstanding(ev.g, -1, now);

@@ -11,13 +11,15 @@ import type { LatencyModel } from '../engine/model/latency-model.ts';
 import {
   meanDecodeContext,
   type StepDelivery as SchedulerDelivery,
+  type SchedulerPrompt,
   type SchedulerRequest,
   type StepPlan,
   StepScheduler,
   type StepTotals,
 } from '../engine/model/step-scheduler.ts';
+import type { Prompt } from './prompt-cache.ts';
 import type { SimRequest } from './workload.ts';
-import { splitKey, tokenOfSplit } from './workloads/prompt-segments.ts';
+import { promptTokenIds, splitKey, tokenOfSplit } from './workloads/prompt-segments.ts';
 
 export interface GroupShape {
   numBlocks: number;
@@ -73,10 +75,11 @@ export class EngineGroup {
   private readonly byId = new Map<string, GroupRequest>();
 
   /**
-   * `sharedBlockHashes` (default true): requests come with their prompt's block hashes (the router's, computed
-   * once per request) instead of the engine hashing every prompt again. `fullPlans` (default false): each step
-   * is read as the engine simulator reads it (nextStep/completeStep: a chunk and a record per request) instead
-   * of its totals (planStep/finishStep). The schedule is the same either way; the defaults are the fast ones.
+   * `sharedBlockHashes` (default true): requests come as their prompt's block hashes (the router's, computed
+   * once per request) and the few token ids after them, instead of the engine taking every prompt's ids and
+   * hashing them again. `fullPlans` (default false): each step is read as the engine simulator reads it
+   * (nextStep/completeStep: a chunk and a record per request) instead of its totals (planStep/finishStep). The
+   * schedule is the same either way; the defaults are the fast ones.
    */
   constructor(
     readonly id: string,
@@ -136,29 +139,29 @@ export class EngineGroup {
     return this.scheduler.refusal(req.promptTokens, req.outputTokens);
   }
 
-  /** Exact: prompt tokens of `tokens` this group's prefix cache holds right now (the oracle's view). */
-  cachedTokens(tokens: ArrayLike<number>, blocks: ArrayLike<number>): number {
-    return this.scheduler.cachedPrefixTokens(tokens, this.sharedBlockHashes ? blocks : undefined);
+  /** Exact: prompt tokens of the request this group's prefix cache holds right now (the oracle's view). */
+  cachedTokens(req: SimRequest, prompt: Prompt): number {
+    return this.scheduler.cachedPrefixTokens(this.schedulerPrompt(req, prompt));
   }
 
   trackPrefillBacklog(): void {
     this.tracking = true;
   }
 
-  /** `blocks`: promptBlockHashes(tokens). */
-  add(req: SimRequest, tokens: ArrayLike<number>, blocks: ArrayLike<number>): void {
+  /** `prompt`: the request's, from the prompt cache. */
+  add(req: SimRequest, prompt: Prompt): void {
+    const form = this.schedulerPrompt(req, prompt);
     if (this.tracking) {
-      const miss = req.promptTokens - this.cachedTokens(tokens, blocks);
+      const miss = req.promptTokens - this.scheduler.cachedPrefixTokens(form);
       this.expectedMiss.set(req.id, miss);
       this.prefillBacklog += miss;
     }
     const answer = splitKey(req.outputKey);
     const request: GroupRequest = {
       id: String(req.id),
-      promptIds: tokens,
+      ...form,
       maxTokens: req.outputTokens,
       priority: 0,
-      ...(this.sharedBlockHashes ? { blockHashes: blocks } : {}),
       simId: req.id,
       answerHigh: answer.high,
       answerSalt: answer.salt,
@@ -193,6 +196,15 @@ export class EngineGroup {
     }
     for (const r of out.finished) delivery.finished.push(r.simId);
     return delivery;
+  }
+
+  /**
+   * The prompt as this group's scheduler takes it: hashed (sharedBlockHashes), or every token id, as a real
+   * engine gets it (materialised here: the slow reading, for tests that hold both to the same schedule).
+   */
+  private schedulerPrompt(req: SimRequest, prompt: Prompt): SchedulerPrompt {
+    if (!this.sharedBlockHashes) return { promptIds: promptTokenIds(req.segments) };
+    return { promptLength: prompt.length, blockHashes: prompt.blocks, promptTail: prompt.tail };
   }
 
   private planFull(): StepTotals {

@@ -1,24 +1,31 @@
 /**
- * Prompts of a simulated workload as token ids and block hashes, built once per shared run of leading segments.
- * Every request of a tenant starts with the same 8,000-token system prompt (a conversation with its whole
- * history, a trace with its shared hash ids): materialising those tokens and hashing their 500 blocks again for
- * every request was most of what the simulator spent per request. Here a trie of leading segments keeps, per
- * node, the block hashes completed within its segment, and a segment's tokens are kept once per content key;
- * the last segment of a prompt (usually unique: a question) is computed as before and not kept.
- * Token ids are typed arrays: thousands of 8k-token prompts in flight as JS arrays were most of the garbage
- * collector's work (each copied by every young-generation collection it survived); a finished request's are
- * released and their memory reused.
+ * Prompts of a simulated workload as the engines and the router take them: their length, their full blocks'
+ * chained hashes and only the token ids after the last full block (step-plan.ts SchedulerPrompt's hashed form:
+ * the engine reads a prompt's ids only past the hashes it was given). Thousands of 8k-token prompts are in
+ * flight at 64 groups: kept whole, their ids were 142 MB at the peak, and building and faulting them in a tenth
+ * of a run.
  *
- * prompt(segments) equals { tokens: promptTokenIds(segments), blocks: promptBlockHashes(tokens) } exactly.
+ * Hashes are built once per shared run of leading segments: every request of a tenant starts with the same
+ * 8,000-token system prompt (a conversation with its whole history, a trace with its shared hash ids), and
+ * hashing its 500 blocks again for every request was most of what the simulator spent per request. A trie of
+ * leading segments keeps, per node, the hashes of the blocks completed within its segment; the last segment of
+ * a prompt (usually unique: a question) is hashed per prompt. The ids hashed are written into one scratch array,
+ * reused, and dropped.
+ *
+ * prompt(segments) equals, from tokens = promptTokenIds(segments): { length: tokens.length,
+ * blocks: promptBlockHashes(tokens), tail: the tokens after the last full block } exactly.
  */
 import { chainBlockHash, ROOT_BLOCK_HASH } from '../../common/block-hash.ts';
 import { PromptMemory } from './prompt-memory.ts';
-import { type Segment, segmentTokens, writeSegmentIds } from './workloads/prompt-segments.ts';
+import { type Segment, segmentTokens, writePromptIds } from './workloads/prompt-segments.ts';
 
 export interface Prompt {
-  tokens: Int32Array;
+  /** Tokens in the prompt. */
+  readonly length: number;
   /** Chained hashes of the prompt's full blocks (block-hashes.ts promptBlockHashes). */
-  blocks: Float64Array;
+  readonly blocks: Float64Array;
+  /** The token ids after the prompt's last full block (fewer than a block). */
+  readonly tail: Int32Array;
 }
 
 interface Node {
@@ -35,10 +42,10 @@ interface Node {
 
 export class PromptCache {
   private readonly root: Node = newNode(0, 0, new Float64Array(0), ROOT_BLOCK_HASH);
-  /** Token ids of kept segments by content key (a key's tokens do not depend on where it appears). */
-  private readonly ids = new Map<number, Int32Array>();
-  /** Where prompts' arrays live; a finished request's are reused by later prompts. */
+  /** Where prompts' and nodes' block hashes live; a finished request's are reused by later prompts. */
   private readonly memory = new PromptMemory();
+  /** Token ids being hashed, from a block boundary (one array, grown as needed and reused). */
+  private scratch = new Int32Array(0);
 
   constructor(private readonly blockSize = 16) {
     if (!Number.isInteger(blockSize) || blockSize < 1)
@@ -46,52 +53,33 @@ export class PromptCache {
   }
 
   prompt(segments: readonly Segment[]): Prompt {
-    const last = segments.length - 1;
-    const tail = segments[last];
-    if (tail === undefined) return { tokens: new Int32Array(0), blocks: new Float64Array(0) };
-    const tokens = this.memory.int32s(segmentTokens(segments));
-    let end = 0;
-    for (let j = 0; j < last; j++) {
-      const seg = segments[j] as Segment;
-      const ids = this.keptIds(seg);
-      tokens.set(ids.length === seg.tokens ? ids : ids.subarray(0, seg.tokens), end);
-      end += seg.tokens;
-    }
-    writeSegmentIds(tail.key, tail.tokens, tokens, end);
-    const blocks = this.memory.float64s(Math.floor(tokens.length / this.blockSize));
+    const b = this.blockSize;
+    const length = segmentTokens(segments);
+    const blocks = this.memory.float64s(Math.floor(length / b));
     let at = 0;
     let node = this.root;
-    for (let j = 0; j < last; j++) {
-      node = this.child(node, segments[j] as Segment, tokens);
+    for (let j = 0; j < segments.length - 1; j++) {
+      node = this.child(node, segments, j);
       blocks.set(node.hashes, at);
       at += node.hashes.length;
     }
-    this.hashBlocks(tokens, node.end, tokens.length, node.lastHash, blocks, at);
-    return { tokens, blocks };
+    const start = this.writeIds(segments, node.end, length);
+    this.hashBlocks(length - start, node.lastHash, blocks, at);
+    const full = Math.floor(length / b) * b;
+    return { length, blocks, tail: this.scratch.slice(full - start, length - start) };
   }
 
   /**
-   * The prompt's request is done (finished or dropped) and nothing reads its tokens or hashes any more: later
-   * prompts may reuse their memory (prompt-memory.ts).
+   * The prompt's request is done (finished or dropped) and nothing reads its hashes any more: later prompts may
+   * reuse their memory (prompt-memory.ts).
    */
   release(prompt: Prompt): void {
-    this.memory.release(prompt.tokens);
     this.memory.release(prompt.blocks);
   }
 
-  private keptIds(seg: Segment): Int32Array {
-    let ids = this.ids.get(seg.key);
-    if (ids === undefined || ids.length < seg.tokens) {
-      // From the prompts' slabs too: a buffer of its own for each of ~800 tenants' prompts cost ~40 us each.
-      if (ids !== undefined) this.memory.release(ids);
-      ids = writeSegmentIds(seg.key, seg.tokens, this.memory.int32s(seg.tokens), 0);
-      this.ids.set(seg.key, ids);
-    }
-    return ids;
-  }
-
-  /** The node after `seg` below `parent`, made (its blocks hashed) on first use; `tokens` hold the prompt. */
-  private child(parent: Node, seg: Segment, tokens: Int32Array): Node {
+  /** The node after `segments[j]` below `parent` (the node of the segments before it), made on first use. */
+  private child(parent: Node, segments: readonly Segment[], j: number): Node {
+    const seg = segments[j] as Segment;
     const end = parent.end + seg.tokens;
     let siblings = parent.children.get(seg.key);
     if (siblings === undefined) {
@@ -101,30 +89,37 @@ export class PromptCache {
     for (const c of siblings) if (c.end === end) return c;
     const b = this.blockSize;
     const hashes = this.memory.float64s(Math.floor(end / b) - Math.floor(parent.end / b));
-    const lastHash = this.hashBlocks(tokens, parent.end, end, parent.lastHash, hashes, 0);
+    const start = this.writeIds(segments, parent.end, end);
+    const lastHash = this.hashBlocks(end - start, parent.lastHash, hashes, 0);
     const node = newNode(seg.key, end, hashes, lastHash);
     siblings.push(node);
     return node;
   }
 
   /**
-   * Writes the hashes of the full blocks that end in (from, to] into `out` from index `at`, chained on `parent`
-   * (the hash of the last full block ending at or before `from`); returns the last hash.
+   * Writes the prompt's token ids from the start of the block holding token `from` up to `to` into the scratch
+   * array (a block that straddles segments takes its first tokens from those before); returns where they start.
    */
-  private hashBlocks(
-    tokens: Int32Array,
-    from: number,
-    to: number,
-    parent: number,
-    out: Float64Array,
-    at: number,
-  ): number {
+  private writeIds(segments: readonly Segment[], from: number, to: number): number {
+    const start = Math.floor(from / this.blockSize) * this.blockSize;
+    if (this.scratch.length < to - start)
+      this.scratch = new Int32Array(Math.max(to - start, 2 * this.scratch.length));
+    writePromptIds(segments, start, to, this.scratch);
+    return start;
+  }
+
+  /**
+   * Writes the hashes of the full blocks among the scratch array's first `count` ids into `out` from index `at`,
+   * chained on `parent` (the hash of the block before the first); returns the last hash.
+   */
+  private hashBlocks(count: number, parent: number, out: Float64Array, at: number): number {
     const b = this.blockSize;
+    const ids = this.scratch;
     let hash = parent;
     let k = at;
     // Straight from the typed array, no closure call per token (6M tokens per run at 64 groups).
-    for (let start = Math.floor(from / b) * b; start + b <= to; start += b) {
-      hash = chainBlockHash(hash, tokens, start, start + b);
+    for (let start = 0; start + b <= count; start += b) {
+      hash = chainBlockHash(hash, ids, start, start + b);
       out[k++] = hash;
     }
     return hash;

@@ -1,10 +1,10 @@
 /**
- * Memory for prompts' token ids and block hashes: typed arrays carved from 2 MiB slabs, in sizes of 4 KiB steps,
- * and reused once released. Thousands of 8k-token prompts are in flight at 64 groups (32 KB of tokens each):
- *   - a buffer of its own per prompt cost ~40 us to make (V8 sets up and accounts each buffer's memory), and
- *     a run at 64 groups made some 4,000 of them; a slab is made once per 56 prompts;
- *   - fresh pages cost more than building the prompt (zeroed, faulted in): a released prompt's region is
- *     handed to a later prompt of the same size class;
+ * Memory for prompts' block hashes (a Float64Array of 500 for an 8k-token prompt) and the prompt cache's trie
+ * nodes: typed arrays carved from 2 MiB slabs, in sizes of 4 KiB steps, and reused once released. Thousands of
+ * prompts are in flight at 64 groups:
+ *   - a buffer of its own per prompt cost ~40 us to make (V8 sets up and accounts each buffer's memory);
+ *   - fresh pages cost more than filling them (zeroed, faulted in): a released prompt's region is handed to a
+ *     later prompt of the same size class;
  *   - as JS arrays they were most of the garbage collector's work (copied by every young-generation collection
  *     they survived).
  */
@@ -25,20 +25,14 @@ export class PromptMemory {
   /** Released regions by size in bytes. */
   private readonly spare = new Map<number, Spare>();
 
-  int32s(length: number): Int32Array {
-    if (length === 0) return new Int32Array(0);
-    const [buffer, offset] = this.region(length * 4);
-    return new Int32Array(buffer, offset, length);
-  }
-
   float64s(length: number): Float64Array {
     if (length === 0) return new Float64Array(0);
     const [buffer, offset] = this.region(length * 8);
     return new Float64Array(buffer, offset, length);
   }
 
-  /** Nothing reads `view` (made by int32s or float64s) any more: its region may be handed out again. */
-  release(view: Int32Array | Float64Array): void {
+  /** Nothing reads `view` (made by float64s) any more: its region may be handed out again. */
+  release(view: Float64Array): void {
     if (view.byteLength === 0) return;
     const size = sizeClass(view.byteLength);
     let spare = this.spare.get(size);

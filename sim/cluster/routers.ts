@@ -23,15 +23,14 @@ import {
 } from '../../controller/scheduler/pick.ts';
 import { PrefixRouter } from '../../controller/scheduler/prefix-router.ts';
 import type { EngineGroup } from './engine-group.ts';
+import type { Prompt } from './prompt-cache.ts';
 import type { Random } from './random.ts';
 import type { SimRequest } from './workload.ts';
 
 export interface RouteInput {
   request: SimRequest;
-  /** The prompt's token ids (the gateway tokenised it). */
-  tokens: ArrayLike<number>;
-  /** promptBlockHashes(tokens). */
-  blocks: ArrayLike<number>;
+  /** The prompt's block hashes (the dispatcher's promptBlockHashes of its token ids), length and tail. */
+  prompt: Prompt;
   /** The controller's view: only groups with room, with outstanding counts and last reported KV usage. */
   groups: readonly GroupView[];
   deployment: string;
@@ -122,7 +121,7 @@ export function corral(options: { capacityBlocks: number; pick?: PickOptions }):
       const request = {
         deployment: input.deployment,
         promptTokens: input.request.promptTokens,
-        promptBlocks: input.blocks,
+        promptBlocks: input.prompt.blocks,
       };
       return router.pick(input.groups, request, random, String(input.request.id));
     },
@@ -146,14 +145,14 @@ export function oracle(
       const held = new Map<string, number>();
       const views = input.groups.map((v) => {
         const g = groups.get(v.id) as EngineGroup;
-        const blocks = Math.floor(g.cachedTokens(input.tokens, input.blocks) / BLOCK_SIZE);
+        const blocks = Math.floor(g.cachedTokens(input.request, input.prompt) / BLOCK_SIZE);
         if (blocks > 0) held.set(v.id, blocks);
         return { ...v, pendingPrefillTokens: g.pendingPrefillTokens, kvUsage: g.kvUsage };
       });
       const request = {
         deployment: input.deployment,
         promptTokens: input.request.promptTokens,
-        promptBlocks: input.blocks,
+        promptBlocks: input.prompt.blocks,
       };
       return pick({ groups: views, prefixIndex: { matches: () => held } }, request, random, options);
     },

@@ -2,8 +2,8 @@
  * Synthetic prompts as segments of distinct content (a tenant's system prompt, a document, a user's question, a
  * model's earlier answer). Token i of a segment is a fixed function of (segment key, i), so two prompts share
  * their first n tokens exactly when their segments agree that far: the engine's prefix cache and the router's
- * block hashes then see the reuse that real text would give. Tokens are materialised only while a request is in
- * flight.
+ * block hashes then see the reuse that real text would give. The cluster simulator materialises only the tokens
+ * it hashes (prompt-cache.ts).
  */
 import { chainBlockHash, ROOT_BLOCK_HASH } from '../../../common/block-hash.ts';
 
@@ -28,14 +28,48 @@ export function tokenOf(key: number, index: number): number {
 
 /** tokenOf(key, i) for i in [0, count), the key split into its two 32-bit parts once rather than per token. */
 export function segmentIds(key: number, count: number): Int32Array {
-  return writeSegmentIds(key, count, new Int32Array(count), 0);
+  return writeSegmentIds(key, 0, count, new Int32Array(count), 0);
 }
 
-/** segmentIds(key, count) written into `out` from index `at`; returns `out`. */
-export function writeSegmentIds(key: number, count: number, out: Int32Array, at: number): Int32Array {
+/** tokenOf(key, i) for i in [first, end) written into `out` from index `at`; returns `out`. */
+export function writeSegmentIds(
+  key: number,
+  first: number,
+  end: number,
+  out: Int32Array,
+  at: number,
+): Int32Array {
   const high = keyHigh(key);
   const salt = keySalt(key);
-  for (let i = 0; i < count; i++) out[at + i] = mixToken(high, salt, i);
+  const shift = at - first;
+  for (let i = first; i < end; i++) out[shift + i] = mixToken(high, salt, i);
+  return out;
+}
+
+/**
+ * Tokens [from, to) of the prompt made of `segments` (their tokens one after another) written into `out` from
+ * index 0; returns `out`. Equal to promptTokenIds(segments).slice(from, to).
+ */
+export function writePromptIds(
+  segments: readonly Segment[],
+  from: number,
+  to: number,
+  out: Int32Array,
+): Int32Array {
+  let start = 0;
+  for (let j = 0; j < segments.length && start < to; j++) {
+    const seg = segments[j] as Segment;
+    const end = start + seg.tokens;
+    if (end > from)
+      writeSegmentIds(
+        seg.key,
+        Math.max(from, start) - start,
+        Math.min(to, end) - start,
+        out,
+        Math.max(0, start - from),
+      );
+    start = end;
+  }
   return out;
 }
 

@@ -1,9 +1,9 @@
 /**
  * What one engine can never run, as vLLM refuses it: a request whose whole context (prompt + max_tokens) exceeds
  * max_model_len or the KV cache alone (vLLM checks max_model_len against the cache at start-up), an empty prompt,
- * or prompt block hashes that do not match the prompt. Pure.
+ * or a prompt whose parts do not agree (block hashes, length and tail: step-plan.ts SchedulerPrompt). Pure.
  */
-import type { SchedulerRequest, StepSchedulerConfig } from './step-plan.ts';
+import type { SchedulerPrompt, SchedulerRequest, StepSchedulerConfig } from './step-plan.ts';
 
 /** Why a request of this size can never run on the engine, or null. */
 export function refusal(
@@ -21,13 +21,37 @@ export function refusal(
   return null;
 }
 
+/** Tokens in the prompt, whichever form it comes in. */
+export function promptLength(prompt: SchedulerPrompt): number {
+  return prompt.promptIds !== undefined ? prompt.promptIds.length : (prompt.promptLength ?? 0);
+}
+
+/** What is wrong with the form of a prompt (its ids, or hashed: step-plan.ts SchedulerPrompt), or null. */
+export function promptFormError(prompt: SchedulerPrompt, blockSize: number): string | null {
+  const { promptIds, blockHashes, promptLength: length, promptTail } = prompt;
+  if (promptIds !== undefined) {
+    if (length !== undefined || promptTail !== undefined)
+      return 'a prompt comes as promptIds or as promptLength with promptTail, not both';
+    const full = Math.floor(promptIds.length / blockSize);
+    if (blockHashes !== undefined && blockHashes.length !== full)
+      return `${blockHashes.length} block hashes for a prompt of ${full} full blocks`;
+    return null;
+  }
+  if (length === undefined || promptTail === undefined || blockHashes === undefined)
+    return 'a prompt needs promptIds, or promptLength with blockHashes and promptTail';
+  if (!Number.isInteger(length) || length < 0)
+    return `promptLength must be a whole number of tokens, got ${length}`;
+  const full = Math.floor(length / blockSize);
+  if (blockHashes.length !== full)
+    return `${blockHashes.length} block hashes for a prompt of ${full} full blocks`;
+  const after = length - full * blockSize;
+  if (promptTail.length !== after)
+    return `a promptTail of ${promptTail.length} tokens for a prompt of ${length} (${after} after its last full block)`;
+  return null;
+}
+
 /** Throws a RangeError saying what is wrong with a request the engine cannot take. */
 export function checkRequest(cfg: StepSchedulerConfig, blockSize: number, req: SchedulerRequest): void {
-  const why = refusal(cfg, blockSize, req.promptIds.length, req.maxTokens);
+  const why = promptFormError(req, blockSize) ?? refusal(cfg, blockSize, promptLength(req), req.maxTokens);
   if (why !== null) throw new RangeError(`request ${req.id}: ${why}`);
-  const full = Math.floor(req.promptIds.length / blockSize);
-  if (req.blockHashes !== undefined && req.blockHashes.length !== full)
-    throw new RangeError(
-      `request ${req.id}: ${req.blockHashes.length} block hashes for a prompt of ${full} full blocks`,
-    );
 }

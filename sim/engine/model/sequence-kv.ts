@@ -6,7 +6,8 @@
  */
 import { chainBlockHash as hashBlockTokens } from '../../../common/block-hash.ts';
 import { chainBlockHash, KvBlockPool } from './kv-block-pool.ts';
-import type { FinishCause, SchedulerRequest } from './step-plan.ts';
+import { promptFormError, promptLength } from './request-limits.ts';
+import type { FinishCause, SchedulerPrompt, SchedulerRequest } from './step-plan.ts';
 
 export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   readonly req: R;
@@ -25,6 +26,14 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   lastToken: number;
   /** Prompt + output tokens, kept here because every step reads it for every running request. */
   numTokens: number;
+  /** Tokens in its prompt (its form: step-plan.ts SchedulerPrompt). */
+  readonly promptLength: number;
+  /**
+   * The prompt's token ids the request came with, from index promptIdsFrom: all of them (from 0), or only its
+   * tail after the full blocks whose hashes it came with (SchedulerPrompt's hashed form).
+   */
+  readonly promptIds: ArrayLike<number>;
+  readonly promptIdsFrom: number;
   /** KV blocks held, in token order: the first `held` of a block list from SequenceKv's pool. */
   blocks: Int32Array;
   held: number;
@@ -57,7 +66,10 @@ const EMPTY_LIST = new Int32Array(0);
 /** A request that came without block hashes: shared, so adding one allocates nothing for them. */
 const NO_HASHES = new Float64Array(0);
 
+/** A request checked by checkRequest (request-limits.ts), so its prompt's parts agree. */
 export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq<R> {
+  const length = promptLength(req);
+  const ids = req.promptIds ?? (req.promptTail as ArrayLike<number>);
   return {
     req,
     arrival,
@@ -67,7 +79,10 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
     output: EMPTY_LIST,
     outputs: 0,
     lastToken: 0,
-    numTokens: req.promptIds.length,
+    numTokens: length,
+    promptLength: length,
+    promptIds: ids,
+    promptIdsFrom: length - ids.length,
     blocks: EMPTY_LIST,
     held: 0,
     promptHashes: req.blockHashes ?? NO_HASHES,
@@ -105,19 +120,22 @@ export class SequenceKv {
   }
 
   /**
-   * Prompt tokens of `promptIds` the prefix cache holds right now, as admission would find them (full blocks, at
-   * most all but the last token). No side effect. `blockHashes`: the prompt's block hashes, when known.
+   * Prompt tokens the prefix cache holds right now, as admission would find them (full blocks, at most all but
+   * the last token). No side effect. The prompt's block hashes are read when given, else its ids are hashed.
    */
-  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: ArrayLike<number>): number {
+  cachedPrefixTokens(prompt: SchedulerPrompt): number {
+    const why = promptFormError(prompt, this.blockSize);
+    if (why !== null) throw new RangeError(why);
     if (!this.prefixCaching) return 0;
-    const full = Math.floor((promptIds.length - 1) / this.blockSize);
+    const full = Math.max(0, Math.floor((promptLength(prompt) - 1) / this.blockSize));
+    const { promptIds, blockHashes } = prompt;
     let hash = 0;
     let block: number | undefined;
     for (let k = 0; k < full; k++) {
       hash =
         blockHashes !== undefined
           ? (blockHashes[k] as number)
-          : chainBlockHash(hash, (i) => promptIds[i] as number, k * this.blockSize, this.blockSize);
+          : chainBlockHash(hash, (i) => promptIds?.[i] as number, k * this.blockSize, this.blockSize);
       block = k === 0 ? this.pool.lookup(hash) : this.pool.lookupAfter(block as number, hash);
       if (block === undefined) return k * this.blockSize;
     }
@@ -267,18 +285,19 @@ export class SequenceKv {
   private hashUpTo(seq: Seq, count: number): void {
     const size = this.blockSize;
     const tokens = this.blockTokens;
-    const prompt = seq.req.promptIds;
-    const promptLength = prompt.length;
+    const prompt = seq.promptIds;
+    const from = seq.promptIdsFrom;
+    const length = seq.promptLength;
     for (let k = seq.promptHashes.length + seq.hashes.length; k < count; k++) {
       const start = k * size;
       for (let j = 0; j < size; j++) {
         const i = start + j;
         tokens[j] =
-          i < promptLength
-            ? (prompt[i] as number)
+          i < length
+            ? (prompt[i - from] as number)
             : this.answerToken
-              ? this.answerToken(seq.req, i - promptLength)
-              : (seq.output[i - promptLength] as number);
+              ? this.answerToken(seq.req, i - length)
+              : (seq.output[i - length] as number);
       }
       seq.hashes.push(hashBlockTokens(k === 0 ? 0 : hashAt(seq, k - 1), tokens, 0, size));
     }

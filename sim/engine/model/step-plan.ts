@@ -16,19 +16,32 @@ export interface StepSchedulerConfig {
   enablePrefixCaching?: boolean;
 }
 
-export interface SchedulerRequest {
+/**
+ * A prompt as the step scheduler takes it, in one of two forms:
+ *   - its token ids (promptIds), optionally with their full blocks' hashes (blockHashes) when the caller already
+ *     computed them (the engine simulator; the cluster simulator when its engines hash prompts themselves);
+ *   - hashed: its length (promptLength), its full blocks' hashes (blockHashes) and only the token ids after its
+ *     last full block (promptTail). The scheduler reads a prompt's ids only past the hashes it was given (the
+ *     partial last block, which the answer's first block completes), so the cluster simulator, thousands of
+ *     8k-token prompts in flight, does not keep the rest.
+ * A prefix hit needs equal hashes, so one scheduler's requests all come with hashes or all without.
+ */
+export interface SchedulerPrompt {
+  /** Token ids (an array, or a typed array). */
+  readonly promptIds?: ArrayLike<number>;
+  /** Chained hashes of the prompt's full blocks (common/block-hash.ts), if known; the hashed form needs them. */
+  readonly blockHashes?: ArrayLike<number>;
+  /** The hashed form: tokens in the prompt. */
+  readonly promptLength?: number;
+  /** The hashed form: the token ids after the prompt's last full block (promptLength % block size of them). */
+  readonly promptTail?: ArrayLike<number>;
+}
+
+export interface SchedulerRequest extends SchedulerPrompt {
   readonly id: string;
-  /** Token ids (an array, or a typed array: the cluster simulator keeps thousands of 8k-token prompts). */
-  readonly promptIds: ArrayLike<number>;
   readonly maxTokens: number;
   /** Lower runs earlier under the priority policy. */
   readonly priority: number;
-  /**
-   * Chained hashes of the prompt's full blocks, when the caller already computed them (the cluster simulator
-   * hashed the prompt to route it); else the scheduler hashes the prompt itself. A prefix hit needs equal
-   * hashes, so one scheduler's requests all come with them or all without.
-   */
-  readonly blockHashes?: ArrayLike<number>;
 }
 
 /** One request's share of a step. */

@@ -40,6 +40,7 @@ import type {
   SampledToken,
   Sampler,
   ScheduledChunk,
+  SchedulerPrompt,
   SchedulerRequest,
   StepDelivery,
   StepOutcome,
@@ -139,12 +140,12 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
   }
 
   /**
-   * Prompt tokens of `promptIds` the prefix cache holds right now, as admission would find them (full blocks, at
-   * most all but the last token). No side effect: the cluster simulator's oracle router asks every group.
-   * `blockHashes`: the prompt's block hashes, when its requests are added with them (SchedulerRequest).
+   * Prompt tokens the prefix cache holds right now, as admission would find them (full blocks, at most all but
+   * the last token). No side effect: the cluster simulator's oracle router asks every group. The prompt comes
+   * in the form its requests are added in (with block hashes or without: SchedulerPrompt).
    */
-  cachedPrefixTokens(promptIds: ArrayLike<number>, blockHashes?: ArrayLike<number>): number {
-    return this.kv.cachedPrefixTokens(promptIds, blockHashes);
+  cachedPrefixTokens(prompt: SchedulerPrompt): number {
+    return this.kv.cachedPrefixTokens(prompt);
   }
 
   /** Drops a request wherever it is; false if it is unknown or already finished. */

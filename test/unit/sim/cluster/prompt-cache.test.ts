@@ -10,24 +10,31 @@ import {
   splitKey,
   tokenOf,
   tokenOfSplit,
+  writePromptIds,
 } from '../../../../sim/cluster/workloads/prompt-segments.ts';
 
 /** Where an array's memory is: its buffer and offset (prompts share slabs). */
-const region = (a: Int32Array | Float64Array) => ({ buffer: a.buffer, at: a.byteOffset });
+const region = (a: Float64Array) => ({ buffer: a.buffer, at: a.byteOffset });
 
-const plain = (p: Prompt) => ({ tokens: Array.from(p.tokens), blocks: Array.from(p.blocks) });
+const plain = (p: Prompt) => ({ length: p.length, blocks: Array.from(p.blocks), tail: Array.from(p.tail) });
 
-const direct = (segments: readonly Segment[]) => {
+/** The prompt from its whole token ids: their count, their blocks' hashes, the ids after the last full block. */
+const direct = (segments: readonly Segment[], blockSize = 16) => {
   const tokens = promptTokenIds(segments);
-  return { tokens, blocks: promptBlockHashes(tokens) };
+  return {
+    length: tokens.length,
+    blocks: promptBlockHashes(tokens, blockSize),
+    tail: tokens.slice(Math.floor(tokens.length / blockSize) * blockSize),
+  };
 };
 
 describe('PromptCache', () => {
-  it('builds the same tokens and block hashes as materialising and hashing each prompt', () => {
+  it("hands out the length, block hashes and tail that the prompt's whole token ids give", () => {
     const random = seededRandom(5);
     const cache = new PromptCache();
-    // Few distinct heads and histories, segment lengths on and off block boundaries, so nodes are reused,
-    // straddling blocks are hashed across segments and a key reappears with another length.
+    // Few distinct heads and histories, segment lengths on and off block boundaries (some shorter than a
+    // block), so nodes are reused, straddling blocks are hashed across several segments and a key reappears
+    // with another length.
     for (let i = 0; i < 300; i++) {
       const segments: Segment[] = [];
       const depth = uniformInt(random, 1, 4);
@@ -41,37 +48,69 @@ describe('PromptCache', () => {
     }
   });
 
-  it("reuses a released prompt's memory for a later prompt, with that prompt's own tokens", () => {
+  it('gives a tail of the ids after the last full block, even where it starts in an earlier segment', () => {
+    const cache = new PromptCache();
+    // 20 + 5 + 3 tokens: the last full block ends at 16, so the tail spans all three segments.
+    const three = [
+      { key: contentKey(1), tokens: 20 },
+      { key: contentKey(2), tokens: 5 },
+      { key: contentKey(3), tokens: 3 },
+    ];
+    const p = cache.prompt(three);
+    expect(p.tail).toHaveLength(12);
+    expect(plain(p)).toEqual(direct(three));
+    // On a block boundary: no tail.
+    const whole = [{ key: contentKey(1), tokens: 32 }];
+    expect(plain(cache.prompt(whole))).toEqual({ ...direct(whole), tail: [] });
+  });
+
+  it("reuses a released prompt's memory for a later prompt, with that prompt's own hashes", () => {
     const cache = new PromptCache();
     const first = [{ key: contentKey(1), tokens: 900 }];
-    // One segment, so no kept segment's ids take a released region first.
     const second = [{ key: contentKey(2), tokens: 1020 }];
     const a = cache.prompt(first);
     const kept = cache.prompt(first);
     cache.release(a);
     const b = cache.prompt(second);
-    const released = [region(a.tokens), region(a.blocks)];
-    expect(released).toContainEqual(region(b.tokens));
-    expect(released).toContainEqual(region(b.blocks));
+    expect(region(b.blocks)).toEqual(region(a.blocks));
     expect(plain(b)).toEqual(direct(second));
     // A prompt still in use is never handed out again.
     const c = cache.prompt(first);
-    for (const r of [region(c.tokens), region(c.blocks)])
-      expect([region(kept.tokens), region(kept.blocks)]).not.toContainEqual(r);
+    expect(region(c.blocks)).not.toEqual(region(kept.blocks));
     expect(plain(kept)).toEqual(direct(first));
   });
 
   it('handles a single segment, an empty prompt and another block size', () => {
     const one = [{ key: contentKey(1), tokens: 100 }];
     expect(plain(new PromptCache().prompt(one))).toEqual(direct(one));
-    expect(plain(new PromptCache().prompt([]))).toEqual({ tokens: [], blocks: [] });
+    expect(plain(new PromptCache().prompt([]))).toEqual({ length: 0, blocks: [], tail: [] });
     const two = [
       { key: contentKey(1), tokens: 50 },
       { key: contentKey(2), tokens: 30 },
+      { key: contentKey(3), tokens: 7 },
     ];
-    const tokens = promptTokenIds(two);
-    expect(plain(new PromptCache(8).prompt(two))).toEqual({ tokens, blocks: promptBlockHashes(tokens, 8) });
+    expect(plain(new PromptCache(8).prompt(two))).toEqual(direct(two, 8));
     expect(() => new PromptCache(0)).toThrow(/blockSize must be a positive integer/);
+  });
+
+  it('writePromptIds writes any range of a prompt, across its segments', () => {
+    const segments = [
+      { key: contentKey(1), tokens: 7 },
+      { key: contentKey(2), tokens: 0 },
+      { key: contentKey(3), tokens: 30 },
+      { key: contentKey(4), tokens: 5 },
+    ];
+    const all = promptTokenIds(segments);
+    for (const [from, to] of [
+      [0, 42],
+      [3, 9],
+      [7, 37],
+      [36, 42],
+      [10, 10],
+    ] as const)
+      expect(Array.from(writePromptIds(segments, from, to, new Int32Array(to - from)))).toEqual(
+        all.slice(from, to),
+      );
   });
 
   it('tokenOf is the mix it always was (taken modulo the vocabulary in floating point)', () => {

@@ -2,20 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { PromptMemory } from '../../../../sim/cluster/prompt-memory.ts';
 import { seededRandom, uniformInt } from '../../../../sim/cluster/random.ts';
 
-type View = Int32Array | Float64Array;
-
 describe('PromptMemory', () => {
   it('never hands out memory in use, and hands released regions to later arrays of their size class', () => {
     const random = seededRandom(11);
     const memory = new PromptMemory();
-    const live = new Map<View, number>();
+    const live = new Map<Float64Array, number>();
     const released = new Map<ArrayBufferLike, Set<number>>();
     let reused = 0;
     let overlaps = 0;
     for (let i = 1; i <= 3000; i++) {
       if (live.size > 0 && random() < 0.45) {
         const views = [...live.keys()];
-        const v = views[uniformInt(random, 0, views.length - 1)] as View;
+        const v = views[uniformInt(random, 0, views.length - 1)] as Float64Array;
         live.delete(v);
         memory.release(v);
         if (v.length > 0) released.set(v.buffer, (released.get(v.buffer) ?? new Set()).add(v.byteOffset));
@@ -23,7 +21,7 @@ describe('PromptMemory', () => {
       }
       // Lengths from nothing to past a slab's eighth (those get a buffer of their own).
       const length = random() < 0.9 ? uniformInt(random, 0, 9000) : uniformInt(random, 60_000, 70_000);
-      const v = random() < 0.5 ? memory.int32s(length) : memory.float64s(length);
+      const v = memory.float64s(length);
       expect(v.length).toBe(length);
       if (released.get(v.buffer)?.delete(v.byteOffset)) reused++;
       v.fill(i);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { promptBlockHashes } from '../../../../controller/scheduler/block-hashes.ts';
 import type { GroupView } from '../../../../controller/scheduler/pick.ts';
 import { EngineGroup } from '../../../../sim/cluster/engine-group.ts';
+import { PromptCache } from '../../../../sim/cluster/prompt-cache.ts';
 import {
   corral,
   leastOutstanding,
@@ -12,7 +12,7 @@ import {
   roundRobin,
 } from '../../../../sim/cluster/routers.ts';
 import type { SimRequest } from '../../../../sim/cluster/workload.ts';
-import { contentKey, promptTokenIds } from '../../../../sim/cluster/workloads/prompt-segments.ts';
+import { contentKey } from '../../../../sim/cluster/workloads/prompt-segments.ts';
 import { latency, SMALL } from './fixtures.ts';
 
 const view = (id: string, outstanding: number): GroupView => ({
@@ -39,17 +39,8 @@ function request(
     outputTokens: 4,
     outputKey: contentKey(3, id),
   };
-  const ids = promptTokenIds(req.segments);
-  return {
-    req,
-    input: (groups) => ({
-      request: req,
-      tokens: ids,
-      blocks: promptBlockHashes(ids),
-      groups,
-      deployment: 'd',
-    }),
-  };
+  const prompt = new PromptCache().prompt(req.segments);
+  return { req, input: (groups) => ({ request: req, prompt, groups, deployment: 'd' }) };
 }
 
 const at = (x: number) => () => x;
@@ -125,8 +116,7 @@ describe('oracle router', () => {
       ]),
     );
     const warm = request(0, 5);
-    const { tokens, blocks } = warm.input([]);
-    b.add(warm.req, tokens, blocks);
+    b.add(warm.req, warm.input([]).prompt);
     while (b.startStep() !== undefined) b.endStep();
     const next = request(1, 5).input([view('a', 0), view('b', 0)]);
     expect(r.route(next, at(0))).toMatchObject({

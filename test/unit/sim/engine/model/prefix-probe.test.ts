@@ -17,16 +17,16 @@ describe('StepScheduler.cachedPrefixTokens', () => {
       numBlocks: 100,
     });
     const first = tokens(100, 1);
-    expect(s.cachedPrefixTokens(first)).toBe(0);
+    expect(s.cachedPrefixTokens({ promptIds: first })).toBe(0);
     s.add({ id: 'a', promptIds: first, maxTokens: 2, priority: 0 });
     runToEnd(s);
     // 6 full blocks of 16 in 100 tokens.
-    expect(s.cachedPrefixTokens(first)).toBe(96);
+    expect(s.cachedPrefixTokens({ promptIds: first })).toBe(96);
     // Shares the first 40 tokens: 2 full blocks.
     const other = [...first.slice(0, 40), ...tokens(60, 2)];
-    expect(s.cachedPrefixTokens(other)).toBe(32);
+    expect(s.cachedPrefixTokens({ promptIds: other })).toBe(32);
     // At most all but the last token: a 96-token prompt can hit 80 (5 blocks), as admission would.
-    expect(s.cachedPrefixTokens(first.slice(0, 96))).toBe(80);
+    expect(s.cachedPrefixTokens({ promptIds: first.slice(0, 96) })).toBe(80);
     expect(s.totals.prefixQueryTokens).toBe(100);
   });
 
@@ -41,6 +41,6 @@ describe('StepScheduler.cachedPrefixTokens', () => {
     });
     s.add({ id: 'a', promptIds: tokens(64, 1), maxTokens: 1, priority: 0 });
     runToEnd(s);
-    expect(s.cachedPrefixTokens(tokens(64, 1))).toBe(0);
+    expect(s.cachedPrefixTokens({ promptIds: tokens(64, 1) })).toBe(0);
   });
 });
