@@ -23,7 +23,7 @@ import {
   type RouteRequest,
 } from './pick.ts';
 import { PrefillBacklog } from './prefill-backlog.ts';
-import { PrefixIndex, type PrefixLookup } from './prefix-index.ts';
+import { PrefixIndex } from './prefix-index.ts';
 
 export interface GroupReport {
   /** Prefix-cache hit and query tokens since the group's previous report. */
@@ -48,9 +48,6 @@ export class PrefixRouter {
   private readonly index: PrefixIndex;
   private readonly backlog = new PrefillBacklog();
   private readonly onDecision: ((d: RouteDecision) => void) | undefined;
-  /** The believed holders of the prompt being picked, which pick() asks for once. */
-  private held: ReadonlyMap<string, number> = new Map();
-  private readonly lookup: PrefixLookup = { matches: () => this.held };
 
   constructor(
     options: { capacityBlocks: number; stride?: number; onDecision?: (d: RouteDecision) => void },
@@ -74,10 +71,10 @@ export class PrefixRouter {
     requestId: string,
   ): PickResult {
     const blocks = request.promptBlocks ?? [];
-    this.held = this.index.matches(blocks);
-    const held = this.held;
+    // Looked up once: pick() asks for the prompt it was given.
+    const held = this.index.matches(blocks);
     const result = pick(
-      { groups, prefixIndex: this.lookup, queuedPrefill: this.backlog },
+      { groups, prefixIndex: { matches: () => held }, queuedPrefill: this.backlog },
       request,
       random,
       this.pickOptions,
