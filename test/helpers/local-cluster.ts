@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { LocalCluster, type LocalClusterOptions } from '../../cli/local-cluster.ts';
+import { startedInHook } from './started-in-hook.ts';
 
 export interface ClusterFixture {
   readonly cluster: LocalCluster;
@@ -34,14 +35,7 @@ export function useLocalCluster(
     await started?.cluster.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
-  const get = (): ClusterFixture => {
-    if (started === undefined) {
-      throw new Error(
-        'useLocalCluster(): the cluster starts in beforeAll, so read it inside a hook or a test',
-      );
-    }
-    return started;
-  };
+  const get = () => startedInHook(started, "useLocalCluster()'s cluster");
   return {
     get cluster() {
       return get().cluster;

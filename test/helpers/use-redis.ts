@@ -8,6 +8,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { startRedis, type TestRedis } from './redis.ts';
+import { startedInHook } from './started-in-hook.ts';
 
 export interface RedisFixture {
   /** The file's redis-server: `restart()` reloads its AOF. */
@@ -27,12 +28,7 @@ export function useRedis(): RedisFixture {
     await client?.quit();
     await server?.stop();
   });
-  const started = (): TestRedis => {
-    if (server === undefined) {
-      throw new Error('useRedis(): the server starts in beforeAll, so read it inside a hook or a test');
-    }
-    return server;
-  };
+  const started = () => startedInHook(server, "useRedis()'s server");
   return {
     get server() {
       return started();

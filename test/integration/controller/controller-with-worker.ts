@@ -15,6 +15,7 @@ import {
   type RunningController,
   startController,
 } from '../../../controller/controller.ts';
+import { startedInHook } from '../../helpers/started-in-hook.ts';
 import { FakeWorker } from './fake-worker.ts';
 
 export interface ControllerWithWorker {
@@ -45,20 +46,12 @@ export function useControllerWithWorker(
     await worker?.stop();
     await controller?.stop(1000);
   });
-  const started = <T>(v: T | undefined): T => {
-    if (v === undefined) {
-      throw new Error(
-        'useControllerWithWorker(): they start in beforeAll, so read them inside a hook or a test',
-      );
-    }
-    return v;
-  };
   return {
     get controller() {
-      return started(controller);
+      return startedInHook(controller, "useControllerWithWorker()'s controller");
     },
     get worker() {
-      return started(worker);
+      return startedInHook(worker, "useControllerWithWorker()'s worker");
     },
   };
 }
