@@ -142,8 +142,15 @@ export class NumberTable {
   }
 
   private home(key: number): number {
-    scratch[0] = key + 0; // -0 to 0: they are one key (===), so they must have one home
-    const x = Math.imul((words[0] as number) ^ Math.imul(words[1] as number, 0x9e3779b1), 0x85ebca6b);
-    return x >>> this.shift;
+    return mixNumberKey(key) >>> this.shift;
   }
+}
+
+/**
+ * A number key's 64 bits mixed into 32 (signed): a table of 2^k slots homes a key at its top k bits
+ * (`mixNumberKey(key) >>> (32 - k)`).
+ */
+export function mixNumberKey(key: number): number {
+  scratch[0] = key + 0; // -0 to 0: they are one key (===), so they must have one home
+  return Math.imul((words[0] as number) ^ Math.imul(words[1] as number, 0x9e3779b1), 0x85ebca6b);
 }

@@ -11,12 +11,12 @@
  * A prompt's cached blocks are looked up one after another along its chain of hashes. Every block remembers the
  * block registered or found after it last time (`after`): checking that hint against the hash that block holds
  * answers most lookups from two small arrays instead of probing the hash table, whose random slots miss the CPU
- * cache when dozens of groups are simulated. A hint is only a guess; the answer is exact: a block holds a hash in `hashes`
- * exactly while the table maps that hash to it (register and allocate change both together).
+ * cache when dozens of groups are simulated. A hint is only a guess; the answer is exact: a block holds a hash
+ * exactly while it is the one the prefix cache finds for it (block-hashes.ts keeps both directions together).
  */
 
 import { chainBlockHashAt } from '../../../common/block-hash.ts';
-import { NumberTable } from '../../../common/number-table.ts';
+import { BlockHashes } from './block-hashes.ts';
 
 const NONE = -1;
 
@@ -53,8 +53,6 @@ function linkInOrder(prev: Int32Array, next: Int32Array): void {
 
 export class KvBlockPool {
   private readonly refs: Int32Array;
-  /** The block's hash while it holds a cached full block, else NaN. */
-  private readonly hashes: Float64Array;
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
   /** The block the last prefix lookup found after this one, or NONE: a hint, checked against `hashes`. */
@@ -62,15 +60,14 @@ export class KvBlockPool {
   private head = NONE;
   private tail = NONE;
   private free = 0;
-  /** Hash -> the block caching it. */
-  private readonly cached: NumberTable;
+  /** Which cached full block each block holds, and the block caching each hash. */
+  private readonly cached: BlockHashes;
 
   constructor(readonly numBlocks: number) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1)
       throw new RangeError(`the KV cache needs at least one block, got ${numBlocks}`);
     this.refs = new Int32Array(numBlocks);
-    this.cached = new NumberTable(numBlocks);
-    this.hashes = new Float64Array(numBlocks).fill(Number.NaN);
+    this.cached = new BlockHashes(numBlocks);
     this.after = new Int32Array(numBlocks).fill(NONE);
     this.prev = new Int32Array(numBlocks);
     this.next = new Int32Array(numBlocks);
@@ -92,14 +89,14 @@ export class KvBlockPool {
 
   /** The block caching this hash, if any. */
   lookup(hash: number): number | undefined {
-    return this.cached.get(hash);
+    return this.cached.blockOf(hash);
   }
 
   /** lookup(hash) for the block that follows `previous` (a block lookup found) in a prompt's chain. */
   lookupAfter(previous: number, hash: number): number | undefined {
     const hint = this.after[previous] as number;
-    if (hint !== NONE && this.hashes[hint] === hash) return hint;
-    const b = this.cached.get(hash);
+    if (hint !== NONE && this.cached.hashOf(hint) === hash) return hint;
+    const b = this.cached.blockOf(hash);
     if (b !== undefined) this.after[previous] = b;
     return b;
   }
@@ -118,12 +115,7 @@ export class KvBlockPool {
     const b = this.head;
     if (b === NONE) throw new RangeError('no free KV block (the caller must check numFree)');
     this.unlink(b);
-    const h = this.hashes[b] ?? Number.NaN;
-    if (!Number.isNaN(h)) {
-      // The table maps h to b (see the file comment): it forgets h.
-      this.cached.delete(h);
-      this.hashes[b] = Number.NaN;
-    }
+    this.cached.forget(b);
     this.refs[b] = 1;
     return b;
   }
@@ -134,9 +126,8 @@ export class KvBlockPool {
    * finds it without probing the table; without the hint, the first lookup after every newly cached block did).
    */
   register(block: number, hash: number, previous?: number): void {
-    if (!Number.isNaN(this.hashes[block] ?? Number.NaN)) return;
-    if (!this.cached.addIfAbsent(hash, block)) return;
-    this.hashes[block] = hash;
+    if (!Number.isNaN(this.cached.hashOf(block))) return;
+    if (!this.cached.claim(block, hash)) return;
     if (previous !== undefined) this.after[previous] = block;
   }
 
