@@ -2,7 +2,7 @@
  * TCP + HTTP/2 handshake on the time-to-first-token path). With a cluster token, every call carries it. */
 import { credentials } from '@grpc/grpc-js';
 import { sendClusterToken } from '../../common/cluster-token.ts';
-import { KEEPALIVE_OPTIONS } from '../../common/grpc-server.ts';
+import { KEEPALIVE_OPTIONS, NO_CHANNELZ } from '../../common/grpc-server.ts';
 import { WorkerClient } from '../../proto/gen/corral/v1/worker.ts';
 
 export class WorkerClients {
@@ -15,6 +15,7 @@ export class WorkerClients {
     if (!c) {
       c = new WorkerClient(address, credentials.createInsecure(), {
         ...KEEPALIVE_OPTIONS,
+        ...NO_CHANNELZ,
         'grpc.max_receive_message_length': 16 * 1024 * 1024,
         ...(this.clusterToken ? { interceptors: [sendClusterToken(this.clusterToken)] } : {}),
       });
