@@ -265,13 +265,14 @@ export class SequenceKv {
    * simulator's GC time.
    */
   private list(count: number): Int32Array {
-    const sizeClass = Math.max(4, Math.ceil(Math.log2(count)));
-    return this.spareLists[sizeClass]?.pop() ?? new Int32Array(2 ** sizeClass);
+    // ceil(log2(count)) in integers (Math.log2 is a call into the runtime, once per take that grows a list).
+    const sizeClass = Math.max(4, 32 - Math.clz32(count - 1));
+    return this.spareLists[sizeClass]?.pop() ?? new Int32Array(1 << sizeClass);
   }
 
   private recycle(list: Int32Array): void {
     if (list.length === 0) return;
-    const sizeClass = Math.log2(list.length);
+    const sizeClass = 31 - Math.clz32(list.length);
     const spare = this.spareLists[sizeClass];
     if (spare) spare.push(list);
     else this.spareLists[sizeClass] = [list];
