@@ -10,7 +10,7 @@
  *               bench/out/routing-p90-vs-load.svg        p90 TTFT against offered load, shared_prefix
  *   pick        p99 of one pick() call with 1,000 groups; baseline: the same pick without block hashes
  *   speed       virtual seconds simulated per wall second, 64 groups (512 GPUs) of shared_prefix at 80%: the
- *               median of 3 runs by wall time, each run's wall and CPU time printed
+ *               median of 5 runs by wall time, each run's wall and CPU time printed
  *
  *   --extra     also multi-turn chat, long-document QA and bursty arrivals (fixed rates, every policy)
  *   --trace F   also replay a Mooncake-format JSONL trace (timestamp ms, input_length, output_length, hash_ids)
@@ -104,11 +104,11 @@ if (args.trace !== undefined)
   others.push(parseTrace(readFileSync(args.trace, 'utf8'), { name: `trace ${args.trace}` }));
 const otherReports = others.map((w) => ({ w, policies: compareOn(w, suite) }));
 
-// The simulator's speed at 64 groups: the same workload shape, tenants and rate scaled by 8. The median of three
+// The simulator's speed at 64 groups: the same workload shape, tenants and rate scaled by 8. The median of five
 // runs by wall time (the machine is shared: one run can land beside someone's burst), each on a workload built
 // afresh outside the timed region (the simulator's input, as a trace would be); all the simulation is timed.
 const big: SuiteOptions = { ...suite, groups: 64, seconds: Math.min(suite.seconds, 60) };
-const SPEED_RUNS = 3;
+const SPEED_RUNS = 5;
 const speedRuns = Array.from({ length: SPEED_RUNS }, (_, i) => {
   const workload = buildWorkload('shared_prefix', LOAD * 8 * reports.shared_prefix.capacityReqPerS, big);
   const cpu0 = process.cpuUsage();
