@@ -1,15 +1,20 @@
 /**
- * The server side of bench/queue-path.ts, in its own process as in production (a controller does not share
- * its event loop with its clients): a controller and the fake worker it dispatches to. Started with the
- * controller config (JSON) in argv[2], it sends `{t: 'ready', controller, worker, engineId}` over IPC once the
- * worker's engine is routable. Messages it answers (each reply carries the message's `seq`):
- *   {t: 'variant', variant}   how the controller's lane runs the durable path (see queue-path.ts)
- *   {t: 'submitted', ids}     when the gateway submitted each of those requests (epoch ms, sub-ms precision:
- *                             performance.timeOrigin + now, comparable with the parent's), then forgets them
- *   {t: 'cpu'}                the CPU time this process used so far (user + system, µs; all its threads)
+ * The server side of bench/queue-path.ts, two processes as in production (a controller does not share its event
+ * loop with its clients, nor with the GPU nodes' workers): started with role `controller` and the controller
+ * config (JSON) in argv[3], a controller; with role `worker` and the controller's address in argv[3], the fake
+ * worker it dispatches to, which registers there.
+ * The controller sends `{t: 'listening', controller}` over IPC once it serves, then `{t: 'ready', controller,
+ * engineId}` once the worker's engine is routable; the worker sends `{t: 'ready', worker}` once registered.
+ * Messages they answer (each reply carries the message's `seq`):
+ *   {t: 'variant', variant}   controller: how its lane runs the durable path (see queue-path.ts)
+ *   {t: 'submitted', ids}     controller: when the gateway submitted each of those requests (epoch ms, sub-ms
+ *                             precision: performance.timeOrigin + now, comparable with the parent's), then
+ *                             forgets them
+ *   {t: 'cpu'}                both: the CPU time this process used so far (user + system, µs; all its threads),
+ *                             and what its event loop and GC did since the last 'cpu' (Pauses)
  * `stop` (or the parent going away) stops it.
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { silentLogger } from '../common/log.ts';
 import { compileControllerConfig } from '../controller/config/controller-config.ts';
 import { startController } from '../controller/controller.ts';
@@ -23,22 +28,64 @@ export type ServerRequest =
   | { seq: number; t: 'submitted'; ids: string[] }
   | { seq: number; t: 'cpu' };
 
+/** A process's event-loop delay (ms: p50, p99, max) and GC pauses (count, total and longest ms) over a span. */
+export interface Pauses {
+  loopDelayMs: { p50: number; p99: number; max: number };
+  gc: { count: number; totalMs: number; maxMs: number };
+}
+
 export type ServerMessage =
-  | { t: 'ready'; controller: string; worker: string; engineId: string }
-  | { t: 'reply'; seq: number; submittedAt?: Record<string, number>; cpuMicros?: number };
+  | { t: 'listening'; controller: string }
+  | { t: 'ready'; controller?: string; worker?: string; engineId?: string }
+  | {
+      t: 'reply';
+      seq: number;
+      submittedAt?: Record<string, number>;
+      cpuMicros?: number;
+      pauses?: Pauses;
+    };
 
-const WORKER_ID = 'bench-n1';
+export const WORKER_ID = 'bench-n1';
 
-async function main(): Promise<void> {
-  const send = (m: ServerMessage) => process.send?.(m);
-  const config = compileControllerConfig(JSON.parse(process.argv[2] ?? '{}'));
+const send = (m: ServerMessage) => process.send?.(m);
+
+/** Event-loop delay and GC pauses since the last read (each read starts the next span). */
+function pauseMeter(): () => Pauses {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.count += 1;
+      gc.totalMs += e.duration;
+      gc.maxMs = Math.max(gc.maxMs, e.duration);
+    }
+  }).observe({ entryTypes: ['gc'] });
+  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  return () => {
+    const pauses = {
+      loopDelayMs: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
+      gc: {
+        count: gc.count,
+        totalMs: Math.round(gc.totalMs * 100) / 100,
+        maxMs: Math.round(gc.maxMs * 100) / 100,
+      },
+    };
+    loop.reset();
+    gc = { count: 0, totalMs: 0, maxMs: 0 };
+    return pauses;
+  };
+}
+
+function cpuReply(seq: number, pauses: () => Pauses): ServerMessage {
+  const used = process.cpuUsage();
+  return { t: 'reply', seq, cpuMicros: used.user + used.system, pauses: pauses() };
+}
+
+async function controllerMain(configJson: string): Promise<void> {
+  const pauses = pauseMeter();
+  const config = compileControllerConfig(JSON.parse(configJson));
   const controller = await startController(config, { log: silentLogger, redisPrefix: `bench${process.pid}` });
-  const worker = await FakeWorker.start(controller.address, WORKER_ID);
-  await worker.register();
-  for (let i = 0; controller.registry.get(WORKER_ID)?.engines.length !== 1; i++) {
-    if (i > 200) throw new Error('the fake worker did not report its engine');
-    await new Promise((r) => setTimeout(r, 25));
-  }
   const [deployment] = config.deployments;
   const lane = controller.lanes.lanes.get(deployment?.name ?? '') as Lane;
   // When the gateway submitted each request (the queue's submittedAt, on a finer clock): splits admit/queue.
@@ -50,18 +97,12 @@ async function main(): Promise<void> {
   };
   const shipped = { live: lane.live, wake: lane.wake, submit: lane.submit };
   const stop = async () => {
-    await worker.stop();
     await controller.stop(1000);
     process.exit(0);
   };
   process.on('message', (m: ServerRequest | 'stop') => {
     if (m === 'stop') return void stop();
-    worker.calls.length = 0; // the fake keeps every call; do not let it grow for the whole run
-    if (m.t === 'cpu') {
-      const used = process.cpuUsage();
-      send({ t: 'reply', seq: m.seq, cpuMicros: used.user + used.system });
-      return;
-    }
+    if (m.t === 'cpu') return void send(cpuReply(m.seq, pauses));
     if (m.t === 'variant') {
       lane.live = m.variant === 'log' ? undefined : shipped.live;
       lane.wake = m.variant === 'log' ? undefined : shipped.wake;
@@ -78,12 +119,36 @@ async function main(): Promise<void> {
     send({ t: 'reply', seq: m.seq, submittedAt: found });
   });
   process.on('disconnect', () => void stop());
-  send({
-    t: 'ready',
-    controller: controller.address,
-    worker: worker.address,
-    engineId: controller.registry.get(WORKER_ID)?.engines[0]?.engineId ?? '',
-  });
+  send({ t: 'listening', controller: controller.address });
+  for (let i = 0; controller.registry.get(WORKER_ID)?.engines.length !== 1; i++) {
+    if (i > 400) throw new Error('the fake worker did not report its engine');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const engineId = controller.registry.get(WORKER_ID)?.engines[0]?.engineId ?? '';
+  send({ t: 'ready', controller: controller.address, engineId });
 }
 
-await main();
+async function workerMain(controllerAddress: string): Promise<void> {
+  const pauses = pauseMeter();
+  const worker = await FakeWorker.start(controllerAddress, WORKER_ID);
+  await worker.register();
+  // The fake keeps every call; do not let it grow for the whole run.
+  setInterval(() => {
+    worker.calls.length = 0;
+  }, 1000).unref();
+  const stop = async () => {
+    await worker.stop();
+    process.exit(0);
+  };
+  process.on('message', (m: ServerRequest | 'stop') => {
+    if (m === 'stop') return void stop();
+    if (m.t === 'cpu') send(cpuReply(m.seq, pauses));
+    else send({ t: 'reply', seq: m.seq });
+  });
+  process.on('disconnect', () => void stop());
+  send({ t: 'ready', worker: worker.address });
+}
+
+const [role, arg = '{}'] = process.argv.slice(2);
+if (role === 'worker') await workerMain(arg);
+else await controllerMain(arg);

@@ -4,10 +4,14 @@
  * worker directly (the direct-dispatch baseline: what a request costs without controller, queue or log).
  * The worker is the tests' fake (test/integration/controller/fake-worker.ts): it streams its canned deltas at
  * once, so the figures are the control plane's own cost, not an engine's.
- * Process boundary: the controller and the fake worker run in a child process (queue-path-server.ts), the
- * clients here, as in production, where a controller does not share its event loop with the clients' streams
- * (before, all three shared one process, and the clients' load sat on the controller's event loop). The
- * direct baseline crosses the same boundary: the same clients, here, call the fake worker in that child.
+ * Process boundaries: the controller and the fake worker each run in a child process of their own
+ * (queue-path-server.ts), the clients here, as in production, where a controller shares its event loop neither
+ * with the clients' streams nor with the GPU nodes' workers. The direct baseline crosses the same boundary: the
+ * same clients, here, call the fake worker in its child. Before, the fake worker ran in the controller's
+ * process, so the durable path's TTFT also paid for the worker's own serving (~0.9 ms of CPU a request: the
+ * whole of the direct path's server cost) queueing on the controller's event loop, a contention production does
+ * not have and the direct path did not pay; the worker's serving time itself is still in the durable TTFT,
+ * which waits for the worker's first token as before.
  * Two loads, each on both paths:
  *   saturated  `concurrency` clients in a closed loop (send, read to the end, send again) for `seconds`: the
  *              requests/s each path sustains; TTFT there is mostly waiting for a CPU
@@ -24,23 +28,29 @@
  * sub-ms, from the child's clock as performance.timeOrigin + now, comparable with this process's): admit
  * (call -> queued), queue (queued -> dispatched), worker (dispatched -> first token at the dispatcher),
  * delivery (-> the client has it).
+ * Server CPU is both children's (controller and fake worker), per request, on both paths; `controller` is the
+ * controller's alone. Pauses: the controller's event-loop delay (p99, max) and GC pauses during the sample, to
+ * tell a TTFT tail made by the controller's loop from one made elsewhere (the clients, Redis, the machine).
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { inferenceClient } from '../cli/clients.ts';
 import { type GenerateEvent, type GenerateRequest, PriorityClass } from '../proto/gen/corral/v1/inference.ts';
 import { WorkerClient } from '../proto/gen/corral/v1/worker.ts';
-import type { ServerMessage, ServerRequest, Variant } from './queue-path-server.ts';
+import { ServerProcess } from './queue-path-processes.ts';
+import type { Pauses, Variant } from './queue-path-server.ts';
 
 const MODEL = 'bench-model';
 
 export interface PathResult {
   requests: number;
   perSecond: number;
-  /** CPU time of the controller process (controller and fake worker: all the server side) per request. */
+  /** CPU time of the server processes (controller and fake worker: all the server side) per request. */
   serverCpuMsPerRequest: number;
+  /** The controller process's alone. */
+  controllerCpuMsPerRequest: number;
+  /** The controller's event-loop delay and GC pauses: the worst of the samples' (ms). */
+  controllerPauses: { loopP99Ms: number; loopMaxMs: number; gcMaxMs: number; gcMsPerSecond: number };
   ttftMs: { p50: number; p99: number };
   /** Durable path only: where its TTFT went, means in ms (see the top of this file). */
   stagesMs?: Stages;
@@ -85,9 +95,15 @@ export async function measureEndToEnd(
     const submitted = (ids: string[]) => server.submittedAt(ids);
     /** A sample, with the server process's CPU time it cost. */
     const measured = async (load: LoadOptions, call: Call, traced?: typeof submitted): Promise<Sample> => {
-      const before = await server.cpuMicros();
+      const before = await server.cpu();
       const s = await sample(load, call, traced);
-      return { ...s, cpuMicros: (await server.cpuMicros()) - before };
+      const after = await server.cpu();
+      return {
+        ...s,
+        cpuMicros: after.controller + after.worker - before.controller - before.worker,
+        controllerCpuMicros: after.controller - before.controller,
+        pauses: after.pauses,
+      };
     };
     const durable = async (o2: LoadOptions): Promise<Durable> => {
       const rounds = { log: [] as Sample[], live: [] as Sample[], local: [] as Sample[] };
@@ -128,71 +144,6 @@ export async function measureEndToEnd(
   }
 }
 
-/** The controller and fake worker in their child process (queue-path-server.ts), driven over IPC. */
-class ServerProcess {
-  private seq = 0;
-  private readonly replies = new Map<number, (m: ServerMessage & { t: 'reply' }) => void>();
-
-  private constructor(
-    private readonly proc: ChildProcess,
-    readonly ready: ServerMessage & { t: 'ready' },
-  ) {
-    proc.on('message', (m: ServerMessage) => {
-      if (m.t !== 'reply') return;
-      this.replies.get(m.seq)?.(m);
-      this.replies.delete(m.seq);
-    });
-  }
-
-  /** With cpuProfileDir, the child writes a .cpuprofile of its whole run there (node --cpu-prof). */
-  static async start(config: object, cpuProfileDir?: string): Promise<ServerProcess> {
-    const script = fileURLToPath(new URL('./queue-path-server.ts', import.meta.url));
-    const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
-    const proc = fork(script, [JSON.stringify(config)], { execArgv: ['--import', 'tsx', ...profile] });
-    try {
-      const ready = await new Promise<ServerMessage & { t: 'ready' }>((resolve, reject) => {
-        proc.on('message', (m: ServerMessage) => m.t === 'ready' && resolve(m));
-        proc.once('exit', (code) =>
-          reject(new Error(`the bench controller exited (${code}) before serving`)),
-        );
-      });
-      return new ServerProcess(proc, ready);
-    } catch (e) {
-      proc.kill();
-      throw e;
-    }
-  }
-
-  async variant(variant: Variant): Promise<void> {
-    await this.ask({ t: 'variant', variant });
-  }
-
-  async cpuMicros(): Promise<number> {
-    return (await this.ask({ t: 'cpu' })).cpuMicros ?? 0;
-  }
-
-  async submittedAt(ids: string[]): Promise<Record<string, number>> {
-    return (await this.ask({ t: 'submitted', ids })).submittedAt ?? {};
-  }
-
-  async stop(): Promise<void> {
-    if (!this.proc.connected) return;
-    const exited = new Promise((r) => this.proc.once('exit', r));
-    this.proc.send('stop');
-    await exited;
-  }
-
-  private ask(m: DistributiveOmit<ServerRequest, 'seq'>): Promise<ServerMessage & { t: 'reply' }> {
-    const seq = this.seq++;
-    return new Promise((resolve) => {
-      this.replies.set(seq, resolve);
-      this.proc.send({ ...m, seq });
-    });
-  }
-}
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
 /** Rounds each durable variant's time is cut into (alternating with the others). */
 const ROUNDS = 4;
 
@@ -211,8 +162,12 @@ interface Sample {
   seconds: number;
   ttft: number[];
   stages: Stages[];
-  /** The server process's CPU time during the sample (µs; the stage queries included, a few ms). */
+  /** The server processes' CPU time during the sample (µs; the stage queries included, a few ms). */
   cpuMicros?: number;
+  /** The controller process's alone. */
+  controllerCpuMicros?: number;
+  /** The controller's event-loop delay and GC pauses during the sample. */
+  pauses?: Pauses;
 }
 
 /** A durable call's figures, split into stages once the server said when it submitted the request. */
@@ -296,11 +251,22 @@ function summarise(samples: Sample[]): PathResult {
   const stages = samples.flatMap((s) => s.stages);
   const seconds = samples.reduce((a, s) => a + s.seconds, 0);
   const cpuMicros = samples.reduce((a, s) => a + (s.cpuMicros ?? 0), 0);
+  const controllerMicros = samples.reduce((a, s) => a + (s.controllerCpuMicros ?? 0), 0);
+  const worst = (f: (p: Pauses) => number) =>
+    Math.max(0, ...samples.map((s) => (s.pauses ? f(s.pauses) : 0)));
+  const gcMs = samples.reduce((a, s) => a + (s.pauses?.gc.totalMs ?? 0), 0);
   const mean = (k: keyof Stages) => round(stages.reduce((a, s) => a + s[k], 0) / Math.max(1, stages.length));
   return {
     requests: ttft.length,
     perSecond: Math.round(ttft.length / seconds),
     serverCpuMsPerRequest: round(cpuMicros / 1000 / Math.max(1, ttft.length)),
+    controllerCpuMsPerRequest: round(controllerMicros / 1000 / Math.max(1, ttft.length)),
+    controllerPauses: {
+      loopP99Ms: worst((p) => p.loopDelayMs.p99),
+      loopMaxMs: worst((p) => p.loopDelayMs.max),
+      gcMaxMs: worst((p) => p.gc.maxMs),
+      gcMsPerSecond: round(gcMs / Math.max(1e-9, seconds)),
+    },
     ttftMs: { p50: pct(ttft, 0.5), p99: pct(ttft, 0.99) },
     ...(stages.length === 0
       ? {}

@@ -15,8 +15,9 @@
  * round trips. The stream log hop (append of the first event -> the gateway's follow() yields it) is measured
  * separately (queue-stream.ts): time-to-first-token through the durable path adds both.
  * End to end (queue-path.ts): time-to-first-token of `concurrency` streams through a real controller and a fake
- * worker that answers at once (both in a child process, as a controller runs apart from its clients), beside
- * the same clients calling that worker directly (across the same process boundary): what the whole durable
+ * worker that answers at once (each in a child process, as a controller runs apart from its clients and from
+ * the GPU nodes' workers), beside the same clients calling that worker directly (across the same process
+ * boundary): what the whole durable
  * path (gateway, queue, dispatcher, stream log) adds to a request, and the requests/s it sustains.
  *
  * Usage: npm run bench:queue [-- --json] [-- --seconds 3 --paced-seconds 20 --concurrency 256 --batch 32 --rate N]
@@ -317,7 +318,7 @@ async function main(): Promise<void> {
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
       `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
       `end to end (fake worker answering at once), saturated with ${o.concurrency} streams: direct ${endToEnd.saturated.direct.perSecond} req/s, durable path ${endToEnd.saturated.durable.log.perSecond} req/s reading the log back, ${endToEnd.saturated.durable.live.perSecond} req/s with the in-process hand-off, ${endToEnd.saturated.durable.local.perSecond} req/s also taken in the submit`,
-      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; cpu: the server process's CPU ms per request; durable stages are means: admit / queue / worker / delivery):`,
+      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; cpu: the server processes' CPU ms per request, all / the controller's; loop: the controller's event-loop delay p99 / max ms, gc: its longest GC pause ms; durable stages are means: admit / queue / worker / delivery):`,
       ...ttftRows(endToEnd.paced),
       `end to end, saturated (${o.concurrency} streams open; TTFT is mostly waiting for a CPU):`,
       ...ttftRows(endToEnd.saturated),
@@ -334,7 +335,10 @@ function ttftRows(e: EndToEnd['paced']): string[] {
   const row = (name: string, r: PathResult) => {
     const st = r.stagesMs;
     const stages = st ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery}` : '';
-    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)} cpu ${r.serverCpuMsPerRequest.toFixed(2).padStart(5)}${stages}`;
+    const p = r.controllerPauses;
+    const cpu = `${r.serverCpuMsPerRequest.toFixed(2)} / ${r.controllerCpuMsPerRequest.toFixed(2)}`;
+    const pauses = `loop ${p.loopP99Ms} / ${p.loopMaxMs} gc ${p.gcMaxMs}`;
+    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)} cpu ${cpu.padStart(11)} ${pauses}${stages}`;
   };
   return [
     row('direct to the worker', e.direct),
