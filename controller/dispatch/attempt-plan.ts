@@ -41,6 +41,15 @@ export function requestOf(taken: { body: string }): GenerateRequest {
   return req;
 }
 
+/**
+ * `to` carries the same body as `from`, already parsed (a request routed from its submit, then taken in that
+ * submit's script): requestOf(to) reuses that parse instead of parsing the body a second time.
+ */
+export function shareParsedBody(from: { body: string }, to: { body: string }): void {
+  const req = parsedBodies.get(from);
+  if (req && !parsedBodies.has(to) && from.body === to.body) parsedBodies.set(to, req);
+}
+
 export type AttemptPlan =
   | { t: 'run'; request: GenerateRequest; offset: number; prompt: Started | undefined }
   /** Every token was generated already (the earlier attempt died before writing Finished). */

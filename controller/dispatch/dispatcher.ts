@@ -27,6 +27,7 @@ import type { RequestQueue, SubmitOutcome, SubmitRequest, TakenRequest } from '.
 import type { StreamLog } from '../queue/stream-log.ts';
 import type { WorkerRecord, WorkerRegistry } from '../registry/worker-registry.ts';
 import { type GroupView, pick, type RouteRequest } from '../scheduler/pick.ts';
+import { shareParsedBody } from './attempt-plan.ts';
 import type { DispatchRouting } from './dispatch-routing.ts';
 import { DrainedQueue } from './drained-queue.ts';
 import { type RunDeps, type RunEnd, runAttempt } from './request-run.ts';
@@ -267,7 +268,11 @@ export class Dispatcher {
       this.drained.saw(generation, clock.now(), ours ? (outcome.readyLeft ?? 1) : 1);
       taken = await this.keeper.renewIfSlow(outcome.taken ?? [], clock.now() - sent);
       this.countPastBound(taken);
-      routes = await this.routesOf(taken, (t) => (t.id === req.id ? route : undefined));
+      routes = await this.routesOf(taken, (t) => {
+        if (t.id !== req.id) return undefined;
+        shareParsedBody(req, t); // routeOf(req) parsed it: the run reads the same parse
+        return route;
+      });
     } finally {
       this.claimed -= 1;
     }

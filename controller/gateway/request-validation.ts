@@ -23,12 +23,11 @@ export type PromptInput =
   | { t: 'ids'; count: number };
 
 export function resolveDeployment(model: string, deployments: readonly Deployment[]): Deployment {
-  const served = deployments.map((d) => d.name).join(', ');
+  const d = model === '' ? undefined : deployments.find((x) => x.name === model);
+  if (d) return d;
+  const served = deployments.map((x) => x.name).join(', ');
   if (model === '') throw new InvalidArgumentError(`model is required; served models: ${served}`);
-  const d = deployments.find((x) => x.name === model);
-  if (!d)
-    throw new NotFoundError(`model \`${model}\` is not served here; served models: ${served}`, { model });
-  return d;
+  throw new NotFoundError(`model \`${model}\` is not served here; served models: ${served}`, { model });
 }
 
 /** Validates everything but the context length; returns the input for the context check. */

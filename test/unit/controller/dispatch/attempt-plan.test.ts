@@ -3,7 +3,9 @@ import {
   completedFinished,
   parseRequest,
   planAttempt,
+  requestOf,
   serializeRequest,
+  shareParsedBody,
   shiftEvent,
   stripTokenIds,
 } from '../../../../controller/dispatch/attempt-plan.ts';
@@ -144,5 +146,26 @@ describe('stripTokenIds', () => {
       event: { $case: 'delta', value: { text: 'hi', index: 0, tokenIds: [9], tokenCount: 1 } },
     });
     expect(d.event).toEqual({ $case: 'delta', value: { text: 'hi', index: 0, tokenIds: [], tokenCount: 1 } });
+  });
+});
+
+describe('requestOf', () => {
+  it('parses a body once per holder, and a holder of the same body can share that parse', () => {
+    const body = serializeRequest(request);
+    const submitted = { body };
+    const parsed = requestOf(submitted);
+    expect(parsed).toEqual(parseRequest(body));
+    expect(requestOf(submitted)).toBe(parsed);
+    const taken = { body: `${body}` };
+    shareParsedBody(submitted, taken);
+    expect(requestOf(taken)).toBe(parsed);
+  });
+
+  it('does not share a parse with a holder of another body', () => {
+    const submitted = { body: serializeRequest(request) };
+    requestOf(submitted);
+    const other = { body: serializeRequest({ ...request, maxTokens: 11 }) };
+    shareParsedBody(submitted, other);
+    expect(requestOf(other).maxTokens).toBe(11);
   });
 });
