@@ -6,23 +6,19 @@
  */
 import { lookup } from 'node:dns/promises';
 import { credentials } from '@grpc/grpc-js';
-import type { Clock } from '../../common/clock.ts';
 import { requireClusterToken, sendClusterToken } from '../../common/cluster-token.ts';
 import { KEEPALIVE_OPTIONS, type RunningGrpcServer, startGrpcServer } from '../../common/grpc-server.ts';
 import { lookupGpu } from '../../common/hardware/gpu-catalog.ts';
-import type { Logger } from '../../common/log.ts';
 import {
   type ControllerMessage,
   type LaunchEngine,
   RegistryClient,
 } from '../../proto/gen/corral/v1/registry.ts';
 import { type EngineStatus, type Inventory, WorkerService } from '../../proto/gen/corral/v1/worker.ts';
-import type { EngineHttpClient } from '../engine/engine-client.ts';
 import type { EngineSpec } from '../engine/launch-command.ts';
 import { DEFAULT_RESTART_POLICY } from '../engine/restart-policy.ts';
-import type { Spawner } from '../engine/spawner.ts';
 import { isFinal } from '../engine/state-machine.ts';
-import { EngineSupervisor, type SupervisorConfig } from '../engine/supervisor.ts';
+import { type EngineDeps, EngineSupervisor, type SupervisorConfig } from '../engine/supervisor.ts';
 import type { WorkerConfig } from '../options.ts';
 import { type ControllerLink, ControllerSet } from './controller-set.ts';
 import { EpochFence } from './epoch-fence.ts';
@@ -35,13 +31,7 @@ export const WORKER_VERSION = '0.1.0';
 /** How often a dns:/// controller target is looked up again (controller pods come and go). */
 const DNS_REFRESH_MS = 5000;
 
-export interface AgentDeps {
-  spawner: Spawner;
-  http: EngineHttpClient;
-  clock: Clock;
-  random: () => number;
-  pickPort: (host: string) => Promise<number>;
-  log: Logger;
+export interface AgentDeps extends EngineDeps {
   /** The worker protocol's shared secret (common/cluster-token.ts): sent to controllers, required of them. */
   clusterToken?: string;
 }

@@ -44,13 +44,17 @@ export interface SupervisorConfig {
   unhealthyThreshold: number;
 }
 
-export interface SupervisorDeps {
+/** What supervising engines needs of the outside world (the worker agent passes its own on). */
+export interface EngineDeps {
   spawner: Spawner;
   http: EngineHttpClient;
   clock: Clock;
   random: () => number;
   pickPort: (host: string) => Promise<number>;
   log: Logger;
+}
+
+export interface SupervisorDeps extends EngineDeps {
   onChange: (s: EngineSupervisor) => void;
 }
 
