@@ -27,7 +27,7 @@
  * request's Finished.timing splits its TTFT (means; the controller's timings are whole ms, the submit time
  * sub-ms, from the child's clock as performance.timeOrigin + now, comparable with this process's): admit
  * (call -> queued), queue (queued -> dispatched), worker (dispatched -> first token at the dispatcher),
- * delivery (-> the client has it).
+ * delivery (-> the client has it); and each stage's p99, to say which one makes the TTFT tail.
  * Server CPU is both children's (controller and fake worker), per request, on both paths; `controller` is the
  * controller's alone. Pauses: the controller's event-loop delay (p99, max) and GC pauses during the sample, to
  * tell a TTFT tail made by the controller's loop from one made elsewhere (the clients, Redis, the machine).
@@ -54,6 +54,8 @@ export interface PathResult {
   ttftMs: { p50: number; p99: number };
   /** Durable path only: where its TTFT went, means in ms (see the top of this file). */
   stagesMs?: Stages;
+  /** Each stage's p99 (ms): which one makes the TTFT tail. */
+  stagesP99Ms?: Stages;
 }
 
 const VARIANTS: readonly Variant[] = ['log', 'live', 'local'];
@@ -256,6 +258,11 @@ function summarise(samples: Sample[]): PathResult {
     Math.max(0, ...samples.map((s) => (s.pauses ? f(s.pauses) : 0)));
   const gcMs = samples.reduce((a, s) => a + (s.pauses?.gc.totalMs ?? 0), 0);
   const mean = (k: keyof Stages) => round(stages.reduce((a, s) => a + s[k], 0) / Math.max(1, stages.length));
+  const p99 = (k: keyof Stages) =>
+    pct(
+      stages.map((s) => s[k]),
+      0.99,
+    );
   return {
     requests: ttft.length,
     perSecond: Math.round(ttft.length / seconds),
@@ -276,6 +283,12 @@ function summarise(samples: Sample[]): PathResult {
             queue: mean('queue'),
             worker: mean('worker'),
             delivery: mean('delivery'),
+          },
+          stagesP99Ms: {
+            admit: p99('admit'),
+            queue: p99('queue'),
+            worker: p99('worker'),
+            delivery: p99('delivery'),
           },
         }),
   };

@@ -318,7 +318,7 @@ async function main(): Promise<void> {
       `saturated throughput ratio redis/memory: ${report.saturated.throughputRatio}`,
       `stream log hop (append -> follower yields the event, ${o.concurrency} followers): p50 ${fmt(streamHop.latencyMs.p50).trim()} ms, p99 ${fmt(streamHop.latencyMs.p99).trim()} ms; append p50 ${fmt(streamHop.appendMs.p50).trim()} ms`,
       `end to end (fake worker answering at once), saturated with ${o.concurrency} streams: direct ${endToEnd.saturated.direct.perSecond} req/s, durable path ${endToEnd.saturated.durable.log.perSecond} req/s reading the log back, ${endToEnd.saturated.durable.live.perSecond} req/s with the in-process hand-off, ${endToEnd.saturated.durable.local.perSecond} req/s also taken in the submit`,
-      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; cpu: the server processes' CPU ms per request, all / the controller's; loop: the controller's event-loop delay p99 / max ms, gc: its longest GC pause ms; durable stages are means: admit / queue / worker / delivery):`,
+      `end to end, paced at ${endToEnd.pacedRatePerSecond}/s (TTFT ms; cpu: the server processes' CPU ms per request, all / the controller's; loop: the controller's event-loop delay p99 / max ms, gc: its longest GC pause ms; durable stages are means: admit / queue / worker / delivery, and their p99s):`,
       ...ttftRows(endToEnd.paced),
       `end to end, saturated (${o.concurrency} streams open; TTFT is mostly waiting for a CPU):`,
       ...ttftRows(endToEnd.saturated),
@@ -334,7 +334,11 @@ async function main(): Promise<void> {
 function ttftRows(e: EndToEnd['paced']): string[] {
   const row = (name: string, r: PathResult) => {
     const st = r.stagesMs;
-    const stages = st ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery}` : '';
+    const q = r.stagesP99Ms;
+    const stages =
+      st && q
+        ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery} (p99 ${q.admit} / ${q.queue} / ${q.worker} / ${q.delivery})`
+        : '';
     const p = r.controllerPauses;
     const cpu = `${r.serverCpuMsPerRequest.toFixed(2)} / ${r.controllerCpuMsPerRequest.toFixed(2)}`;
     const pauses = `loop ${p.loopP99Ms} / ${p.loopMaxMs} gc ${p.gcMaxMs}`;
