@@ -22,6 +22,8 @@ export class LogWriter {
   private failure: unknown;
   private sawEnd = false;
   private finished = false;
+  /** Ends the first write's wait early (see flush()); set while that wait lasts. */
+  private sendNow: (() => void) | undefined;
 
   constructor(
     private readonly log: StreamLog,
@@ -58,6 +60,12 @@ export class LogWriter {
     this.inFlight ??= this.flush().finally(() => {
       this.inFlight = undefined;
     });
+    // A token (or the end) is what the client waits for: it goes once the events handed over with it are in.
+    if (this.sendNow && event.event?.$case !== 'started') {
+      const now = this.sendNow;
+      this.sendNow = undefined;
+      process.nextTick(now);
+    }
     return this.pending.length >= this.maxBacklog;
   }
 
@@ -71,7 +79,16 @@ export class LogWriter {
     try {
       // Events that arrive together (an engine's Started and first token come in one chunk; the for-await
       // over the worker call hands them over one by one) wait for the rest of that I/O turn: one write for all.
-      await new Promise((resolve) => setImmediate(resolve));
+      // A first token ends the wait sooner (push()): once the microtasks that hand over what came with it have
+      // run, not after every other callback of this I/O turn (other streams' data, Redis replies) has.
+      await new Promise<void>((resolve) => {
+        const later = setImmediate(resolve);
+        this.sendNow = () => {
+          clearImmediate(later);
+          resolve();
+        };
+      });
+      this.sendNow = undefined;
       while (this.pending.length > 0 && !this.sawEnd) {
         const batch = this.pending;
         this.pending = [];

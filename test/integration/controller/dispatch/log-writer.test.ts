@@ -68,6 +68,38 @@ describe('LogWriter', () => {
     expect((await log.read('g')).map((e) => e.cursor)).toEqual(['0-1', '1-0', '1-1', '2-0']);
   });
 
+  it('sends a first token with what came with it before the I/O turn ends; a lone Started waits for it', async () => {
+    const sent: { events: number; turnOver: boolean }[] = [];
+    let turnOver = false;
+    const appendLinked = log.appendLinked.bind(log);
+    const spy = Object.assign(Object.create(log) as StreamLog, {
+      appendLinked: (...a: Parameters<StreamLog['appendLinked']>) => {
+        sent.push({ events: a[1].length, turnOver });
+        return appendLinked(...a);
+      },
+    });
+    setImmediate(() => {
+      turnOver = true;
+    });
+    const w = new LogWriter(spy, 'h', false);
+    w.push(started('h'));
+    await Promise.resolve(); // the worker's next message comes a microtask later, as grpc-js hands them over
+    w.push(delta('h', 0));
+    w.push(delta('h', 1));
+    await w.drain();
+    expect(sent).toEqual([{ events: 3, turnOver: false }]);
+
+    turnOver = false;
+    setImmediate(() => {
+      turnOver = true;
+    });
+    const alone = new LogWriter(spy, 'i', false);
+    alone.push(started('i'));
+    await alone.drain();
+    expect(sent[1]).toEqual({ events: 1, turnOver: true });
+    expect((await log.read('h')).map((e) => e.cursor)).toEqual(['0-1', '1-0', '1-1']);
+  });
+
   it('everything pushed is in the log, in order, after drain()', async () => {
     const w = new LogWriter(log, 'c', false);
     w.push(started('c'));
