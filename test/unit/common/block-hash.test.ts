@@ -35,6 +35,28 @@ describe('block hashes', () => {
     expect(a.every((h) => Number.isSafeInteger(h) && h >= 0)).toBe(true);
   });
 
+  it('blocks that differ in one token never share a hash, whatever the token and its place', () => {
+    const block = ids.slice(0, 16);
+    const seen = new Set([chainBlockHash(ROOT_BLOCK_HASH, block)]);
+    for (let at = 0; at < 16; at++)
+      for (const token of new Set([
+        0,
+        1,
+        2,
+        127_999,
+        1 << 16,
+        (block[at] as number) ^ 1,
+        (block[at] as number) + 1,
+      ])) {
+        if (token === block[at]) continue;
+        const changed = [...block];
+        changed[at] = token;
+        const h = chainBlockHash(ROOT_BLOCK_HASH, changed);
+        expect(seen.has(h)).toBe(false);
+        seen.add(h);
+      }
+  });
+
   it('hashes only full blocks and refuses a bad block size', () => {
     expect(promptBlockHashes(ids.slice(0, 15))).toEqual([]);
     expect(() => promptBlockHashes(ids, 0)).toThrow(/blockSize must be a positive integer, got 0/);
