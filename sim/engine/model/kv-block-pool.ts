@@ -55,7 +55,7 @@ export class KvBlockPool {
   private readonly refs: Int32Array;
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
-  /** The block the last prefix lookup found after this one, or NONE: a hint, checked against `hashes`. */
+  /** The block the last prefix lookup found after this one, or NONE: a hint, checked against the hash it holds. */
   private readonly after: Int32Array;
   private head = NONE;
   private tail = NONE;
