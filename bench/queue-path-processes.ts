@@ -88,11 +88,16 @@ class Child {
     });
   }
 
+  /** The child's reply to `m`; rejects if it exits first (a dead child must not hang the bench). */
   ask(m: DistributiveOmit<ServerRequest, 'seq'>): Promise<ServerMessage & { t: 'reply' }> {
     const seq = this.seq++;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       this.replies.set(seq, resolve);
       this.proc.send({ ...m, seq });
+      void this.exited.then((code) => {
+        if (this.replies.delete(seq))
+          reject(new Error(`the bench ${this.role} exited (${code}) before answering ${m.t}`));
+      });
     });
   }
 
