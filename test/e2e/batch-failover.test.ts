@@ -7,7 +7,7 @@
 import OpenAI, { toFile } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -61,7 +61,7 @@ async function submit(openai: OpenAI, name: string): Promise<string> {
 const e2e = useLocalCluster('batch-failover', {
   config: CONFIG,
   controllers: 2,
-  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  workers: h100Nodes(1),
   auth: { apiKey: API_KEY },
 });
 

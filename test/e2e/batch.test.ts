@@ -10,7 +10,7 @@ import OpenAI, { toFile } from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
 import { REPO_ROOT } from '../../cli/local-cluster.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const run = promisify(execFile);
@@ -44,7 +44,7 @@ const line = (customId: string, content: string, over: Record<string, unknown> =
 
 const e2e = useLocalCluster('batch', {
   config: CONFIG,
-  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  workers: h100Nodes(1),
   auth: { apiKey: API_KEY },
 });
 

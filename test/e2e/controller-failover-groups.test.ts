@@ -7,10 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
-import type { WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import { completionTokens, countedRequest } from '../helpers/grpc-stream.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
 const RACK = 'topology.corral.dev/rack';
@@ -32,12 +31,7 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 
-const specs: WorkerSpec[] = [1, 2].map((i) => ({
-  nodeName: `node-${i}`,
-  gpus: 8,
-  gpuType: 'h100-80g',
-  labels: { [RACK]: 'rack-1' },
-}));
+const specs = h100Nodes(2, { [RACK]: 'rack-1' });
 
 const e2e = useLocalCluster('failover-groups', { config: CONFIG, controllers: 2, workers: specs }, 120_000);
 

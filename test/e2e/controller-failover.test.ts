@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import { completionTokens, countedRequest } from '../helpers/grpc-stream.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -29,10 +29,7 @@ deployments:
 const e2e = useLocalCluster('failover', {
   config: CONFIG,
   controllers: 2,
-  workers: [
-    { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
-    { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
-  ],
+  workers: h100Nodes(2),
 });
 
 /** Generates through controller replica i; resolves with the completion tokens or the error status. */

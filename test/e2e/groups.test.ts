@@ -8,10 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceClient } from '../../cli/clients.ts';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import type { WorkerSpec } from '../../cli/local-cluster.ts';
 import type { ClusterStatus } from '../../proto/gen/corral/v1/control.ts';
 import { completionTokens, countedRequest, type TokenOutcome } from '../helpers/grpc-stream.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { findDescendants } from '../helpers/processes.ts';
 import { until } from '../helpers/until.ts';
 
@@ -36,12 +35,7 @@ deployments:
     engineArgs: [--sim-startup-ms, '300', --sim-ttft-ms, '20', --sim-itl-ms, '5']
 `;
 
-const specs: WorkerSpec[] = [1, 2, 3, 4].map((i) => ({
-  nodeName: `node-${i}`,
-  gpus: 8,
-  gpuType: 'h100-80g',
-  labels: { [RACK]: 'rack-1' },
-}));
+const specs = h100Nodes(4, { [RACK]: 'rack-1' });
 
 let client: ReturnType<typeof inferenceClient>;
 const API_KEY = newApiKey();

@@ -7,7 +7,7 @@
 import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../cli/local-api-key.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -44,7 +44,7 @@ async function running(): Promise<number> {
 
 const e2e = useLocalCluster('openai', {
   config: CONFIG,
-  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  workers: h100Nodes(1),
   auth: { apiKey: API_KEY },
 });
 

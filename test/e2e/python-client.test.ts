@@ -15,7 +15,7 @@ import { newApiKey } from '../../cli/local-api-key.ts';
 import { REPO_ROOT } from '../../cli/local-cluster.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { collect } from '../helpers/grpc-stream.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 
 const run = promisify(execFile);
 const MODEL = 'llama-3.1-8b-instruct';
@@ -38,7 +38,7 @@ const API_KEY = newApiKey();
 
 const e2e = useLocalCluster('python', {
   config: CONFIG,
-  workers: [{ nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' }],
+  workers: h100Nodes(1),
   auth: { apiKey: API_KEY },
 });
 

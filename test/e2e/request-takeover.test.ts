@@ -12,7 +12,7 @@ import { CorralClient, type GenerationEvent } from '../../client/corral-client.t
 import { CorralClientError } from '../../client/errors.ts';
 import { systemClock } from '../../common/clock.ts';
 import { RequestQueue } from '../../controller/queue/request-queue.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
@@ -37,10 +37,7 @@ let queue: RequestQueue;
 const e2e = useLocalCluster('takeover', {
   config: CONFIG,
   controllers: 2,
-  workers: [
-    { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
-    { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
-  ],
+  workers: h100Nodes(2),
 });
 
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import { newApiKey } from '../../cli/local-api-key.ts';
 import { PriorityClass } from '../../proto/gen/corral/v1/inference.ts';
 import { EngineState, type EngineStatus } from '../../proto/gen/corral/v1/worker.ts';
 import { collect } from '../helpers/grpc-stream.ts';
-import { useLocalCluster } from '../helpers/local-cluster.ts';
+import { h100Nodes, useLocalCluster } from '../helpers/local-cluster.ts';
 import { findDescendants } from '../helpers/processes.ts';
 import { until } from '../helpers/until.ts';
 
@@ -45,10 +45,7 @@ async function runningOn(httpAddress: string): Promise<number> {
 
 const e2e = useLocalCluster('skeleton', {
   config: CONFIG,
-  workers: [
-    { nodeName: 'node-1', gpus: 8, gpuType: 'h100-80g' },
-    { nodeName: 'node-2', gpus: 8, gpuType: 'h100-80g' },
-  ],
+  workers: h100Nodes(2),
   auth: { apiKey: API_KEY },
 });
 

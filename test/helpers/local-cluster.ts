@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { LocalCluster, type LocalClusterOptions } from '../../cli/local-cluster.ts';
+import { LocalCluster, type LocalClusterOptions, type WorkerSpec } from '../../cli/local-cluster.ts';
 import { startedInHook } from './started-in-hook.ts';
 
 export interface ClusterFixture {
@@ -44,4 +44,14 @@ export function useLocalCluster(
       return get().dir;
     },
   };
+}
+
+/** `count` worker nodes of 8 simulated H100s, node-1 to node-`count`, each with `labels` if given. */
+export function h100Nodes(count: number, labels?: Record<string, string>): WorkerSpec[] {
+  return Array.from({ length: count }, (_, i) => ({
+    nodeName: `node-${i + 1}`,
+    gpus: 8,
+    gpuType: 'h100-80g',
+    ...(labels ? { labels } : {}),
+  }));
 }
