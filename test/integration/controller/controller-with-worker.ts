@@ -2,7 +2,8 @@
  * useControllerWithWorker(): a controller on the test file's Redis with one fake worker, `n1`, whose engine is
  * ready. It registers a beforeAll that starts both and an afterAll that stops the worker, then the controller.
  * Heartbeats are quick (every 200 ms, a worker lost after 600 ms) unless `config` says otherwise; `config` is
- * the rest of the controller config (deployments, queue, batch).
+ * the rest of the controller config (deployments, queue, batch). `deps` may be a function, called in the beforeAll:
+ * for deps built on what other hooks started first (a rate limiter on the file's Redis client).
  */
 import { afterAll, beforeAll } from 'vitest';
 import { silentLogger } from '../../../common/log.ts';
@@ -26,7 +27,7 @@ export interface ControllerWithWorker {
 export function useControllerWithWorker(
   redis: { readonly url: string },
   config: Omit<ControllerOptions, 'listen' | 'redis'>,
-  deps: Omit<ControllerDeps, 'log'> = {},
+  deps: Omit<ControllerDeps, 'log'> | (() => Omit<ControllerDeps, 'log'>) = {},
 ): ControllerWithWorker {
   let controller: RunningController | undefined;
   let worker: FakeWorker | undefined;
@@ -38,7 +39,10 @@ export function useControllerWithWorker(
       workerTimeoutMs: 600,
       ...config,
     });
-    controller = await startController(compiled, { log: silentLogger, ...deps });
+    controller = await startController(compiled, {
+      log: silentLogger,
+      ...(typeof deps === 'function' ? deps() : deps),
+    });
     worker = await FakeWorker.start(controller.address, 'n1');
     await worker.registerReady(controller.registry);
   });

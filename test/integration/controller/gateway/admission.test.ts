@@ -13,8 +13,7 @@ import { ManualClock } from '../../../../common/clock.ts';
 import { RETRY_AFTER_MS } from '../../../../common/grpc-status.ts';
 import { silentLogger } from '../../../../common/log.ts';
 import { tenantAdmission } from '../../../../controller/admission/tenant-admission.ts';
-import { compileControllerConfig } from '../../../../controller/config/controller-config.ts';
-import { type RunningController, startController } from '../../../../controller/controller.ts';
+import type { RunningController } from '../../../../controller/controller.ts';
 import { type HttpServer, startHttpServer } from '../../../../controller/http/http-server.ts';
 import { RateLimiter } from '../../../../controller/tenancy/rate-limiter.ts';
 import { sha256Hex, TenantDirectory } from '../../../../controller/tenancy/tenant-directory.ts';
@@ -26,7 +25,8 @@ import {
 import { collect } from '../../../helpers/grpc-stream.ts';
 import { testPrefix } from '../../../helpers/redis.ts';
 import { useRedis } from '../../../helpers/use-redis.ts';
-import { FakeWorker, generateRequest, until } from '../fake-worker.ts';
+import { useControllerWithWorker } from '../controller-with-worker.ts';
+import { type FakeWorker, generateRequest, until } from '../fake-worker.ts';
 
 const MODEL = 'llama-3.1-8b-instruct';
 const KEY = {
@@ -54,31 +54,29 @@ const directory = TenantDirectory.fromOptions({
 /** The budgets' clock; the controller runs on the system clock. */
 const budgetClock = new ManualClock(1_767_225_600_000);
 const redis = useRedis();
+const fixture = useControllerWithWorker(
+  redis,
+  {
+    deployments: [
+      { name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxModelLen: 256, defaultMaxTokens: 16 },
+    ],
+  },
+  () => ({
+    admission: tenantAdmission(
+      directory,
+      new RateLimiter({ redis: redis.client, clock: budgetClock, prefix: testPrefix('admission') }),
+    ),
+    redisPrefix: testPrefix('admission-queue'),
+  }),
+);
 let controller: RunningController;
 let http: HttpServer;
 let worker: FakeWorker;
 const clients: InferenceClient[] = [];
 
 beforeAll(async () => {
-  const config = compileControllerConfig({
-    listen: '127.0.0.1:0',
-    redis: redis.url,
-    heartbeatIntervalMs: 200,
-    workerTimeoutMs: 600,
-    deployments: [
-      { name: MODEL, model: 'meta-llama/Llama-3.1-8B-Instruct', maxModelLen: 256, defaultMaxTokens: 16 },
-    ],
-  });
-  const limiter = new RateLimiter({
-    redis: redis.client,
-    clock: budgetClock,
-    prefix: testPrefix('admission'),
-  });
-  controller = await startController(config, {
-    log: silentLogger,
-    admission: tenantAdmission(directory, limiter),
-    redisPrefix: testPrefix('admission-queue'),
-  });
+  controller = fixture.controller;
+  worker = fixture.worker;
   http = await startHttpServer({
     host: '127.0.0.1',
     port: 0,
@@ -86,18 +84,11 @@ beforeAll(async () => {
     admission: controller.admission,
     log: silentLogger,
   });
-  worker = await FakeWorker.start(controller.address, 'n1');
-  await worker.register();
-  await until('the engine ready', () =>
-    controller.registry.all().every((w) => w.engines.length === 1) ? true : undefined,
-  );
 });
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  await worker?.stop();
   await http?.close();
-  await controller?.stop(1000);
 });
 
 function client(apiKey?: string): InferenceClient {
