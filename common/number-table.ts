@@ -81,9 +81,7 @@ export class NumberTable {
     // its home slot, so lookups never need tombstones.
     let hole = i;
     for (let j = (i + 1) & this.mask; t[2 * j + 1] !== EMPTY; j = (j + 1) & this.mask) {
-      const home = this.home(t[2 * j] as number);
-      const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
-      if (between) continue;
+      if (!canFillHole(hole, j, this.home(t[2 * j] as number))) continue;
       t[2 * hole] = t[2 * j] as number;
       t[2 * hole + 1] = t[2 * j + 1] as number;
       hole = j;
@@ -153,4 +151,13 @@ export class NumberTable {
 export function mixNumberKey(key: number): number {
   scratch[0] = key + 0; // -0 to 0: they are one key (===), so they must have one home
   return Math.imul((words[0] as number) ^ Math.imul(words[1] as number, 0x9e3779b1), 0x85ebca6b);
+}
+
+/**
+ * Backward-shift deletion in a linear-probing table: may the entry in slot `j`, whose home slot is `home`, move
+ * back into the hole at `hole` (earlier in its probe run)? Not if its home lies cyclically in (hole, j]: it
+ * would then sit before its home, where no lookup finds it.
+ */
+export function canFillHole(hole: number, j: number, home: number): boolean {
+  return hole <= j ? home <= hole || home > j : home <= hole && home > j;
 }

@@ -9,7 +9,7 @@
  * tables at random, once for every block a prompt newly caches, and at 16 bytes a slot they were 32 MB that
  * missed the CPU's caches and TLB on nearly every probe. Sized at twice the blocks, it never grows.
  */
-import { mixNumberKey } from '../../../common/number-table.ts';
+import { canFillHole, mixNumberKey } from '../../../common/number-table.ts';
 
 const FREE = 0;
 
@@ -70,9 +70,7 @@ export class BlockHashes {
     // Backward shift: pull later entries of the probe run into the hole unless that would move one before its
     // home slot, so lookups never need tombstones.
     for (let j = (hole + 1) & this.mask; slots[j] !== FREE; j = (j + 1) & this.mask) {
-      const home = this.home(this.hashes[(slots[j] as number) - 1] as number);
-      const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
-      if (between) continue;
+      if (!canFillHole(hole, j, this.home(this.hashes[(slots[j] as number) - 1] as number))) continue;
       slots[hole] = slots[j] as number;
       hole = j;
     }
