@@ -19,6 +19,7 @@ import { silentLogger } from '../common/log.ts';
 import { compileControllerConfig } from '../controller/config/controller-config.ts';
 import { startController } from '../controller/controller.ts';
 import type { Lane } from '../controller/gateway/request-path.ts';
+import { until } from '../test/helpers/until.ts';
 import { FakeWorker } from '../test/integration/controller/fake-worker.ts';
 
 export type Variant = 'log' | 'live' | 'local';
@@ -120,11 +121,11 @@ async function controllerMain(configJson: string): Promise<void> {
   });
   process.on('disconnect', () => void stop());
   send({ t: 'listening', controller: controller.address });
-  for (let i = 0; controller.registry.get(WORKER_ID)?.engines.length !== 1; i++) {
-    if (i > 400) throw new Error('the fake worker did not report its engine');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  const engineId = controller.registry.get(WORKER_ID)?.engines[0]?.engineId ?? '';
+  const engineId = await until(
+    'the fake worker to report its engine',
+    () => controller.registry.get(WORKER_ID)?.engines[0]?.engineId,
+    10_000,
+  );
   send({ t: 'ready', controller: controller.address, engineId });
 }
 
