@@ -1,7 +1,8 @@
 /**
  * What one engine can never run, as vLLM refuses it: a request whose whole context (prompt + max_tokens) exceeds
  * max_model_len or the KV cache alone (vLLM checks max_model_len against the cache at start-up), an empty prompt,
- * or a prompt whose parts do not agree (block hashes, length and tail: step-plan.ts SchedulerPrompt). Pure.
+ * or a prompt whose parts do not agree (block hashes, length and tail: step-plan.ts SchedulerPrompt; answer block
+ * hashes: SchedulerRequest). Pure.
  */
 import type { SchedulerPrompt, SchedulerRequest, StepSchedulerConfig } from './step-plan.ts';
 
@@ -50,8 +51,38 @@ export function promptFormError(prompt: SchedulerPrompt, blockSize: number): str
   return null;
 }
 
+/**
+ * What is wrong with the request's answerBlockHashes (step-plan.ts SchedulerRequest), or null: they need answers
+ * fixed in advance (`fixedAnswers`: the scheduler's answerToken), the prompt's blockHashes, and one hash per full
+ * block of prompt + answer after the prompt's.
+ */
+export function answerHashesError(
+  req: SchedulerRequest,
+  blockSize: number,
+  fixedAnswers: boolean,
+): string | null {
+  const { answerBlockHashes } = req;
+  if (answerBlockHashes === undefined) return null;
+  if (!fixedAnswers)
+    return 'answerBlockHashes need answers fixed in advance (answerToken): sampled answers are hashed as sampled';
+  if (req.blockHashes === undefined) return 'answerBlockHashes continue the chain of blockHashes: give both';
+  const length = promptLength(req);
+  const after = Math.floor((length + req.maxTokens) / blockSize) - Math.floor(length / blockSize);
+  if (answerBlockHashes.length !== after)
+    return `${answerBlockHashes.length} answer block hashes for ${after} full blocks after a prompt of ${length} tokens with max_tokens ${req.maxTokens}`;
+  return null;
+}
+
 /** Throws a RangeError saying what is wrong with a request the engine cannot take. */
-export function checkRequest(cfg: StepSchedulerConfig, blockSize: number, req: SchedulerRequest): void {
-  const why = promptFormError(req, blockSize) ?? refusal(cfg, blockSize, promptLength(req), req.maxTokens);
+export function checkRequest(
+  cfg: StepSchedulerConfig,
+  blockSize: number,
+  req: SchedulerRequest,
+  fixedAnswers: boolean,
+): void {
+  const why =
+    promptFormError(req, blockSize) ??
+    answerHashesError(req, blockSize, fixedAnswers) ??
+    refusal(cfg, blockSize, promptLength(req), req.maxTokens);
   if (why !== null) throw new RangeError(`request ${req.id}: ${why}`);
 }

@@ -39,7 +39,9 @@ export interface Seq<R extends SchedulerRequest = SchedulerRequest> {
   held: number;
   /** Chained hashes of the prompt's full blocks the request came with (SchedulerRequest.blockHashes), or none. */
   readonly promptHashes: ArrayLike<number>;
-  /** Chained hashes of the full blocks after those, computed here as far as needed. */
+  /** Chained hashes of the full blocks after those the request came with (its answerBlockHashes), or none. */
+  readonly answerHashes: ArrayLike<number>;
+  /** Chained hashes of the full blocks after all those, computed here as far as needed. */
   readonly hashes: number[];
   /** How many of `blocks` are registered in the prefix cache. */
   registered: number;
@@ -86,6 +88,7 @@ export function newSeq<R extends SchedulerRequest>(req: R, arrival: number): Seq
     blocks: EMPTY_LIST,
     held: 0,
     promptHashes: req.blockHashes ?? NO_HASHES,
+    answerHashes: req.answerBlockHashes ?? NO_HASHES,
     hashes: [],
     registered: 0,
     quietEnd: 0,
@@ -279,7 +282,8 @@ export class SequenceKv {
   }
 
   /**
-   * Makes sure the hashes of the request's first `count` full blocks are known. Each block's tokens are copied
+   * Makes sure the hashes of the request's first `count` full blocks are known (given ones are read, not hashed:
+   * with answerBlockHashes, all that the request's tokens ever fill). Each block's tokens are copied
    * into `blockTokens` first: most are answer tokens (asked of answerToken, or read from the output list), and a
    * closure per block and a call per token through it cost more than the hash.
    */
@@ -289,7 +293,7 @@ export class SequenceKv {
     const prompt = seq.promptIds;
     const from = seq.promptIdsFrom;
     const length = seq.promptLength;
-    for (let k = seq.promptHashes.length + seq.hashes.length; k < count; k++) {
+    for (let k = seq.promptHashes.length + seq.answerHashes.length + seq.hashes.length; k < count; k++) {
       const start = k * size;
       for (let j = 0; j < size; j++) {
         const i = start + j;
@@ -307,6 +311,8 @@ export class SequenceKv {
 
 /** The hash of the request's k-th full block (known: see hashUpTo). */
 function hashAt(seq: Seq, k: number): number {
-  const given = seq.promptHashes.length;
-  return (k < given ? seq.promptHashes[k] : seq.hashes[k - given]) as number;
+  const prompt = seq.promptHashes.length;
+  if (k < prompt) return seq.promptHashes[k] as number;
+  const given = prompt + seq.answerHashes.length;
+  return (k < given ? seq.answerHashes[k - prompt] : seq.hashes[k - given]) as number;
 }

@@ -40,6 +40,14 @@ export interface SchedulerPrompt {
 export interface SchedulerRequest extends SchedulerPrompt {
   readonly id: string;
   readonly maxTokens: number;
+  /**
+   * Chained hashes of the full blocks after the prompt's, of the prompt followed by its whole answer (maxTokens
+   * tokens): floor((prompt + maxTokens) / block size) - floor(prompt / block size) of them, the block straddling
+   * prompt and answer first. Only when the answer is a fixed function of the request that the caller knows too
+   * (the scheduler's answerToken) and the prompt came with blockHashes: the scheduler then hashes none of the
+   * answer's blocks (the cluster simulator hashes them ahead, on another thread). Never for sampled answers.
+   */
+  readonly answerBlockHashes?: ArrayLike<number>;
   /** Lower runs earlier under the priority policy. */
   readonly priority: number;
 }

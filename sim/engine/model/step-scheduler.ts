@@ -133,7 +133,7 @@ export class StepScheduler<R extends SchedulerRequest = SchedulerRequest> {
 
   add(req: R): void {
     if (this.byId.has(req.id)) throw new RangeError(`request ${req.id} is already scheduled`);
-    checkRequest(this.cfg, this.blockSize, req);
+    checkRequest(this.cfg, this.blockSize, req, this.answerToken !== undefined);
     const seq = newSeq(req, this.arrivals++);
     this.byId.set(req.id, seq);
     enqueue(this.waiting, seq, false, this.cfg.policy);

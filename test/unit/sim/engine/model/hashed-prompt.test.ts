@@ -24,8 +24,14 @@ const ANSWER = 40;
 
 const answer = (id: string, index: number) => (Number(id.slice(1)) * 977 + index * 31) % 20_000;
 
+/** The hashes of the full blocks after the prompt's, over the prompt followed by its whole answer. */
+function answerHashes(id: string, ids: readonly number[]): Float64Array {
+  const whole = [...ids, ...Array.from({ length: ANSWER }, (_, i) => answer(id, i))];
+  return Float64Array.from(promptBlockHashes(whole).slice(Math.floor(ids.length / BLOCK)));
+}
+
 describe('StepScheduler with prompts as block hashes and a tail', () => {
-  it('schedules exactly as with the whole token ids: prefix hits, answers completing the tail block, preemption', () => {
+  it('schedules exactly as with the whole token ids, with or without answer block hashes: prefix hits, answers completing the tail block, preemption', () => {
     const cfg: StepSchedulerConfig = {
       maxNumSeqs: 6,
       maxNumBatchedTokens: 96,
@@ -37,6 +43,10 @@ describe('StepScheduler with prompts as block hashes and a tail', () => {
     // prompt's tail and answer tokens, and a later prompt quoting prompt + answer must hit those blocks.
     const byIds = new StepScheduler(cfg, (req, index) => answer(req.id, index));
     const byHashes = new StepScheduler(cfg, (req, index) => answer(req.id, index));
+    // Given its answer's block hashes too, a scheduler must never need to ask for an answer token.
+    const byAllHashes = new StepScheduler(cfg, () => {
+      throw new Error('an answer token was asked for although its blocks came hashed');
+    });
     const random = seededRandom(17);
     const heads = [0, 1, 2].map((h) => Array.from({ length: 37 + 21 * h }, (_, i) => 9000 * h + i));
     const asked: number[][] = [];
@@ -64,18 +74,30 @@ describe('StepScheduler with prompts as block hashes and a tail', () => {
         expect(byHashes.cachedPrefixTokens(hashed(ids))).toBe(byIds.cachedPrefixTokens({ promptIds: ids }));
         byIds.add({ id, promptIds: ids, maxTokens: ANSWER, priority: 0 });
         byHashes.add({ id, ...hashed(ids), maxTokens: ANSWER, priority: 0 });
+        byAllHashes.add({
+          id,
+          ...hashed(ids),
+          answerBlockHashes: answerHashes(id, ids),
+          maxTokens: ANSWER,
+          priority: 0,
+        });
       }
       if (!byIds.hasWork) continue;
-      expect(byHashes.planStep()).toEqual(byIds.planStep());
+      const plan = byIds.planStep();
+      expect(byHashes.planStep()).toEqual(plan);
+      expect(byAllHashes.planStep()).toEqual(plan);
       const a = byIds.finishStep();
-      const b = byHashes.finishStep();
-      expect(b.sampledTokens).toBe(a.sampledTokens);
-      expect(b.firstTokens.map((r) => r.id)).toEqual(a.firstTokens.map((r) => r.id));
-      expect(b.finished.map((r) => r.id)).toEqual(a.finished.map((r) => r.id));
-      expect(byHashes.kvUsage).toBe(byIds.kvUsage);
+      for (const s of [byHashes, byAllHashes]) {
+        const b = s.finishStep();
+        expect(b.sampledTokens).toBe(a.sampledTokens);
+        expect(b.firstTokens.map((r) => r.id)).toEqual(a.firstTokens.map((r) => r.id));
+        expect(b.finished.map((r) => r.id)).toEqual(a.finished.map((r) => r.id));
+        expect(s.kvUsage).toBe(byIds.kvUsage);
+      }
       steps++;
     }
     expect(byHashes.totals).toEqual(byIds.totals);
+    expect(byAllHashes.totals).toEqual(byIds.totals);
     expect(steps).toBeGreaterThan(100);
     expect(byIds.totals.preemptions).toBeGreaterThan(0);
     expect(byIds.totals.prefixHitTokens).toBeGreaterThan(0);
@@ -114,5 +136,31 @@ describe('StepScheduler with prompts as block hashes and a tail', () => {
     // Nothing refused was kept: the good form is taken under the same id.
     add(good)();
     expect(s.numWaiting).toBe(1);
+  });
+
+  it('takes answer block hashes only for fixed answers, after the prompt hashes, one per full block', () => {
+    const cfg: StepSchedulerConfig = {
+      maxNumSeqs: 2,
+      maxNumBatchedTokens: 64,
+      maxModelLen: 256,
+      policy: 'fcfs',
+      numBlocks: 16,
+    };
+    const ids = Array.from({ length: 40 }, (_, i) => i);
+    // 40 prompt tokens + 40 answer tokens: full blocks 2 (prompt and answer), 3 and 4 after the prompt's 2.
+    const request = { id: 'x', ...hashed(ids), maxTokens: 40, priority: 0 };
+    const sampled = new StepScheduler(cfg);
+    expect(() => sampled.add({ ...request, answerBlockHashes: [1, 2, 3] })).toThrow(
+      /request x: answerBlockHashes need answers fixed in advance/,
+    );
+    const fixed = new StepScheduler(cfg, () => 7);
+    expect(() => fixed.add({ ...request, answerBlockHashes: [1, 2] })).toThrow(
+      /request x: 2 answer block hashes for 3 full blocks after a prompt of 40 tokens with max_tokens 40/,
+    );
+    expect(() =>
+      fixed.add({ id: 'x', promptIds: ids, answerBlockHashes: [1, 2, 3], maxTokens: 40, priority: 0 }),
+    ).toThrow(/answerBlockHashes continue the chain of blockHashes/);
+    fixed.add({ ...request, answerBlockHashes: [1, 2, 3] });
+    expect(fixed.numWaiting).toBe(1);
   });
 });
