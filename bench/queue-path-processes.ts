@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Script } from '../test/integration/controller/fake-worker.ts';
 import type { Pauses, ServerMessage, ServerRequest, Variant } from './queue-path-server.ts';
 
 /** The controller and the fake worker, each in its child process (queue-path-server.ts). */
@@ -37,6 +38,11 @@ export class ServerProcess {
 
   async variant(variant: Variant): Promise<void> {
     await this.controller.ask({ t: 'variant', variant });
+  }
+
+  /** What the fake worker answers every call from now on. */
+  async script(script: Script): Promise<void> {
+    await this.worker.ask({ t: 'script', script });
   }
 
   /** Each process's CPU so far (µs), and the controller's pauses since the last call. */

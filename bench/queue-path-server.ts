@@ -7,6 +7,7 @@
  * engineId}` once the worker's engine is routable; the worker sends `{t: 'ready', worker}` once registered.
  * Messages they answer (each reply carries the message's `seq`):
  *   {t: 'variant', variant}   controller: how its lane runs the durable path (see queue-path.ts)
+ *   {t: 'script', script}     worker: what it answers every call from now on (fake-worker.ts Script)
  *   {t: 'submitted', ids}     controller: when the gateway submitted each of those requests (epoch ms, sub-ms
  *                             precision: performance.timeOrigin + now, comparable with the parent's), then
  *                             forgets them
@@ -20,12 +21,13 @@ import { compileControllerConfig } from '../controller/config/controller-config.
 import { startController } from '../controller/controller.ts';
 import type { Lane } from '../controller/gateway/request-path.ts';
 import { until } from '../test/helpers/until.ts';
-import { FakeWorker } from '../test/integration/controller/fake-worker.ts';
+import { FakeWorker, type Script } from '../test/integration/controller/fake-worker.ts';
 
 export type Variant = 'log' | 'live' | 'local';
 
 export type ServerRequest =
   | { seq: number; t: 'variant'; variant: Variant }
+  | { seq: number; t: 'script'; script: Script }
   | { seq: number; t: 'submitted'; ids: string[] }
   | { seq: number; t: 'cpu' };
 
@@ -104,6 +106,7 @@ async function controllerMain(configJson: string): Promise<void> {
   process.on('message', (m: ServerRequest | 'stop') => {
     if (m === 'stop') return void stop();
     if (m.t === 'cpu') return void send(cpuReply(m.seq, pauses));
+    if (m.t === 'script') return void send({ t: 'reply', seq: m.seq });
     if (m.t === 'variant') {
       lane.live = m.variant === 'log' ? undefined : shipped.live;
       lane.wake = m.variant === 'log' ? undefined : shipped.wake;
@@ -143,8 +146,9 @@ async function workerMain(controllerAddress: string): Promise<void> {
   };
   process.on('message', (m: ServerRequest | 'stop') => {
     if (m === 'stop') return void stop();
-    if (m.t === 'cpu') send(cpuReply(m.seq, pauses));
-    else send({ t: 'reply', seq: m.seq });
+    if (m.t === 'cpu') return void send(cpuReply(m.seq, pauses));
+    if (m.t === 'script') worker.script = m.script;
+    send({ t: 'reply', seq: m.seq });
   });
   process.on('disconnect', () => void stop());
   send({ t: 'ready', worker: worker.address });

@@ -18,6 +18,12 @@
  *   paced      an open loop at half the durable path's (log read back) saturated rate (at most `concurrency`
  *              in flight) for `pacedSeconds` each: what the durable path adds to TTFT when it is not the
  *              bottleneck. Longer than the saturated runs: its p99 is the target, and needs the samples.
+ *   streaming  `concurrency` streams open at all times, each as long as a 405B answer (STREAM: the fake worker
+ *              writes a token every 30 ms, a TP8 H100 group's decode step at batch 64-128 by the calibration,
+ *              128 of them): clients in a closed loop, their first calls staggered over one stream's length so
+ *              they do not start and end together, and calls started within it not counted. The load the
+ *              target names ("at 256 concurrent streams"): the controller relays every token (log append and
+ *              hand-off) while it admits and dispatches new requests. Direct and shipped path only.
  * TTFT = call started -> first delta received.
  * The durable path runs three ways on the same controller, in alternating rounds so the shared machine's noise
  * falls on all: `log` with the in-process hand-off off (every event read back from the stream log, the
@@ -66,8 +72,20 @@ export interface EndToEnd {
   pacedRatePerSecond: number;
   paced: { direct: PathResult; durable: Durable };
   /** Paced: durable TTFT minus direct TTFT, each way. */
-  addedTtftMs: Record<keyof Durable, { p50: number; p99: number }>;
+  addedTtftMs: Record<keyof Durable, Added>;
+  streaming: {
+    tokens: number;
+    intervalMs: number;
+    direct: PathResult;
+    durable: PathResult;
+    addedTtftMs: Added;
+  };
 }
+
+type Added = { p50: number; p99: number };
+
+/** A streaming call's answer: 128 tokens, one every 30 ms (see the top of this file). */
+const STREAM = { tokens: 128, intervalMs: 30 };
 
 export async function measureEndToEnd(
   redisUrl: string,
@@ -125,19 +143,20 @@ export async function measureEndToEnd(
       direct: summarise([await measured(pacedLoad, viaWorker)]),
       durable: await durable(pacedLoad),
     };
-    const added = (d: PathResult) => ({
-      p50: round(d.ttftMs.p50 - paced.direct.ttftMs.p50),
-      p99: round(d.ttftMs.p99 - paced.direct.ttftMs.p99),
+    const streaming = await measureStreaming(server, o.concurrency, o.pacedSeconds, {
+      direct: (load) => measured(load, viaWorker),
+      durable: (load) => measured(load, viaController, submitted),
     });
     return {
       saturated,
       pacedRatePerSecond: rate,
       paced,
       addedTtftMs: {
-        log: added(paced.durable.log),
-        live: added(paced.durable.live),
-        local: added(paced.durable.local),
+        log: added(paced.durable.log, paced.direct),
+        live: added(paced.durable.live, paced.direct),
+        local: added(paced.durable.local, paced.direct),
       },
+      streaming,
     };
   } finally {
     gateway.close();
@@ -149,10 +168,45 @@ export async function measureEndToEnd(
 /** Rounds each durable variant's time is cut into (alternating with the others). */
 const ROUNDS = 4;
 
+function added(d: PathResult, direct: PathResult): Added {
+  return { p50: round(d.ttftMs.p50 - direct.ttftMs.p50), p99: round(d.ttftMs.p99 - direct.ttftMs.p99) };
+}
+
+/**
+ * The streaming load (see the top of this file) on the shipped path and directly, alternating in rounds of
+ * `seconds` / 2 each after the ramp; the fake worker answers STREAM meanwhile.
+ */
+async function measureStreaming(
+  server: ServerProcess,
+  concurrency: number,
+  seconds: number,
+  paths: Record<'direct' | 'durable', (load: LoadOptions) => Promise<Sample>>,
+): Promise<EndToEnd['streaming']> {
+  const deltas = Array.from({ length: STREAM.tokens }, (_, i) => ` t${i}`);
+  const rampMs = STREAM.tokens * STREAM.intervalMs;
+  const load = { concurrency, seconds: seconds / 2 + rampMs / 1000, staggerMs: rampMs };
+  await server.script({ t: 'stream', deltas, intervalMs: STREAM.intervalMs });
+  await server.variant('local');
+  const direct: Sample[] = [];
+  const durable: Sample[] = [];
+  for (let r = 0; r < 2; r++) {
+    direct.push(await paths.direct(load));
+    durable.push(await paths.durable(load));
+  }
+  const d = summarise(direct);
+  const q = summarise(durable);
+  return { ...STREAM, direct: d, durable: q, addedTtftMs: added(q, d) };
+}
+
 interface LoadOptions {
   concurrency: number;
   seconds: number;
   rate?: number;
+  /**
+   * Closed loop: client i makes its first call after i / concurrency of this, and calls started before it
+   * ends are not counted (the ramp to `concurrency` open streams).
+   */
+  staggerMs?: number;
 }
 
 /** One call: its stream, and for a durable one its request id (to ask when the gateway submitted it). */
@@ -192,19 +246,21 @@ async function sample(
 ): Promise<Sample> {
   const ttft: number[] = [];
   const traced: Traced[] = [];
+  const stagger = o.staggerMs ?? 0;
   const begin = performance.now();
   const endAt = begin + o.seconds * 1000;
   const one = async () => {
     const t0 = performance.now();
+    const counted = t0 >= begin + stagger;
     const c = call();
     let firstAt: number | undefined;
     for await (const e of c.stream) {
       if (firstAt === undefined && e.event?.$case === 'delta') {
         firstAt = performance.now();
-        ttft.push(firstAt - t0);
+        if (counted) ttft.push(firstAt - t0);
       }
       const timing = e.event?.$case === 'finished' ? e.event.value.timing : undefined;
-      if (timing && firstAt !== undefined && c.id !== undefined)
+      if (counted && timing && firstAt !== undefined && c.id !== undefined)
         traced.push({
           id: c.id,
           startedAt: performance.timeOrigin + t0,
@@ -215,7 +271,8 @@ async function sample(
   };
   if (o.rate === undefined) {
     await Promise.all(
-      Array.from({ length: o.concurrency }, async () => {
+      Array.from({ length: o.concurrency }, async (_, i) => {
+        if (stagger > 0) await new Promise((r) => setTimeout(r, (i * stagger) / o.concurrency));
         while (performance.now() < endAt) await one();
       }),
     );
@@ -231,7 +288,8 @@ async function sample(
     }
     await Promise.all(pending);
   }
-  const seconds = (performance.now() - begin) / 1000;
+  // The span counted calls started in (the last ones' streams may run on past it).
+  const seconds = (Math.min(performance.now(), endAt) - begin - stagger) / 1000;
   const queuedAt = submitted ? await submitted(traced.map((t) => t.id)) : {};
   const stages: Stages[] = [];
   // The controller's timings count from the queue's submittedAt, in whole ms.

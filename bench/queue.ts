@@ -323,6 +323,10 @@ async function main(): Promise<void> {
       `end to end, saturated (${o.concurrency} streams open; TTFT is mostly waiting for a CPU):`,
       ...ttftRows(endToEnd.saturated),
       `added by the durable path (TTFT - direct): reading the log back p50 ${endToEnd.addedTtftMs.log.p50} p99 ${endToEnd.addedTtftMs.log.p99} ms; with the in-process hand-off p50 ${endToEnd.addedTtftMs.live.p50} p99 ${endToEnd.addedTtftMs.live.p99} ms; also taken in the submit p50 ${endToEnd.addedTtftMs.local.p50} p99 ${endToEnd.addedTtftMs.local.p99} ms (target <= 2 / 10)`,
+      `end to end, ${o.concurrency} streams open (each ${endToEnd.streaming.tokens} tokens, one every ${endToEnd.streaming.intervalMs} ms, so TTFT includes ${endToEnd.streaming.intervalMs} ms of the worker's):`,
+      ttftRow('direct to the worker', endToEnd.streaming.direct),
+      ttftRow('durable, as shipped', endToEnd.streaming.durable),
+      `added by the durable path at ${o.concurrency} open streams (the target's load): p50 ${endToEnd.streaming.addedTtftMs.p50} p99 ${endToEnd.streaming.addedTtftMs.p99} ms (target <= 2 / 10)`,
       `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -332,24 +336,25 @@ async function main(): Promise<void> {
 }
 
 function ttftRows(e: EndToEnd['paced']): string[] {
-  const row = (name: string, r: PathResult) => {
-    const st = r.stagesMs;
-    const q = r.stagesP99Ms;
-    const stages =
-      st && q
-        ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery} (p99 ${q.admit} / ${q.queue} / ${q.worker} / ${q.delivery})`
-        : '';
-    const p = r.controllerPauses;
-    const cpu = `${r.serverCpuMsPerRequest.toFixed(2)} / ${r.controllerCpuMsPerRequest.toFixed(2)}`;
-    const pauses = `loop ${p.loopP99Ms} / ${p.loopMaxMs} gc ${p.gcMaxMs}`;
-    return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)} cpu ${cpu.padStart(11)} ${pauses}${stages}`;
-  };
   return [
-    row('direct to the worker', e.direct),
-    row('durable, log read back', e.durable.log),
-    row('durable, in-process', e.durable.live),
-    row('durable, taken in submit', e.durable.local),
+    ttftRow('direct to the worker', e.direct),
+    ttftRow('durable, log read back', e.durable.log),
+    ttftRow('durable, in-process', e.durable.live),
+    ttftRow('durable, taken in submit', e.durable.local),
   ];
+}
+
+function ttftRow(name: string, r: PathResult): string {
+  const st = r.stagesMs;
+  const q = r.stagesP99Ms;
+  const stages =
+    st && q
+      ? `   ${st.admit} / ${st.queue} / ${st.worker} / ${st.delivery} (p99 ${q.admit} / ${q.queue} / ${q.worker} / ${q.delivery})`
+      : '';
+  const p = r.controllerPauses;
+  const cpu = `${r.serverCpuMsPerRequest.toFixed(2)} / ${r.controllerCpuMsPerRequest.toFixed(2)}`;
+  const pauses = `loop ${p.loopP99Ms} / ${p.loopMaxMs} gc ${p.gcMaxMs}`;
+  return `  ${name.padEnd(26)} p50 ${fmt(r.ttftMs.p50)} p99 ${fmt(r.ttftMs.p99)} n ${String(r.requests).padStart(6)} req/s ${String(r.perSecond).padStart(5)} cpu ${cpu.padStart(11)} ${pauses}${stages}`;
 }
 
 function fmt(x: number): string {
