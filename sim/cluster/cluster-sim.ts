@@ -17,9 +17,10 @@ import { reasonKind } from '../../controller/scheduler/pick-reason.ts';
 import type { LatencyModel } from '../engine/model/latency-model.ts';
 import { EngineGroup, type GroupShape } from './engine-group.ts';
 import { EventQueue } from './event-queue.ts';
-import { type Prompt, PromptCache } from './prompt-cache.ts';
+import type { Prompt } from './prompt-cache.ts';
 import { seededRandom } from './random.ts';
 import type { RouteInput, Router } from './routers.ts';
+import { localPrompts, type PromptSource, type RunPrompts } from './run-prompts.ts';
 import type { SimRequest, Workload } from './workload.ts';
 
 export interface ClusterSimOptions {
@@ -46,6 +47,12 @@ export interface ClusterSimOptions {
    * false: only the step's totals and the requests that started or finished; faster, the same schedule).
    */
   fullStepPlans?: boolean;
+  /**
+   * Where the requests' prompts come from (run-prompts.ts): by default built here as requests are dispatched; a
+   * PromptThread (prompt-thread.ts) builds them ahead on another core, with the hashes of their answers' blocks
+   * that the engines would make. The results are the same either way.
+   */
+  prompts?: PromptSource;
 }
 
 export interface ClusterSimResult {
@@ -78,6 +85,15 @@ type SimEvent = { k: 'arrival'; i: number } | { k: 'stepEnd'; g: number } | { k:
 const DEPLOYMENT = 'sim';
 
 export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
+  const prompts = o.prompts?.open(o.workload.requests) ?? localPrompts();
+  try {
+    return simulate(o, prompts);
+  } finally {
+    prompts.close();
+  }
+}
+
+function simulate(o: ClusterSimOptions, prompts: RunPrompts): ClusterSimResult {
   const { workload } = o;
   const requests = workload.requests;
   const n = requests.length;
@@ -98,7 +114,6 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const random = seededRandom(o.seed);
   const events = new EventQueue<SimEvent>();
   const queue = new MemoryQueue();
-  const prompts = new PromptCache();
   /** The prompt of each request from its dispatch until it finishes. */
   const promptOf: (Prompt | undefined)[] = new Array(n);
   const cap = o.maxOutstandingPerGroup ?? Number.POSITIVE_INFINITY;
@@ -153,7 +168,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
   const dispatch = (req: SimRequest, now: number): boolean => {
     const groups = withRoom();
     if (groups.length === 0) return false;
-    const prompt = prompts.prompt(req.segments);
+    const prompt = prompts.prompt(req);
     const input: RouteInput = { request: req, prompt, groups, deployment: DEPLOYMENT };
     const choice = router.route(input, random);
     if (choice.type !== 'group') return false;
@@ -161,7 +176,7 @@ export function runClusterSim(o: ClusterSimOptions): ClusterSimResult {
     if (g === undefined) throw new Error(`router ${router.name} chose unknown group ${choice.id}`);
     const kind = reasonKind(choice.reason);
     result.reasons.set(kind, (result.reasons.get(kind) ?? 0) + 1);
-    (engines[g] as EngineGroup).add(req, prompt);
+    (engines[g] as EngineGroup).add(req, prompt, prompts.answerBlocks(req));
     result.dispatchMs[req.id] = now;
     promptOf[req.id] = prompt;
     setOutstanding(g, +1, now);

@@ -148,8 +148,11 @@ export class EngineGroup {
     this.tracking = true;
   }
 
-  /** `prompt`: the request's, from the prompt cache. */
-  add(req: SimRequest, prompt: Prompt): void {
+  /**
+   * `prompt`: the request's (run-prompts.ts); `answerBlocks`: the hashes of the full blocks of prompt + answer
+   * after the prompt's, if made ahead (its scheduler then hashes none of them).
+   */
+  add(req: SimRequest, prompt: Prompt, answerBlocks?: Float64Array): void {
     const form = this.schedulerPrompt(req, prompt);
     if (this.tracking) {
       const miss = req.promptTokens - this.scheduler.cachedPrefixTokens(form);
@@ -160,6 +163,10 @@ export class EngineGroup {
     const request: GroupRequest = {
       id: String(req.id),
       ...form,
+      // Only a scheduler told the answers (answerToken) takes their hashes, and only after the prompt's.
+      ...(answerBlocks !== undefined && this.sharedBlockHashes && !this.fullPlans
+        ? { answerBlockHashes: answerBlocks }
+        : {}),
       maxTokens: req.outputTokens,
       priority: 0,
       simId: req.id,
