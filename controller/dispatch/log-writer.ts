@@ -1,8 +1,9 @@
 /**
  * Writes one attempt's events to the request's stream log without a round trip per event: events that arrive
- * while a write is in flight are appended together by the next one (StreamLog.appendMany, one pipeline). An
- * engine sends Started and the first token in one chunk, so this takes a Redis round trip off
- * time-to-first-token, and several off every busy stream.
+ * while a write is in flight are appended together by the next one, and the writers of every stream that got
+ * events in the same turn of the event loop append them in one script call (StreamLog.turn). An engine sends
+ * Started and the first token in one chunk, so this takes a Redis round trip off time-to-first-token, and
+ * several off every busy stream.
  *
  * Order is kept: one write in flight at a time, each with the events in arrival order. Backpressure: push()
  * reports a backlog past maxBacklog, and the caller waits for drain() before reading more from the worker.
@@ -22,8 +23,8 @@ export class LogWriter {
   private failure: unknown;
   private sawEnd = false;
   private finished = false;
-  /** Ends the first write's wait early (see flush()); set while that wait lasts. */
-  private sendNow: (() => void) | undefined;
+  /** A token (or the end) was pushed: the first one hurried its write (see push()). */
+  private pastFirstToken = false;
 
   constructor(
     private readonly log: StreamLog,
@@ -60,11 +61,11 @@ export class LogWriter {
     this.inFlight ??= this.flush().finally(() => {
       this.inFlight = undefined;
     });
-    // A token (or the end) is what the client waits for: it goes once the events handed over with it are in.
-    if (this.sendNow && event.event?.$case !== 'started') {
-      const now = this.sendNow;
-      this.sendNow = undefined;
-      process.nextTick(now);
+    // The first token (or an end without one) is what the client waits for: it goes once the events handed
+    // over with it are in. Later tokens wait for the turn's end, to go in one call with every other stream's.
+    if (!this.pastFirstToken && event.event?.$case !== 'started') {
+      this.pastFirstToken = true;
+      this.log.hurry();
     }
     return this.pending.length >= this.maxBacklog;
   }
@@ -78,17 +79,10 @@ export class LogWriter {
   private async flush(): Promise<void> {
     try {
       // Events that arrive together (an engine's Started and first token come in one chunk; the for-await
-      // over the worker call hands them over one by one) wait for the rest of that I/O turn: one write for all.
-      // A first token ends the wait sooner (push()): once the microtasks that hand over what came with it have
-      // run, not after every other callback of this I/O turn (other streams' data, Redis replies) has.
-      await new Promise<void>((resolve) => {
-        const later = setImmediate(resolve);
-        this.sendNow = () => {
-          clearImmediate(later);
-          resolve();
-        };
-      });
-      this.sendNow = undefined;
+      // over the worker call hands them over one by one) wait for the rest of that I/O turn: one write for all,
+      // with every other stream's. A first token ends the wait sooner (push()): once the microtasks that hand
+      // over what came with it have run, not after every other callback of this I/O turn has.
+      await this.log.turn();
       while (this.pending.length > 0 && !this.sawEnd) {
         const batch = this.pending;
         this.pending = [];

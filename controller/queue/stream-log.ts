@@ -24,16 +24,17 @@ import { logKey, queueBase } from './keys.ts';
 import { FINISH_OWNED } from './queue-scripts.ts';
 
 /**
- * KEYS[1]: the log; ARGV: ttl endedTtl ids base id owner now retainMs, then per event: kind idx cnt payload
- * -> per event, in order, one {outcome, nextIdx, after?, finished?} (after: the entry the appended event
- * follows). Several events of one request go in one call (what arrived while the writer's previous call was in
- * flight), each checked as if appended alone. With an owner, an appended Finished also marks the request
- * finished in its queue when that owner holds it (finished: 1; FINISH_OWNED, queue-scripts.ts).
+ * KEYS[r]: request r's log. ARGV: ttl endedTtl base, then per request: ids id owner now retainMs count, then
+ * count x (kind idx cnt payload) -> per request, per event in order, one {outcome, nextIdx, after?, finished?}
+ * (after: the entry the appended event follows). Several events of one request go in one call (what arrived
+ * while its writer's previous call was in flight), each checked as if appended alone; the requests of one call
+ * are those whose appends were asked for in the same turn of the event loop (StreamLog.appendLinked). With an
+ * owner, an appended Finished also marks the request finished in its queue when that owner holds it
+ * (finished: 1; FINISH_OWNED, queue-scripts.ts).
  */
 const APPEND = `${FINISH_OWNED}
-local key, ttl, endedTtl, ids = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local base, id, owner, now, retainMs = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-local function appendOne(kind, idx, cnt, payload)
+local ttl, endedTtl, base = ARGV[1], ARGV[2], ARGV[3]
+local function appendOne(key, ids, id, owner, now, retainMs, kind, idx, cnt, payload)
   local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
   local topId = top and top[1] or nil
   if topId == '2-0' then return {'ended', 0} end
@@ -66,8 +67,17 @@ local function appendOne(kind, idx, cnt, payload)
   return {'appended', nextIdx, topId or '0-0'}
 end
 local out = {}
-for a = 9, #ARGV, 4 do
-  out[#out + 1] = appendOne(ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
+local a = 4
+for r = 1, #KEYS do
+  local ids, id, owner, now, retainMs = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local count = tonumber(ARGV[a + 5])
+  a = a + 6
+  local replies = {}
+  for e = 1, count do
+    replies[e] = appendOne(KEYS[r], ids, id, owner, now, retainMs, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
+    a = a + 4
+  end
+  out[r] = replies
 end
 return out
 `;
@@ -136,10 +146,14 @@ export function cursorOf(event: GenerateEvent): Cursor {
 
 /** Orders two cursors as the log orders its entries: < 0 when a comes first. */
 export function compareCursors(a: Cursor, b: Cursor): number {
-  const [a1 = 0, a2 = 0] = a.split('-').map(Number);
-  const [b1 = 0, b2 = 0] = b.split('-').map(Number);
-  return a1 - b1 || a2 - b2;
+  // Without splitting into arrays: the gateway compares every event it relays.
+  const a1 = a.indexOf('-');
+  const b1 = b.indexOf('-');
+  return cursorMajor(a, a1) - cursorMajor(b, b1) || cursorMinor(a, a1) - cursorMinor(b, b1);
 }
+
+const cursorMajor = (c: Cursor, dash: number) => Number(dash < 0 ? c : c.slice(0, dash));
+const cursorMinor = (c: Cursor, dash: number) => (dash < 0 ? 0 : Number(c.slice(dash + 1)));
 
 export function isTerminal(entry: LogEntry): boolean {
   return entry.cursor === '2-0';
@@ -165,7 +179,27 @@ export interface FinishAs {
   /** The queue's retainMs. */
   retainMs: number;
 }
-type AppendCommand = { corralLogAppend(...a: (string | number)[]): Promise<AppendReply[]> };
+/** One call: [key count, keys..., ttl, endedTtl, base, each request's part] (ioredis flattens the array). */
+type AppendCommand = { corralLogAppend(args: (string | number)[]): Promise<AppendReply[][]> };
+
+export interface AppendResult {
+  outcome: AppendOutcome;
+  linked?: LinkedEntry;
+  finished?: boolean;
+}
+
+/** An appendLinked waiting for its turn's script call. */
+interface QueuedAppend {
+  id: string;
+  events: readonly GenerateEvent[];
+  /** Its part of APPEND's ARGV: ids id owner now retainMs count, then kind idx cnt payload per event. */
+  args: (string | number)[];
+  resolve(results: AppendResult[]): void;
+  reject(e: unknown): void;
+}
+
+/** Requests in one script call: bounds how long a call holds Redis (all of them are sent in the same turn). */
+const MAX_REQUESTS_PER_CALL = 128;
 
 /** Idle follower connections kept for the next follow() (a connection per stream costs a TCP handshake). */
 const MAX_IDLE_FOLLOWERS = 1024;
@@ -173,10 +207,15 @@ const MAX_IDLE_FOLLOWERS = 1024;
 export class StreamLog {
   private readonly base: string;
   private readonly idle: Redis[] = [];
+  /** Appends asked for in this turn of the event loop, sent together once its microtasks have run. */
+  private queued: QueuedAppend[] = [];
+  /** The shared wait of writers gathering a turn's events (turn()), and how to end it sooner. */
+  private turnWait: Promise<void> | undefined;
+  private endTurn: (() => void) | undefined;
 
   constructor(private readonly options: StreamLogOptions) {
     this.base = queueBase(options.prefix ?? 'corral', options.deployment);
-    options.redis.defineCommand('corralLogAppend', { numberOfKeys: 1, lua: APPEND });
+    options.redis.defineCommand('corralLogAppend', { lua: APPEND });
   }
 
   key(id: string): string {
@@ -214,21 +253,88 @@ export class StreamLog {
     events: readonly GenerateEvent[],
     returnTokenIds = false,
     finishAs?: FinishAs,
-  ): Promise<{ outcome: AppendOutcome; linked?: LinkedEntry; finished?: boolean }[]> {
+  ): Promise<AppendResult[]> {
     if (events.length === 0) return [];
     const args: (string | number)[] = [
-      this.key(id),
-      this.options.ttlMs ?? 3_600_000,
-      this.options.endedTtlMs ?? 600_000,
       returnTokenIds ? '1' : '0',
-      this.base,
       id,
       finishAs?.owner ?? '',
       finishAs?.now ?? 0,
       finishAs?.retainMs ?? 0,
+      events.length,
     ];
     for (const e of events) args.push(...eventArgs(id, e));
-    const replies = await (this.options.redis as unknown as AppendCommand).corralLogAppend(...args);
+    return new Promise((resolve, reject) => {
+      this.queued.push({ id, events, args, resolve, reject });
+      // After the microtasks already queued: the other writers resumed by the same turn() append too.
+      if (this.queued.length === 1) process.nextTick(() => this.sendQueued());
+    });
+  }
+
+  /**
+   * Resolves once the I/O callbacks of this turn of the event loop have run (setImmediate), or sooner when
+   * hurry() is called. Every writer waiting on it resumes at once, so the events they gathered go to Redis in
+   * one script call (appendLinked): one round trip and one write for a turn's tokens of every stream, not one
+   * per token.
+   */
+  turn(): Promise<void> {
+    if (this.turnWait) return this.turnWait;
+    let end = () => {};
+    const wait = new Promise<void>((resolve) => {
+      end = () => {
+        // A hurry() of a turn that has ended already must not end the next one.
+        if (this.turnWait !== wait) return;
+        clearImmediate(later);
+        this.turnWait = undefined;
+        this.endTurn = undefined;
+        resolve();
+      };
+    });
+    const later = setImmediate(end);
+    this.turnWait = wait;
+    this.endTurn = end;
+    return wait;
+  }
+
+  /**
+   * Ends the current turn() once the microtasks queued so far have run (those handing over the events that
+   * came with a first token), not after every other callback of this I/O turn.
+   */
+  hurry(): void {
+    const end = this.endTurn;
+    if (end) process.nextTick(end);
+  }
+
+  /** Sends the appends asked for in this turn: one script call for up to MAX_REQUESTS_PER_CALL requests. */
+  private sendQueued(): void {
+    const queued = this.queued;
+    this.queued = [];
+    for (let from = 0; from < queued.length; from += MAX_REQUESTS_PER_CALL)
+      void this.send(queued.slice(from, from + MAX_REQUESTS_PER_CALL));
+  }
+
+  private async send(batch: QueuedAppend[]): Promise<void> {
+    const args: (string | number)[] = [batch.length];
+    for (const q of batch) args.push(this.key(q.id));
+    args.push(this.options.ttlMs ?? 3_600_000, this.options.endedTtlMs ?? 600_000, this.base);
+    for (const q of batch) for (const a of q.args) args.push(a);
+    let replies: AppendReply[][];
+    try {
+      replies = await (this.options.redis as unknown as AppendCommand).corralLogAppend(args);
+    } catch (e) {
+      for (const q of batch) q.reject(e);
+      return;
+    }
+    batch.forEach((q, r) => {
+      try {
+        q.resolve(this.results(q, replies[r] ?? []));
+      } catch (e) {
+        q.reject(e);
+      }
+    });
+  }
+
+  private results({ id, events }: QueuedAppend, replies: AppendReply[]): AppendResult[] {
     return events.map((event, i) => {
       const r = replies[i];
       if (!r) throw new Error(`stream log of ${id}: no append reply for event ${i}`);

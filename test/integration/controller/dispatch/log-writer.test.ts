@@ -100,6 +100,23 @@ describe('LogWriter', () => {
     expect((await log.read('h')).map((e) => e.cursor)).toEqual(['0-1', '1-0', '1-1']);
   });
 
+  it('appends the events of every stream that got some in one I/O turn in one script call', async () => {
+    const scriptCalls = async () => {
+      const info = await redis.client.info('commandstats');
+      return [...info.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const writers = ['s1', 's2', 's3'].map((id) => new LogWriter(log, id, false));
+    await log.appendMany('s1', [started('s1'), delta('s1', 0)]);
+    await log.appendMany('s2', [started('s2'), delta('s2', 0)]);
+    await log.appendMany('s3', [started('s3'), delta('s3', 0)]);
+    const before = await scriptCalls();
+    // Later tokens of three streams, as one read of the worker connection hands them over.
+    for (const [i, w] of writers.entries()) w.push(delta(`s${i + 1}`, 1));
+    await Promise.all(writers.map((w) => w.drain()));
+    expect((await scriptCalls()) - before).toBe(1);
+    for (const id of ['s1', 's2', 's3']) expect((await log.progress(id)).nextTokenIndex).toBe(2);
+  });
+
   it('everything pushed is in the log, in order, after drain()', async () => {
     const w = new LogWriter(log, 'c', false);
     w.push(started('c'));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  compareCursors,
   cursorAfterTokens,
   type LogEntry,
   StreamLog,
@@ -30,6 +31,13 @@ function texts(entries: LogEntry[]): string[] {
     const ev = e.event.event;
     return ev?.$case === 'delta' ? ev.value.text : (ev?.$case ?? '?');
   });
+}
+
+/** Script calls (EVAL and EVALSHA) Redis has run, from INFO commandstats. */
+function scriptCalls(info: string): number {
+  let calls = 0;
+  for (const m of info.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)) calls += Number(m[1]);
+  return calls;
 }
 
 function log(name: string, extra: { ttlMs?: number; endedTtlMs?: number } = {}) {
@@ -71,6 +79,32 @@ describe('StreamLog on Redis', () => {
       nextTokenIndex: 2,
     });
     await expect(l.append('r', delta('r', 2, '', []))).rejects.toMatchObject({ problem: 'empty_delta' });
+  });
+
+  it('sends the appends of several requests asked for in one turn in one script call, each with its own outcome', async () => {
+    const l = log('one-call');
+    await l.append('b', delta('b', 0, 'x', [1]));
+    const calls = () => redis.client.info('commandstats').then(scriptCalls);
+    const before = await calls();
+    const [a, b, c] = await Promise.allSettled([
+      l.appendMany('a', [started('a'), delta('a', 0, 'hi', [7])]),
+      l.append('b', delta('b', 3, 'gap', [9])),
+      l.append('c', started('c')),
+    ]);
+    // INFO itself is no script call; the three appends were one.
+    expect((await calls()) - before).toBe(1);
+    expect(a).toEqual({ status: 'fulfilled', value: ['appended', 'appended'] });
+    expect(b).toMatchObject({ status: 'rejected', reason: { problem: 'gap', nextTokenIndex: 1 } });
+    expect(c).toEqual({ status: 'fulfilled', value: 'appended' });
+    expect(texts(await l.read('a'))).toEqual(['started', 'hi']);
+    expect(texts(await l.read('b'))).toEqual(['x']);
+  });
+
+  it('orders cursors as the log orders its entries', () => {
+    const inLogOrder = ['0-0', '0-1', '1-0', '1-2', '1-10', '2-0'];
+    for (const [i, a] of inLogOrder.entries())
+      for (const [j, b] of inLogOrder.entries())
+        expect(Math.sign(compareCursors(a, b))).toBe(Math.sign(i - j));
   });
 
   it('lets a reader resume after the tokens it has', async () => {
