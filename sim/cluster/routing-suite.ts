@@ -27,6 +27,7 @@ import {
   randomChoice,
   roundRobin,
 } from './routers.ts';
+import type { PromptSource } from './run-prompts.ts';
 import { measuredTtfts, type RunSummary, summarize } from './summary.ts';
 import type { Workload } from './workload.ts';
 import { documentQa } from './workloads/documents.ts';
@@ -74,6 +75,8 @@ export interface SuiteOptions {
   /** Arrival seconds per run (the first fifth is a ramp and not measured). */
   seconds: number;
   seed: number;
+  /** Where every run takes its prompts from (cluster-sim.ts ClusterSimOptions.prompts; the same results). */
+  prompts?: PromptSource;
   onProgress?: (line: string) => void;
 }
 
@@ -117,6 +120,7 @@ export function run(name: PolicyName, w: Workload, o: SuiteOptions): ClusterSimR
     workload: w,
     seed: o.seed + 1,
     drainMs: 60_000,
+    prompts: o.prompts,
   });
 }
 
