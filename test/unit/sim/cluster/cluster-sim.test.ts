@@ -3,10 +3,9 @@ import { runClusterSim } from '../../../../sim/cluster/cluster-sim.ts';
 import { corral, leastOutstanding, oracle, roundRobin } from '../../../../sim/cluster/routers.ts';
 import { summarize } from '../../../../sim/cluster/summary.ts';
 import type { Workload } from '../../../../sim/cluster/workload.ts';
-import { multiTurn } from '../../../../sim/cluster/workloads/multi-turn.ts';
 import { contentKey } from '../../../../sim/cluster/workloads/prompt-segments.ts';
 import { sharedPrefix } from '../../../../sim/cluster/workloads/shared-prefix.ts';
-import { latency, SMALL } from './fixtures.ts';
+import { chatWorkload, crowdedWorkload, latency, SMALL } from './fixtures.ts';
 
 // 8 tenants x 1,600-token prompts = 800 blocks: all of them fit no group's 400, an eighth of them fits any.
 const workload = sharedPrefix({
@@ -44,26 +43,8 @@ describe('cluster simulator', () => {
   });
 
   it('gives the same schedule whether engines read each step whole (as the engine simulator does) or only its totals', () => {
-    // Long answers on the small caches: running requests outgrow the KV cache and are preempted.
-    const crowded = sharedPrefix({
-      tenants: 6,
-      prefixTokens: 1600,
-      usersPerTenant: 2,
-      questionTokens: 48,
-      outputTokens: { min: 100, max: 400 },
-      arrivals: { ratePerS: 6, durationS: 30, rampS: 5 },
-      seed: 5,
-    });
-    // Later turns quote earlier answers: their prefix hits need the answers' blocks hashed exactly as sampled.
-    const chat = multiTurn({
-      conversations: { ratePerS: 2, durationS: 30, rampS: 5 },
-      systemTokens: 300,
-      turns: { min: 3, max: 6 },
-      userTokens: { min: 20, max: 80 },
-      outputTokens: { min: 40, max: 200 },
-      thinkS: 2,
-      seed: 6,
-    });
+    const crowded = crowdedWorkload(30, 48);
+    const chat = chatWorkload(30);
     for (const [workload, router] of [
       [crowded, () => corral({ capacityBlocks: SMALL.numBlocks })],
       [crowded, oracle],

@@ -3,31 +3,11 @@ import { type ClusterSimOptions, runClusterSim } from '../../../../sim/cluster/c
 import { PromptThread, PromptThreadError } from '../../../../sim/cluster/prompt-thread.ts';
 import { corral, oracle, roundRobin } from '../../../../sim/cluster/routers.ts';
 import type { Workload } from '../../../../sim/cluster/workload.ts';
-import { multiTurn } from '../../../../sim/cluster/workloads/multi-turn.ts';
-import { sharedPrefix } from '../../../../sim/cluster/workloads/shared-prefix.ts';
-import { latency, SMALL } from './fixtures.ts';
+import { chatWorkload, crowdedWorkload, latency, SMALL } from './fixtures.ts';
 
-// Long answers on small caches: requests are preempted and recomputed over their answers' blocks.
-const crowded = sharedPrefix({
-  tenants: 6,
-  prefixTokens: 1600,
-  usersPerTenant: 2,
-  questionTokens: 47,
-  outputTokens: { min: 100, max: 400 },
-  arrivals: { ratePerS: 6, durationS: 20, rampS: 5 },
-  seed: 5,
-});
-// Later turns quote earlier answers: their prefix hits need the answers' blocks hashed as the engines would,
-// blocks straddling a question and an answer included.
-const chat = multiTurn({
-  conversations: { ratePerS: 2, durationS: 20, rampS: 5 },
-  systemTokens: 300,
-  turns: { min: 3, max: 6 },
-  userTokens: { min: 20, max: 80 },
-  outputTokens: { min: 40, max: 200 },
-  thinkS: 2,
-  seed: 6,
-});
+// Blocks straddling a question and an answer included.
+const crowded = crowdedWorkload(20, 47);
+const chat = chatWorkload(20);
 const base = { groups: 4, shape: SMALL, latency, seed: 1, drainMs: 600_000 };
 const byCorral = () => corral({ capacityBlocks: SMALL.numBlocks });
 

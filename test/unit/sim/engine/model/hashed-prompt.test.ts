@@ -30,6 +30,15 @@ function answerHashes(id: string, ids: readonly number[]): Float64Array {
   return Float64Array.from(promptBlockHashes(whole).slice(Math.floor(ids.length / BLOCK)));
 }
 
+/** A small scheduler for the tests of what add() takes and refuses. */
+const TINY: StepSchedulerConfig = {
+  maxNumSeqs: 2,
+  maxNumBatchedTokens: 64,
+  maxModelLen: 256,
+  policy: 'fcfs',
+  numBlocks: 16,
+};
+
 describe('StepScheduler with prompts as block hashes and a tail', () => {
   it('schedules exactly as with the whole token ids, with or without answer block hashes: prefix hits, answers completing the tail block, preemption', () => {
     const cfg: StepSchedulerConfig = {
@@ -104,14 +113,7 @@ describe('StepScheduler with prompts as block hashes and a tail', () => {
   });
 
   it('refuses a prompt whose parts do not agree, saying which', () => {
-    const cfg: StepSchedulerConfig = {
-      maxNumSeqs: 2,
-      maxNumBatchedTokens: 64,
-      maxModelLen: 256,
-      policy: 'fcfs',
-      numBlocks: 16,
-    };
-    const s = new StepScheduler(cfg);
+    const s = new StepScheduler(TINY);
     const ids = Array.from({ length: 40 }, (_, i) => i);
     const good = hashed(ids);
     const add = (prompt: SchedulerPrompt) => () => s.add({ id: 'x', ...prompt, maxTokens: 1, priority: 0 });
@@ -139,21 +141,14 @@ describe('StepScheduler with prompts as block hashes and a tail', () => {
   });
 
   it('takes answer block hashes only for fixed answers, after the prompt hashes, one per full block', () => {
-    const cfg: StepSchedulerConfig = {
-      maxNumSeqs: 2,
-      maxNumBatchedTokens: 64,
-      maxModelLen: 256,
-      policy: 'fcfs',
-      numBlocks: 16,
-    };
     const ids = Array.from({ length: 40 }, (_, i) => i);
     // 40 prompt tokens + 40 answer tokens: full blocks 2 (prompt and answer), 3 and 4 after the prompt's 2.
     const request = { id: 'x', ...hashed(ids), maxTokens: 40, priority: 0 };
-    const sampled = new StepScheduler(cfg);
+    const sampled = new StepScheduler(TINY);
     expect(() => sampled.add({ ...request, answerBlockHashes: [1, 2, 3] })).toThrow(
       /request x: answerBlockHashes need answers fixed in advance/,
     );
-    const fixed = new StepScheduler(cfg, () => 7);
+    const fixed = new StepScheduler(TINY, () => 7);
     expect(() => fixed.add({ ...request, answerBlockHashes: [1, 2] })).toThrow(
       /request x: 2 answer block hashes for 3 full blocks after a prompt of 40 tokens with max_tokens 40/,
     );
