@@ -106,21 +106,22 @@ async function controllerMain(configJson: string): Promise<void> {
   process.on('message', (m: ServerRequest | 'stop') => {
     if (m === 'stop') return void stop();
     if (m.t === 'cpu') return void send(cpuReply(m.seq, pauses));
-    if (m.t === 'script') return void send({ t: 'reply', seq: m.seq });
+    if (m.t === 'submitted') {
+      const found: Record<string, number> = {};
+      for (const id of m.ids) {
+        const at = submittedAt.get(id);
+        if (at !== undefined) found[id] = at;
+        submittedAt.delete(id);
+      }
+      return void send({ t: 'reply', seq: m.seq, submittedAt: found });
+    }
     if (m.t === 'variant') {
       lane.live = m.variant === 'log' ? undefined : shipped.live;
       lane.wake = m.variant === 'log' ? undefined : shipped.wake;
       lane.submit = m.variant === 'local' ? shipped.submit : undefined;
-      send({ t: 'reply', seq: m.seq });
-      return;
     }
-    const found: Record<string, number> = {};
-    for (const id of m.ids) {
-      const at = submittedAt.get(id);
-      if (at !== undefined) found[id] = at;
-      submittedAt.delete(id);
-    }
-    send({ t: 'reply', seq: m.seq, submittedAt: found });
+    // Anything else ('script') is the worker's business.
+    send({ t: 'reply', seq: m.seq });
   });
   process.on('disconnect', () => void stop());
   send({ t: 'listening', controller: controller.address });
