@@ -15,7 +15,7 @@
  */
 import type { GenerateEvent } from '../../proto/gen/corral/v1/inference.ts';
 import type { LiveFeed } from '../queue/live-feed.ts';
-import type { FinishAs, LinkedEntry, StreamLog } from '../queue/stream-log.ts';
+import type { FinishAs, LinkedEntry, LogTip, StreamLog } from '../queue/stream-log.ts';
 
 export class LogWriter {
   private pending: GenerateEvent[] = [];
@@ -25,6 +25,8 @@ export class LogWriter {
   private finished = false;
   /** A token (or the end) was pushed: the first one hurried its write (see push()). */
   private pastFirstToken = false;
+  /** The log's tip after this writer's last append (see StreamLog.appendLinked). */
+  private tip: LogTip | undefined;
 
   constructor(
     private readonly log: StreamLog,
@@ -88,7 +90,11 @@ export class LogWriter {
         this.pending = [];
         const terminal = batch[batch.length - 1]?.event?.$case === 'finished';
         const finishAs = terminal ? this.finishAs?.() : undefined;
-        const results = await this.log.appendLinked(this.requestId, batch, this.returnTokenIds, finishAs);
+        const results = await this.log.appendLinked(this.requestId, batch, this.returnTokenIds, {
+          ...(finishAs ? { finishAs } : {}),
+          ...(this.tip ? { tip: this.tip } : {}),
+        });
+        this.tip = results[results.length - 1]?.tip;
         const appended: LinkedEntry[] = [];
         for (const r of results) {
           if (r.outcome === 'ended') this.sawEnd = true;

@@ -14,8 +14,8 @@
  * the writer must continue exactly at nextTokenIndex().
  * The check and the XADD run in one Lua script, so two writers racing for the same index cannot both win.
  *
- * TTL: ttlMs after every append while the request runs (a writer that died leaves no garbage forever), then
- * endedTtlMs once the terminal entry is in.
+ * TTL: ttlMs while the request runs, refreshed by each writer's first append and every few tokens (a writer that died leaves no
+ * garbage forever), then endedTtlMs once the terminal entry is in.
  */
 import type { Redis } from 'ioredis';
 import { CorralError } from '../../common/errors.ts';
@@ -24,22 +24,31 @@ import { logKey, queueBase } from './keys.ts';
 import { FINISH_OWNED } from './queue-scripts.ts';
 
 /**
- * KEYS[r]: request r's log. ARGV: ttl endedTtl base, then per request: ids id owner now retainMs count, then
- * count x (kind idx cnt payload) -> per request, per event in order, one {outcome, nextIdx, after?, finished?}
- * (after: the entry the appended event follows). Several events of one request go in one call (what arrived
- * while its writer's previous call was in flight), each checked as if appended alone; the requests of one call
- * are those whose appends were asked for in the same turn of the event loop (StreamLog.appendLinked). With an
- * owner, an appended Finished also marks the request finished in its queue when that owner holds it
- * (finished: 1; FINISH_OWNED, queue-scripts.ts).
+ * KEYS[r]: request r's log. ARGV: ttl endedTtl base, then per request: ids id owner now retainMs tipLength tipTop
+ * tipNext count, then count x (kind idx cnt payload) -> per request, per event in order, one
+ * {outcome, nextIdx, after, finished, length} (after: the entry the appended event follows; length: the log's
+ * after it). Several events of one request go in one call (what arrived while its writer's previous call was in
+ * flight), each checked as if appended alone; the requests of one call are those whose appends were asked for
+ * in the same turn of the event loop (StreamLog.appendLinked). With an owner, an appended Finished also marks
+ * the request finished in its queue when that owner holds it (finished: 1; FINISH_OWNED, queue-scripts.ts).
+ *
+ * The tip (LogTip: length, top entry, next token index) is what each check needs. A writer that knows it from
+ * its previous append's reply passes it, and the script trusts it when XLEN still equals its length: the log is
+ * append-only, so an unchanged length means nobody appended since. That costs an XLEN instead of reading and
+ * parsing the top entry (XREVRANGE), a third of a streamed token's cost in Redis. Otherwise (tipTop '': not
+ * known, or another writer appended meanwhile) the script reads the top entry.
+ * The TTL is refreshed by a writer's first append and whenever the next token index passes a multiple of
+ * TTL_EVERY_TOKENS, not on every token: a running log expires only after that many tokens took longer than ttl.
  */
+const TTL_EVERY_TOKENS = 32;
 const APPEND = `${FINISH_OWNED}
 local ttl, endedTtl, base = ARGV[1], ARGV[2], ARGV[3]
-local function appendOne(key, ids, id, owner, now, retainMs, kind, idx, cnt, payload)
+local function readTip(key, length)
+  if length == 0 then return nil, 0 end
   local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-  local topId = top and top[1] or nil
-  if topId == '2-0' then return {'ended', 0} end
+  local topId = top[1]
   local nextIdx = 0
-  if topId and string.sub(topId, 1, 2) == '1-' then
+  if string.sub(topId, 1, 2) == '1-' then
     local f = top[2]
     local i, n = 0, 0
     for j = 1, #f, 2 do
@@ -47,36 +56,63 @@ local function appendOne(key, ids, id, owner, now, retainMs, kind, idx, cnt, pay
     end
     nextIdx = i + n
   end
+  return topId, nextIdx
+end
+-- tip: {length, top (nil: empty), next}; returns the event's reply and whether the TTL is due.
+local function appendOne(key, tip, ids, id, owner, now, retainMs, kind, idx, cnt, payload)
+  local after = tip.top or '0-0'
+  if tip.top == '2-0' then return {'ended', 0, after, 0, tip.length}, false end
+  local refresh = false
   if kind == 'started' then
-    if topId then return {'duplicate', nextIdx} end
+    if tip.top then return {'duplicate', tip.next, after, 0, tip.length}, false end
     redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload, 'ids', ids)
+    tip.top = '0-1'
   elseif kind == 'delta' then
-    if idx + cnt <= nextIdx then return {'duplicate', nextIdx} end
-    if idx > nextIdx then return {'gap', nextIdx} end
-    if idx < nextIdx then return {'overlap', nextIdx} end
+    if idx + cnt <= tip.next then return {'duplicate', tip.next, after, 0, tip.length}, false end
+    if idx > tip.next then return {'gap', tip.next, after, 0, tip.length}, false end
+    if idx < tip.next then return {'overlap', tip.next, after, 0, tip.length}, false end
     redis.call('XADD', key, '1-' .. idx, 'k', 'event', 'i', idx, 'n', cnt, 'e', payload)
-    nextIdx = idx + cnt
+    tip.top = '1-' .. idx
+    tip.next = idx + cnt
+    refresh = math.floor(idx / ${TTL_EVERY_TOKENS}) ~= math.floor(tip.next / ${TTL_EVERY_TOKENS})
   else
     redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
     redis.call('PEXPIRE', key, endedTtl)
+    tip.top = '2-0'
+    tip.length = tip.length + 1
     local finished = 0
     if owner ~= '' then finished = finishOwned(base, owner, id, now, retainMs) end
-    return {'appended', nextIdx, topId or '0-0', finished}
+    return {'appended', tip.next, after, finished, tip.length}, false
   end
-  redis.call('PEXPIRE', key, ttl)
-  return {'appended', nextIdx, topId or '0-0'}
+  tip.length = tip.length + 1
+  return {'appended', tip.next, after, 0, tip.length}, refresh
 end
 local out = {}
 local a = 4
 for r = 1, #KEYS do
+  local key = KEYS[r]
   local ids, id, owner, now, retainMs = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  local count = tonumber(ARGV[a + 5])
-  a = a + 6
+  local length = redis.call('XLEN', key)
+  local tip = {length = length}
+  -- A writer's first append (the tip read, not given) refreshes the TTL too: a new log, or one continued here.
+  local refresh = false
+  if length > 0 and ARGV[a + 6] ~= '' and length == tonumber(ARGV[a + 5]) then
+    tip.top, tip.next = ARGV[a + 6], tonumber(ARGV[a + 7])
+  else
+    tip.top, tip.next = readTip(key, length)
+    refresh = true
+  end
+  local count = tonumber(ARGV[a + 8])
+  a = a + 9
   local replies = {}
   for e = 1, count do
-    replies[e] = appendOne(KEYS[r], ids, id, owner, now, retainMs, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
+    local due
+    replies[e], due = appendOne(key, tip, ids, id, owner, now, retainMs, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
+    refresh = refresh or due
     a = a + 4
   end
+  -- An ended log keeps the ended TTL its terminal entry set.
+  if refresh and tip.top ~= '2-0' then redis.call('PEXPIRE', key, ttl) end
   out[r] = replies
 end
 return out
@@ -170,7 +206,7 @@ export interface StreamLogOptions {
   endedTtlMs?: number;
 }
 
-type AppendReply = [outcome: string, nextTokenIndex: number, after?: string, finished?: number];
+type AppendReply = [outcome: string, nextTokenIndex: number, after: string, finished: number, length: number];
 
 /** With the terminal event, also mark the request finished in its queue for `owner` (see APPEND). */
 export interface FinishAs {
@@ -186,13 +222,22 @@ export interface AppendResult {
   outcome: AppendOutcome;
   linked?: LinkedEntry;
   finished?: boolean;
+  /** The log's tip after this event: what the writer's next append passes (see APPEND). */
+  tip: LogTip;
+}
+
+/** What APPEND checks an event against: the log's length, its top entry and the next token index. */
+export interface LogTip {
+  length: number;
+  top: Cursor;
+  nextTokenIndex: number;
 }
 
 /** An appendLinked waiting for its turn's script call. */
 interface QueuedAppend {
   id: string;
   events: readonly GenerateEvent[];
-  /** Its part of APPEND's ARGV: ids id owner now retainMs count, then kind idx cnt payload per event. */
+  /** Its part of APPEND's ARGV: ids id owner now retainMs tip (3) count, then kind idx cnt payload per event. */
   args: (string | number)[];
   resolve(results: AppendResult[]): void;
   reject(e: unknown): void;
@@ -247,20 +292,26 @@ export class StreamLog {
    * appendMany, also saying for each appended event which entry it follows in the log: what lets a reader on
    * this process take the events from the writer instead of from Redis without ever skipping or repeating one
    * (live-feed.ts). `linked` is absent for events not appended (duplicates, or the log had ended).
+   * `tip`: the log's tip as the writer's previous append left it (its last result's), which spares the script
+   * reading the top entry when nobody else appended since.
    */
   async appendLinked(
     id: string,
     events: readonly GenerateEvent[],
     returnTokenIds = false,
-    finishAs?: FinishAs,
+    options: { finishAs?: FinishAs; tip?: LogTip } = {},
   ): Promise<AppendResult[]> {
     if (events.length === 0) return [];
+    const { finishAs, tip } = options;
     const args: (string | number)[] = [
       returnTokenIds ? '1' : '0',
       id,
       finishAs?.owner ?? '',
       finishAs?.now ?? 0,
       finishAs?.retainMs ?? 0,
+      tip?.length ?? 0,
+      tip?.top ?? '',
+      tip?.nextTokenIndex ?? 0,
       events.length,
     ];
     for (const e of events) args.push(...eventArgs(id, e));
@@ -339,9 +390,12 @@ export class StreamLog {
       const r = replies[i];
       if (!r) throw new Error(`stream log of ${id}: no append reply for event ${i}`);
       const outcome = this.outcome(id, event, r);
-      if (outcome !== 'appended' || r[2] === undefined) return { outcome };
-      const linked: LinkedEntry = { entry: { t: 'event', cursor: cursorOf(event), event }, after: r[2] };
-      return r[3] === 1 ? { outcome, linked, finished: true } : { outcome, linked };
+      const [, nextTokenIndex, after, finished, length] = r;
+      if (outcome !== 'appended') return { outcome, tip: { length, top: after, nextTokenIndex } };
+      const cursor = cursorOf(event);
+      const tip = { length, top: cursor, nextTokenIndex };
+      const linked: LinkedEntry = { entry: { t: 'event', cursor, event }, after };
+      return finished === 1 ? { outcome, linked, finished: true, tip } : { outcome, linked, tip };
     });
   }
 

@@ -129,6 +129,22 @@ describe('LogWriter', () => {
     expect(p.text).toBe(Array.from({ length: 10 }, (_, i) => `t${i} `).join(''));
   });
 
+  it('passes the tip its last append left, so the script does not read the top entry back each time', async () => {
+    const xrevranges = async () =>
+      Number((await redis.client.info('commandstats')).match(/cmdstat_xrevrange:calls=(\d+)/)?.[1] ?? 0);
+    const before = await xrevranges();
+    const w = new LogWriter(log, 'tip', false);
+    w.push(started('tip'));
+    for (let i = 0; i < 5; i++) {
+      w.push(delta('tip', i));
+      await w.drain();
+    }
+    w.push(finished('tip'));
+    await w.drain();
+    expect(await xrevranges()).toBe(before);
+    expect(await log.progress('tip')).toMatchObject({ nextTokenIndex: 5, ended: true });
+  });
+
   it('reports a backlog past its bound, and ended when the log had its end already', async () => {
     await log.appendMany('d', [started('d'), finished('d')]);
     const w = new LogWriter(log, 'd', false, 2);

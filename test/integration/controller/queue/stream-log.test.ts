@@ -100,6 +100,40 @@ describe('StreamLog on Redis', () => {
     expect(texts(await l.read('b'))).toEqual(['x']);
   });
 
+  it("trusts a writer's tip only while nobody else appended: then it reads the log's top entry again", async () => {
+    const l = log('tip');
+    const xrevranges = async () =>
+      Number((await redis.client.info('commandstats')).match(/cmdstat_xrevrange:calls=(\d+)/)?.[1] ?? 0);
+    let [r] = await l.appendLinked('r', [started('r'), delta('r', 0, 'a', [1])]);
+    r = (await l.appendLinked('r', [delta('r', 1, 'b', [2])], false, { tip: r?.tip }))[0];
+    expect(r?.tip).toEqual({ length: 3, top: '1-1', nextTokenIndex: 2 });
+    const before = await xrevranges();
+    const [c] = await l.appendLinked('r', [delta('r', 2, 'c', [3])], false, { tip: r?.tip });
+    expect(c?.linked?.after).toBe('1-1');
+    expect(await xrevranges()).toBe(before);
+    // Another writer (this request's lease ran out under the first) appends: the first one's tip is stale.
+    expect(await l.append('r', delta('r', 3, 'd', [4]))).toBe('appended');
+    const [stale] = await l.appendLinked('r', [delta('r', 3, 'd', [4])], false, { tip: c?.tip });
+    expect(stale?.outcome).toBe('duplicate');
+    expect(stale?.tip).toEqual({ length: 5, top: '1-3', nextTokenIndex: 4 });
+    await expect(
+      l.appendLinked('r', [delta('r', 5, 'gap', [6])], false, { tip: c?.tip }),
+    ).rejects.toMatchObject({ problem: 'gap', nextTokenIndex: 4 });
+    expect(texts(await l.read('r'))).toEqual(['started', 'a', 'b', 'c', 'd']);
+  });
+
+  it("refreshes a running log's TTL on a writer's first append and every 32 tokens, not on every token", async () => {
+    const l = log('ttl-refresh', { ttlMs: 60_000 });
+    let [r] = await l.appendLinked('r', [started('r')]);
+    expect(await redis.client.pttl(l.key('r'))).toBeGreaterThan(1000);
+    await redis.client.pexpire(l.key('r'), 30_000);
+    for (let i = 0; i < 31; i++)
+      r = (await l.appendLinked('r', [delta('r', i, 'x', [i])], false, { tip: r?.tip }))[0];
+    expect(await redis.client.pttl(l.key('r'))).toBeLessThanOrEqual(30_000);
+    await l.appendLinked('r', [delta('r', 31, 'x', [31])], false, { tip: r?.tip });
+    expect(await redis.client.pttl(l.key('r'))).toBeGreaterThan(30_000);
+  });
+
   it('orders cursors as the log orders its entries', () => {
     const inLogOrder = ['0-0', '0-1', '1-0', '1-2', '1-10', '2-0'];
     for (const [i, a] of inLogOrder.entries())
