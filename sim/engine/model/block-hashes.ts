@@ -1,17 +1,28 @@
 /**
  * The hashes the KV block pool's blocks hold, both ways: a block's hash (hashOf), and the block holding a hash
- * (blockOf), for the prefix cache. A hash has at most one holder, the first to claim it; a block holds at most
- * one hash, until it is taken for new data.
+ * (blockOf for a prompt's first block, childOf for the block after one), for the prefix cache. A hash has at most
+ * one holder, the first to claim it; a block holds at most one hash, until it is taken for new data.
  *
- * The hash -> block direction is an open-addressing table (linear probing, backward-shift deletion) whose slots
- * hold only a block number: a slot's key is the hash its block holds, read from `hashes`. Four bytes a slot
- * where common/number-table.ts keeps a key and a value in sixteen: a 64-group simulation probes 64 of these
- * tables at random, once for every block a prompt newly caches, and at 16 bytes a slot they were 32 MB that
- * missed the CPU's caches and TLB on nearly every probe. Sized at twice the blocks, it never grows.
+ * Block hashes are chained (common/block-hash.ts): a hash names its whole prefix, so the holder of a block's hash
+ * is among the blocks claimed after the holder of its parent's hash, and nowhere else. While every held hash's
+ * parent hash is held by the block it was claimed after, a block that is its parent's only child is found from
+ * its parent and needs no entry in the hash table: the table holds first blocks and the children of blocks with
+ * several (a shared prefix, then each request's own question). A new prompt's or answer's blocks, each claimed
+ * after the last, are most claims; they then touch only arrays at neighbouring block numbers, where each probed a
+ * random slot of one of 64 tables, which missed the CPU's caches at 64 groups. Once a hash is forgotten while a
+ * later block's hash chains on it (an orphan), or is claimed after a block that lost its own claim, every held
+ * hash goes into the table, which answers alone from then on.
+ *
+ * The table is open addressing (linear probing, backward-shift deletion) whose slots hold only a block number: a
+ * slot's key is the hash its block holds, read from `hashes`. Four bytes a slot where common/number-table.ts keeps
+ * a key and a value in sixteen. Sized at twice the blocks, it never grows.
  */
 import { canFillHole, mixNumberKey } from '../../../common/number-table.ts';
 
 const FREE = 0;
+/** child[] of a block without children, and of one with several (its children are in the table). */
+const NO_CHILD = 0;
+const SEVERAL = -1;
 
 export class BlockHashes {
   /** Per block, the hash it holds, or NaN. */
@@ -20,6 +31,14 @@ export class BlockHashes {
   private readonly slots: Int32Array;
   private readonly mask: number;
   private readonly shift: number;
+  /** Per block holding a hash, the block it was claimed after + 1, or 0 for a first block. */
+  private readonly parent: Int32Array;
+  /** Per block, its only child + 1, NO_CHILD or SEVERAL. */
+  private readonly child: Int32Array;
+  /** Per block, how many blocks hold a hash claimed after it. */
+  private readonly children: Int32Array;
+  /** Every held hash is in the table (see the file comment); parent, child and children are not kept. */
+  private tableOnly = false;
 
   constructor(numBlocks: number) {
     let bits = 1;
@@ -29,6 +48,9 @@ export class BlockHashes {
     this.slots = new Int32Array(1 << bits);
     this.mask = (1 << bits) - 1;
     this.shift = 32 - bits;
+    this.parent = new Int32Array(numBlocks);
+    this.child = new Int32Array(numBlocks);
+    this.children = new Int32Array(numBlocks);
   }
 
   /** The hash the block holds, or NaN. */
@@ -36,7 +58,7 @@ export class BlockHashes {
     return this.hashes[block] as number;
   }
 
-  /** The block holding this hash, if any. */
+  /** The block holding this hash of a prompt's first block (or, once the table answers alone, of any), if any. */
   blockOf(hash: number): number | undefined {
     const slots = this.slots;
     for (let i = this.home(hash); ; i = (i + 1) & this.mask) {
@@ -46,17 +68,44 @@ export class BlockHashes {
     }
   }
 
+  /** The block holding `hash`, which is chained on the hash `parent` holds, if any. */
+  childOf(parent: number, hash: number): number | undefined {
+    const c = this.tableOnly ? SEVERAL : (this.child[parent] as number);
+    if (c === SEVERAL) return this.blockOf(hash);
+    return c !== NO_CHILD && this.hashes[c - 1] === hash ? c - 1 : undefined;
+  }
+
   /**
    * The block (which holds no hash) now holds `hash`, unless another block holds it already (first holder wins):
-   * true when it does. `hash` is not NaN.
+   * true when it does. `hash` is not NaN; `parent`: the block whose hash it is chained on, if it is not a first
+   * block's.
    */
-  claim(block: number, hash: number): boolean {
-    const slots = this.slots;
-    let i = this.home(hash);
-    for (; slots[i] !== FREE; i = (i + 1) & this.mask)
-      if (this.hashes[(slots[i] as number) - 1] === hash) return false;
-    slots[i] = block + 1;
-    this.hashes[block] = hash;
+  claim(block: number, hash: number, parent?: number): boolean {
+    if (this.tableOnly) return this.claimInTable(block, hash);
+    if (parent === undefined) {
+      if (!this.claimInTable(block, hash)) return false;
+      this.parent[block] = 0;
+      return true;
+    }
+    // Its parent lost its own claim: the holder of the parent hash, under which this hash would be, is unknown.
+    if (Number.isNaN(this.hashes[parent])) {
+      this.keepAllInTable();
+      return this.claimInTable(block, hash);
+    }
+    const c = this.child[parent] as number;
+    if (c === NO_CHILD) {
+      this.child[parent] = block + 1;
+      this.hashes[block] = hash;
+    } else {
+      if (c !== SEVERAL) {
+        if (this.hashes[c - 1] === hash) return false;
+        this.child[parent] = SEVERAL;
+        this.insert(c - 1);
+      }
+      if (!this.claimInTable(block, hash)) return false;
+    }
+    this.parent[block] = parent + 1;
+    this.children[parent] = (this.children[parent] as number) + 1;
     return true;
   }
 
@@ -64,6 +113,13 @@ export class BlockHashes {
   forget(block: number): void {
     const hash = this.hashes[block] as number;
     if (Number.isNaN(hash)) return;
+    if (!this.tableOnly) {
+      if (this.children[block] !== 0) this.keepAllInTable();
+      else if (this.forgetChild(block)) {
+        this.hashes[block] = Number.NaN;
+        return;
+      }
+    }
     const slots = this.slots;
     let hole = this.home(hash);
     while (slots[hole] !== block + 1) hole = (hole + 1) & this.mask;
@@ -76,6 +132,44 @@ export class BlockHashes {
     }
     slots[hole] = FREE;
     this.hashes[block] = Number.NaN;
+  }
+
+  /** Unlinks a childless block from its parent; true when it was its parent's only child (not in the table). */
+  private forgetChild(block: number): boolean {
+    this.child[block] = NO_CHILD;
+    const p = (this.parent[block] as number) - 1;
+    if (p < 0) return false;
+    this.children[p] = (this.children[p] as number) - 1;
+    if (this.child[p] === SEVERAL) return false;
+    this.child[p] = NO_CHILD;
+    return true;
+  }
+
+  private claimInTable(block: number, hash: number): boolean {
+    const slots = this.slots;
+    let i = this.home(hash);
+    for (; slots[i] !== FREE; i = (i + 1) & this.mask)
+      if (this.hashes[(slots[i] as number) - 1] === hash) return false;
+    slots[i] = block + 1;
+    this.hashes[block] = hash;
+    return true;
+  }
+
+  /** Puts a block's hash, which no other block holds, in the table. */
+  private insert(block: number): void {
+    const slots = this.slots;
+    let i = this.home(this.hashes[block] as number);
+    while (slots[i] !== FREE) i = (i + 1) & this.mask;
+    slots[i] = block + 1;
+  }
+
+  /** Every held hash not in the table yet (only children) goes in; the table answers alone from now on. */
+  private keepAllInTable(): void {
+    this.tableOnly = true;
+    for (let b = 0; b < this.hashes.length; b++) {
+      const p = (this.parent[b] as number) - 1;
+      if (p >= 0 && this.child[p] !== SEVERAL && !Number.isNaN(this.hashes[b])) this.insert(b);
+    }
   }
 
   private home(hash: number): number {

@@ -87,16 +87,16 @@ export class KvBlockPool {
     return 1 - this.free / this.numBlocks;
   }
 
-  /** The block caching this hash, if any. */
+  /** The block caching this hash of a prompt's first block, if any. */
   lookup(hash: number): number | undefined {
     return this.cached.blockOf(hash);
   }
 
-  /** lookup(hash) for the block that follows `previous` (a block lookup found) in a prompt's chain. */
+  /** The block caching `hash`, of the block that follows `previous` (a block lookup found) in a prompt's chain. */
   lookupAfter(previous: number, hash: number): number | undefined {
     const hint = this.after[previous] as number;
     if (hint !== NONE && this.cached.hashOf(hint) === hash) return hint;
-    const b = this.cached.blockOf(hash);
+    const b = this.cached.childOf(previous, hash);
     if (b !== undefined) this.after[previous] = b;
     return b;
   }
@@ -122,12 +122,13 @@ export class KvBlockPool {
 
   /**
    * Records that a held block now holds the full block with this hash (first holder of a hash wins).
-   * `previous`: the block before it in its request, which then hints at it (the next request with this prefix
-   * finds it without probing the table; without the hint, the first lookup after every newly cached block did).
+   * `previous`: the block before it in its request (none for a prompt's first block), whose hash this one is
+   * chained on; it then hints at this block (the next request with this prefix finds it without probing the
+   * table; without the hint, the first lookup after every newly cached block did).
    */
   register(block: number, hash: number, previous?: number): void {
     if (!Number.isNaN(this.cached.hashOf(block))) return;
-    if (!this.cached.claim(block, hash)) return;
+    if (!this.cached.claim(block, hash, previous)) return;
     if (previous !== undefined) this.after[previous] = block;
   }
 

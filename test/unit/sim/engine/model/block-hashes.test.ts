@@ -53,3 +53,74 @@ describe('BlockHashes', () => {
     for (let b = 0; b < blocks; b++) expect(cache.hashOf(b)).toBe(held[b] ?? Number.NaN);
   });
 });
+
+describe('BlockHashes with chained hashes', () => {
+  // A child's hash is parent x 4 + 0..3 and a first block's is 1..3: each hash names one chain, as
+  // common/block-hash.ts's do, and the few choices make blocks claim the same hashes and branch.
+  const childHash = (parent: number, x: number) => parent * 4 + x;
+
+  it.each([
+    ['only childless blocks are forgotten and no block chains on one that lost its claim', false],
+    ['any block is forgotten (orphaning its children) or chained on', true],
+  ])('answers as a map would when %s', (_, orphans) => {
+    const blocks = 48;
+    const cache = new BlockHashes(blocks);
+    const holder = new Map<number, number>();
+    /** The hash each block last claimed, whether it won or not (a request's block chains on it either way). */
+    const claimed = new Array<number | undefined>(blocks);
+    const children = new Array<number>(blocks).fill(0);
+    const parentOf = new Array<number | undefined>(blocks);
+    let seed = 11;
+    const next = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const forget = (b: number) => {
+      const h = cache.hashOf(b);
+      cache.forget(b);
+      if (!Number.isNaN(h)) holder.delete(h);
+      const p = parentOf[b];
+      if (p !== undefined && !Number.isNaN(h)) children[p] = (children[p] as number) - 1;
+      claimed[b] = undefined;
+      parentOf[b] = undefined;
+    };
+    for (let step = 0; step < 20_000; step++) {
+      const b = next(blocks);
+      if (claimed[b] !== undefined) {
+        if (orphans || children[b] === 0) forget(b);
+        continue;
+      }
+      const p = next(blocks);
+      const parentHash = claimed[p];
+      // Without orphans, a block also chains only on a block that won its claim: after one that lost, the
+      // holder of its parent hash is unknown and the table takes every hash, as after an orphan.
+      const chained =
+        p !== b &&
+        parentHash !== undefined &&
+        parentHash < 4 ** 8 &&
+        (orphans || cache.hashOf(p) === parentHash);
+      const hash = chained ? childHash(parentHash, next(4)) : 1 + next(3);
+      const won = cache.claim(b, hash, chained ? p : undefined);
+      expect(won).toBe(!holder.has(hash));
+      claimed[b] = hash;
+      if (won) {
+        holder.set(hash, b);
+        if (chained) {
+          parentOf[b] = p;
+          children[p] = (children[p] as number) + 1;
+        }
+      }
+      if (step % 97 === 0) {
+        for (let h = 1; h <= 3; h++) expect(cache.blockOf(h)).toBe(holder.get(h));
+        for (let q = 0; q < blocks; q++) {
+          const held = cache.hashOf(q);
+          if (Number.isNaN(held)) continue;
+          for (let x = 0; x < 4; x++)
+            expect(cache.childOf(q, childHash(held, x))).toBe(holder.get(childHash(held, x)));
+        }
+      }
+    }
+    for (let b = 0; b < blocks; b++)
+      expect(cache.hashOf(b)).toBe(holder.get(claimed[b] as number) === b ? claimed[b] : Number.NaN);
+  });
+});

@@ -2,24 +2,25 @@ import { describe, expect, it } from 'vitest';
 import { KvBlockPool } from '../../../../../sim/engine/model/kv-block-pool.ts';
 
 describe('KvBlockPool.lookupAfter', () => {
-  it('answers as lookup does, whether its hint is fresh, stale (block evicted and reused) or missing', () => {
+  it('finds the block after another exactly, whether its hint is fresh, stale (block evicted and reused) or names another', () => {
     const pool = new KvBlockPool(3);
     const [a, b] = [pool.allocate(), pool.allocate()];
     pool.register(a, 101);
-    pool.register(b, 102);
+    pool.register(b, 102, a);
     expect(pool.lookupAfter(a, 102)).toBe(b);
-    // The hint now says "b after a"; b is freed, evicted and holds another hash.
+    // The hint says "b after a"; b is freed, evicted and holds another hash.
     pool.release([b]);
     const c = pool.allocate(); // the never-used block
     const reused = pool.allocate(); // b, evicted
     expect(reused).toBe(b);
-    expect(pool.lookup(102)).toBeUndefined();
     expect(pool.lookupAfter(a, 102)).toBeUndefined();
-    pool.register(reused, 103);
+    pool.register(reused, 103, a);
     expect(pool.lookupAfter(a, 102)).toBeUndefined();
     expect(pool.lookupAfter(a, 103)).toBe(reused);
-    // The hash cached again elsewhere: found through the table, not the stale hint.
-    pool.register(c, 102);
+    // The hash cached again elsewhere, now a's second child: the hint names it, and the other is found too.
+    pool.register(c, 102, a);
+    expect(pool.lookupAfter(a, 102)).toBe(c);
+    expect(pool.lookupAfter(a, 103)).toBe(reused);
     expect(pool.lookupAfter(a, 102)).toBe(c);
   });
 
@@ -36,13 +37,12 @@ describe('KvBlockPool.lookupAfter', () => {
     pool.register(b, 203, a);
     expect(pool.lookupAfter(a, 202)).toBeUndefined();
     const c = fresh.find((x) => x !== b && x !== a) as number;
-    pool.register(c, 202);
+    pool.register(c, 202, a);
     expect(pool.lookupAfter(a, 202)).toBe(c);
     expect(pool.lookupAfter(a, 203)).toBe(b);
     // A block whose hash another block already holds does not take the hint.
     const d = fresh.find((x) => x !== b && x !== c) as number;
     pool.register(d, 202, a);
-    expect(pool.lookup(202)).toBe(c);
     expect(pool.lookupAfter(a, 202)).toBe(c);
   });
 
