@@ -24,6 +24,8 @@
  *              they do not start and end together, and calls started within it not counted. The load the
  *              target names ("at 256 concurrent streams"): the controller relays every token (log append and
  *              hand-off) while it admits and dispatches new requests. Direct and shipped path only.
+ *              Measured first with fewer streams open (STREAM_SWEEP): the added TTFT while the machine (clients,
+ *              fake worker, controller and Redis on the same cores) still has CPU to spare.
  * TTFT = call started -> first delta received.
  * The durable path runs three ways on the same controller, in alternating rounds so the shared machine's noise
  * falls on all: `log` with the in-process hand-off off (every event read back from the stream log, the
@@ -73,19 +75,27 @@ export interface EndToEnd {
   paced: { direct: PathResult; durable: Durable };
   /** Paced: durable TTFT minus direct TTFT, each way. */
   addedTtftMs: Record<keyof Durable, Added>;
-  streaming: {
+  streaming: Streaming & {
     tokens: number;
     intervalMs: number;
-    direct: PathResult;
-    durable: PathResult;
-    addedTtftMs: Added;
+    /** The same load with fewer streams open (STREAM_SWEEP), one round each: where the machine runs out. */
+    fewer: Streaming[];
   };
+}
+
+interface Streaming {
+  streams: number;
+  direct: PathResult;
+  durable: PathResult;
+  addedTtftMs: Added;
 }
 
 type Added = { p50: number; p99: number };
 
 /** A streaming call's answer: 128 tokens, one every 30 ms (see the top of this file). */
 const STREAM = { tokens: 128, intervalMs: 30 };
+/** Fewer open streams, measured before the target's load: the added TTFT while the machine still has CPU. */
+const STREAM_SWEEP = [64, 128];
 
 export async function measureEndToEnd(
   redisUrl: string,
@@ -173,8 +183,9 @@ function added(d: PathResult, direct: PathResult): Added {
 }
 
 /**
- * The streaming load (see the top of this file) on the shipped path and directly, alternating in rounds of
- * `seconds` / 2 each after the ramp; the fake worker answers STREAM meanwhile.
+ * The streaming load (see the top of this file) on the shipped path and directly: first with fewer streams open
+ * (STREAM_SWEEP, one round of `seconds` / 2 each), then at `concurrency`, alternating in two rounds of
+ * `seconds` / 2 each; every round after its ramp. The fake worker answers STREAM meanwhile.
  */
 async function measureStreaming(
   server: ServerProcess,
@@ -184,18 +195,23 @@ async function measureStreaming(
 ): Promise<EndToEnd['streaming']> {
   const deltas = Array.from({ length: STREAM.tokens }, (_, i) => ` t${i}`);
   const rampMs = STREAM.tokens * STREAM.intervalMs;
-  const load = { concurrency, seconds: seconds / 2 + rampMs / 1000, staggerMs: rampMs };
   await server.script({ t: 'stream', deltas, intervalMs: STREAM.intervalMs });
   await server.variant('local');
-  const direct: Sample[] = [];
-  const durable: Sample[] = [];
-  for (let r = 0; r < 2; r++) {
-    direct.push(await paths.direct(load));
-    durable.push(await paths.durable(load));
-  }
-  const d = summarise(direct);
-  const q = summarise(durable);
-  return { ...STREAM, direct: d, durable: q, addedTtftMs: added(q, d) };
+  const measure = async (streams: number, rounds: number): Promise<Streaming> => {
+    const load = { concurrency: streams, seconds: seconds / 2 + rampMs / 1000, staggerMs: rampMs };
+    const direct: Sample[] = [];
+    const durable: Sample[] = [];
+    for (let r = 0; r < rounds; r++) {
+      direct.push(await paths.direct(load));
+      durable.push(await paths.durable(load));
+    }
+    const d = summarise(direct);
+    const q = summarise(durable);
+    return { streams, direct: d, durable: q, addedTtftMs: added(q, d) };
+  };
+  const fewer: Streaming[] = [];
+  for (const streams of STREAM_SWEEP.filter((n) => n < concurrency)) fewer.push(await measure(streams, 1));
+  return { ...STREAM, ...(await measure(concurrency, 2)), fewer };
 }
 
 interface LoadOptions {

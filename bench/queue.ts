@@ -327,6 +327,12 @@ async function main(): Promise<void> {
       ttftRow('direct to the worker', endToEnd.streaming.direct),
       ttftRow('durable, as shipped', endToEnd.streaming.durable),
       `added by the durable path at ${o.concurrency} open streams (the target's load): p50 ${endToEnd.streaming.addedTtftMs.p50} p99 ${endToEnd.streaming.addedTtftMs.p99} ms (target <= 2 / 10)`,
+      'the same load with fewer streams open (one round each):',
+      ...endToEnd.streaming.fewer.flatMap((f) => [
+        ttftRow(`direct, ${f.streams} streams`, f.direct),
+        ttftRow(`durable, ${f.streams} streams`, f.durable),
+        `  added at ${f.streams} open streams: p50 ${f.addedTtftMs.p50} p99 ${f.addedTtftMs.p99} ms`,
+      ]),
       `redis server per request (saturated): ${server_.scriptCallsPerRequest} script calls, ${server_.scriptUsecPerRequest} us in scripts, ${server_.redisCpuUsecPerRequest} us CPU`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
