@@ -73,6 +73,7 @@ export class EngineGroup {
   private readonly fullPlans: boolean;
   private fullPlan: StepPlan | undefined;
   private readonly byId = new Map<string, GroupRequest>();
+  private readonly delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: 0 };
 
   /**
    * `sharedBlockHashes` (default true): requests come as their prompt's block hashes (the router's, computed
@@ -190,18 +191,26 @@ export class EngineGroup {
     return this.latency.stepMs(plan.decodeSeqs, meanDecodeContext(plan), plan.prefillTokens);
   }
 
+  /** What the step delivered, in one object this group refills at its next endStep (one per step was garbage). */
   endStep(): StepDelivery {
     if (!this.stepping) throw new Error(`group ${this.id}: no step is running`);
     this.stepping = false;
     const out = this.fullPlans ? this.finishFull() : this.scheduler.finishStep();
-    const delivery: StepDelivery = { firstTokens: [], finished: [], outputTokens: out.sampledTokens };
-    for (const r of out.firstTokens) {
-      delivery.firstTokens.push(r.simId);
+    const delivery = this.delivery;
+    delivery.outputTokens = out.sampledTokens;
+    delivery.firstTokens.length = 0;
+    delivery.finished.length = 0;
+    // Indexed loops: most steps deliver the scheduler's shared empty list, and for-of over it and over the
+    // others' arrays allocated an iterator.
+    for (let i = 0; i < out.firstTokens.length; i++) {
+      const id = (out.firstTokens[i] as GroupRequest).simId;
+      delivery.firstTokens.push(id);
       if (!this.tracking) continue;
-      this.prefillBacklog -= this.expectedMiss.get(r.simId) ?? 0;
-      this.expectedMiss.delete(r.simId);
+      this.prefillBacklog -= this.expectedMiss.get(id) ?? 0;
+      this.expectedMiss.delete(id);
     }
-    for (const r of out.finished) delivery.finished.push(r.simId);
+    for (let i = 0; i < out.finished.length; i++)
+      delivery.finished.push((out.finished[i] as GroupRequest).simId);
     return delivery;
   }
 

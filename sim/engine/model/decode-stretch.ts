@@ -115,8 +115,9 @@ export class DecodeStretch<S extends Seq> {
       seq.plannedTokens = 1;
     }
     if (inFlight) {
-      inFlight.length = 0;
-      for (let i = 0; i < batch.length; i++) inFlight.push(batch[i] as S);
+      // Overwritten in place: emptied first, the list gave up its backing store and grew a new one.
+      for (let i = 0; i < batch.length; i++) inFlight[i] = batch[i] as S;
+      inFlight.length = batch.length;
     }
   }
 

@@ -228,9 +228,12 @@ export class SequenceKv {
     const needed = Math.ceil(end / this.blockSize) - held - hitBlocks;
     const hits = this.hits;
     // Indexed loops throughout: for-of over these arrays allocated an iterator result per block.
-    let reclaimed = 0;
-    for (let k = 0; k < hitBlocks; k++) if (this.pool.isFree(hits[k] as number)) reclaimed++;
-    if (needed + reclaimed > this.pool.numFree) return false;
+    // Hits taken back from the free queue need free blocks too; counted only when they could exceed them.
+    if (needed + hitBlocks > this.pool.numFree) {
+      let reclaimed = 0;
+      for (let k = 0; k < hitBlocks; k++) if (this.pool.isFree(hits[k] as number)) reclaimed++;
+      if (needed + reclaimed > this.pool.numFree) return false;
+    }
     let blocks = seq.blocks;
     const total = held + hitBlocks + Math.max(0, needed);
     if (total > blocks.length) {
