@@ -14,8 +14,8 @@
  * the writer must continue exactly at nextTokenIndex().
  * The check and the XADD run in one Lua script, so two writers racing for the same index cannot both win.
  *
- * TTL: ttlMs while the request runs, refreshed by each writer's first append and every few tokens (a writer that died leaves no
- * garbage forever), then endedTtlMs once the terminal entry is in.
+ * TTL: ttlMs while the request runs, refreshed by each writer's first append and every few tokens (a writer
+ * that died leaves no garbage forever), then endedTtlMs once the terminal entry is in.
  */
 import type { Redis } from 'ioredis';
 import { CorralError } from '../../common/errors.ts';
@@ -35,8 +35,8 @@ import { FINISH_OWNED } from './queue-scripts.ts';
  * The tip (LogTip: length, top entry, next token index) is what each check needs. A writer that knows it from
  * its previous append's reply passes it, and the script trusts it when XLEN still equals its length: the log is
  * append-only, so an unchanged length means nobody appended since. That costs an XLEN instead of reading and
- * parsing the top entry (XREVRANGE), a third of a streamed token's cost in Redis. Otherwise (tipTop '': not
- * known, or another writer appended meanwhile) the script reads the top entry.
+ * parsing the top entry (XREVRANGE). Otherwise (tipTop '': not known, or another writer appended meanwhile) the
+ * script reads the top entry.
  * The TTL is refreshed by a writer's first append and whenever the next token index passes a multiple of
  * TTL_EVERY_TOKENS, not on every token: a running log expires only after that many tokens took longer than ttl.
  */
