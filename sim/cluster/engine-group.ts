@@ -28,7 +28,7 @@ export interface GroupShape {
   maxModelLen: number;
 }
 
-/** What the end of a step delivered. */
+/** What the end of a step delivered; valid until the group's next endStep (which refills the same object). */
 export interface StepDelivery {
   /** Requests whose first output token this step sampled. */
   firstTokens: number[];
