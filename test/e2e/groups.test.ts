@@ -16,12 +16,14 @@ import { until } from '../helpers/until.ts';
 
 const MODEL = 'llama-3.1-405b-instruct';
 const RACK = 'topology.corral.dev/rack';
+// Group masters listen below Linux's ephemeral ports (32768-60999), where another test's connection could hold
+// one; each e2e file that forms groups keeps to its own range.
 const CONFIG = `
 heartbeatIntervalMs: 500
 workerTimeoutMs: 3000
 groups:
   backoffBaseMs: 500
-  masterPortBase: ${20000 + (process.pid % 20000)}
+  masterPortBase: ${20000 + (process.pid % 6000)}
 deployments:
   - name: ${MODEL}
     model: meta-llama/Llama-3.1-405B-Instruct
