@@ -91,8 +91,8 @@ export class LogWriter {
         const terminal = batch[batch.length - 1]?.event?.$case === 'finished';
         const finishAs = terminal ? this.finishAs?.() : undefined;
         const results = await this.log.appendLinked(this.requestId, batch, this.returnTokenIds, {
-          ...(finishAs ? { finishAs } : {}),
-          ...(this.tip ? { tip: this.tip } : {}),
+          finishAs,
+          tip: this.tip,
         });
         this.tip = results[results.length - 1]?.tip;
         const appended: LinkedEntry[] = [];

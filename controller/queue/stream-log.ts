@@ -299,7 +299,7 @@ export class StreamLog {
     id: string,
     events: readonly GenerateEvent[],
     returnTokenIds = false,
-    options: { finishAs?: FinishAs; tip?: LogTip } = {},
+    options: { finishAs?: FinishAs | undefined; tip?: LogTip | undefined } = {},
   ): Promise<AppendResult[]> {
     if (events.length === 0) return [];
     const { finishAs, tip } = options;
