@@ -58,34 +58,31 @@ local function readTip(key, length)
   end
   return topId, nextIdx
 end
--- tip: {length, top (nil: empty), next}; returns the event's reply and whether the TTL is due.
+local function reply(tip, after, outcome, finished) return {outcome, tip.next, after, finished or 0, tip.length} end
+-- tip: {length, top (nil: empty), next}, moved past the event when it is appended; returns the event's reply.
 local function appendOne(key, tip, ids, id, owner, now, retainMs, kind, idx, cnt, payload)
   local after = tip.top or '0-0'
-  if tip.top == '2-0' then return {'ended', 0, after, 0, tip.length}, false end
-  local refresh = false
+  local finished = 0
+  if tip.top == '2-0' then return reply(tip, after, 'ended') end
   if kind == 'started' then
-    if tip.top then return {'duplicate', tip.next, after, 0, tip.length}, false end
+    if tip.top then return reply(tip, after, 'duplicate') end
     redis.call('XADD', key, '0-1', 'k', 'event', 'e', payload, 'ids', ids)
     tip.top = '0-1'
   elseif kind == 'delta' then
-    if idx + cnt <= tip.next then return {'duplicate', tip.next, after, 0, tip.length}, false end
-    if idx > tip.next then return {'gap', tip.next, after, 0, tip.length}, false end
-    if idx < tip.next then return {'overlap', tip.next, after, 0, tip.length}, false end
+    if idx + cnt <= tip.next then return reply(tip, after, 'duplicate') end
+    if idx > tip.next then return reply(tip, after, 'gap') end
+    if idx < tip.next then return reply(tip, after, 'overlap') end
     redis.call('XADD', key, '1-' .. idx, 'k', 'event', 'i', idx, 'n', cnt, 'e', payload)
     tip.top = '1-' .. idx
     tip.next = idx + cnt
-    refresh = math.floor(idx / ${TTL_EVERY_TOKENS}) ~= math.floor(tip.next / ${TTL_EVERY_TOKENS})
   else
     redis.call('XADD', key, '2-0', 'k', 'event', 'e', payload)
     redis.call('PEXPIRE', key, endedTtl)
     tip.top = '2-0'
-    tip.length = tip.length + 1
-    local finished = 0
     if owner ~= '' then finished = finishOwned(base, owner, id, now, retainMs) end
-    return {'appended', tip.next, after, finished, tip.length}, false
   end
   tip.length = tip.length + 1
-  return {'appended', tip.next, after, 0, tip.length}, refresh
+  return reply(tip, after, 'appended', finished)
 end
 local out = {}
 local a = 4
@@ -102,15 +99,15 @@ for r = 1, #KEYS do
     tip.top, tip.next = readTip(key, length)
     refresh = true
   end
+  local fromNext = tip.next
   local count = tonumber(ARGV[a + 8])
   a = a + 9
   local replies = {}
   for e = 1, count do
-    local due
-    replies[e], due = appendOne(key, tip, ids, id, owner, now, retainMs, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
-    refresh = refresh or due
+    replies[e] = appendOne(key, tip, ids, id, owner, now, retainMs, ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3])
     a = a + 4
   end
+  refresh = refresh or math.floor(fromNext / ${TTL_EVERY_TOKENS}) ~= math.floor(tip.next / ${TTL_EVERY_TOKENS})
   -- An ended log keeps the ended TTL its terminal entry set.
   if refresh and tip.top ~= '2-0' then redis.call('PEXPIRE', key, ttl) end
   out[r] = replies
